@@ -1,0 +1,349 @@
+// The configuration file's schema: one JSON Schema (TypeBox) validated once at start.
+// Every object is closed (unknown keys are errors); routers and metrics providers are
+// tagged unions on `type`. Durations are strings like `30s`, `5m`, `1h`.
+
+import { type Static, type TObject, type TProperties, Type } from '@sinclair/typebox';
+
+const closed = <T extends TProperties>(properties: T, description?: string): TObject<T> =>
+  Type.Object(properties, { additionalProperties: false, ...(description ? { description } : {}) });
+
+export const DURATION_PATTERN = '^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$';
+const Duration = (description: string) =>
+  Type.String({ pattern: DURATION_PATTERN, description: `${description} (a duration: 500ms, 30s, 5m, 1h)` });
+const Name = (description: string) =>
+  Type.String({ minLength: 1, maxLength: 253, pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$', description });
+
+/** A secret is never written inline: it names an environment variable or a file. */
+export const SecretRef = Type.Union(
+  [closed({ env: Type.String({ minLength: 1 }) }), closed({ file: Type.String({ minLength: 1 }) })],
+  { description: 'where to read a secret from: {env: NAME} or {file: /path}' },
+);
+export type SecretRef = Static<typeof SecretRef>;
+
+// ---- clusters ---------------------------------------------------------------------------
+
+export const ClusterSchema = closed({
+  name: Name('the cluster name used in metrics ({{cluster}}), events and logs'),
+  kubeconfig: Type.Optional(
+    Type.String({
+      minLength: 1,
+      description: 'path to a kubeconfig file; absent means in-cluster credentials',
+    }),
+  ),
+  context: Type.Optional(Type.String({ minLength: 1, description: 'kubeconfig context to use' })),
+});
+
+// ---- routes: one entry per traffic router -----------------------------------------------
+
+const KubeRouteBase = {
+  cluster: Type.Optional(
+    Type.Union([Type.Literal('old'), Type.Literal('new')], {
+      description: 'which cluster holds the route object (default old)',
+    }),
+  ),
+  namespace: Type.Optional(
+    Type.String({ minLength: 1, description: "route object's namespace (default: the workload's)" }),
+  ),
+};
+
+export const SandboxRouteSchema = closed(
+  { type: Type.Literal('sandbox') },
+  'the embedded simulator (demo, benchmarks)',
+);
+
+export const HaproxyRouteSchema = closed(
+  {
+    type: Type.Literal('haproxy'),
+    backend: Type.String({ minLength: 1, description: 'the HAProxy backend serving the workload' }),
+    oldServer: Type.String({ minLength: 1, description: 'the server in that backend for the old cluster' }),
+    newServer: Type.String({ minLength: 1, description: 'the server in that backend for the new cluster' }),
+  },
+  'HAProxy runtime API: set weight <backend>/<server>',
+);
+
+const IstioDestination = closed({
+  host: Type.String({ minLength: 1 }),
+  subset: Type.Optional(Type.String({ minLength: 1 })),
+});
+
+export const IstioRouteSchema = closed(
+  {
+    type: Type.Literal('istio'),
+    ...KubeRouteBase,
+    virtualService: Type.String({ minLength: 1 }),
+    routeName: Type.Optional(
+      Type.String({ minLength: 1, description: 'the http route by name; default every http route' }),
+    ),
+    oldDestination: IstioDestination,
+    newDestination: IstioDestination,
+  },
+  'Istio VirtualService destination weights',
+);
+
+const GatewayBackend = closed({
+  name: Type.String({ minLength: 1 }),
+  kind: Type.Optional(Type.Union([Type.Literal('Service'), Type.Literal('ServiceImport')])),
+  namespace: Type.Optional(Type.String({ minLength: 1 })),
+  port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+});
+
+export const GatewayApiRouteSchema = closed(
+  {
+    type: Type.Literal('gatewayApi'),
+    ...KubeRouteBase,
+    httpRoute: Type.String({ minLength: 1 }),
+    ruleName: Type.Optional(
+      Type.String({ minLength: 1, description: 'the rule by name; default every rule' }),
+    ),
+    oldBackend: GatewayBackend,
+    newBackend: GatewayBackend,
+  },
+  'Gateway API HTTPRoute backendRef weights',
+);
+
+export const SmiRouteSchema = closed(
+  {
+    type: Type.Literal('smi'),
+    ...KubeRouteBase,
+    trafficSplit: Type.String({ minLength: 1 }),
+    oldService: Type.String({ minLength: 1, description: 'the local service' }),
+    newService: Type.String({ minLength: 1, description: 'the mirrored service, e.g. checkout-east' }),
+  },
+  'Linkerd multicluster / SMI TrafficSplit',
+);
+
+export const AlbRouteSchema = closed(
+  {
+    type: Type.Literal('alb'),
+    listenerArn: Type.String({ minLength: 1 }),
+    ruleArn: Type.Optional(
+      Type.String({ minLength: 1, description: "a rule; default the listener's default action" }),
+    ),
+    oldTargetGroupArn: Type.String({ minLength: 1 }),
+    newTargetGroupArn: Type.String({ minLength: 1 }),
+  },
+  'AWS ALB weighted forward action',
+);
+
+export const Route53RouteSchema = closed(
+  {
+    type: Type.Literal('route53'),
+    hostedZoneId: Type.String({ minLength: 1 }),
+    recordName: Type.String({ minLength: 1 }),
+    recordType: Type.Union([Type.Literal('A'), Type.Literal('AAAA'), Type.Literal('CNAME')]),
+    oldSetIdentifier: Type.String({ minLength: 1 }),
+    newSetIdentifier: Type.String({ minLength: 1 }),
+  },
+  'AWS Route 53 weighted record pair',
+);
+
+export const RouteSchema = Type.Union(
+  [
+    SandboxRouteSchema,
+    HaproxyRouteSchema,
+    IstioRouteSchema,
+    GatewayApiRouteSchema,
+    SmiRouteSchema,
+    AlbRouteSchema,
+    Route53RouteSchema,
+  ],
+  { description: 'where the workload traffic is split; `type` picks the router' },
+);
+export type RouteConfig = Static<typeof RouteSchema>;
+export type RouterType = RouteConfig['type'];
+export const ROUTER_TYPES: readonly RouterType[] = [
+  'sandbox',
+  'haproxy',
+  'istio',
+  'gatewayApi',
+  'smi',
+  'alb',
+  'route53',
+];
+export type RouteOf<T extends RouterType> = Extract<RouteConfig, { type: T }>;
+
+// ---- rollout policy (defaults, overridable per workload) ---------------------------------
+
+export const PlanSchema = closed({
+  steps: Type.Optional(
+    Type.Array(Type.Integer({ minimum: 1, maximum: 100 }), {
+      minItems: 1,
+      description: 'new-cluster weights to walk through, rising, ending at 100',
+    }),
+  ),
+  holdTime: Type.Optional(Duration('minimum time at each step')),
+  minPassingChecks: Type.Optional(
+    Type.Integer({ minimum: 1, description: 'passing checks needed per step' }),
+  ),
+  requireApproval: Type.Optional(Type.Boolean({ description: 'wait for an operator before the final step' })),
+});
+
+export const AnalysisSchema = closed({
+  interval: Type.Optional(Duration('time between checks')),
+  latencyWindow: Type.Optional(Duration('window for p99 latency and custom metrics')),
+  failureLimit: Type.Optional(
+    Type.Integer({ minimum: 1, description: 'consecutive failed checks that roll back' }),
+  ),
+  inconclusiveLimit: Type.Optional(
+    Type.Integer({ minimum: 1, description: 'consecutive inconclusive checks that pause the rollout' }),
+  ),
+  minRequests: Type.Optional(
+    Type.Integer({ minimum: 1, description: 'new-cluster requests needed to judge' }),
+  ),
+  errorRate: Type.Optional(
+    closed({
+      alpha: Type.Optional(
+        Type.Number({ exclusiveMinimum: 0, maximum: 0.5, description: 'false-rollback rate bound' }),
+      ),
+      maxRatio: Type.Optional(
+        Type.Number({ minimum: 1, description: 'allowed new/old error-rate ratio before the test may fail' }),
+      ),
+      maxErrorRate: Type.Optional(
+        Type.Number({ exclusiveMinimum: 0, maximum: 1, description: 'absolute ceiling' }),
+      ),
+      criticalErrorRate: Type.Optional(
+        Type.Number({ exclusiveMinimum: 0, maximum: 1, description: 'roll back at once at or above this' }),
+      ),
+    }),
+  ),
+  latency: Type.Optional(
+    closed({
+      maxRatio: Type.Optional(Type.Number({ minimum: 1, description: 'allowed new/old p99 ratio' })),
+      maxP99Ms: Type.Optional(
+        Type.Number({ exclusiveMinimum: 0, description: 'absolute p99 ceiling in ms' }),
+      ),
+    }),
+  ),
+  trafficShareTolerance: Type.Optional(
+    Type.Number({
+      minimum: 0,
+      maximum: 1,
+      description: 'a step is judged once the observed share reaches weight x (1 - tolerance)',
+    }),
+  ),
+});
+
+export const ScalingSchema = closed({
+  headroom: Type.Optional(
+    Type.Number({ minimum: 0, maximum: 10, description: 'extra capacity over the traffic share' }),
+  ),
+  minReplicas: Type.Optional(
+    Type.Integer({ minimum: 0, description: 'floor for the new cluster during a rollout' }),
+  ),
+  readyTimeout: Type.Optional(Duration('how long to wait for the new cluster to become ready')),
+  drainDelay: Type.Optional(Duration('after traffic leaves, wait this long before scaling down')),
+  oldScaleDown: Type.Optional(
+    Type.Union([Type.Literal('never'), Type.Literal('afterPromotion'), Type.Literal('stepwise')], {
+      description: "what happens to the old cluster's replicas",
+    }),
+  ),
+  oldScaleDownDelay: Type.Optional(
+    Duration('after promotion, wait this long before scaling the old cluster down'),
+  ),
+});
+
+export const PolicySchema = closed({
+  plan: Type.Optional(PlanSchema),
+  analysis: Type.Optional(AnalysisSchema),
+  scaling: Type.Optional(ScalingSchema),
+});
+
+// ---- metrics ------------------------------------------------------------------------------
+
+export const CustomMetricSchema = closed({
+  name: Name('metric name'),
+  query: Type.String({
+    minLength: 1,
+    description: 'PromQL with {{namespace}}, {{workload}}, {{cluster}}, {{window}}; one value per cluster',
+  }),
+  max: Type.Optional(Type.Number({ description: 'fail when the new cluster is above this' })),
+  maxRatio: Type.Optional(Type.Number({ minimum: 1, description: 'fail when new/old is above this' })),
+});
+
+export const PrometheusProviderSchema = closed({
+  type: Type.Literal('prometheus'),
+  address: Type.String({ pattern: '^https?://', description: 'e.g. http://prometheus.monitoring:9090' }),
+  timeout: Type.Optional(Duration('per-query timeout')),
+  bearerToken: Type.Optional(SecretRef),
+  basicAuth: Type.Optional(closed({ username: Type.String({ minLength: 1 }), password: SecretRef })),
+  caFile: Type.Optional(Type.String({ minLength: 1 })),
+  template: Type.Union([Type.Literal('istio'), Type.Literal('haproxy')], {
+    description: 'built-in queries for requests, errors and p99 latency',
+  }),
+  /** HAProxy template only: the backend and server name for each workload come from its route. */
+  clusterLabel: Type.Optional(Type.String({ minLength: 1, description: 'label naming the cluster (Istio)' })),
+  custom: Type.Optional(Type.Array(CustomMetricSchema)),
+});
+
+export const SandboxProviderSchema = closed({ type: Type.Literal('sandbox') });
+
+export const MetricsProviderSchema = Type.Union([PrometheusProviderSchema, SandboxProviderSchema]);
+export type MetricsProviderConfig = Static<typeof MetricsProviderSchema>;
+
+// ---- the whole file --------------------------------------------------------------------
+
+export const WorkloadSchema = closed({
+  namespace: Name('the namespace, the same in both clusters'),
+  name: Name('the Deployment, the same in both clusters'),
+  kind: Type.Optional(Type.Literal('Deployment')),
+  route: RouteSchema,
+  plan: Type.Optional(PlanSchema),
+  analysis: Type.Optional(AnalysisSchema),
+  scaling: Type.Optional(ScalingSchema),
+});
+
+export const StateConfigSchema = Type.Union([
+  closed({ type: Type.Literal('configmap') }),
+  closed({ type: Type.Literal('file'), path: Type.String({ minLength: 1 }) }),
+  closed({ type: Type.Literal('memory') }),
+]);
+
+export const ConfigSchema = closed({
+  clusters: closed({ old: ClusterSchema, new: ClusterSchema }),
+  controller: Type.Optional(
+    closed({
+      namespace: Type.Optional(Name('where state ConfigMaps and the Lease live')),
+      interval: Type.Optional(Duration('control-loop tick')),
+      maxConcurrent: Type.Optional(Type.Integer({ minimum: 1, description: 'rollouts progressing at once' })),
+      requestTimeout: Type.Optional(Duration('timeout of every Kubernetes, router and metrics call')),
+      autoStart: Type.Optional(
+        Type.Boolean({ description: 'start every configured workload without an API call' }),
+      ),
+      state: Type.Optional(StateConfigSchema),
+      leaderElection: Type.Optional(
+        closed({
+          enabled: Type.Optional(Type.Boolean()),
+          leaseName: Type.Optional(Name('Lease object name')),
+          leaseDuration: Type.Optional(Duration('lease duration')),
+          renewDeadline: Type.Optional(Duration('renew deadline')),
+          retryPeriod: Type.Optional(Duration('retry period')),
+        }),
+      ),
+    }),
+  ),
+  api: Type.Optional(
+    closed({
+      host: Type.Optional(Type.String({ minLength: 1 })),
+      port: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+    }),
+  ),
+  metrics: MetricsProviderSchema,
+  routers: Type.Optional(
+    closed({
+      haproxy: Type.Optional(
+        closed({
+          socket: Type.String({
+            minLength: 1,
+            description: 'admin socket: a unix path, or tcp://host:port',
+          }),
+        }),
+      ),
+      aws: Type.Optional(closed({ region: Type.String({ minLength: 1 }) })),
+    }),
+  ),
+  defaults: Type.Optional(PolicySchema),
+  workloads: Type.Array(WorkloadSchema, { minItems: 1 }),
+});
+
+export type RawConfig = Static<typeof ConfigSchema>;
+export type WorkloadConfig = Static<typeof WorkloadSchema>;

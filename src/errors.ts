@@ -1,0 +1,112 @@
+// Every error clustershift raises on purpose: a stable `code`, an HTTP status for the API,
+// and a message that says what was wrong, where, and what to do.
+
+export class ClustershiftError extends Error {
+  readonly code: string = 'CS_ERROR';
+  readonly statusCode: number = 500;
+
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** The configuration file is invalid; the process exits with code 2 before touching a cluster. */
+export class ConfigError extends ClustershiftError {
+  override readonly code = 'CS_CONFIG_INVALID';
+  override readonly statusCode = 400;
+}
+
+/** An operator call that the rollout's current phase does not allow. */
+export class PhaseConflictError extends ClustershiftError {
+  override readonly code = 'CS_PHASE_CONFLICT';
+  override readonly statusCode = 409;
+  constructor(
+    readonly action: string,
+    readonly phase: string,
+    readonly key: string,
+  ) {
+    super(`cannot ${action} rollout ${key}: it is in phase ${phase}`);
+  }
+}
+
+export class RolloutNotFoundError extends ClustershiftError {
+  override readonly code = 'CS_ROLLOUT_NOT_FOUND';
+  override readonly statusCode = 404;
+  constructor(readonly key: string) {
+    super(`no workload ${key} in the configuration; GET /api/v1/rollouts lists the known ones`);
+  }
+}
+
+/** Another replica (or a stale copy of this one) wrote the rollout state first. */
+export class StateConflictError extends ClustershiftError {
+  override readonly code = 'CS_STATE_CONFLICT';
+  override readonly statusCode = 409;
+}
+
+/** A traffic router could not read or write a route. */
+export class RouterError extends ClustershiftError {
+  override readonly code: string = 'CS_ROUTER_FAILED';
+  override readonly statusCode: number = 502;
+}
+
+/** The route object, or one of its two destinations, does not exist. */
+export class RouteNotFoundError extends RouterError {
+  override readonly code = 'CS_ROUTE_NOT_FOUND';
+  override readonly statusCode = 404;
+}
+
+/** A weight was written but reading it back gave another value. */
+export class WeightMismatchError extends RouterError {
+  override readonly code = 'CS_WEIGHT_MISMATCH';
+  constructor(
+    readonly route: string,
+    readonly written: number,
+    readonly readBack: number | undefined,
+  ) {
+    super(`route ${route}: wrote new-cluster weight ${written}% but read back ${readBack ?? 'nothing'}`);
+  }
+}
+
+/** The metrics backend failed or answered something unusable. */
+export class MetricsError extends ClustershiftError {
+  override readonly code: string = 'CS_METRICS_FAILED';
+  override readonly statusCode: number = 502;
+}
+
+/** A Kubernetes API call failed after its retries. */
+export class KubeError extends ClustershiftError {
+  override readonly code: string = 'CS_KUBE_FAILED';
+  override readonly statusCode: number = 502;
+  constructor(
+    message: string,
+    readonly httpStatus?: number,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+export class TimeoutError extends ClustershiftError {
+  override readonly code = 'CS_TIMEOUT';
+  override readonly statusCode = 504;
+}
+
+/** Every code above with what it means, for the README's error table and its test. */
+export const ERROR_CODES: Readonly<Record<string, string>> = {
+  CS_ERROR: 'an unexpected error',
+  CS_CONFIG_INVALID: 'the configuration file is invalid (exit code 2)',
+  CS_PHASE_CONFLICT: "the rollout's phase does not allow this call (HTTP 409)",
+  CS_ROLLOUT_NOT_FOUND: 'no such workload in the configuration (HTTP 404)',
+  CS_STATE_CONFLICT: 'another writer changed the rollout state first',
+  CS_ROUTER_FAILED: 'the traffic router could not read or write a route',
+  CS_ROUTE_NOT_FOUND: 'the route object or one of its destinations is missing',
+  CS_WEIGHT_MISMATCH: 'a written weight did not read back the same',
+  CS_METRICS_FAILED: 'the metrics backend failed or answered something unusable',
+  CS_KUBE_FAILED: 'a Kubernetes API call failed after retries',
+  CS_TIMEOUT: 'an I/O call did not finish within its timeout',
+};
+
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

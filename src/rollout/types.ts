@@ -1,0 +1,218 @@
+// The vocabulary of a rollout: its persisted state, what the controller observes each tick,
+// and the actions the pure decision functions ask the controller to perform.
+
+export type RolloutPhase =
+  | 'Pending'
+  | 'Preflight'
+  | 'Progressing'
+  | 'Paused'
+  | 'Promoting'
+  | 'Succeeded'
+  | 'RollingBack'
+  | 'RolledBack'
+  | 'Failed';
+
+export const ROLLOUT_PHASES: readonly RolloutPhase[] = [
+  'Pending',
+  'Preflight',
+  'Progressing',
+  'Paused',
+  'Promoting',
+  'Succeeded',
+  'RollingBack',
+  'RolledBack',
+  'Failed',
+];
+
+/** Phases in which the controller still has work to do on the rollout. */
+export const ACTIVE_PHASES: ReadonlySet<RolloutPhase> = new Set([
+  'Preflight',
+  'Progressing',
+  'Paused',
+  'Promoting',
+  'RollingBack',
+]);
+
+export type ClusterRole = 'old' | 'new';
+export type Verdict = 'pass' | 'fail' | 'inconclusive';
+
+export interface WorkloadRef {
+  namespace: string;
+  name: string;
+}
+
+export function workloadKey(ref: WorkloadRef): string {
+  return `${ref.namespace}/${ref.name}`;
+}
+
+/** What a cluster says about the workload this tick. */
+export interface WorkloadObservation {
+  exists: boolean;
+  /** spec.replicas */
+  replicas: number;
+  readyReplicas: number;
+  /** container name -> image */
+  images: Record<string, string>;
+  generation?: number;
+  observedGeneration?: number;
+  /** Present when a HorizontalPodAutoscaler targets the workload. */
+  hpa?: { name: string; minReplicas: number; maxReplicas: number; currentReplicas: number };
+}
+
+/** One cluster's counts and latency for one workload over one window; null means no data. */
+export interface ClusterMetrics {
+  requests: number | null;
+  errors: number | null;
+  p99LatencyMs: number | null;
+  /** User-defined metrics by name. */
+  custom?: Record<string, number | null>;
+}
+
+export interface MetricsReading {
+  old: ClusterMetrics;
+  new: ClusterMetrics;
+  /** Length of the window the counts cover, in ms. */
+  windowMs: number;
+}
+
+export interface Observation {
+  /** undefined: the cluster could not be read this tick. */
+  old: WorkloadObservation | undefined;
+  new: WorkloadObservation | undefined;
+  /** The new-cluster weight read from the route; undefined when it could not be read. */
+  routeWeight: number | undefined;
+  /** Set when the route is missing or malformed (preflight) or unreadable. */
+  routeError?: string;
+  /** Metrics for the window since the last check; undefined when no check is due this tick. */
+  metrics?: MetricsReading | { error: string };
+  /** Set when a gate webhook refused the next traffic increase. */
+  gateRefusal?: string;
+}
+
+export interface MetricResult {
+  name: string;
+  old: number | null;
+  new: number | null;
+  verdict: Verdict;
+  reason: string;
+}
+
+export interface CheckRecord {
+  at: number;
+  weight: number;
+  verdict: Verdict;
+  /** A breach bad enough to roll back at once. */
+  critical: boolean;
+  metrics: MetricResult[];
+  reason: string;
+}
+
+export type HistoryKind =
+  | 'started'
+  | 'preflight-passed'
+  | 'preflight-failed'
+  | 'scaled'
+  | 'weight-set'
+  | 'step-advanced'
+  | 'drift-corrected'
+  | 'paused'
+  | 'resumed'
+  | 'promoting'
+  | 'promoted'
+  | 'succeeded'
+  | 'rolling-back'
+  | 'rolled-back'
+  | 'retried'
+  | 'operator';
+
+export interface HistoryEntry {
+  at: number;
+  kind: HistoryKind;
+  message: string;
+}
+
+/** Counts accumulated over the current step, for the sequential error-rate test. */
+export interface StepCounts {
+  oldRequests: number;
+  oldErrors: number;
+  newRequests: number;
+  newErrors: number;
+}
+
+export interface RolloutState {
+  key: string;
+  workload: WorkloadRef;
+  phase: RolloutPhase;
+  /** Why the rollout is paused, failed or rolling back. */
+  reason?: string;
+  /** Index into the plan's steps of the weight now in force; -1 before the first step. */
+  stepIndex: number;
+  /** The new-cluster weight the route should carry now. */
+  weight: number;
+  /** A higher weight waiting for the new cluster's replicas to be ready. */
+  pendingWeight?: number;
+  pendingSince?: number;
+  stepStartedAt: number;
+  passedChecks: number;
+  consecutiveFailures: number;
+  consecutiveInconclusive: number;
+  stepCounts: StepCounts;
+  lastCheckAt?: number;
+  /** Captured at start: what to restore and what to scale from. */
+  baseline?: {
+    oldReplicas: number;
+    newReplicas: number;
+    oldHpaMinReplicas?: number;
+    newHpaMinReplicas?: number;
+  };
+  /** The replicas (or HPA minReplicas) last asked of the new cluster. */
+  newReplicasTarget?: number;
+  /** Rollback: when the drain delay ends and the new cluster may scale down. */
+  drainUntil?: number;
+  /** Promotion: when the old cluster may scale down. */
+  oldScaleDownAt?: number;
+  /** Paused waiting for an operator's promote before the final step. */
+  awaitingApproval?: boolean;
+  drifts: number;
+  checks: CheckRecord[];
+  history: HistoryEntry[];
+  createdAt: number;
+  updatedAt: number;
+  finishedAt?: number;
+  /** Bumped on every change; lets stores and the API tell versions apart. */
+  revision: number;
+}
+
+export type EventKind =
+  | 'Started'
+  | 'PreflightFailed'
+  | 'StepAdvanced'
+  | 'Paused'
+  | 'Resumed'
+  | 'Promoting'
+  | 'Promoted'
+  | 'Succeeded'
+  | 'RollingBack'
+  | 'RolledBack'
+  | 'DriftCorrected';
+
+export type Action =
+  /** Set spec.replicas through the scale subresource. */
+  | { type: 'scale'; cluster: ClusterRole; replicas: number }
+  /** The workload has an HPA: set its minReplicas (and raise maxReplicas to at least that). */
+  | { type: 'setHpaMinReplicas'; cluster: ClusterRole; minReplicas: number }
+  | { type: 'setWeight'; weight: number; reason: 'step' | 'drift' | 'rollback' | 'promote' }
+  | { type: 'event'; kind: EventKind; message: string; warning: boolean };
+
+export interface Decision {
+  state: RolloutState;
+  actions: Action[];
+}
+
+export type OperatorCommand =
+  | { type: 'start' }
+  | { type: 'promote'; full: boolean }
+  | { type: 'abort'; reason: string }
+  | { type: 'pause'; reason?: string }
+  | { type: 'resume' }
+  | { type: 'retry' };

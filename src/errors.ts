@@ -74,6 +74,45 @@ export class MetricsError extends ClustershiftError {
   override readonly statusCode: number = 502;
 }
 
+/** Prometheus answered `status: error` (bad_data, execution, timeout, canceled, ...). */
+export class PrometheusQueryError extends MetricsError {
+  override readonly code = 'CS_PROMETHEUS_QUERY';
+  constructor(
+    message: string,
+    readonly errorType: string,
+    readonly query: string,
+    readonly httpStatus: number,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+/** Prometheus (or a proxy in front of it) answered something that is not a usable API answer. */
+export class PrometheusResponseError extends MetricsError {
+  override readonly code = 'CS_PROMETHEUS_BAD_RESPONSE';
+  constructor(
+    message: string,
+    readonly query: string,
+    readonly httpStatus: number | undefined,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+/** Prometheus could not be reached (connection refused, DNS, TLS). */
+export class PrometheusUnreachableError extends MetricsError {
+  override readonly code = 'CS_PROMETHEUS_UNREACHABLE';
+  override readonly statusCode = 503;
+}
+
+/** A Prometheus call did not finish within its timeout. */
+export class PrometheusTimeoutError extends MetricsError {
+  override readonly code = 'CS_PROMETHEUS_TIMEOUT';
+  override readonly statusCode = 504;
+}
+
 /** A Kubernetes API call failed after its retries. */
 export class KubeError extends ClustershiftError {
   override readonly code: string = 'CS_KUBE_FAILED';
@@ -103,6 +142,10 @@ export const ERROR_CODES: Readonly<Record<string, string>> = {
   CS_ROUTE_NOT_FOUND: 'the route object or one of its destinations is missing',
   CS_WEIGHT_MISMATCH: 'a written weight did not read back the same',
   CS_METRICS_FAILED: 'the metrics backend failed or answered something unusable',
+  CS_PROMETHEUS_QUERY: 'Prometheus rejected or failed a query (its errorType says why)',
+  CS_PROMETHEUS_BAD_RESPONSE: 'Prometheus, or a proxy in front of it, answered no usable result',
+  CS_PROMETHEUS_UNREACHABLE: 'Prometheus could not be reached',
+  CS_PROMETHEUS_TIMEOUT: 'a Prometheus call did not finish within its timeout',
   CS_KUBE_FAILED: 'a Kubernetes API call failed after retries',
   CS_TIMEOUT: 'an I/O call did not finish within its timeout',
 };

@@ -131,6 +131,24 @@ export class TimeoutError extends ClustershiftError {
   override readonly statusCode = 504;
 }
 
+/** An API call without a valid bearer token. */
+export class UnauthorizedError extends ClustershiftError {
+  override readonly code = 'CS_UNAUTHORIZED';
+  override readonly statusCode = 401;
+}
+
+/** An API call whose token's role does not allow it (a viewer calling a mutating route). */
+export class ForbiddenError extends ClustershiftError {
+  override readonly code = 'CS_FORBIDDEN';
+  override readonly statusCode = 403;
+}
+
+/** Too many mutating API calls from one caller within the rate-limit window. */
+export class RateLimitedError extends ClustershiftError {
+  override readonly code = 'CS_RATE_LIMITED';
+  override readonly statusCode = 429;
+}
+
 /** Every code above with what it means, for the README's error table and its test. */
 export const ERROR_CODES: Readonly<Record<string, string>> = {
   CS_ERROR: 'an unexpected error',
@@ -148,6 +166,9 @@ export const ERROR_CODES: Readonly<Record<string, string>> = {
   CS_PROMETHEUS_TIMEOUT: 'a Prometheus call did not finish within its timeout',
   CS_KUBE_FAILED: 'a Kubernetes API call failed after retries',
   CS_TIMEOUT: 'an I/O call did not finish within its timeout',
+  CS_UNAUTHORIZED: 'the API call has no valid bearer token (HTTP 401)',
+  CS_FORBIDDEN: "the API token's role does not allow this call (HTTP 403)",
+  CS_RATE_LIMITED: 'too many mutating API calls from one caller (HTTP 429)',
 };
 
 export function errorMessage(error: unknown): string {

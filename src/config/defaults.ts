@@ -37,5 +37,14 @@ export const DEFAULTS = {
     renewDeadline: '10s',
     retryPeriod: '2s',
   },
-  api: { host: '0.0.0.0', port: 8080 },
+  api: {
+    host: '0.0.0.0',
+    port: 8080,
+    // Secure by default: a configuration without api.auth requires tokens; the demo opts out.
+    auth: { enabled: true, openPaths: ['/healthz', '/readyz', '/metrics'] },
+    // Mutating calls are rare and human-paced; 30 a minute per caller leaves room for scripts.
+    rateLimit: { max: 30, window: '1m' },
+    // The largest body any route takes is an abort reason; 16 KiB is generous.
+    bodyLimit: 16_384,
+  },
 } as const;

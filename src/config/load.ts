@@ -86,7 +86,16 @@ export interface Config {
       retryPeriodMs: number;
     };
   };
-  api: { host: string; port: number };
+  api: {
+    host: string;
+    port: number;
+    auth: { enabled: boolean; tokensFile?: string; tokensEnv?: string; openPaths: string[] };
+    /** Absent means plain HTTP (behind a port-forward or a TLS-terminating proxy). */
+    tls?: { certFile: string; keyFile: string };
+    rateLimit: { max: number; windowMs: number };
+    /** The largest request body in bytes, for Fastify's `bodyLimit`. */
+    bodyLimit: number;
+  };
   metrics: MetricsProviderConfig;
   routers: NonNullable<RawConfig['routers']>;
   workloads: ResolvedWorkload[];
@@ -211,7 +220,22 @@ function buildConfig(raw: RawConfig, source: string, fail: (path: string, messag
         ),
       },
     },
-    api: { host: raw.api?.host ?? DEFAULTS.api.host, port: raw.api?.port ?? DEFAULTS.api.port },
+    api: {
+      host: raw.api?.host ?? DEFAULTS.api.host,
+      port: raw.api?.port ?? DEFAULTS.api.port,
+      auth: {
+        enabled: raw.api?.auth?.enabled ?? DEFAULTS.api.auth.enabled,
+        tokensFile: raw.api?.auth?.tokensFile,
+        tokensEnv: raw.api?.auth?.tokensEnv,
+        openPaths: [...(raw.api?.auth?.openPaths ?? DEFAULTS.api.auth.openPaths)],
+      },
+      tls: raw.api?.tls && { ...raw.api.tls },
+      rateLimit: {
+        max: raw.api?.rateLimit?.max ?? DEFAULTS.api.rateLimit.max,
+        windowMs: dur(raw.api?.rateLimit?.window, DEFAULTS.api.rateLimit.window, '/api/rateLimit/window'),
+      },
+      bodyLimit: raw.api?.bodyLimit ?? DEFAULTS.api.bodyLimit,
+    },
     metrics: raw.metrics,
     routers: raw.routers ?? {},
     workloads,

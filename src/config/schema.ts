@@ -325,6 +325,43 @@ export const ConfigSchema = closed({
     closed({
       host: Type.Optional(Type.String({ minLength: 1 })),
       port: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+      auth: Type.Optional(
+        closed({
+          enabled: Type.Optional(
+            Type.Boolean({
+              description: 'require a bearer token (default true; false only for a local demo)',
+            }),
+          ),
+          tokensFile: Type.Optional(
+            Type.String({ minLength: 1, description: 'YAML or JSON list of {name, role, token}' }),
+          ),
+          tokensEnv: Type.Optional(
+            Type.String({ minLength: 1, description: 'environment variable holding the same JSON list' }),
+          ),
+          openPaths: Type.Optional(
+            Type.Array(Type.String({ pattern: '^/' }), {
+              description: 'paths served without a token; a trailing * matches a prefix',
+            }),
+          ),
+        }),
+      ),
+      tls: Type.Optional(
+        closed({
+          certFile: Type.String({ minLength: 1, description: 'PEM certificate (chain) file' }),
+          keyFile: Type.String({ minLength: 1, description: 'PEM private key file' }),
+        }),
+      ),
+      rateLimit: Type.Optional(
+        closed({
+          max: Type.Optional(
+            Type.Integer({ minimum: 1, description: 'mutating calls per caller per window' }),
+          ),
+          window: Type.Optional(Duration('rate-limit window')),
+        }),
+      ),
+      bodyLimit: Type.Optional(
+        Type.Integer({ minimum: 1, maximum: 10_485_760, description: 'largest request body in bytes' }),
+      ),
     }),
   ),
   metrics: MetricsProviderSchema,

@@ -9,7 +9,7 @@ export const DEFAULT_POLICY = {
     inconclusiveLimit: 30,
     minRequests: 50,
     errorRate: { alpha: 0.05, maxRatio: 1.5, maxErrorRate: 0.05, criticalErrorRate: 0.5 },
-    latency: { maxRatio: 1.5, maxP99Ms: undefined as number | undefined },
+    latency: { maxRatio: 1.5, maxP99Ms: undefined as number | undefined, minDeltaMs: 10 },
     trafficShareTolerance: 0.5,
   },
   scaling: {

@@ -32,7 +32,7 @@ export interface AnalysisPolicy {
   inconclusiveLimit: number;
   minRequests: number;
   errorRate: { alpha: number; maxRatio: number; maxErrorRate: number; criticalErrorRate: number };
-  latency: { maxRatio: number; maxP99Ms: number | undefined };
+  latency: { maxRatio: number; maxP99Ms: number | undefined; minDeltaMs: number };
   trafficShareTolerance: number;
   custom: Array<{ name: string; query: string; max: number | undefined; maxRatio: number | undefined }>;
 }
@@ -293,7 +293,7 @@ function resolvePolicy(
       inconclusiveLimit: analysis.inconclusiveLimit ?? P.analysis.inconclusiveLimit,
       minRequests: analysis.minRequests ?? P.analysis.minRequests,
       errorRate,
-      latency: { maxRatio: latency.maxRatio, maxP99Ms: latency.maxP99Ms },
+      latency: { maxRatio: latency.maxRatio, maxP99Ms: latency.maxP99Ms, minDeltaMs: latency.minDeltaMs },
       trafficShareTolerance: analysis.trafficShareTolerance ?? P.analysis.trafficShareTolerance,
       custom,
     },

@@ -212,6 +212,9 @@ export const AnalysisSchema = closed({
       maxP99Ms: Type.Optional(
         Type.Number({ exclusiveMinimum: 0, description: 'absolute p99 ceiling in ms' }),
       ),
+      minDeltaMs: Type.Optional(
+        Type.Number({ minimum: 0, description: 'p99 differences below this many ms never fail the ratio' }),
+      ),
     }),
   ),
   trafficShareTolerance: Type.Optional(

@@ -34,6 +34,7 @@ export const ACTIVE_PHASES: ReadonlySet<RolloutPhase> = new Set([
 ]);
 
 export type ClusterRole = 'old' | 'new';
+export type PauseCause = 'operator' | 'inconclusive' | 'not-ready' | 'approval' | 'gate';
 export type Verdict = 'pass' | 'fail' | 'inconclusive';
 
 export interface WorkloadRef {
@@ -171,8 +172,11 @@ export interface RolloutState {
   drainUntil?: number;
   /** Promotion: when the old cluster may scale down. */
   oldScaleDownAt?: number;
-  /** Paused waiting for an operator's promote before the final step. */
-  awaitingApproval?: boolean;
+  /** Why the rollout is paused: an operator, too many inconclusive checks (resumes by itself
+   * once a check passes), replicas that never got ready, or a wait for approval. */
+  pauseCause?: PauseCause;
+  /** Set by `start` while the rollout waits for a free slot under maxConcurrent. */
+  queuedAt?: number;
   drifts: number;
   checks: CheckRecord[];
   history: HistoryEntry[];

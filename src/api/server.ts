@@ -1,0 +1,212 @@
+// The Fastify app builder: the rollout API under /api/v1, health, readiness and /metrics.
+// Separate from listen() so tests use inject() without a port.
+
+import type {} from '@fastify/swagger';
+import { type Static, Type } from '@sinclair/typebox';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { ResolvedWorkload } from '../config/load.js';
+import type { Controller } from '../controller.js';
+import { ClustershiftError, PhaseConflictError, RolloutNotFoundError } from '../errors.js';
+import type { OperatorCommand } from '../rollout/types.js';
+import type { Telemetry } from '../telemetry.js';
+import { detail, RolloutDetailSchema, RolloutSummarySchema, summarize } from './views.js';
+
+export interface ServerOptions {
+  controller: Controller;
+  workloads: readonly ResolvedWorkload[];
+  telemetry: Telemetry;
+  logger: Logger;
+  /** Who leads, for /readyz; undefined when leader election is off. */
+  leader?: () => { identity: string; isLeader: boolean; holder: string | undefined };
+  /** Registered before the routes (security, OpenAPI), then after them (dashboard). */
+  before?: Array<(app: FastifyInstance) => Promise<void>>;
+  after?: Array<(app: FastifyInstance) => Promise<void>>;
+  bodyLimit?: number;
+  /** TLS key and certificate, for setups without a mesh in front. */
+  https?: { key: string | Buffer; cert: string | Buffer };
+}
+
+const Name = Type.String({ pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$', maxLength: 253 });
+export const RolloutParams = Type.Object({ namespace: Name, name: Name });
+type RolloutParams = Static<typeof RolloutParams>;
+
+export const ErrorSchema = Type.Object(
+  {
+    error: Type.String(),
+    code: Type.String(),
+    message: Type.String(),
+    phase: Type.Optional(Type.String()),
+  },
+  { $id: 'Error' },
+);
+
+const Empty = Type.Object({}, { additionalProperties: false });
+const COMMAND_BODIES = {
+  start: Empty,
+  promote: Type.Object({ full: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
+  abort: Type.Object(
+    { reason: Type.String({ minLength: 1, maxLength: 1000 }) },
+    { additionalProperties: false },
+  ),
+  pause: Type.Object(
+    { reason: Type.Optional(Type.String({ minLength: 1, maxLength: 1000 })) },
+    { additionalProperties: false },
+  ),
+  resume: Empty,
+  retry: Empty,
+} as const;
+export type CommandName = keyof typeof COMMAND_BODIES;
+export const COMMANDS = Object.keys(COMMAND_BODIES) as CommandName[];
+
+const COMMAND_HELP: Record<CommandName, string> = {
+  start: 'Queue the rollout; it enters preflight when a slot is free (controller.maxConcurrent).',
+  promote:
+    'Advance to the next step now, or with {"full": true} straight to 100%. Replicas are still scaled first.',
+  abort: 'Roll back now: traffic returns to the old cluster, then the new cluster scales back.',
+  pause: 'Hold the current weight; checks still run and a failure still rolls back.',
+  resume: 'Continue a paused rollout.',
+  retry: 'Start again from preflight after a rollback or a failed preflight.',
+};
+
+export async function buildServer(options: ServerOptions): Promise<FastifyInstance> {
+  // Typed as the plain HTTP server: with TLS, Fastify only swaps the node server underneath.
+  const app = Fastify({
+    loggerInstance: options.logger as FastifyBaseLogger,
+    bodyLimit: options.bodyLimit ?? 64 * 1024,
+    ...((options.https ? { https: options.https } : {}) as object),
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+  });
+  const workloads = new Map(options.workloads.map((w) => [w.key, w]));
+  app.addSchema(ErrorSchema);
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (error.validation) {
+      return reply.code(400).send({
+        error: 'Bad Request',
+        code: 'CS_BAD_REQUEST',
+        message: `${error.validationContext ?? 'request'}${error.validation[0]?.instancePath ?? ''} ${error.validation[0]?.message ?? 'is invalid'}`,
+      });
+    }
+    if (error instanceof ClustershiftError) {
+      return reply.code(error.statusCode).send({
+        error: error.name,
+        code: error.code,
+        message: error.message,
+        ...(error instanceof PhaseConflictError ? { phase: error.phase } : {}),
+      });
+    }
+    const status =
+      error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
+    if (status === 500) request.log.error({ err: error }, 'request failed');
+    return reply.code(status).send({
+      error: status === 500 ? 'Internal Server Error' : (error.name ?? 'Bad Request'),
+      code: error.code ?? 'CS_ERROR',
+      message: status === 500 ? 'internal error; see the controller log' : error.message,
+    });
+  });
+  app.setNotFoundHandler((request, reply) =>
+    reply.code(404).send({
+      error: 'Not Found',
+      code: 'CS_NOT_FOUND',
+      message: `no route ${request.method} ${request.url}`,
+    }),
+  );
+
+  for (const plugin of options.before ?? []) await plugin(app);
+
+  app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
+  app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
+    const leader = options.leader?.();
+    const body = { ready: true, leader: leader ?? { isLeader: true, identity: 'single', holder: 'single' } };
+    return reply.code(200).send(body);
+  });
+  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+    const text = await options.telemetry.registry.metrics();
+    return reply.type(options.telemetry.registry.contentType).send(text);
+  });
+
+  const lookup = (params: RolloutParams) => {
+    const key = `${params.namespace}/${params.name}`;
+    const workload = workloads.get(key);
+    if (!workload) throw new RolloutNotFoundError(key);
+    return { key, workload };
+  };
+
+  app.get(
+    '/api/v1/rollouts',
+    {
+      schema: {
+        summary: 'List every configured rollout',
+        tags: ['rollouts'],
+        response: { 200: Type.Object({ rollouts: Type.Array(RolloutSummarySchema) }) },
+      },
+    },
+    async () => ({
+      rollouts: options.controller
+        .list()
+        .map((state) => summarize(state, workloads.get(state.key)!, options.controller.liveView(state.key))),
+    }),
+  );
+
+  app.get<{ Params: RolloutParams }>(
+    '/api/v1/rollouts/:namespace/:name',
+    {
+      schema: {
+        summary: 'One rollout: phase, step, weights, replicas, recent checks and history',
+        tags: ['rollouts'],
+        params: RolloutParams,
+        response: { 200: RolloutDetailSchema, 404: ErrorSchema },
+      },
+    },
+    async (request) => {
+      const { key, workload } = lookup(request.params);
+      return detail(options.controller.get(key), workload, options.controller.liveView(key));
+    },
+  );
+
+  for (const command of COMMANDS) {
+    app.post<{ Params: RolloutParams; Body: Record<string, unknown> | undefined }>(
+      `/api/v1/rollouts/:namespace/:name/${command}`,
+      {
+        config: { mutating: true, action: command },
+        schema: {
+          summary: COMMAND_HELP[command],
+          tags: ['operator'],
+          params: RolloutParams,
+          body: COMMAND_BODIES[command],
+          response: { 200: RolloutDetailSchema, 400: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema },
+        },
+      },
+      async (request) => {
+        const { key, workload } = lookup(request.params);
+        const state = await options.controller.command(key, toCommand(command, request.body ?? {}));
+        return detail(state, workload, options.controller.liveView(key));
+      },
+    );
+  }
+
+  for (const plugin of options.after ?? []) await plugin(app);
+  return app;
+}
+
+function toCommand(command: CommandName, body: Record<string, unknown>): OperatorCommand {
+  switch (command) {
+    case 'promote':
+      return { type: 'promote', full: body.full === true };
+    case 'abort':
+      return { type: 'abort', reason: String(body.reason) };
+    case 'pause':
+      return typeof body.reason === 'string' ? { type: 'pause', reason: body.reason } : { type: 'pause' };
+    default:
+      return { type: command };
+  }
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Routes that change a rollout; security requires the operator role for them. */
+    mutating?: boolean;
+    action?: string;
+  }
+}

@@ -1,0 +1,131 @@
+// What the API shows of a rollout: the persisted state joined with the live view of the
+// clusters, and the response schemas (which also feed the OpenAPI document).
+
+import { type Static, Type } from '@sinclair/typebox';
+import type { ResolvedWorkload } from '../config/load.js';
+import type { LiveView } from '../controller.js';
+import type { RolloutState } from '../rollout/types.js';
+
+const Nullable = <T extends ReturnType<typeof Type.Number>>(schema: T) => Type.Union([schema, Type.Null()]);
+const Replicas = Type.Object({ replicas: Type.Integer(), readyReplicas: Type.Integer() });
+
+export const RolloutSummarySchema = Type.Object(
+  {
+    key: Type.String(),
+    namespace: Type.String(),
+    name: Type.String(),
+    phase: Type.String(),
+    reason: Type.Optional(Type.String()),
+    weight: Type.Integer({ description: 'new-cluster weight in force, percent' }),
+    pendingWeight: Type.Optional(Type.Integer({ description: 'next weight, waiting for replicas' })),
+    routeWeight: Type.Optional(Type.Integer({ description: 'weight last read from the route' })),
+    step: Type.Object({ index: Type.Integer(), total: Type.Integer(), weights: Type.Array(Type.Integer()) }),
+    lastVerdict: Type.Optional(Type.String()),
+    lastCheckReason: Type.Optional(Type.String()),
+    stepStartedAt: Type.String({ format: 'date-time' }),
+    updatedAt: Type.String({ format: 'date-time' }),
+    replicas: Type.Object({ old: Type.Optional(Replicas), new: Type.Optional(Replicas) }),
+    lastError: Type.Optional(Type.String()),
+  },
+  { $id: 'RolloutSummary' },
+);
+export type RolloutSummary = Static<typeof RolloutSummarySchema>;
+
+const MetricResultSchema = Type.Object({
+  name: Type.String(),
+  old: Nullable(Type.Number()),
+  new: Nullable(Type.Number()),
+  verdict: Type.String(),
+  reason: Type.String(),
+});
+
+export const CheckSchema = Type.Object({
+  at: Type.String({ format: 'date-time' }),
+  weight: Type.Integer(),
+  verdict: Type.String(),
+  critical: Type.Boolean(),
+  reason: Type.String(),
+  metrics: Type.Array(MetricResultSchema),
+});
+
+export const RolloutDetailSchema = Type.Composite(
+  [
+    Type.Omit(RolloutSummarySchema, []),
+    Type.Object({
+      passedChecks: Type.Integer(),
+      consecutiveFailures: Type.Integer(),
+      consecutiveInconclusive: Type.Integer(),
+      drifts: Type.Integer(),
+      baseline: Type.Optional(Type.Object({ oldReplicas: Type.Integer(), newReplicas: Type.Integer() })),
+      policy: Type.Object({
+        holdTimeMs: Type.Integer(),
+        minPassingChecks: Type.Integer(),
+        analysisIntervalMs: Type.Integer(),
+        failureLimit: Type.Integer(),
+        requireApproval: Type.Boolean(),
+      }),
+      checks: Type.Array(CheckSchema),
+      history: Type.Array(
+        Type.Object({
+          at: Type.String({ format: 'date-time' }),
+          kind: Type.String(),
+          message: Type.String(),
+        }),
+      ),
+      createdAt: Type.String({ format: 'date-time' }),
+      finishedAt: Type.Optional(Type.String({ format: 'date-time' })),
+    }),
+  ],
+  { $id: 'RolloutDetail' },
+);
+export type RolloutDetail = Static<typeof RolloutDetailSchema>;
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+export function summarize(state: RolloutState, workload: ResolvedWorkload, live: LiveView): RolloutSummary {
+  const last = state.checks[state.checks.length - 1];
+  const steps = workload.policy.plan.steps;
+  return {
+    key: state.key,
+    namespace: state.workload.namespace,
+    name: state.workload.name,
+    phase: state.phase,
+    ...(state.reason ? { reason: state.reason } : {}),
+    weight: state.weight,
+    ...(state.pendingWeight !== undefined ? { pendingWeight: state.pendingWeight } : {}),
+    ...(live.routeWeight !== undefined ? { routeWeight: live.routeWeight } : {}),
+    step: { index: state.stepIndex + 1, total: steps.length, weights: [...steps] },
+    ...(last ? { lastVerdict: last.verdict, lastCheckReason: last.reason } : {}),
+    stepStartedAt: iso(state.stepStartedAt),
+    updatedAt: iso(state.updatedAt),
+    replicas: { ...(live.old ? { old: live.old } : {}), ...(live.new ? { new: live.new } : {}) },
+    ...(live.lastError ? { lastError: live.lastError } : {}),
+  };
+}
+
+export function detail(state: RolloutState, workload: ResolvedWorkload, live: LiveView): RolloutDetail {
+  const { plan, analysis } = workload.policy;
+  return {
+    ...summarize(state, workload, live),
+    passedChecks: state.passedChecks,
+    consecutiveFailures: state.consecutiveFailures,
+    consecutiveInconclusive: state.consecutiveInconclusive,
+    drifts: state.drifts,
+    ...(state.baseline
+      ? { baseline: { oldReplicas: state.baseline.oldReplicas, newReplicas: state.baseline.newReplicas } }
+      : {}),
+    policy: {
+      holdTimeMs: plan.holdTimeMs,
+      minPassingChecks: plan.minPassingChecks,
+      analysisIntervalMs: analysis.intervalMs,
+      failureLimit: analysis.failureLimit,
+      requireApproval: plan.requireApproval,
+    },
+    checks: state.checks
+      .slice(-20)
+      .map((c) => ({ ...c, at: iso(c.at), metrics: c.metrics.map((m) => ({ ...m })) })),
+    history: state.history.slice(-100).map((h) => ({ ...h, at: iso(h.at) })),
+    createdAt: iso(state.createdAt),
+    ...(state.finishedAt !== undefined ? { finishedAt: iso(state.finishedAt) } : {}),
+  };
+}

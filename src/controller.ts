@@ -1,0 +1,457 @@
+// The control loop: observe -> decide -> act, for every rollout, on the leader only.
+// Decisions come from the pure state machine; this file only does the I/O around them.
+
+import type { Logger } from 'pino';
+import type { Clock } from './clock.js';
+import type { Config, ResolvedWorkload } from './config/load.js';
+import type { RouteConfig } from './config/schema.js';
+import {
+  ClustershiftError,
+  errorMessage,
+  RolloutNotFoundError,
+  TimeoutError,
+  WeightMismatchError,
+} from './errors.js';
+import type { ClusterClient } from './kube/cluster-client.js';
+import type { MetricsSource } from './metrics/metrics.js';
+import { admit, applyCommand, decide, newRolloutState } from './rollout/state-machine.js';
+import {
+  ACTIVE_PHASES,
+  type Action,
+  type MetricsReading,
+  type Observation,
+  type OperatorCommand,
+  type RolloutState,
+  type WorkloadObservation,
+} from './rollout/types.js';
+import type { TrafficRouter } from './routers/router.js';
+import type { StateStore } from './state/state-store.js';
+import type { Telemetry } from './telemetry.js';
+
+/** Asked before each traffic increase; a string is the refusal that holds the step. */
+export type TrafficGate = (
+  state: RolloutState,
+  weight: number,
+  signal: AbortSignal,
+) => Promise<string | undefined>;
+
+/** Told about every committed change, e.g. to send notifications. Must not block. */
+export type TransitionListener = (before: RolloutState, after: RolloutState) => void;
+
+export interface ControllerOptions {
+  workloads: readonly ResolvedWorkload[];
+  settings: Pick<Config['controller'], 'maxConcurrent' | 'requestTimeoutMs' | 'autoStart' | 'intervalMs'>;
+  clusters: { old: ClusterClient; new: ClusterClient };
+  routerFor: (route: RouteConfig) => TrafficRouter;
+  metrics: MetricsSource;
+  store: StateStore;
+  clock: Clock;
+  logger: Logger;
+  telemetry?: Telemetry;
+  isLeader?: () => boolean;
+  gate?: TrafficGate;
+  onTransition?: TransitionListener;
+}
+
+/** What the API shows about the clusters besides the persisted state. */
+export interface LiveView {
+  old?: { replicas: number; readyReplicas: number };
+  new?: { replicas: number; readyReplicas: number };
+  routeWeight?: number;
+  observedAt?: number;
+  lastError?: string;
+}
+
+export interface TickReport {
+  rollouts: number;
+  active: number;
+  metricsQueries: number;
+  stateWrites: number;
+}
+
+export class Controller {
+  private readonly states = new Map<string, RolloutState>();
+  private readonly live = new Map<string, LiveView>();
+  private readonly workloads: Map<string, ResolvedWorkload>;
+  private readonly locks = new Map<string, Promise<unknown>>();
+  private loopTimer: NodeJS.Timeout | undefined;
+  private loopAbort = new AbortController();
+  private ticking: Promise<TickReport> | undefined;
+  private loaded = false;
+
+  constructor(private readonly options: ControllerOptions) {
+    this.workloads = new Map(options.workloads.map((w) => [w.key, w]));
+  }
+
+  /** Loads persisted rollouts (resuming each at its exact step and weight) and adds the new ones. */
+  async load(signal: AbortSignal): Promise<void> {
+    const now = this.options.clock.now();
+    const persisted = await this.options.store.loadAll(signal);
+    for (const state of persisted) {
+      if (this.workloads.has(state.key)) this.states.set(state.key, state);
+      else
+        this.options.logger.warn(
+          { rollout: state.key },
+          'persisted rollout is no longer configured; ignoring it',
+        );
+    }
+    for (const workload of this.options.workloads) {
+      if (!this.states.has(workload.key)) this.states.set(workload.key, newRolloutState(workload.ref, now));
+      this.options.telemetry?.observe(undefined, this.states.get(workload.key)!);
+    }
+    this.loaded = true;
+    if (this.options.settings.autoStart) {
+      for (const state of this.states.values()) {
+        if (state.phase === 'Pending' && state.queuedAt === undefined)
+          await this.command(state.key, { type: 'start' });
+      }
+    }
+  }
+
+  list(): RolloutState[] {
+    return [...this.states.values()];
+  }
+
+  get(key: string): RolloutState {
+    const state = this.states.get(key);
+    if (!state) throw new RolloutNotFoundError(key);
+    return state;
+  }
+
+  liveView(key: string): LiveView {
+    return this.live.get(key) ?? {};
+  }
+
+  isLeader(): boolean {
+    return this.options.isLeader?.() ?? true;
+  }
+
+  /** An operator call. Serialised with the loop per rollout; throws PhaseConflictError (409). */
+  async command(key: string, command: OperatorCommand): Promise<RolloutState> {
+    const workload = this.workloads.get(key);
+    if (!workload) throw new RolloutNotFoundError(key);
+    return this.withLock(key, async () => {
+      const before = this.get(key);
+      const decision = applyCommand(before, command, this.options.clock.now(), workload.policy);
+      if (decision.state === before) return before;
+      const signal = AbortSignal.timeout(this.options.settings.requestTimeoutMs * 3);
+      // An abort is recorded before the weight is lowered, so a crash mid-way resumes the rollback.
+      await this.save(decision.state, signal);
+      this.commit(before, decision.state);
+      this.options.logger.info({ ...this.logFields(key), command }, `operator ${command.type}`);
+      await this.perform(workload, decision.state, decision.actions, signal).catch((error) =>
+        this.options.logger.error(
+          { ...this.logFields(key), err: error },
+          'action after an operator call failed; the next tick retries',
+        ),
+      );
+      return this.get(key);
+    });
+  }
+
+  /** One pass over every rollout. Safe to call from tests step by step. */
+  async tick(): Promise<TickReport> {
+    if (this.ticking) return this.ticking;
+    this.ticking = this.runTick().finally(() => {
+      this.ticking = undefined;
+    });
+    return this.ticking;
+  }
+
+  /** Runs `tick()` every interval until `stop()`. */
+  start(): void {
+    const loop = async () => {
+      if (this.loopAbort.signal.aborted) return;
+      const end = this.options.telemetry?.tickDuration.startTimer();
+      try {
+        await this.tick();
+      } catch (error) {
+        this.options.logger.error({ err: error }, 'control-loop tick failed');
+      } finally {
+        end?.();
+      }
+      if (!this.loopAbort.signal.aborted) this.loopTimer = setTimeout(loop, this.options.settings.intervalMs);
+    };
+    this.loopTimer = setTimeout(loop, 0);
+  }
+
+  /** Stops the loop and waits for a tick in flight. */
+  async stop(): Promise<void> {
+    this.loopAbort.abort();
+    if (this.loopTimer) clearTimeout(this.loopTimer);
+    await this.ticking?.catch(() => undefined);
+  }
+
+  // ---- the tick ------------------------------------------------------------------------------
+
+  private async runTick(): Promise<TickReport> {
+    const report: TickReport = { rollouts: this.states.size, active: 0, metricsQueries: 0, stateWrites: 0 };
+    if (!this.loaded || !this.isLeader()) return report;
+    const now = this.options.clock.now();
+    await this.admitQueued(now, report);
+    const active = [...this.states.values()].filter((s) => ACTIVE_PHASES.has(s.phase));
+    report.active = active.length;
+    if (active.length === 0) return report;
+
+    const readings = await this.sampleMetrics(active, now, report);
+    await Promise.all(
+      active.map((state) =>
+        this.withLock(state.key, () => this.step(state.key, now, readings, report)).catch((error) => {
+          this.options.logger.error({ ...this.logFields(state.key), err: error }, 'rollout step failed');
+        }),
+      ),
+    );
+    return report;
+  }
+
+  private async admitQueued(now: number, report: TickReport): Promise<void> {
+    const states = [...this.states.values()];
+    let free = this.options.settings.maxConcurrent - states.filter((s) => ACTIVE_PHASES.has(s.phase)).length;
+    const queued = states
+      .filter((s) => s.phase === 'Pending' && s.queuedAt !== undefined)
+      .sort((a, b) => (a.queuedAt ?? 0) - (b.queuedAt ?? 0));
+    for (const state of queued) {
+      if (free <= 0) break;
+      await this.withLock(state.key, async () => {
+        const current = this.get(state.key);
+        const decision = admit(current, now);
+        if (decision.state === current) return;
+        await this.save(decision.state, this.callSignal());
+        report.stateWrites++;
+        this.commit(current, decision.state);
+        free--;
+      });
+    }
+  }
+
+  /** One batch for every rollout whose check is due: one query per metric, not per workload. */
+  private async sampleMetrics(
+    active: RolloutState[],
+    now: number,
+    report: TickReport,
+  ): Promise<Map<string, MetricsReading | { error: string }>> {
+    const due = active.filter((state) => {
+      if ((state.phase !== 'Progressing' && state.phase !== 'Paused') || state.stepIndex < 0) return false;
+      const interval = this.workloads.get(state.key)!.policy.analysis.intervalMs;
+      return now - (state.lastCheckAt ?? state.stepStartedAt) >= interval;
+    });
+    const readings = new Map<string, MetricsReading | { error: string }>();
+    // Rollouts with the same windows share one batch (normally there is exactly one group).
+    const groups = new Map<string, RolloutState[]>();
+    for (const state of due) {
+      const analysis = this.workloads.get(state.key)!.policy.analysis;
+      const group = `${analysis.intervalMs}/${analysis.latencyWindowMs}`;
+      groups.set(group, [...(groups.get(group) ?? []), state]);
+    }
+    for (const members of groups.values()) {
+      const analysis = this.workloads.get(members[0]!.key)!.policy.analysis;
+      try {
+        report.metricsQueries++;
+        const batch = await this.options.metrics.sample(
+          {
+            workloads: members.map((m) => m.workload),
+            countWindowMs: analysis.intervalMs,
+            latencyWindowMs: analysis.latencyWindowMs,
+          },
+          this.callSignal(),
+        );
+        for (const member of members) {
+          readings.set(member.key, batch.get(member.key) ?? { error: 'no series for this workload' });
+        }
+      } catch (error) {
+        for (const member of members) readings.set(member.key, { error: errorMessage(error) });
+      }
+    }
+    return readings;
+  }
+
+  private async step(
+    key: string,
+    now: number,
+    readings: Map<string, MetricsReading | { error: string }>,
+    report: TickReport,
+  ): Promise<void> {
+    const workload = this.workloads.get(key)!;
+    const before = this.get(key);
+    if (!ACTIVE_PHASES.has(before.phase)) return;
+    const observation = await this.observe(workload, before);
+    const reading = readings.get(key);
+    if (reading) observation.metrics = reading;
+    if (this.options.gate && before.pendingWeight !== undefined && observation.new) {
+      if (observation.new.readyReplicas >= (before.newReplicasTarget ?? 0)) {
+        observation.gateRefusal = await this.options
+          .gate(before, before.pendingWeight, this.callSignal())
+          .catch((error) => `gate unreachable: ${errorMessage(error)}`);
+      }
+    }
+    const decision = decide(before, observation, now, workload.policy);
+    if (decision.state === before) return;
+    const signal = this.callSignal(3);
+    const rollbackStarts = decision.state.phase === 'RollingBack' && before.phase !== 'RollingBack';
+    if (rollbackStarts) {
+      // Write-ahead: a rollback is recorded before the weight is lowered.
+      await this.save(decision.state, signal);
+      report.stateWrites++;
+      this.commit(before, decision.state);
+      await this.perform(workload, decision.state, decision.actions, signal).catch((error) => {
+        this.noteError(key, error);
+      });
+      return;
+    }
+    try {
+      await this.perform(workload, decision.state, decision.actions, signal);
+    } catch (error) {
+      // Nothing is recorded that did not happen; the next tick observes and decides again.
+      this.noteError(key, error);
+      return;
+    }
+    await this.save(decision.state, signal);
+    report.stateWrites++;
+    this.commit(before, decision.state);
+  }
+
+  private async observe(workload: ResolvedWorkload, state: RolloutState): Promise<Observation> {
+    const router = this.options.routerFor(workload.route);
+    const read = <T>(what: string, call: (signal: AbortSignal) => Promise<T>): Promise<T | undefined> =>
+      call(this.callSignal()).catch((error) => {
+        this.noteError(workload.key, error, what);
+        return undefined;
+      });
+    let routeError: string | undefined;
+    const verify =
+      state.phase === 'Preflight'
+        ? router.verify(workload.route, this.callSignal()).catch((error) => {
+            routeError = errorMessage(error);
+          })
+        : Promise.resolve();
+    const [old, fresh, routeWeight] = await Promise.all([
+      read('old cluster', (signal) => this.options.clusters.old.getWorkload(workload.ref, signal)),
+      read('new cluster', (signal) => this.options.clusters.new.getWorkload(workload.ref, signal)),
+      read('route', (signal) => router.getWeight(workload.route, signal)),
+      verify,
+    ]);
+    this.live.set(workload.key, {
+      ...this.live.get(workload.key),
+      ...(old ? { old: pickReplicas(old) } : {}),
+      ...(fresh ? { new: pickReplicas(fresh) } : {}),
+      ...(routeWeight !== undefined ? { routeWeight } : {}),
+      observedAt: this.options.clock.now(),
+    });
+    return { old, new: fresh, routeWeight, ...(routeError ? { routeError } : {}) };
+  }
+
+  /** Performs actions in order; a weight write is read back and must match. Events are best effort. */
+  private async perform(
+    workload: ResolvedWorkload,
+    state: RolloutState,
+    actions: Action[],
+    signal: AbortSignal,
+  ): Promise<void> {
+    const log = this.options.logger.child(this.logFields(workload.key));
+    for (const action of actions) {
+      switch (action.type) {
+        case 'scale':
+          await this.options.clusters[action.cluster].scale(workload.ref, action.replicas, signal);
+          log.info({ cluster: action.cluster, replicas: action.replicas }, 'scaled');
+          break;
+        case 'setHpaMinReplicas':
+          await this.options.clusters[action.cluster].setHpaMinReplicas(
+            workload.ref,
+            action.minReplicas,
+            signal,
+          );
+          log.info({ cluster: action.cluster, minReplicas: action.minReplicas }, 'set HPA minReplicas');
+          break;
+        case 'setWeight': {
+          const router = this.options.routerFor(workload.route);
+          await router.setWeight(workload.route, action.weight, signal);
+          const readBack = await router.getWeight(workload.route, signal);
+          if (readBack !== action.weight)
+            throw new WeightMismatchError(router.describe(workload.route), action.weight, readBack);
+          log.info(
+            { weight: action.weight, reason: action.reason },
+            `new-cluster weight set to ${action.weight}%`,
+          );
+          break;
+        }
+        case 'event': {
+          const event = {
+            reason: action.kind,
+            message: action.message,
+            type: action.warning ? 'Warning' : 'Normal',
+          } as const;
+          await Promise.all(
+            (['old', 'new'] as const).map((cluster) =>
+              this.options.clusters[cluster].recordEvent(workload.ref, event, signal).catch((error) => {
+                log.warn({ cluster, err: error }, 'could not record a Kubernetes event');
+              }),
+            ),
+          );
+          (action.warning ? log.warn.bind(log) : log.info.bind(log))(
+            { event: action.kind, phase: state.phase },
+            action.message,
+          );
+          break;
+        }
+      }
+    }
+  }
+
+  private async save(state: RolloutState, signal: AbortSignal): Promise<void> {
+    await this.options.store.save(state, signal);
+    this.options.telemetry?.stateWrites.inc();
+  }
+
+  private commit(before: RolloutState, after: RolloutState): void {
+    this.states.set(after.key, after);
+    this.options.telemetry?.observe(before, after);
+    const live = this.live.get(after.key);
+    if (live?.lastError) this.live.set(after.key, { ...live, lastError: undefined });
+    try {
+      this.options.onTransition?.(before, after);
+    } catch (error) {
+      this.options.logger.warn({ err: error }, 'transition listener failed');
+    }
+  }
+
+  private noteError(key: string, error: unknown, what?: string): void {
+    const message = `${what ? `${what}: ` : ''}${errorMessage(error)}`;
+    this.live.set(key, { ...this.live.get(key), lastError: message });
+    const level = error instanceof ClustershiftError ? 'warn' : 'error';
+    this.options.logger[level]({ ...this.logFields(key), err: error }, message);
+  }
+
+  private callSignal(multiple = 1): AbortSignal {
+    const timeout = this.options.settings.requestTimeoutMs * multiple;
+    return AbortSignal.any([this.loopAbort.signal, timeoutSignal(timeout)]);
+  }
+
+  private logFields(key: string) {
+    const workload = this.workloads.get(key);
+    return workload ? { namespace: workload.ref.namespace, workload: workload.ref.name } : { rollout: key };
+  }
+
+  private async withLock<T>(key: string, run: () => Promise<T>): Promise<T> {
+    const previous = this.locks.get(key) ?? Promise.resolve();
+    const next = previous.then(run, run);
+    const settled = next.catch(() => undefined);
+    this.locks.set(key, settled);
+    try {
+      return await next;
+    } finally {
+      if (this.locks.get(key) === settled) this.locks.delete(key);
+    }
+  }
+}
+
+function pickReplicas(workload: WorkloadObservation) {
+  return { replicas: workload.replicas, readyReplicas: workload.readyReplicas };
+}
+
+/** AbortSignal.timeout with a typed reason, so a timed-out call reads as such in messages. */
+function timeoutSignal(ms: number): AbortSignal {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(new TimeoutError(`no answer within ${ms}ms`)), ms);
+  timer.unref();
+  return controller.signal;
+}

@@ -1,0 +1,286 @@
+// The analysis judge: one check of one window, comparing the new cluster with the old one
+// serving the same workload at the same moment. Pure: counts in, verdicts out.
+
+import type { AnalysisPolicy } from '../config/load.js';
+import { errorShareEvidence } from './sequential-test.js';
+import type {
+  CheckRecord,
+  ClusterMetrics,
+  MetricResult,
+  MetricsReading,
+  StepCounts,
+  Verdict,
+} from './types.js';
+
+export const EMPTY_COUNTS: StepCounts = Object.freeze({
+  oldRequests: 0,
+  oldErrors: 0,
+  newRequests: 0,
+  newErrors: 0,
+});
+
+export interface JudgeInput {
+  at: number;
+  /** The new-cluster weight in force during the window. */
+  weight: number;
+  reading: MetricsReading | { error: string };
+  /** Counts accumulated over the current step before this window. */
+  stepCounts: StepCounts;
+  policy: AnalysisPolicy;
+  /**
+   * How many steps share the false-rollback budget: each step's sequential test runs at
+   * alpha / steps (Bonferroni), so a whole rollout stays within alpha.
+   */
+  steps: number;
+}
+
+export interface JudgeResult {
+  check: CheckRecord;
+  stepCounts: StepCounts;
+}
+
+const pct = (value: number) => `${(value * 100).toFixed(value < 0.01 ? 2 : 1)}%`;
+
+function usableCount(value: number | null): value is number {
+  return value !== null && Number.isFinite(value) && value >= 0;
+}
+
+export function judge(input: JudgeInput): JudgeResult {
+  const { at, weight, reading, policy } = input;
+  if ('error' in reading) {
+    const reason = `metrics unavailable: ${reading.error}`;
+    return {
+      check: { at, weight, verdict: 'inconclusive', critical: false, metrics: [], reason },
+      stepCounts: input.stepCounts,
+    };
+  }
+  const window = windowCounts(reading.old, reading.new);
+  const stepCounts = window ? addCounts(input.stepCounts, window) : input.stepCounts;
+  const metrics: MetricResult[] = [];
+  let critical = false;
+
+  const share = trafficShare(window, weight, policy);
+  if (share) metrics.push(share);
+
+  const errorRate = judgeErrorRate(window, stepCounts, input);
+  metrics.push(errorRate.result);
+  critical ||= errorRate.critical;
+
+  metrics.push(judgeLatency(reading, stepCounts, policy));
+  for (const custom of policy.custom) metrics.push(judgeCustom(custom, reading.old, reading.new));
+
+  const verdict = combine(metrics.map((m) => m.verdict));
+  const deciding = metrics.find((m) => m.verdict === verdict && verdict !== 'pass');
+  const reason = critical
+    ? `critical: ${errorRate.result.reason}`
+    : deciding
+      ? `${deciding.name}: ${deciding.reason}`
+      : 'all metrics pass';
+  return { check: { at, weight, verdict, critical, metrics, reason }, stepCounts };
+}
+
+function combine(verdicts: Verdict[]): Verdict {
+  if (verdicts.includes('fail')) return 'fail';
+  if (verdicts.includes('inconclusive')) return 'inconclusive';
+  return 'pass';
+}
+
+function windowCounts(old: ClusterMetrics, fresh: ClusterMetrics): StepCounts | undefined {
+  if (
+    !usableCount(old.requests) ||
+    !usableCount(old.errors) ||
+    !usableCount(fresh.requests) ||
+    !usableCount(fresh.errors)
+  )
+    return undefined;
+  // Prometheus' increase() extrapolates, so counts are not always whole; errors never exceed requests.
+  return {
+    oldRequests: old.requests,
+    oldErrors: Math.min(old.errors, old.requests),
+    newRequests: fresh.requests,
+    newErrors: Math.min(fresh.errors, fresh.requests),
+  };
+}
+
+function addCounts(a: StepCounts, b: StepCounts): StepCounts {
+  return {
+    oldRequests: a.oldRequests + b.oldRequests,
+    oldErrors: a.oldErrors + b.oldErrors,
+    newRequests: a.newRequests + b.newRequests,
+    newErrors: a.newErrors + b.newErrors,
+  };
+}
+
+/** A step is not judged until the traffic it was given has actually arrived (DNS TTLs, slow LBs). */
+function trafficShare(
+  window: StepCounts | undefined,
+  weight: number,
+  policy: AnalysisPolicy,
+): MetricResult | undefined {
+  if (!window) return undefined;
+  const total = window.newRequests + window.oldRequests;
+  if (total < policy.minRequests || weight <= 0) return undefined;
+  const observed = window.newRequests / total;
+  const needed = (weight / 100) * (1 - policy.trafficShareTolerance);
+  const ok = observed >= needed;
+  return {
+    name: 'traffic-share',
+    old: null,
+    new: observed,
+    verdict: ok ? 'pass' : 'inconclusive',
+    reason: ok
+      ? `new cluster receives ${pct(observed)} of requests at weight ${weight}%`
+      : `new cluster receives ${pct(observed)} of requests, not yet the ${weight}% written (needs ${pct(needed)})`,
+  };
+}
+
+function judgeErrorRate(
+  window: StepCounts | undefined,
+  counts: StepCounts,
+  input: JudgeInput,
+): { result: MetricResult; critical: boolean } {
+  const { policy } = input;
+  const limits = policy.errorRate;
+  const name = 'error-rate';
+  if (!window) {
+    return {
+      result: { name, old: null, new: null, verdict: 'inconclusive', reason: 'no request or error counts' },
+      critical: false,
+    };
+  }
+  const rate = (errors: number, requests: number) => (requests > 0 ? errors / requests : null);
+  const newRate = rate(counts.newErrors, counts.newRequests);
+  const oldRate = rate(counts.oldErrors, counts.oldRequests);
+  const result = (verdict: Verdict, reason: string): MetricResult => ({
+    name,
+    old: oldRate,
+    new: newRate,
+    verdict,
+    reason,
+  });
+
+  // A critical breach is judged on the latest window alone as well as on the step, so a sudden
+  // total failure is caught at once instead of being diluted by the step's healthy start.
+  for (const sample of [window, counts]) {
+    const sampleNew = rate(sample.newErrors, sample.newRequests);
+    const sampleOld = rate(sample.oldErrors, sample.oldRequests) ?? 0;
+    if (
+      sampleNew !== null &&
+      sample.newRequests >= policy.minRequests &&
+      sampleNew >= limits.criticalErrorRate &&
+      sampleNew > sampleOld * limits.maxRatio
+    ) {
+      return {
+        result: result(
+          'fail',
+          `new cluster error rate ${pct(sampleNew)} over ${Math.round(sample.newRequests)} requests (old ${pct(sampleOld)}) reached the critical ${pct(limits.criticalErrorRate)}`,
+        ),
+        critical: true,
+      };
+    }
+  }
+  if (newRate === null || counts.newRequests < policy.minRequests) {
+    return {
+      result: result(
+        'inconclusive',
+        `too few requests to tell: ${Math.round(counts.newRequests)} in the new cluster this step, ${policy.minRequests} needed`,
+      ),
+      critical: false,
+    };
+  }
+  if (newRate > limits.maxErrorRate) {
+    return {
+      result: result(
+        'fail',
+        `new cluster error rate ${pct(newRate)} is above the ceiling ${pct(limits.maxErrorRate)}`,
+      ),
+      critical: false,
+    };
+  }
+  const evidence = errorShareEvidence({ ...counts, allowedRatio: limits.maxRatio });
+  const threshold = Math.log(input.steps / limits.alpha);
+  const worse = evidence.observedShare > evidence.nullShare;
+  const compare = `new ${pct(newRate)} vs old ${oldRate === null ? 'n/a' : pct(oldRate)}`;
+  if (worse && evidence.logLikelihoodRatio >= threshold) {
+    return {
+      result: result(
+        'fail',
+        `${compare}: worse than ${limits.maxRatio}x the old cluster with confidence (evidence ${Math.exp(evidence.logLikelihoodRatio).toPrecision(3)} >= ${Math.exp(threshold).toPrecision(3)})`,
+      ),
+      critical: false,
+    };
+  }
+  // Worse on its face and the evidence leans that way, but not yet significant: do not advance on it.
+  if (oldRate !== null && newRate > oldRate * limits.maxRatio && evidence.logLikelihoodRatio > 0) {
+    return {
+      result: result(
+        'inconclusive',
+        `${compare}: looks worse than ${limits.maxRatio}x the old cluster, not yet significant`,
+      ),
+      critical: false,
+    };
+  }
+  return { result: result('pass', compare), critical: false };
+}
+
+function judgeLatency(reading: MetricsReading, counts: StepCounts, policy: AnalysisPolicy): MetricResult {
+  const name = 'latency-p99';
+  const oldP99 = finiteOrNull(reading.old.p99LatencyMs);
+  const newP99 = finiteOrNull(reading.new.p99LatencyMs);
+  const result = (verdict: Verdict, reason: string): MetricResult => ({
+    name,
+    old: oldP99,
+    new: newP99,
+    verdict,
+    reason,
+  });
+  if (counts.newRequests < policy.minRequests) {
+    return result(
+      'inconclusive',
+      `too few requests to tell (${Math.round(counts.newRequests)} of ${policy.minRequests})`,
+    );
+  }
+  if (newP99 === null) return result('inconclusive', 'no latency data for the new cluster');
+  const { maxP99Ms, maxRatio, minDeltaMs } = policy.latency;
+  if (maxP99Ms !== undefined && newP99 > maxP99Ms) {
+    return result('fail', `new p99 ${newP99.toFixed(0)}ms is above the ceiling ${maxP99Ms}ms`);
+  }
+  if (oldP99 === null) return result('inconclusive', 'no latency data for the old cluster to compare with');
+  const ratio = oldP99 > 0 ? newP99 / oldP99 : Number.POSITIVE_INFINITY;
+  if (ratio > maxRatio && newP99 - oldP99 >= minDeltaMs) {
+    return result(
+      'fail',
+      `new p99 ${newP99.toFixed(0)}ms is ${ratio.toFixed(2)}x the old ${oldP99.toFixed(0)}ms (max ${maxRatio}x)`,
+    );
+  }
+  return result('pass', `new p99 ${newP99.toFixed(0)}ms vs old ${oldP99.toFixed(0)}ms`);
+}
+
+function judgeCustom(
+  metric: AnalysisPolicy['custom'][number],
+  old: ClusterMetrics,
+  fresh: ClusterMetrics,
+): MetricResult {
+  const oldValue = finiteOrNull(old.custom?.[metric.name] ?? null);
+  const newValue = finiteOrNull(fresh.custom?.[metric.name] ?? null);
+  const result = (verdict: Verdict, reason: string): MetricResult => ({
+    name: metric.name,
+    old: oldValue,
+    new: newValue,
+    verdict,
+    reason,
+  });
+  if (newValue === null) return result('inconclusive', 'no data for the new cluster');
+  if (metric.max !== undefined && newValue > metric.max)
+    return result('fail', `new ${newValue} is above ${metric.max}`);
+  if (metric.maxRatio !== undefined) {
+    if (oldValue === null) return result('inconclusive', 'no data for the old cluster to compare with');
+    if (oldValue > 0 ? newValue / oldValue > metric.maxRatio : newValue > 0)
+      return result('fail', `new ${newValue} is more than ${metric.maxRatio}x the old ${oldValue}`);
+  }
+  return result('pass', `new ${newValue} vs old ${oldValue ?? 'n/a'}`);
+}
+
+function finiteOrNull(value: number | null | undefined): number | null {
+  return value === null || value === undefined || !Number.isFinite(value) ? null : value;
+}

@@ -1,0 +1,634 @@
+// The rollout state machine: (state, observation, now) -> { state, actions }, and the
+// operator calls. Pure and synchronous: the controller observes, calls these, and performs
+// the actions. Ordering invariants live here, so they are tested without any I/O:
+//  - the new cluster is scaled and READY before its weight is raised;
+//  - the weight is lowered before anything is scaled down;
+//  - nothing advances or promotes on inconclusive or missing data.
+
+import { formatDuration } from '../config/duration.js';
+import type { RolloutPolicy } from '../config/load.js';
+import { PhaseConflictError } from '../errors.js';
+import { EMPTY_COUNTS, judge } from './judge.js';
+import { newClusterReplicas, oldClusterReplicas } from './scaling.js';
+import type {
+  Action,
+  ClusterRole,
+  Decision,
+  EventKind,
+  HistoryKind,
+  Observation,
+  OperatorCommand,
+  PauseCause,
+  RolloutPhase,
+  RolloutState,
+  WorkloadObservation,
+  WorkloadRef,
+} from './types.js';
+import { workloadKey } from './types.js';
+
+export const MAX_CHECKS = 50;
+export const MAX_HISTORY = 200;
+
+export function newRolloutState(workload: WorkloadRef, now: number): RolloutState {
+  return {
+    key: workloadKey(workload),
+    workload: { ...workload },
+    phase: 'Pending',
+    stepIndex: -1,
+    weight: 0,
+    stepStartedAt: now,
+    passedChecks: 0,
+    consecutiveFailures: 0,
+    consecutiveInconclusive: 0,
+    stepCounts: { ...EMPTY_COUNTS },
+    drifts: 0,
+    checks: [],
+    history: [],
+    createdAt: now,
+    updatedAt: now,
+    revision: 0,
+  };
+}
+
+export const TERMINAL_PHASES: ReadonlySet<RolloutPhase> = new Set(['Succeeded', 'RolledBack', 'Failed']);
+
+/** Accumulates a decision: a mutable copy of the state plus the actions, committed once. */
+class Draft {
+  readonly state: RolloutState;
+  readonly actions: Action[] = [];
+  private changed = false;
+
+  constructor(
+    private readonly original: RolloutState,
+    readonly now: number,
+  ) {
+    this.state = structuredClone(original);
+  }
+
+  set<K extends keyof RolloutState>(key: K, value: RolloutState[K]): void {
+    if (this.state[key] !== value) {
+      this.state[key] = value;
+      this.changed = true;
+    }
+  }
+
+  unset(key: keyof RolloutState): void {
+    if (this.state[key] !== undefined) {
+      delete this.state[key];
+      this.changed = true;
+    }
+  }
+
+  record(kind: HistoryKind, message: string): void {
+    this.state.history.push({ at: this.now, kind, message });
+    if (this.state.history.length > MAX_HISTORY)
+      this.state.history.splice(0, this.state.history.length - MAX_HISTORY);
+    this.changed = true;
+  }
+
+  act(action: Action): void {
+    this.actions.push(action);
+  }
+
+  event(kind: EventKind, message: string, warning = false): void {
+    this.actions.push({ type: 'event', kind, message, warning });
+  }
+
+  phase(phase: RolloutPhase, reason?: string): void {
+    this.set('phase', phase);
+    if (reason === undefined) this.unset('reason');
+    else this.set('reason', reason);
+    if (TERMINAL_PHASES.has(phase)) this.set('finishedAt', this.now);
+  }
+
+  markChanged(): void {
+    this.changed = true;
+  }
+
+  done(): Decision {
+    if (!this.changed && this.actions.length === 0) return { state: this.original, actions: [] };
+    this.state.updatedAt = this.now;
+    this.state.revision = this.original.revision + 1;
+    return { state: this.state, actions: this.actions };
+  }
+}
+
+// ---- one tick ------------------------------------------------------------------------------
+
+export function decide(
+  state: RolloutState,
+  observation: Observation,
+  now: number,
+  policy: RolloutPolicy,
+): Decision {
+  const draft = new Draft(state, now);
+  switch (state.phase) {
+    case 'Preflight':
+      preflight(draft, observation, policy);
+      break;
+    case 'Progressing':
+    case 'Paused':
+      correctDrift(draft, observation);
+      analyse(draft, observation, policy);
+      if (draft.state.phase === 'Progressing') progress(draft, observation, policy);
+      else if (draft.state.phase === 'Paused') resumeIfRecovered(draft);
+      break;
+    case 'Promoting':
+      correctDrift(draft, observation);
+      promote(draft, observation, policy);
+      break;
+    case 'RollingBack':
+      correctDrift(draft, observation);
+      rollBack(draft, observation, policy);
+      break;
+    default:
+      // Pending, Succeeded, RolledBack, Failed: nothing to do until an operator call.
+      break;
+  }
+  return draft.done();
+}
+
+function preflight(draft: Draft, obs: Observation, policy: RolloutPolicy): void {
+  const { state, now } = draft;
+  const fail = (reason: string) => {
+    restoreNewCluster(draft, obs.new);
+    draft.phase('Failed', `preflight: ${reason}`);
+    draft.record('preflight-failed', reason);
+    draft.event('PreflightFailed', reason, true);
+  };
+  if (!obs.old || !obs.new) return waitOrFail(draft, policy, 'the clusters could not be read', fail);
+  if (!obs.old.exists) return fail(`${state.key} does not exist in the old cluster`);
+  if (!obs.new.exists) return fail(`${state.key} does not exist in the new cluster`);
+  const imageProblem = compareImages(obs.old, obs.new);
+  if (imageProblem) return fail(imageProblem);
+  if (obs.routeError) return fail(`route: ${obs.routeError}`);
+  if (obs.routeWeight === undefined) return waitOrFail(draft, policy, 'the route could not be read', fail);
+  if (obs.routeWeight !== 0 && state.stepIndex < 0) {
+    return fail(
+      `the route already sends ${obs.routeWeight}% to the new cluster; clustershift starts from 0% so that starting never moves traffic (set it to 0 first)`,
+    );
+  }
+  if (!state.baseline) {
+    draft.set('baseline', {
+      oldReplicas: obs.old.hpa ? Math.max(obs.old.hpa.currentReplicas, obs.old.replicas) : obs.old.replicas,
+      newReplicas: obs.new.replicas,
+      ...(obs.old.hpa ? { oldHpaMinReplicas: obs.old.hpa.minReplicas } : {}),
+      ...(obs.new.hpa ? { newHpaMinReplicas: obs.new.hpa.minReplicas } : {}),
+    });
+  }
+  const first = policy.plan.steps[0] ?? 100;
+  const target = replicasFor(draft.state, first, policy);
+  if (obs.new.readyReplicas >= target) {
+    draft.phase('Progressing');
+    draft.set('pendingWeight', first);
+    draft.set('pendingSince', now);
+    draft.record(
+      'preflight-passed',
+      `both clusters run the same images; new cluster ready with ${obs.new.readyReplicas} replicas`,
+    );
+    draft.event('Started', `canary cluster upgrade started: ${policy.plan.steps.join('% → ')}%`);
+    return;
+  }
+  ensureNewReplicas(draft, obs.new, target);
+  if (now - state.stepStartedAt > policy.scaling.readyTimeoutMs) {
+    fail(
+      `the new cluster's pods never got ready: ${obs.new.readyReplicas}/${target} ready after ${formatDuration(policy.scaling.readyTimeoutMs)}`,
+    );
+  }
+}
+
+function waitOrFail(draft: Draft, policy: RolloutPolicy, what: string, fail: (reason: string) => void): void {
+  if (draft.now - draft.state.stepStartedAt > policy.scaling.readyTimeoutMs)
+    fail(`${what} for ${formatDuration(policy.scaling.readyTimeoutMs)}`);
+}
+
+/** The application must not change during a cluster upgrade: every container's image must match. */
+export function compareImages(old: WorkloadObservation, fresh: WorkloadObservation): string | undefined {
+  const names = new Set([...Object.keys(old.images), ...Object.keys(fresh.images)]);
+  for (const name of [...names].sort()) {
+    const a = old.images[name];
+    const b = fresh.images[name];
+    if (a === undefined) return `container ${name} exists only in the new cluster (image ${b})`;
+    if (b === undefined) return `container ${name} exists only in the old cluster (image ${a})`;
+    if (a !== b) return `container ${name} runs ${a} in the old cluster but ${b} in the new one`;
+  }
+  return undefined;
+}
+
+/**
+ * Level-triggered: if the route no longer carries the weight we wrote (a router reload, a
+ * person's edit), write it again and record the drift. A route that already shows the weight
+ * we were about to write means that write happened (e.g. just before a crash): adopt it.
+ */
+function correctDrift(draft: Draft, obs: Observation): void {
+  const { state } = draft;
+  if (obs.routeWeight === undefined || obs.routeWeight === state.weight) return;
+  if (
+    state.pendingWeight !== undefined &&
+    obs.routeWeight === state.pendingWeight &&
+    state.phase !== 'RollingBack'
+  ) {
+    return; // progress()/promote() complete the step from here
+  }
+  draft.act({ type: 'setWeight', weight: state.weight, reason: 'drift' });
+  draft.set('drifts', state.drifts + 1);
+  const message = `route showed ${obs.routeWeight}% instead of ${state.weight}%; re-applied ${state.weight}%`;
+  draft.record('drift-corrected', message);
+  draft.event('DriftCorrected', message, true);
+}
+
+function analyse(draft: Draft, obs: Observation, policy: RolloutPolicy): void {
+  const { state, now } = draft;
+  if (!obs.metrics) return;
+  // Nothing to judge before the first step, or while the route does not yet show our weight.
+  if (state.stepIndex < 0 || obs.routeWeight !== state.weight) return;
+  const { check, stepCounts } = judge({
+    at: now,
+    weight: state.weight,
+    reading: obs.metrics,
+    stepCounts: state.stepCounts,
+    policy: policy.analysis,
+    steps: policy.plan.steps.length,
+  });
+  draft.set('stepCounts', stepCounts);
+  draft.set('lastCheckAt', now);
+  draft.state.checks.push(check);
+  if (draft.state.checks.length > MAX_CHECKS)
+    draft.state.checks.splice(0, draft.state.checks.length - MAX_CHECKS);
+  draft.markChanged();
+
+  if (check.critical) return startRollback(draft, check.reason);
+  if (check.verdict === 'fail') {
+    const failures = state.consecutiveFailures + 1;
+    draft.set('consecutiveFailures', failures);
+    draft.set('consecutiveInconclusive', 0);
+    if (failures >= policy.analysis.failureLimit) {
+      startRollback(draft, `${failures} failed checks in a row; last: ${check.reason}`);
+    }
+    return;
+  }
+  if (check.verdict === 'inconclusive') {
+    const inconclusive = state.consecutiveInconclusive + 1;
+    draft.set('consecutiveInconclusive', inconclusive);
+    if (inconclusive >= policy.analysis.inconclusiveLimit && draft.state.phase === 'Progressing') {
+      pause(draft, 'inconclusive', `${inconclusive} inconclusive checks in a row; last: ${check.reason}`);
+    }
+    return;
+  }
+  draft.set('consecutiveFailures', 0);
+  draft.set('consecutiveInconclusive', 0);
+  draft.set('passedChecks', state.passedChecks + 1);
+}
+
+/** A pause caused by missing data lifts itself once a check passes again. */
+function resumeIfRecovered(draft: Draft): void {
+  const { state } = draft;
+  const last = state.checks[state.checks.length - 1];
+  if (state.pauseCause === 'inconclusive' && last?.at === draft.now && last.verdict === 'pass') {
+    draft.phase('Progressing');
+    draft.unset('pauseCause');
+    draft.record('resumed', 'a check passed again; resuming');
+    draft.event('Resumed', 'analysis data is back and passing; resuming');
+  }
+}
+
+function progress(draft: Draft, obs: Observation, policy: RolloutPolicy): void {
+  const { now } = draft;
+  const steps = policy.plan.steps;
+  const state = draft.state;
+
+  if (state.pendingWeight === undefined && state.stepIndex >= 0 && obs.routeWeight === state.weight) {
+    const held = now - state.stepStartedAt >= policy.plan.holdTimeMs;
+    const enoughPasses = state.passedChecks >= policy.plan.minPassingChecks;
+    if (held && enoughPasses && state.consecutiveFailures === 0 && state.consecutiveInconclusive === 0) {
+      const next = steps[state.stepIndex + 1];
+      if (next === undefined) return beginPromotion(draft, 'every step passed');
+      if (next === 100) {
+        if (policy.plan.requireApproval) return pause(draft, 'approval', 'awaiting approval');
+        return beginPromotion(draft, 'every step before 100% passed');
+      }
+      draft.set('pendingWeight', next);
+      draft.set('pendingSince', now);
+    }
+  }
+  stepWiseOldScaleDown(draft, obs, policy);
+  raiseWhenReady(draft, obs, policy);
+}
+
+/** Raise the weight to `pendingWeight` only once the new cluster has the replicas for it. */
+function raiseWhenReady(draft: Draft, obs: Observation, policy: RolloutPolicy): void {
+  const state = draft.state;
+  const pending = state.pendingWeight;
+  if (pending === undefined || !obs.new) return;
+  const target = replicasFor(state, pending, policy);
+  if (obs.routeWeight === pending && obs.new.readyReplicas >= target) {
+    return completeStep(draft, pending, policy);
+  }
+  if (obs.new.readyReplicas < target) {
+    ensureNewReplicas(draft, obs.new, target);
+    if (draft.now - (state.pendingSince ?? draft.now) > policy.scaling.readyTimeoutMs) {
+      pause(
+        draft,
+        'not-ready',
+        `the new cluster has ${obs.new.readyReplicas}/${target} ready replicas after ${formatDuration(policy.scaling.readyTimeoutMs)}; traffic stays at ${state.weight}%`,
+      );
+    }
+    return;
+  }
+  if (obs.gateRefusal !== undefined) {
+    const last = state.history[state.history.length - 1];
+    const message = `gate held the step to ${pending}%: ${obs.gateRefusal}`;
+    if (last?.message !== message) draft.record('operator', message);
+    return;
+  }
+  draft.act({ type: 'setWeight', weight: pending, reason: pending === 100 ? 'promote' : 'step' });
+  completeStep(draft, pending, policy);
+}
+
+function completeStep(draft: Draft, weight: number, policy: RolloutPolicy): void {
+  const steps = policy.plan.steps;
+  const from = draft.state.weight;
+  const index = steps.indexOf(weight);
+  draft.set('stepIndex', index >= 0 ? index : steps.findIndex((s) => s >= weight));
+  draft.set('weight', weight);
+  draft.unset('pendingWeight');
+  draft.unset('pendingSince');
+  resetStep(draft);
+  draft.record('step-advanced', `new-cluster weight ${from}% → ${weight}%`);
+  draft.event('StepAdvanced', `new cluster now receives ${weight}% of the traffic`);
+}
+
+function resetStep(draft: Draft): void {
+  draft.set('stepStartedAt', draft.now);
+  draft.set('passedChecks', 0);
+  draft.set('consecutiveFailures', 0);
+  draft.set('consecutiveInconclusive', 0);
+  draft.set('stepCounts', { ...EMPTY_COUNTS });
+}
+
+function beginPromotion(draft: Draft, why: string): void {
+  draft.phase('Promoting');
+  draft.unset('pauseCause');
+  draft.set('pendingWeight', 100);
+  draft.set('pendingSince', draft.now);
+  draft.record('promoting', why);
+  draft.event('Promoting', `promoting: ${why}`);
+}
+
+function promote(draft: Draft, obs: Observation, policy: RolloutPolicy): void {
+  const state = draft.state;
+  if (state.pendingWeight !== undefined) {
+    raiseWhenReady(draft, obs, policy);
+    if (draft.state.phase === 'Paused') return;
+    if (draft.state.pendingWeight !== undefined) return;
+  }
+  if (draft.state.weight !== 100) return;
+  if (draft.state.oldScaleDownAt === undefined) {
+    draft.set('oldScaleDownAt', draft.now + policy.scaling.oldScaleDownDelayMs);
+    draft.record('promoted', 'the new cluster receives 100% of the traffic');
+    draft.event('Promoted', 'the new cluster receives 100% of the traffic');
+    return;
+  }
+  // Traffic must have left the old cluster (read back) before it is scaled down.
+  if (obs.routeWeight !== 100 || draft.now < draft.state.oldScaleDownAt) return;
+  if (policy.scaling.oldScaleDown !== 'never' && obs.old && obs.old.replicas > 0) {
+    draft.act({ type: 'scale', cluster: 'old', replicas: 0 });
+    draft.record('scaled', 'old cluster scaled to 0 replicas');
+  }
+  restoreHpa(draft, 'new', obs.new);
+  draft.unset('oldScaleDownAt');
+  draft.phase('Succeeded');
+  draft.record('succeeded', 'the workload now runs on the new cluster');
+  draft.event('Succeeded', 'canary cluster upgrade succeeded');
+}
+
+function startRollback(draft: Draft, reason: string): void {
+  draft.phase('RollingBack', reason);
+  draft.unset('pauseCause');
+  draft.unset('pendingWeight');
+  draft.unset('pendingSince');
+  draft.unset('oldScaleDownAt');
+  draft.set('weight', 0);
+  draft.set('stepIndex', -1);
+  draft.act({ type: 'setWeight', weight: 0, reason: 'rollback' });
+  draft.record('rolling-back', reason);
+  draft.event('RollingBack', `rolling back: ${reason}`, true);
+}
+
+function rollBack(draft: Draft, obs: Observation, policy: RolloutPolicy): void {
+  const state = draft.state;
+  // The old cluster takes the traffic back: give back anything a stepwise scale-down took.
+  restoreOldCluster(draft, obs.old);
+  // Scale down only after traffic has left the new cluster (read back) and the drain delay passed.
+  if (obs.routeWeight !== 0) return;
+  if (state.drainUntil === undefined) {
+    draft.set('drainUntil', draft.now + policy.scaling.drainDelayMs);
+    return;
+  }
+  if (draft.now < state.drainUntil) return;
+  restoreNewCluster(draft, obs.new);
+  draft.unset('drainUntil');
+  draft.phase('RolledBack', state.reason);
+  draft.record('rolled-back', 'all traffic is back on the old cluster and the new cluster is scaled back');
+  draft.event('RolledBack', `rolled back: ${state.reason ?? 'by request'}`, true);
+}
+
+function pause(draft: Draft, cause: PauseCause, reason: string): void {
+  draft.phase('Paused', reason);
+  draft.set('pauseCause', cause);
+  draft.unset('pendingWeight');
+  draft.unset('pendingSince');
+  draft.record('paused', reason);
+  draft.event('Paused', `paused: ${reason}`, cause !== 'operator' && cause !== 'approval');
+}
+
+// ---- scaling helpers -------------------------------------------------------------------------
+
+function replicasFor(state: RolloutState, weight: number, policy: RolloutPolicy): number {
+  return newClusterReplicas(weight, {
+    baseline: state.baseline?.oldReplicas ?? 1,
+    headroom: policy.scaling.headroom,
+    minReplicas: Math.max(policy.scaling.minReplicas, weight > 0 ? 1 : 0),
+  });
+}
+
+/** Ask the new cluster for `target` replicas (through its HPA when it has one). Idempotent. */
+function ensureNewReplicas(draft: Draft, fresh: WorkloadObservation, target: number): void {
+  const current = fresh.hpa ? fresh.hpa.minReplicas : fresh.replicas;
+  if (current < target) {
+    draft.act(scaleAction('new', fresh, target));
+    if (draft.state.newReplicasTarget !== target)
+      draft.record('scaled', `new cluster scaled to ${target} replicas ahead of the traffic`);
+  }
+  draft.set('newReplicasTarget', target);
+}
+
+function scaleAction(cluster: ClusterRole, workload: WorkloadObservation, replicas: number): Action {
+  return workload.hpa
+    ? { type: 'setHpaMinReplicas', cluster, minReplicas: Math.max(1, replicas) }
+    : { type: 'scale', cluster, replicas };
+}
+
+function restoreNewCluster(draft: Draft, fresh: WorkloadObservation | undefined): void {
+  const baseline = draft.state.baseline;
+  if (!baseline || !fresh?.exists) return;
+  if (fresh.hpa && baseline.newHpaMinReplicas !== undefined) {
+    if (fresh.hpa.minReplicas !== baseline.newHpaMinReplicas)
+      draft.act({ type: 'setHpaMinReplicas', cluster: 'new', minReplicas: baseline.newHpaMinReplicas });
+  } else if (fresh.replicas !== baseline.newReplicas) {
+    draft.act({ type: 'scale', cluster: 'new', replicas: baseline.newReplicas });
+  }
+  draft.unset('newReplicasTarget');
+  draft.record('scaled', `new cluster restored to its starting size (${baseline.newReplicas} replicas)`);
+}
+
+function restoreOldCluster(draft: Draft, old: WorkloadObservation | undefined): void {
+  const baseline = draft.state.baseline;
+  if (!baseline || !old?.exists || old.hpa) return;
+  if (old.replicas < baseline.oldReplicas) {
+    draft.act({ type: 'scale', cluster: 'old', replicas: baseline.oldReplicas });
+    draft.record('scaled', `old cluster restored to ${baseline.oldReplicas} replicas`);
+  }
+}
+
+function restoreHpa(draft: Draft, cluster: ClusterRole, workload: WorkloadObservation | undefined): void {
+  const original =
+    cluster === 'new' ? draft.state.baseline?.newHpaMinReplicas : draft.state.baseline?.oldHpaMinReplicas;
+  if (workload?.hpa && original !== undefined && workload.hpa.minReplicas !== original) {
+    draft.act({ type: 'setHpaMinReplicas', cluster, minReplicas: original });
+  }
+}
+
+/** Stepwise mode: shrink the old cluster as traffic leaves it, after the weight is read back. */
+function stepWiseOldScaleDown(draft: Draft, obs: Observation, policy: RolloutPolicy): void {
+  const state = draft.state;
+  if (policy.scaling.oldScaleDown !== 'stepwise' || !obs.old?.exists || obs.old.hpa || !state.baseline)
+    return;
+  if (obs.routeWeight !== state.weight || state.stepIndex < 0) return;
+  const target = oldClusterReplicas(state.weight, {
+    baseline: state.baseline.oldReplicas,
+    headroom: policy.scaling.headroom,
+    minReplicas: 1,
+  });
+  if (obs.old.replicas > target) {
+    draft.act({ type: 'scale', cluster: 'old', replicas: target });
+    draft.record('scaled', `old cluster scaled to ${target} replicas as traffic left it`);
+  }
+}
+
+// ---- operator calls --------------------------------------------------------------------------
+
+/**
+ * Applies an operator call. Every call is idempotent: repeating it changes nothing more. A call
+ * the phase does not allow throws PhaseConflictError (HTTP 409).
+ */
+export function applyCommand(
+  state: RolloutState,
+  command: OperatorCommand,
+  now: number,
+  policy: RolloutPolicy,
+): Decision {
+  const draft = new Draft(state, now);
+  const conflict = () => new PhaseConflictError(command.type, state.phase, state.key);
+  switch (command.type) {
+    case 'start':
+      if (state.phase !== 'Pending') {
+        if (TERMINAL_PHASES.has(state.phase)) throw conflict();
+        return { state, actions: [] };
+      }
+      if (state.queuedAt !== undefined) return { state, actions: [] };
+      draft.set('queuedAt', now);
+      draft.set('reason', 'queued: waiting for a free slot (controller.maxConcurrent)');
+      draft.record('operator', 'start requested');
+      break;
+    case 'promote': {
+      if (state.phase === 'Promoting' || state.phase === 'Succeeded') return { state, actions: [] };
+      if (state.phase !== 'Progressing' && state.phase !== 'Paused') throw conflict();
+      const next = policy.plan.steps[state.stepIndex + 1];
+      draft.record(
+        'operator',
+        command.full ? 'promote to 100% requested' : 'promote to the next step requested',
+      );
+      if (command.full || next === undefined || next === 100) {
+        beginPromotion(draft, command.full ? 'operator promoted fully' : 'operator approved the final step');
+      } else {
+        if (state.phase === 'Paused') draft.phase('Progressing');
+        draft.unset('pauseCause');
+        // The replicas gate still applies: the weight rises once the new cluster is ready.
+        draft.set('pendingWeight', next);
+        draft.set('pendingSince', now);
+      }
+      break;
+    }
+    case 'abort':
+      if (state.phase === 'RollingBack' || state.phase === 'RolledBack') return { state, actions: [] };
+      if (state.phase === 'Pending' && state.queuedAt !== undefined) {
+        draft.unset('queuedAt');
+        draft.phase('Pending');
+        draft.record('operator', `start cancelled: ${command.reason}`);
+        break;
+      }
+      if (state.phase === 'Preflight') {
+        draft.phase('Failed', `aborted: ${command.reason}`);
+        draft.record('operator', `aborted during preflight: ${command.reason}`);
+        break;
+      }
+      if (state.phase !== 'Progressing' && state.phase !== 'Paused' && state.phase !== 'Promoting')
+        throw conflict();
+      draft.record('operator', `abort requested: ${command.reason}`);
+      startRollback(draft, `aborted: ${command.reason}`);
+      break;
+    case 'pause':
+      if (state.phase === 'Paused') return { state, actions: [] };
+      if (state.phase !== 'Progressing') throw conflict();
+      pause(draft, 'operator', command.reason ?? 'paused by an operator');
+      break;
+    case 'resume':
+      if (state.phase === 'Progressing') return { state, actions: [] };
+      if (state.phase !== 'Paused') throw conflict();
+      if (state.pauseCause === 'approval') {
+        throw new PhaseConflictError(
+          'resume (it awaits approval: promote to approve, or abort)',
+          state.phase,
+          state.key,
+        );
+      }
+      draft.phase('Progressing');
+      draft.unset('pauseCause');
+      draft.set('consecutiveInconclusive', 0);
+      draft.record('resumed', 'resumed by an operator');
+      draft.event('Resumed', 'resumed by an operator');
+      break;
+    case 'retry': {
+      if (state.phase === 'Preflight' || (state.phase === 'Pending' && state.queuedAt !== undefined))
+        return { state, actions: [] };
+      if (state.phase !== 'RolledBack' && state.phase !== 'Failed') throw conflict();
+      const fresh = newRolloutState(state.workload, now);
+      for (const key of Object.keys(draft.state) as Array<keyof RolloutState>) {
+        if (!(key in fresh)) draft.unset(key);
+      }
+      Object.assign(draft.state, fresh, {
+        history: draft.state.history,
+        checks: draft.state.checks,
+        createdAt: state.createdAt,
+        drifts: state.drifts,
+        queuedAt: now,
+        reason: 'queued: waiting for a free slot (controller.maxConcurrent)',
+      });
+      draft.record('retried', 'retry requested');
+      break;
+    }
+  }
+  return draft.done();
+}
+
+/** Moves a queued rollout into Preflight; the controller calls it while a slot is free. */
+export function admit(state: RolloutState, now: number): Decision {
+  const draft = new Draft(state, now);
+  if (state.phase !== 'Pending' || state.queuedAt === undefined) return { state, actions: [] };
+  draft.unset('queuedAt');
+  draft.set('stepStartedAt', now);
+  draft.phase('Preflight');
+  draft.record('started', 'preflight started');
+  return draft.done();
+}

@@ -1,0 +1,87 @@
+// clustershift's own Prometheus metrics. One registry per process, created in main.ts and
+// passed to whoever records into it; nothing is registered at module level.
+
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { ROLLOUT_PHASES, type RolloutState, type Verdict } from './rollout/types.js';
+
+export class Telemetry {
+  readonly registry: Registry;
+  private readonly weight: Gauge<'namespace' | 'workload'>;
+  private readonly phase: Gauge<'namespace' | 'workload' | 'phase'>;
+  private readonly checks: Counter<'verdict'>;
+  private readonly rollbacks: Counter<'namespace' | 'workload'>;
+  private readonly promotions: Counter<'namespace' | 'workload'>;
+  private readonly drifts: Counter<'namespace' | 'workload'>;
+  readonly tickDuration: Histogram;
+  readonly stateWrites: Counter;
+
+  constructor(options: { registry?: Registry; processMetrics?: boolean } = {}) {
+    this.registry = options.registry ?? new Registry();
+    if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    const registers = [this.registry];
+    this.weight = new Gauge({
+      name: 'clustershift_rollout_weight',
+      help: 'Percent of the workload traffic sent to the new cluster',
+      labelNames: ['namespace', 'workload'],
+      registers,
+    });
+    this.phase = new Gauge({
+      name: 'clustershift_rollout_phase',
+      help: 'Rollout phase: 1 for the current phase, 0 for the others',
+      labelNames: ['namespace', 'workload', 'phase'],
+      registers,
+    });
+    this.checks = new Counter({
+      name: 'clustershift_checks_total',
+      help: 'Analysis checks by verdict',
+      labelNames: ['verdict'],
+      registers,
+    });
+    for (const verdict of ['pass', 'fail', 'inconclusive']) this.checks.inc({ verdict }, 0);
+    this.rollbacks = new Counter({
+      name: 'clustershift_rollbacks_total',
+      help: 'Rollouts that started rolling back',
+      labelNames: ['namespace', 'workload'],
+      registers,
+    });
+    this.promotions = new Counter({
+      name: 'clustershift_promotions_total',
+      help: 'Rollouts promoted to 100%',
+      labelNames: ['namespace', 'workload'],
+      registers,
+    });
+    this.drifts = new Counter({
+      name: 'clustershift_route_drifts_total',
+      help: 'Times a route was found at another weight than written and corrected',
+      labelNames: ['namespace', 'workload'],
+      registers,
+    });
+    this.tickDuration = new Histogram({
+      name: 'clustershift_tick_duration_seconds',
+      help: 'Wall time of one control-loop tick over every rollout',
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10],
+      registers,
+    });
+    this.stateWrites = new Counter({
+      name: 'clustershift_state_writes_total',
+      help: 'Rollout state writes to the state store',
+      registers,
+    });
+  }
+
+  /** Records what changed between two versions of a rollout. */
+  observe(before: RolloutState | undefined, after: RolloutState): void {
+    const labels = { namespace: after.workload.namespace, workload: after.workload.name };
+    this.weight.set(labels, after.weight);
+    if (before?.phase !== after.phase) {
+      for (const phase of ROLLOUT_PHASES) this.phase.set({ ...labels, phase }, phase === after.phase ? 1 : 0);
+      if (after.phase === 'RollingBack') this.rollbacks.inc(labels);
+      if (after.phase === 'Succeeded') this.promotions.inc(labels);
+    }
+    const newChecks = after.checks.filter((c) => c.at > (before?.lastCheckAt ?? Number.NEGATIVE_INFINITY));
+    if (before && after.lastCheckAt !== before.lastCheckAt) {
+      for (const check of newChecks) this.checks.inc({ verdict: check.verdict satisfies Verdict });
+    }
+    if (before && after.drifts > before.drifts) this.drifts.inc(labels, after.drifts - before.drifts);
+  }
+}

@@ -1109,7 +1109,7 @@ export class FakeApiServer {
     const desired = Math.min(Math.max(current, min), Math.max(max, min));
     hpa.status = {
       ...((hpa.status ?? {}) as JsonObject),
-      currentReplicas: current,
+      currentReplicas: desired,
       desiredReplicas: desired,
     };
     if (desired === current) return;

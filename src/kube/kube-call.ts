@@ -1,0 +1,222 @@
+// One Kubernetes API call done carefully: a timeout per attempt joined with the caller's signal,
+// retries with exponential backoff and full jitter for what is worth retrying (429 honouring
+// Retry-After, 5xx, timeouts, network errors, and 409 for read-modify-write calls), and at the
+// end a KubeError that says which cluster, verb, object, HTTP status and message.
+//
+// client-node 2 sends requests with undici's fetch and takes the AbortSignal from its
+// RequestContext; a call-time middleware puts ours there, so an abort really cancels the request.
+
+import { setTimeout as delay } from 'node:timers/promises';
+import {
+  ApiException,
+  type ConfigurationOptions,
+  Observable,
+  type ObservableMiddleware,
+  setHeaderMiddleware,
+} from '@kubernetes/client-node';
+import { ClustershiftError, errorMessage, KubeError } from '../errors.js';
+
+export interface RetryPolicy {
+  /** Tries in all, the first included. */
+  attempts: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { attempts: 4, baseDelayMs: 200, maxDelayMs: 5000 };
+
+/** Waits, and rejects when the signal aborts; injected so tests need not wait for real. */
+export type Sleep = (ms: number, signal: AbortSignal) => Promise<void>;
+
+export const abortableSleep: Sleep = (ms, signal) => delay(ms, undefined, { signal });
+
+/** A Retry-After longer than this is a misbehaving server, not advice. */
+const MAX_RETRY_AFTER_MS = 60_000;
+
+export interface KubeCallerOptions {
+  /** The cluster's name, for error messages. */
+  cluster: string;
+  requestTimeoutMs: number;
+  retry?: RetryPolicy;
+  sleep?: Sleep;
+  /** 0 <= random() < 1, for the jitter. */
+  random?: () => number;
+}
+
+export interface CallDescription {
+  /** get, list, patch, create, update ... */
+  verb: string;
+  /** What is acted on, e.g. `deployment shop/web`. */
+  object: string;
+  /** Re-run the whole attempt (re-read, re-apply) on 409 Conflict. */
+  retryConflicts?: boolean;
+  /** Overrides the caller's per-attempt timeout. */
+  timeoutMs?: number;
+  /** Overrides the caller's retry policy. */
+  retry?: RetryPolicy;
+}
+
+/** Request options for client-node: our signal on the request, and a Content-Type for patches. */
+export function requestOptions(signal: AbortSignal, contentType?: string): ConfigurationOptions {
+  const withSignal: ObservableMiddleware = {
+    pre: (context) => {
+      context.setSignal(signal);
+      return new Observable(Promise.resolve(context));
+    },
+    post: (response) => new Observable(Promise.resolve(response)),
+  };
+  const middleware = [withSignal];
+  if (contentType !== undefined) middleware.push(setHeaderMiddleware('Content-Type', contentType));
+  return { middleware, middlewareMergeStrategy: 'append' };
+}
+
+export function httpStatusOf(error: unknown): number | undefined {
+  if (error instanceof ApiException) return error.code;
+  if (error instanceof KubeError) return error.httpStatus;
+  return undefined;
+}
+
+export function isNotFound(error: unknown): boolean {
+  return httpStatusOf(error) === 404;
+}
+
+/** The `reason` and `message` of the Status body the API server sent with an error. */
+export function statusOf(error: unknown): { reason?: string; message?: string } {
+  if (!(error instanceof ApiException)) return {};
+  let body: unknown = error.body;
+  if (typeof body === 'string') {
+    const text = body;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      return { message: text.slice(0, 300) };
+    }
+  }
+  if (typeof body !== 'object' || body === null) return {};
+  const { reason, message } = body as { reason?: unknown; message?: unknown };
+  return {
+    ...(typeof reason === 'string' ? { reason } : {}),
+    ...(typeof message === 'string' ? { message } : {}),
+  };
+}
+
+function retryAfterMs(error: unknown): number | undefined {
+  if (!(error instanceof ApiException)) return undefined;
+  const header = (error.headers as Record<string, string> | undefined)?.['retry-after'];
+  const seconds = Number(header);
+  return header !== undefined && Number.isFinite(seconds) && seconds >= 0
+    ? Math.min(seconds * 1000, MAX_RETRY_AFTER_MS)
+    : undefined;
+}
+
+/** undici's fetch fails with a TypeError('fetch failed') whose cause names the socket error. */
+function isNetworkError(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const cause = (error as { cause?: { code?: unknown } }).cause;
+  return (
+    (error instanceof TypeError && /fetch failed|terminated/i.test(error.message)) ||
+    (typeof cause?.code === 'string' && /^(E[A-Z]+|UND_ERR_.*)$/.test(cause.code))
+  );
+}
+
+function hintFor(status: number | undefined, timedOut: boolean): string {
+  if (timedOut || status === undefined || status === 429 || status >= 500) {
+    return "the API server is slow, overloaded or unreachable: check its health and clustershift's network path to it";
+  }
+  if (status === 401)
+    return 'the credentials were refused: check the kubeconfig user or the service account token';
+  if (status === 403)
+    return "grant clustershift's service account this permission (the Helm chart's RBAC values)";
+  if (status === 404) return 'check the namespace and name in the configuration';
+  if (status === 409) return 'another writer changed the object at the same time; read it again and retry';
+  return 'the API server rejected the request as invalid';
+}
+
+export class KubeCaller {
+  private readonly cluster: string;
+  private readonly requestTimeoutMs: number;
+  private readonly retry: RetryPolicy;
+  private readonly sleep: Sleep;
+  private readonly random: () => number;
+
+  constructor(options: KubeCallerOptions) {
+    this.cluster = options.cluster;
+    this.requestTimeoutMs = options.requestTimeoutMs;
+    this.retry = options.retry ?? DEFAULT_RETRY;
+    this.sleep = options.sleep ?? abortableSleep;
+    this.random = options.random ?? Math.random;
+  }
+
+  /**
+   * Run `attempt` with a signal that aborts on the caller's signal or the per-attempt timeout,
+   * retrying as described above; a KubeError thrown by `attempt` itself is final.
+   */
+  async call<T>(
+    what: CallDescription,
+    signal: AbortSignal,
+    attempt: (signal: AbortSignal) => Promise<T>,
+  ): Promise<T> {
+    const policy = what.retry ?? this.retry;
+    const timeoutMs = what.timeoutMs ?? this.requestTimeoutMs;
+    const attempts = Math.max(1, policy.attempts);
+    for (let tryNumber = 1; ; tryNumber++) {
+      this.throwIfCancelled(what, signal);
+      const timeout = AbortSignal.timeout(timeoutMs);
+      try {
+        return await attempt(AbortSignal.any([signal, timeout]));
+      } catch (error) {
+        this.throwIfCancelled(what, signal, error);
+        if (error instanceof ClustershiftError) throw error;
+        const status = httpStatusOf(error);
+        const timedOut = timeout.aborted;
+        const retryable =
+          timedOut ||
+          status === 429 ||
+          (status !== undefined && status >= 500) ||
+          (status === 409 && what.retryConflicts === true) ||
+          (status === undefined && isNetworkError(error));
+        if (!retryable || tryNumber >= attempts) {
+          throw this.failure(what, error, { status, timedOut, timeoutMs, tries: tryNumber });
+        }
+        const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (tryNumber - 1));
+        const backoff = this.random() * ceiling;
+        const waitMs = Math.max(backoff, retryAfterMs(error) ?? 0);
+        try {
+          await this.sleep(waitMs, signal);
+        } catch (sleepError) {
+          this.throwIfCancelled(what, signal, sleepError);
+          throw sleepError;
+        }
+      }
+    }
+  }
+
+  private throwIfCancelled(what: CallDescription, signal: AbortSignal, cause?: unknown): void {
+    if (!signal.aborted) return;
+    throw new KubeError(
+      `cluster "${this.cluster}": ${what.verb} ${what.object} was cancelled (${errorMessage(signal.reason)})`,
+      undefined,
+      { cause: cause ?? signal.reason },
+    );
+  }
+
+  private failure(
+    what: CallDescription,
+    error: unknown,
+    facts: { status: number | undefined; timedOut: boolean; timeoutMs: number; tries: number },
+  ): KubeError {
+    const { reason, message } = statusOf(error);
+    const problem = facts.timedOut
+      ? `timed out after ${facts.timeoutMs}ms`
+      : facts.status !== undefined
+        ? `HTTP ${facts.status}${reason ? ` ${reason}` : ''}: ${message ?? 'no message'}`
+        : errorMessage(error) +
+          (isNetworkError(error) ? ` (${errorMessage((error as { cause?: unknown }).cause)})` : '');
+    const tries = facts.tries > 1 ? ` after ${facts.tries} attempts` : '';
+    return new KubeError(
+      `cluster "${this.cluster}": ${what.verb} ${what.object} failed${tries}: ${problem}; ${hintFor(facts.status, facts.timedOut)}`,
+      facts.status,
+      { cause: error },
+    );
+  }
+}

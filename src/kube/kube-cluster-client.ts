@@ -1,0 +1,259 @@
+// ClusterClient over @kubernetes/client-node 2: one per cluster, every call with a timeout and
+// retries (see kube-call.ts).
+
+import {
+  AppsV1Api,
+  AutoscalingV2Api,
+  CoreV1Api,
+  type CoreV1Event,
+  type KubeConfig,
+  PatchStrategy,
+  type V1Deployment,
+  type V2HorizontalPodAutoscaler,
+} from '@kubernetes/client-node';
+import { type Clock, systemClock } from '../clock.js';
+import { KubeError, TimeoutError } from '../errors.js';
+import { type WorkloadObservation, type WorkloadRef, workloadKey } from '../rollout/types.js';
+import type { ClusterClient, KubeEvent } from './cluster-client.js';
+import {
+  abortableSleep,
+  httpStatusOf,
+  isNotFound,
+  KubeCaller,
+  type RetryPolicy,
+  requestOptions,
+  type Sleep,
+} from './kube-call.js';
+import { buildKubeConfig } from './kubeconfig.js';
+
+export interface KubeClusterClientOptions {
+  /** The cluster's name from the configuration. */
+  name: string;
+  kubeconfigPath?: string;
+  context?: string;
+  /** A plain http URL without auth (tests, the demo); wins over kubeconfigPath. */
+  server?: string;
+  /** An already built KubeConfig; wins over the three above. */
+  kubeConfig?: KubeConfig;
+  requestTimeoutMs: number;
+  retry?: RetryPolicy;
+  sleep?: Sleep;
+  /** Event timestamps and waitForReady's deadline. */
+  clock?: Clock;
+  /** waitForReady polls this often (default 2000). */
+  pollIntervalMs?: number;
+}
+
+/** The Event source, as `kubectl describe` shows it. */
+const COMPONENT = 'clustershift';
+/** The API server's limit on an Event message. */
+const MAX_EVENT_MESSAGE = 1024;
+
+export class KubeClusterClient implements ClusterClient {
+  readonly name: string;
+  private readonly apps: AppsV1Api;
+  private readonly autoscaling: AutoscalingV2Api;
+  private readonly core: CoreV1Api;
+  private readonly caller: KubeCaller;
+  private readonly sleep: Sleep;
+  private readonly clock: Clock;
+  private readonly pollIntervalMs: number;
+  private eventSequence = 0;
+
+  constructor(options: KubeClusterClientOptions) {
+    this.name = options.name;
+    const kubeConfig = options.kubeConfig ?? buildKubeConfig(options);
+    this.apps = kubeConfig.makeApiClient(AppsV1Api);
+    this.autoscaling = kubeConfig.makeApiClient(AutoscalingV2Api);
+    this.core = kubeConfig.makeApiClient(CoreV1Api);
+    this.sleep = options.sleep ?? abortableSleep;
+    this.caller = new KubeCaller({
+      cluster: options.name,
+      requestTimeoutMs: options.requestTimeoutMs,
+      ...(options.retry ? { retry: options.retry } : {}),
+      sleep: this.sleep,
+    });
+    this.clock = options.clock ?? systemClock;
+    this.pollIntervalMs = options.pollIntervalMs ?? 2000;
+  }
+
+  async getWorkload(ref: WorkloadRef, signal: AbortSignal): Promise<WorkloadObservation> {
+    const deployment = await this.readDeployment(ref, signal);
+    if (!deployment) return { exists: false, replicas: 0, readyReplicas: 0, images: {} };
+    const podSpec = deployment.spec?.template?.spec;
+    // Init containers count too: a changed init image changes the application. Names are unique
+    // across both lists within a pod, so one map holds them all.
+    const images: Record<string, string> = {};
+    for (const container of [...(podSpec?.initContainers ?? []), ...(podSpec?.containers ?? [])]) {
+      images[container.name] = container.image ?? '';
+    }
+    const hpa = await this.findHpa(ref, signal);
+    return {
+      exists: true,
+      replicas: deployment.spec?.replicas ?? 1,
+      readyReplicas: deployment.status?.readyReplicas ?? 0,
+      images,
+      ...(deployment.metadata?.generation !== undefined
+        ? { generation: deployment.metadata.generation }
+        : {}),
+      ...(deployment.status?.observedGeneration !== undefined
+        ? { observedGeneration: deployment.status.observedGeneration }
+        : {}),
+      ...(hpa
+        ? {
+            hpa: {
+              name: hpa.metadata?.name ?? '',
+              minReplicas: hpa.spec?.minReplicas ?? 1,
+              maxReplicas: hpa.spec?.maxReplicas ?? 0,
+              currentReplicas: hpa.status?.currentReplicas ?? 0,
+            },
+          }
+        : {}),
+    };
+  }
+
+  async scale(ref: WorkloadRef, replicas: number, signal: AbortSignal): Promise<void> {
+    // A merge patch without a resourceVersion is idempotent, so retrying it is safe.
+    await this.caller.call(
+      { verb: 'scale', object: `deployment ${workloadKey(ref)} to ${replicas}` },
+      signal,
+      (s) =>
+        this.apps.patchNamespacedDeploymentScale(
+          { name: ref.name, namespace: ref.namespace, body: { spec: { replicas } } },
+          requestOptions(s, PatchStrategy.MergePatch),
+        ),
+    );
+  }
+
+  async setHpaMinReplicas(ref: WorkloadRef, minReplicas: number, signal: AbortSignal): Promise<void> {
+    // Read-modify-write: the patch carries the resourceVersion it was computed from, so a
+    // concurrent change of maxReplicas is a 409 and the whole attempt runs again on fresh data.
+    await this.caller.call(
+      { verb: 'patch', object: `the HPA of deployment ${workloadKey(ref)}`, retryConflicts: true },
+      signal,
+      async (s) => {
+        const hpa = await this.listHpaFor(ref, s);
+        if (!hpa?.metadata?.name) {
+          throw new KubeError(
+            `cluster "${this.name}": no HorizontalPodAutoscaler (autoscaling/v2) in namespace ${ref.namespace} targets deployment ${ref.name}; scale the deployment instead`,
+            404,
+          );
+        }
+        const spec: { minReplicas: number; maxReplicas?: number } = { minReplicas };
+        if ((hpa.spec?.maxReplicas ?? 0) < minReplicas) spec.maxReplicas = minReplicas;
+        await this.autoscaling.patchNamespacedHorizontalPodAutoscaler(
+          {
+            name: hpa.metadata.name,
+            namespace: ref.namespace,
+            body: { metadata: { resourceVersion: hpa.metadata.resourceVersion }, spec },
+          },
+          requestOptions(s, PatchStrategy.MergePatch),
+        );
+      },
+    );
+  }
+
+  async recordEvent(ref: WorkloadRef, event: KubeEvent, signal: AbortSignal): Promise<void> {
+    // A missing workload still gets its event (e.g. "preflight failed: not found"), without a uid.
+    const deployment = await this.readDeployment(ref, signal);
+    const now = new Date(this.clock.now());
+    // Like client-go: name.<unix nanoseconds in hex>, plus a counter for events in the same ms.
+    const nanos = BigInt(now.getTime()) * 1_000_000n + BigInt(this.eventSequence++ % 1_000_000);
+    const body: CoreV1Event = {
+      metadata: { name: `${ref.name}.${nanos.toString(16)}`, namespace: ref.namespace },
+      involvedObject: {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        name: ref.name,
+        namespace: ref.namespace,
+        ...(deployment?.metadata?.uid ? { uid: deployment.metadata.uid } : {}),
+        ...(deployment?.metadata?.resourceVersion
+          ? { resourceVersion: deployment.metadata.resourceVersion }
+          : {}),
+      },
+      reason: event.reason,
+      message: event.message.slice(0, MAX_EVENT_MESSAGE),
+      type: event.type,
+      source: { component: COMPONENT },
+      reportingComponent: COMPONENT,
+      count: 1,
+      firstTimestamp: now,
+      lastTimestamp: now,
+    };
+    await this.caller.call(
+      { verb: 'create', object: `event ${event.reason} on deployment ${workloadKey(ref)}` },
+      signal,
+      async (s) => {
+        try {
+          await this.core.createNamespacedEvent({ namespace: ref.namespace, body }, requestOptions(s));
+        } catch (error) {
+          // The name is unique to this call: AlreadyExists means an earlier attempt got through.
+          if (httpStatusOf(error) !== 409) throw error;
+        }
+      },
+    );
+  }
+
+  /** Poll until `replicas` are ready and the controller has seen the latest spec; TimeoutError after timeoutMs. */
+  async waitForReady(
+    ref: WorkloadRef,
+    replicas: number,
+    timeoutMs: number,
+    signal: AbortSignal,
+  ): Promise<WorkloadObservation> {
+    const deadline = this.clock.now() + timeoutMs;
+    for (;;) {
+      const observed = await this.getWorkload(ref, signal);
+      const caughtUp = (observed.observedGeneration ?? 0) >= (observed.generation ?? 0);
+      if (observed.exists && caughtUp && observed.readyReplicas >= replicas) return observed;
+      if (this.clock.now() >= deadline) {
+        throw new TimeoutError(
+          `cluster "${this.name}": deployment ${workloadKey(ref)} has ${observed.readyReplicas} of ${replicas} replicas ready after ${timeoutMs}ms${observed.exists ? '' : ' (it does not exist)'}; check its pods: kubectl -n ${ref.namespace} describe deployment ${ref.name}`,
+        );
+      }
+      await this.sleep(Math.min(this.pollIntervalMs, Math.max(0, deadline - this.clock.now())), signal);
+    }
+  }
+
+  private readDeployment(ref: WorkloadRef, signal: AbortSignal): Promise<V1Deployment | undefined> {
+    return this.caller.call({ verb: 'get', object: `deployment ${workloadKey(ref)}` }, signal, async (s) => {
+      try {
+        return await this.apps.readNamespacedDeployment(
+          { name: ref.name, namespace: ref.namespace },
+          requestOptions(s),
+        );
+      } catch (error) {
+        if (isNotFound(error)) return undefined;
+        throw error;
+      }
+    });
+  }
+
+  private findHpa(ref: WorkloadRef, signal: AbortSignal): Promise<V2HorizontalPodAutoscaler | undefined> {
+    return this.caller.call({ verb: 'list', object: `HPAs in namespace ${ref.namespace}` }, signal, (s) =>
+      this.listHpaFor(ref, s),
+    );
+  }
+
+  /** The HPA whose scaleTargetRef is this Deployment; the first by name if several claim it. */
+  private async listHpaFor(
+    ref: WorkloadRef,
+    signal: AbortSignal,
+  ): Promise<V2HorizontalPodAutoscaler | undefined> {
+    const list = await this.autoscaling.listNamespacedHorizontalPodAutoscaler(
+      { namespace: ref.namespace },
+      requestOptions(signal),
+    );
+    return list.items
+      .filter((hpa) => {
+        const target = hpa.spec?.scaleTargetRef;
+        const group = target?.apiVersion?.split('/')[0];
+        return (
+          target?.kind === 'Deployment' &&
+          target.name === ref.name &&
+          (group === undefined || group === 'apps')
+        );
+      })
+      .sort((a, b) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''))[0];
+  }
+}

@@ -1,0 +1,74 @@
+// One child process a test owns: started with its output kept for failure messages, stopped by
+// its own pid (SIGTERM, then SIGKILL after a deadline), and killed if the test process exits.
+
+import { type ChildProcess, spawn } from 'node:child_process';
+
+const KEPT_OUTPUT_CHARS = 8_000;
+
+export class ChildServer {
+  readonly #binary: string;
+  readonly #args: string[];
+  #child: ChildProcess | undefined;
+  #exited: Promise<void> = Promise.resolve();
+  #output = '';
+  readonly #killOnExit = () => this.#child?.kill('SIGKILL');
+
+  constructor(options: { binary: string; args: string[] }) {
+    this.#binary = options.binary;
+    this.#args = options.args;
+  }
+
+  #alive = false;
+
+  get running(): boolean {
+    return this.#alive;
+  }
+
+  /** The last few KB of stdout and stderr, for messages when the process misbehaves. */
+  get output(): string {
+    return this.#output;
+  }
+
+  start(): void {
+    if (this.running) throw new Error(`${this.#binary} is already running`);
+    const child = spawn(this.#binary, this.#args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.#child = child;
+    this.#alive = true;
+    const keep = (chunk: Buffer) => {
+      this.#output = (this.#output + chunk.toString('utf8')).slice(-KEPT_OUTPUT_CHARS);
+    };
+    child.stdout?.on('data', keep);
+    child.stderr?.on('data', keep);
+    this.#exited = new Promise((resolve) => {
+      child.once('exit', () => {
+        this.#alive = false;
+        resolve();
+      });
+      child.once('error', (error) => {
+        this.#alive = false;
+        keep(Buffer.from(`\nspawn failed: ${error.message}\n`));
+        resolve();
+      });
+    });
+    process.once('exit', this.#killOnExit);
+  }
+
+  /** Throws with the process's output when it has already died (a bad config, a taken port). */
+  assertRunning(what: string): void {
+    if (!this.running) throw new Error(`${what} exited early; its output:\n${this.#output}`);
+  }
+
+  async stop(graceMs = 5_000): Promise<void> {
+    const child = this.#child;
+    if (!child) return;
+    process.removeListener('exit', this.#killOnExit);
+    if (this.running) {
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      await this.#exited;
+      clearTimeout(timer);
+    }
+    await this.#exited;
+    this.#child = undefined;
+  }
+}

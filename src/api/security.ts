@@ -198,6 +198,8 @@ export interface AuditRecord {
 function auditRecord(request: FastifyRequest, reply: FastifyReply): AuditRecord {
   const route = request.routeOptions.url ?? pathOf(request);
   const lastSegment = route.split('/').pop() ?? '';
+  const declared = routeConfig(request).action;
+  const declaredAction = typeof declared === 'string' ? declared : undefined;
   const params = (request.params ?? {}) as Record<string, unknown>;
   const workload =
     typeof params.namespace === 'string' && typeof params.name === 'string'
@@ -208,7 +210,9 @@ function auditRecord(request: FastifyRequest, reply: FastifyReply): AuditRecord 
     role: request.caller?.role ?? null,
     method: request.method,
     route,
-    action: lastSegment && !lastSegment.startsWith(':') ? lastSegment : request.method.toLowerCase(),
+    action:
+      declaredAction ??
+      (lastSegment && !lastSegment.startsWith(':') ? lastSegment : request.method.toLowerCase()),
     workload,
     statusCode: reply.statusCode,
   };
@@ -256,8 +260,13 @@ function deny(
   return reply.send({ error: STATUS_CODES[error.statusCode], code: error.code, message: error.message });
 }
 
+/** A route may also declare itself mutating (`config: {mutating: true}`); a non-read method always is. */
 function isMutating(request: FastifyRequest): boolean {
-  return !READ_METHODS.has(request.method);
+  return !READ_METHODS.has(request.method) || routeConfig(request).mutating === true;
+}
+
+function routeConfig(request: FastifyRequest): { mutating?: unknown; action?: unknown } {
+  return (request.routeOptions.config ?? {}) as { mutating?: unknown; action?: unknown };
 }
 
 function pathOf(request: FastifyRequest): string {

@@ -43,7 +43,11 @@ interface TestApi {
 }
 
 /** The API's route shapes; handlers record what reached them. */
-async function buildApi(t: Test, options: Partial<SecurityOptions> = {}): Promise<TestApi> {
+async function buildApi(
+  t: Test,
+  options: Partial<SecurityOptions> = {},
+  addRoutes?: (app: FastifyInstance) => void,
+): Promise<TestApi> {
   const logLines: Array<Record<string, unknown>> = [];
   const stream = new Writable({
     write(chunk, _encoding, done) {
@@ -84,6 +88,7 @@ async function buildApi(t: Test, options: Partial<SecurityOptions> = {}): Promis
       },
     );
   }
+  addRoutes?.(app);
   await app.ready();
   const auditLines = async (count: number) => {
     // onResponse runs when the response finishes, which may be just after inject() resolves.
@@ -530,5 +535,29 @@ t.test('TLS options are read from files and checked to belong together', async (
   t.throws(
     () => loadTlsOptions({ certFile, keyFile: new URL('other-key.pem', FIXTURES).pathname }),
     /cannot be used together: .*check that the key belongs to the certificate/,
+  );
+});
+
+t.test('a route that declares itself mutating is guarded and audited like a POST', async (t) => {
+  let reached = 0;
+  const { app, auditLines } = await buildApi(t, {}, (app) => {
+    app.get(
+      '/api/v1/rollouts/:namespace/:name/drain',
+      { config: { mutating: true, action: 'drain' } },
+      async () => {
+        reached++;
+        return { ok: true };
+      },
+    );
+  });
+  const url = '/api/v1/rollouts/shop/checkout/drain';
+  t.equal((await app.inject({ url, headers: bearer(VIEWER_TOKEN) })).statusCode, 403);
+  t.equal(reached, 0);
+  t.equal((await app.inject({ url, headers: bearer(OPERATOR_TOKEN) })).statusCode, 200);
+  t.equal(reached, 1);
+  const audits = await auditLines(2);
+  t.same(
+    audits.map((line) => line.msg),
+    ['audit: victor drain shop/checkout -> 403', 'audit: alice drain shop/checkout -> 200'],
   );
 });

@@ -1,0 +1,96 @@
+{{/*
+Names and labels, as in `helm create` and the argo-helm charts.
+*/}}
+
+{{/* The chart name, truncated to the 63 characters a label value allows. */}}
+{{- define "clustershift.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The full name of every resource: <release>-clustershift, or the release name alone when it already says clustershift. */}}
+{{- define "clustershift.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "clustershift.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "clustershift.labels" -}}
+helm.sh/chart: {{ include "clustershift.chart" . }}
+{{ include "clustershift.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: clustershift
+{{- end }}
+
+{{- define "clustershift.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "clustershift.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "clustershift.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "clustershift.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* http, or https when the API serves TLS; used by the probes and the ServiceMonitor. */}}
+{{- define "clustershift.scheme" -}}
+{{- if .Values.api.tls.existingSecret }}https{{ else }}http{{ end }}
+{{- end }}
+
+{{/*
+The clustershift configuration file: .Values.config plus what the chart owns. Every path
+below is where deployment.yaml mounts the file; the schema forbids these keys in values,
+so nothing here silently overrides a user's setting.
+test/charts/chart.test.ts mirrors these additions (applyChartAdditions); keep both in step.
+*/}}
+{{- define "clustershift.config" -}}
+{{- $config := deepCopy .Values.config }}
+{{- /* Each cluster's kubeconfig comes from the Secret named in .Values.clusters; none means in-cluster credentials. */}}
+{{- range $role := list "old" "new" }}
+{{- $cluster := index $.Values.clusters $role }}
+{{- $target := index $config.clusters $role }}
+{{- if $cluster.kubeconfigSecret }}
+{{- $_ := set $target "kubeconfig" (printf "/etc/clustershift/clusters/%s/%s" $role $cluster.kubeconfigKey) }}
+{{- end }}
+{{- if $cluster.context }}
+{{- $_ := set $target "context" $cluster.context }}
+{{- end }}
+{{- end }}
+{{- /* Rollout state and the leader Lease live in the release namespace, where the Role grants access. */}}
+{{- $controller := $config.controller | default dict }}
+{{- $_ := set $controller "namespace" .Release.Namespace }}
+{{- $_ := set $controller "state" (dict "type" "configmap") }}
+{{- $election := $controller.leaderElection | default dict }}
+{{- $_ := set $election "enabled" (gt (int .Values.replicaCount) 1) }}
+{{- $_ := set $controller "leaderElection" $election }}
+{{- $_ := set $config "controller" $controller }}
+{{- /* The API listens on the container port; tokens and TLS files come from the mounted Secrets. */}}
+{{- $api := $config.api | default dict }}
+{{- $_ := set $api "host" "0.0.0.0" }}
+{{- $_ := set $api "port" (int .Values.containerPort) }}
+{{- $auth := $api.auth | default dict }}
+{{- $_ := set $auth "enabled" .Values.api.auth.enabled }}
+{{- if .Values.api.auth.enabled }}
+{{- $_ := set $auth "tokensFile" (printf "/etc/clustershift/api-tokens/%s" .Values.api.auth.secretKey) }}
+{{- end }}
+{{- $_ := set $api "auth" $auth }}
+{{- if .Values.api.tls.existingSecret }}
+{{- $_ := set $api "tls" (dict "certFile" "/etc/clustershift/tls/tls.crt" "keyFile" "/etc/clustershift/tls/tls.key") }}
+{{- end }}
+{{- $_ := set $config "api" $api }}
+{{- toYaml $config }}
+{{- end }}

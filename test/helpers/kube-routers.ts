@@ -1,0 +1,88 @@
+// For the Kubernetes-based router tests: a real FakeApiServer per cluster on loopback and the
+// KubeObjects that reach it through @kubernetes/client-node, with backoff sleeps recorded
+// instead of waited.
+
+import type { RetryPolicy } from '../../src/kube/kube-call.js';
+import { buildKubeConfig } from '../../src/kube/kubeconfig.js';
+import { type ClusterObjects, KubeObjects } from '../../src/routers/kube-objects.js';
+import { FakeApiServer, type KubeObject } from '../../src/sandbox/fake-apiserver.js';
+
+export interface Teardown {
+  teardown(fn: () => unknown): void;
+}
+
+export interface KubeRouterFixture {
+  /** The API server of the `old` cluster, where routes live by default. */
+  server: FakeApiServer;
+  newServer: FakeApiServer;
+  clusters: ClusterObjects;
+  /** Every backoff the callers asked to sleep, in ms. */
+  sleeps: number[];
+}
+
+export const TEST_RETRY: RetryPolicy = { attempts: 4, baseDelayMs: 100, maxDelayMs: 1000 };
+
+export async function startKubeRouterFixture(
+  t: Teardown,
+  options: { oldUrl?: (url: string) => Promise<string> } = {},
+): Promise<KubeRouterFixture> {
+  const server = new FakeApiServer();
+  const newServer = new FakeApiServer();
+  const { url } = await server.start();
+  t.teardown(() => server.stop());
+  const { url: newUrl } = await newServer.start();
+  t.teardown(() => newServer.stop());
+  const sleeps: number[] = [];
+  const objectsFor = (cluster: 'old' | 'new', serverUrl: string) =>
+    new KubeObjects({
+      cluster,
+      kubeConfig: buildKubeConfig({ name: cluster, server: serverUrl }),
+      requestTimeoutMs: 5_000,
+      retry: TEST_RETRY,
+      sleep: async (ms) => {
+        sleeps.push(ms);
+      },
+    });
+  const oldUrl = options.oldUrl ? await options.oldUrl(url) : url;
+  return {
+    server,
+    newServer,
+    clusters: { old: objectsFor('old', oldUrl), new: objectsFor('new', newUrl) },
+    sleeps,
+  };
+}
+
+/** Everything of an object except what the API server maintains. */
+export function withoutServerFields(object: KubeObject | undefined): unknown {
+  if (!object) return undefined;
+  const {
+    resourceVersion: _rv,
+    generation: _g,
+    uid: _uid,
+    creationTimestamp: _ct,
+    ...metadata
+  } = object.metadata;
+  return { ...object, metadata };
+}
+
+/**
+ * Arms a second writer on `server`: the next PUT to a path containing `pathIncludes` is
+ * preceded by `bump()` (a real change through the server's store), so it meets a 409.
+ */
+export function bumpBeforeNextPut(server: FakeApiServer, pathIncludes: string, bump: () => void): void {
+  let armed = true;
+  server.injectFault({
+    status: 500,
+    count: 1,
+    method: 'PUT',
+    pathIncludes,
+    // Never matches: used as a hook that runs as the PUT arrives, before the server handles it.
+    match: () => {
+      if (armed) {
+        armed = false;
+        bump();
+      }
+      return false;
+    },
+  });
+}

@@ -47,4 +47,8 @@ export const DEFAULTS = {
     // The largest body any route takes is an abort reason; 16 KiB is generous.
     bodyLimit: 16_384,
   },
+  // A notification is worth a few retries, never a stuck queue: 4 attempts of at most 5s each.
+  notifications: { timeout: '5s', retries: 3 },
+  // A gate that cannot answer in 5s refuses the step (fail closed); the next tick asks again.
+  gates: { webhook: { timeout: '5s' } },
 } as const;

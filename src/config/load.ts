@@ -15,6 +15,7 @@ import {
   type MetricsProviderConfig,
   type RawConfig,
   type RouteConfig,
+  type SecretRef,
   type WorkloadConfig,
 } from './schema.js';
 
@@ -67,6 +68,19 @@ export interface ClusterConfig {
   context?: string;
 }
 
+/** Notification sinks; URLs stay secret references until the notifier reads them. */
+export interface NotificationsConfig {
+  webhooks: Array<{ name: string; url: SecretRef; headers: Record<string, string | SecretRef> }>;
+  slack: Array<{ name: string; url: SecretRef }>;
+  timeoutMs: number;
+  retries: number;
+}
+
+export interface GatesConfig {
+  /** Absent: no gate, traffic rises on analysis alone. */
+  webhook?: { url: string | SecretRef; timeoutMs: number };
+}
+
 export interface Config {
   /** The file this came from, for messages. */
   source: string;
@@ -98,6 +112,8 @@ export interface Config {
   };
   metrics: MetricsProviderConfig;
   routers: NonNullable<RawConfig['routers']>;
+  notifications: NotificationsConfig;
+  gates: GatesConfig;
   workloads: ResolvedWorkload[];
 }
 
@@ -238,7 +254,45 @@ function buildConfig(raw: RawConfig, source: string, fail: (path: string, messag
     },
     metrics: raw.metrics,
     routers: raw.routers ?? {},
+    notifications: resolveNotifications(raw, dur, fail),
+    gates: raw.gates?.webhook
+      ? {
+          webhook: {
+            url: raw.gates.webhook.url,
+            timeoutMs: dur(
+              raw.gates.webhook.timeout,
+              DEFAULTS.gates.webhook.timeout,
+              '/gates/webhook/timeout',
+            ),
+          },
+        }
+      : {},
     workloads,
+  };
+}
+
+function resolveNotifications(
+  raw: RawConfig,
+  dur: (value: string | undefined, fallback: string, path: string) => number,
+  fail: (path: string, message: string) => never,
+): NotificationsConfig {
+  const n = raw.notifications ?? {};
+  const webhooks = (n.webhooks ?? []).map((w) => ({ name: w.name, url: w.url, headers: { ...w.headers } }));
+  const slack = (n.slack ?? []).map((s) => ({ name: s.name, url: s.url }));
+  // Sink names label logs and the notifications metric, so they must tell sinks apart.
+  const seen = new Set<string>();
+  for (const [path, name] of [
+    ...webhooks.map((w, i) => [`/notifications/webhooks/${i}/name`, w.name] as const),
+    ...slack.map((s, i) => [`/notifications/slack/${i}/name`, s.name] as const),
+  ]) {
+    if (seen.has(name)) fail(path, `found the sink name ${name} a second time, expected each sink name once`);
+    seen.add(name);
+  }
+  return {
+    webhooks,
+    slack,
+    timeoutMs: dur(n.timeout, DEFAULTS.notifications.timeout, '/notifications/timeout'),
+    retries: n.retries ?? DEFAULTS.notifications.retries,
   };
 }
 

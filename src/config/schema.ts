@@ -283,6 +283,53 @@ export const SandboxProviderSchema = closed({ type: Type.Literal('sandbox') });
 export const MetricsProviderSchema = Type.Union([PrometheusProviderSchema, SandboxProviderSchema]);
 export type MetricsProviderConfig = Static<typeof MetricsProviderSchema>;
 
+// ---- notifications and approval gates ----------------------------------------------------
+
+const HttpUrl = (description: string) => Type.String({ pattern: '^https?://', description });
+
+export const NotificationsSchema = closed(
+  {
+    webhooks: Type.Optional(
+      Type.Array(
+        closed({
+          name: Name('the sink name in logs and metrics'),
+          url: SecretRef,
+          headers: Type.Optional(
+            Type.Record(Type.String({ minLength: 1 }), Type.Union([Type.String(), SecretRef]), {
+              description: 'extra request headers; a value may be a secret reference',
+            }),
+          ),
+        }),
+        { description: 'generic JSON webhooks' },
+      ),
+    ),
+    slack: Type.Optional(
+      Type.Array(closed({ name: Name('the sink name in logs and metrics'), url: SecretRef }), {
+        description: 'Slack-compatible incoming webhooks (the URL is a secret)',
+      }),
+    ),
+    timeout: Type.Optional(Duration('per-attempt timeout of a delivery')),
+    retries: Type.Optional(
+      Type.Integer({ minimum: 0, maximum: 10, description: 'extra attempts after a failed delivery' }),
+    ),
+  },
+  'where rollout notifications are sent',
+);
+
+export const GatesSchema = closed(
+  {
+    webhook: Type.Optional(
+      closed({
+        url: Type.Union([HttpUrl('the gate URL'), SecretRef], {
+          description: 'the gate URL, inline or as a secret reference',
+        }),
+        timeout: Type.Optional(Duration('per-call timeout; no answer in time refuses the step')),
+      }),
+    ),
+  },
+  'asked before each traffic increase',
+);
+
 // ---- the whole file --------------------------------------------------------------------
 
 export const WorkloadSchema = closed({
@@ -382,6 +429,8 @@ export const ConfigSchema = closed({
     }),
   ),
   defaults: Type.Optional(PolicySchema),
+  notifications: Type.Optional(NotificationsSchema),
+  gates: Type.Optional(GatesSchema),
   workloads: Type.Array(WorkloadSchema, { minItems: 1 }),
 });
 

@@ -24,6 +24,12 @@ export interface JudgeInput {
   /** The new-cluster weight in force during the window. */
   weight: number;
   reading: MetricsReading | { error: string };
+  /**
+   * Time since the previous check. A reading whose window is longer (Prometheus ranges have a
+   * floor of a few scrape intervals) overlaps the previous one, so its counts are scaled down
+   * to this span before they are added to the step's total.
+   */
+  sinceLastCheckMs?: number;
   /** Counts accumulated over the current step before this window. */
   stepCounts: StepCounts;
   policy: AnalysisPolicy;
@@ -55,7 +61,11 @@ export function judge(input: JudgeInput): JudgeResult {
     };
   }
   const window = windowCounts(reading.old, reading.new);
-  const stepCounts = window ? addCounts(input.stepCounts, window) : input.stepCounts;
+  const overlap =
+    input.sinceLastCheckMs !== undefined && reading.windowMs > input.sinceLastCheckMs
+      ? input.sinceLastCheckMs / reading.windowMs
+      : 1;
+  const stepCounts = window ? addCounts(input.stepCounts, scaleCounts(window, overlap)) : input.stepCounts;
   const metrics: MetricResult[] = [];
   let critical = false;
 
@@ -99,6 +109,16 @@ function windowCounts(old: ClusterMetrics, fresh: ClusterMetrics): StepCounts | 
     oldErrors: Math.min(old.errors, old.requests),
     newRequests: fresh.requests,
     newErrors: Math.min(fresh.errors, fresh.requests),
+  };
+}
+
+function scaleCounts(counts: StepCounts, factor: number): StepCounts {
+  if (factor === 1) return counts;
+  return {
+    oldRequests: counts.oldRequests * factor,
+    oldErrors: counts.oldErrors * factor,
+    newRequests: counts.newRequests * factor,
+    newErrors: counts.newErrors * factor,
   };
 }
 

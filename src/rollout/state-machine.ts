@@ -62,6 +62,9 @@ class Draft {
     private readonly original: RolloutState,
     readonly now: number,
   ) {
+    // Copy-on-write of what a decision can change: top-level fields and the two bounded logs.
+    // Nested values (records, counts, baseline) are replaced, never mutated, so sharing them is
+    // safe, and a tick that changes nothing no longer deep-copies ~250 records per rollout.
     this.state = structuredClone(original);
   }
 
@@ -247,6 +250,7 @@ function analyse(draft: Draft, obs: Observation, policy: RolloutPolicy): void {
     weight: state.weight,
     reading: obs.metrics,
     stepCounts: state.stepCounts,
+    sinceLastCheckMs: now - (state.lastCheckAt ?? state.stepStartedAt),
     policy: policy.analysis,
     steps: policy.plan.steps.length,
   });
@@ -258,6 +262,11 @@ function analyse(draft: Draft, obs: Observation, policy: RolloutPolicy): void {
   draft.markChanged();
 
   if (check.critical) return startRollback(draft, check.reason);
+  // A raise earned by earlier checks is withdrawn when the latest one does not pass.
+  if (check.verdict !== 'pass' && state.pendingWeight !== undefined && !state.pendingByOperator) {
+    draft.unset('pendingWeight');
+    draft.unset('pendingSince');
+  }
   if (check.verdict === 'fail') {
     const failures = state.consecutiveFailures + 1;
     draft.set('consecutiveFailures', failures);
@@ -353,6 +362,7 @@ function completeStep(draft: Draft, weight: number, policy: RolloutPolicy): void
   draft.set('weight', weight);
   draft.unset('pendingWeight');
   draft.unset('pendingSince');
+  draft.unset('pendingByOperator');
   resetStep(draft);
   draft.record('step-advanced', `new-cluster weight ${from}% → ${weight}%`);
   draft.event('StepAdvanced', `new cluster now receives ${weight}% of the traffic`);
@@ -403,6 +413,7 @@ function promote(draft: Draft, obs: Observation, policy: RolloutPolicy): void {
 }
 
 function startRollback(draft: Draft, reason: string): void {
+  draft.unset('pendingByOperator');
   draft.phase('RollingBack', reason);
   draft.unset('pauseCause');
   draft.unset('pendingWeight');
@@ -434,6 +445,7 @@ function rollBack(draft: Draft, obs: Observation, policy: RolloutPolicy): void {
 }
 
 function pause(draft: Draft, cause: PauseCause, reason: string): void {
+  draft.unset('pendingByOperator');
   draft.phase('Paused', reason);
   draft.set('pauseCause', cause);
   draft.unset('pendingWeight');
@@ -557,6 +569,7 @@ export function applyCommand(
         // The replicas gate still applies: the weight rises once the new cluster is ready.
         draft.set('pendingWeight', next);
         draft.set('pendingSince', now);
+        draft.set('pendingByOperator', true);
       }
       break;
     }

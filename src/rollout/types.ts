@@ -153,6 +153,8 @@ export interface RolloutState {
   /** A higher weight waiting for the new cluster's replicas to be ready. */
   pendingWeight?: number;
   pendingSince?: number;
+  /** The pending raise was asked for by an operator's promote, not earned by checks. */
+  pendingByOperator?: boolean;
   stepStartedAt: number;
   passedChecks: number;
   consecutiveFailures: number;

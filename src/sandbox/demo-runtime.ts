@@ -1,0 +1,164 @@
+// A whole clustershift runtime on simulated clusters, listening on loopback: the simulated world
+// plays the router and Prometheus, in-memory clusters play old and new, state lives in memory.
+// The demo, the CLI tests and the dashboard tests all start the real thing through here.
+
+import pino, { type Logger } from 'pino';
+import { systemClock } from '../clock.js';
+import { type Config, resolveConfig } from '../config/load.js';
+import { createRuntime, type Runtime, type RuntimeParts } from '../runtime.js';
+import { MemoryStateStore } from '../state/memory-state-store.js';
+import { SandboxClusters } from './sandbox-clusters.js';
+import { SimulatedWorld } from './world.js';
+
+export interface DemoWorkloadSpec {
+  name: string;
+  /** Requests per second across both clusters. */
+  rps: number;
+  /** The new cluster misbehaves from this weight on. */
+  fault?: { fromWeight: number; errorRate?: number; addedLatencyMs?: number };
+  requireApproval?: boolean;
+}
+
+export interface DemoTimings {
+  /** Control-loop interval. */
+  interval: string;
+  holdTime: string;
+  analysisInterval: string;
+  drainDelay: string;
+  oldScaleDownDelay: string;
+  /** How long simulated pods take to become ready. */
+  readyDelayMs: number;
+}
+
+/** The demo's pace: slow enough to watch. Tests pass faster timings. */
+export const DEMO_TIMINGS: DemoTimings = {
+  interval: '250ms',
+  holdTime: '2s',
+  analysisInterval: '1s',
+  drainDelay: '2s',
+  oldScaleDownDelay: '3s',
+  readyDelayMs: 400,
+};
+
+export interface DemoRuntimeOptions {
+  workloads: readonly DemoWorkloadSpec[];
+  namespace?: string;
+  timings?: Partial<DemoTimings>;
+  /** Plugins for buildServer (security, OpenAPI, dashboard). */
+  server?: RuntimeParts['server'];
+  logger?: Logger;
+  /** 0 (the default) picks a free port. */
+  port?: number;
+  /** Runs the control loop; false leaves ticking to the caller (`runtime.controller.tick()`). */
+  startController?: boolean;
+  seed?: number;
+}
+
+export interface DemoRuntime {
+  runtime: Runtime;
+  world: SimulatedWorld;
+  config: Config;
+  /** e.g. http://127.0.0.1:41234 */
+  address: string;
+  /** Stops the loop, the server and the clusters; safe to call twice. */
+  stop(): Promise<void>;
+}
+
+export function sandboxConfig(options: {
+  workloads: readonly DemoWorkloadSpec[];
+  namespace: string;
+  timings: DemoTimings;
+  port: number;
+}): Config {
+  const { timings } = options;
+  return resolveConfig(
+    {
+      clusters: { old: { name: 'prod-v1-30' }, new: { name: 'prod-v1-32' } },
+      controller: {
+        interval: timings.interval,
+        maxConcurrent: 3,
+        requestTimeout: '5s',
+        state: { type: 'memory' },
+      },
+      api: { host: '127.0.0.1', port: options.port, auth: { enabled: false } },
+      metrics: { type: 'sandbox' },
+      defaults: {
+        plan: { steps: [1, 5, 10, 25, 50, 100], holdTime: timings.holdTime, minPassingChecks: 2 },
+        analysis: {
+          interval: timings.analysisInterval,
+          latencyWindow: '10s',
+          minRequests: 40,
+          failureLimit: 2,
+        },
+        scaling: {
+          headroom: 0.2,
+          drainDelay: timings.drainDelay,
+          oldScaleDownDelay: timings.oldScaleDownDelay,
+          readyTimeout: '30s',
+        },
+      },
+      workloads: options.workloads.map((w) => ({
+        namespace: options.namespace,
+        name: w.name,
+        route: { type: 'sandbox' },
+        ...(w.requireApproval ? { plan: { requireApproval: true } } : {}),
+      })),
+    },
+    'the sandbox configuration',
+  );
+}
+
+export async function startDemoRuntime(options: DemoRuntimeOptions): Promise<DemoRuntime> {
+  const namespace = options.namespace ?? 'shop';
+  const timings = { ...DEMO_TIMINGS, ...options.timings };
+  const config = sandboxConfig({ workloads: options.workloads, namespace, timings, port: options.port ?? 0 });
+  const world = new SimulatedWorld({ seed: options.seed ?? 7 });
+  const clusters = await SandboxClusters.start({ readyDelayMs: timings.readyDelayMs });
+  for (const workload of options.workloads) {
+    await clusters.addWorkload(
+      { namespace, name: workload.name },
+      {
+        oldReplicas: Math.max(2, Math.round(workload.rps / 500)),
+        newReplicas: 1,
+        image: `registry.example/${namespace}/${workload.name}:2.4.1`,
+      },
+    );
+    world.add({
+      key: `${namespace}/${workload.name}`,
+      rps: workload.rps,
+      old: { errorRate: 0.005, p99LatencyMs: 120 },
+      new: { errorRate: 0.005, p99LatencyMs: 118 },
+      ...(workload.fault ? { fault: workload.fault } : {}),
+    });
+  }
+  const runtime = await createRuntime({
+    config,
+    clusters: clusters.clients,
+    routerFor: () => world,
+    metrics: world,
+    store: new MemoryStateStore(),
+    clock: systemClock,
+    logger: options.logger ?? pino({ level: 'silent' }),
+    ...(options.server ? { server: options.server } : {}),
+  });
+  for (const workload of config.workloads) world.bindRoute(workload.route, workload.key);
+
+  let stopped: Promise<void> | undefined;
+  const stop = () => {
+    stopped ??= (async () => {
+      await runtime.controller.stop();
+      await runtime.server.close();
+      await clusters.stop();
+    })();
+    return stopped;
+  };
+  try {
+    await runtime.controller.load(AbortSignal.timeout(10_000));
+    const address = await runtime.server.listen({ host: config.api.host, port: config.api.port });
+    if (options.startController ?? true) runtime.controller.start();
+    return { runtime, world, config, address, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}

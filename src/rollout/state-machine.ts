@@ -65,7 +65,10 @@ class Draft {
     // Copy-on-write of what a decision can change: top-level fields and the two bounded logs.
     // Nested values (records, counts, baseline) are replaced, never mutated, so sharing them is
     // safe, and a tick that changes nothing no longer deep-copies ~250 records per rollout.
-    this.state = structuredClone(original);
+    // Copy-on-write of what a decision can change: top-level fields and the two bounded logs.
+    // Nested values (records, counts, baseline) are replaced, never mutated, so sharing them is
+    // safe, and a tick that changes nothing no longer deep-copies ~250 records per rollout.
+    this.state = { ...original, checks: [...original.checks], history: [...original.history] };
   }
 
   set<K extends keyof RolloutState>(key: K, value: RolloutState[K]): void {

@@ -65,9 +65,6 @@ class Draft {
     // Copy-on-write of what a decision can change: top-level fields and the two bounded logs.
     // Nested values (records, counts, baseline) are replaced, never mutated, so sharing them is
     // safe, and a tick that changes nothing no longer deep-copies ~250 records per rollout.
-    // Copy-on-write of what a decision can change: top-level fields and the two bounded logs.
-    // Nested values (records, counts, baseline) are replaced, never mutated, so sharing them is
-    // safe, and a tick that changes nothing no longer deep-copies ~250 records per rollout.
     this.state = { ...original, checks: [...original.checks], history: [...original.history] };
   }
 

@@ -4,6 +4,7 @@
 import type { RouteConfig, RouteOf } from '../config/schema.js';
 import { RouteNotFoundError, RouterError } from '../errors.js';
 import {
+  agreedPercent,
   type ClusterObjects,
   type CustomObject,
   type CustomObjectRef,
@@ -11,6 +12,7 @@ import {
   isMissingObject,
   isRecord,
   namespaceOf,
+  type WeightPair,
 } from './kube-objects.js';
 import type { TrafficRouter } from './router.js';
 
@@ -27,13 +29,10 @@ export interface IstioRouterOptions {
 }
 
 /** In one http route: where the two clusters' destinations are and their weights. */
-interface ClusterSplit {
+interface ClusterSplit extends WeightPair {
   httpIndex: number;
-  label: string;
   oldIndex: number;
   newIndex: number;
-  oldWeight: number;
-  newWeight: number;
 }
 
 /**
@@ -46,9 +45,7 @@ interface ClusterSplit {
  * route of the VirtualService must name both destinations, and all of them are written.
  *
  * Disagreeing routes: if the selected routes carry different weights (a person edited one),
- * getWeight throws a RouterError naming each route's weight instead of reporting one of them,
- * because reporting the first could hide drift in the others from the controller's drift check.
- * The next setWeight (a promote, abort or retry) writes every route consistently again.
+ * getWeight throws a RouterError naming each (see agreedPercent for why).
  *
  * Versions: tries networking.istio.io/v1 first and, when the API server answers 404 there
  * (v1 not served: Istio before 1.22), v1beta1; the version that worked is remembered per cluster.
@@ -70,16 +67,7 @@ export class IstioRouter implements TrafficRouter {
     const istio = istioRoute(route);
     const target = this.describe(istio);
     const object = await this.#withVersion(istio, (ref) => this.#objects(istio).get(ref, signal));
-    const splits = clusterSplits(istio, target, object);
-    const percents = splits.map((split) => percentOf(target, split));
-    const first = percents[0] as number;
-    if (percents.some((percent) => percent !== first))
-      throw new RouterError(
-        `${target}: its http routes disagree on the new cluster's weight (` +
-          `${splits.map((split, i) => `${split.label}: ${percents[i]}%`).join(', ')}); someone edited one of them. ` +
-          'Promote, abort or retry the rollout to write one weight to all of them, or set routeName to manage only one',
-      );
-    return first;
+    return agreedPercent(target, clusterSplits(istio, target, object));
   }
 
   async setWeight(route: RouteConfig, weight: number, signal: AbortSignal): Promise<void> {
@@ -266,17 +254,6 @@ function clusterSplits(istio: IstioRoute, target: string, object: CustomObject):
 function weightOf(entry: unknown): number {
   const weight = isRecord(entry) ? entry.weight : undefined;
   return typeof weight === 'number' ? weight : 0;
-}
-
-function percentOf(target: string, split: ClusterSplit): number {
-  const total = split.oldWeight + split.newWeight;
-  if (total === 0)
-    throw new RouterError(
-      `${target}: in ${split.label} both clusters' destinations have weight 0 (or none), so the new ` +
-        "cluster's share is undefined; give the old cluster's destination weight 100 before starting",
-    );
-  // Exact for weights the router wrote (they sum to 100); others are rounded to 0.01%.
-  return Math.round((10_000 * split.newWeight) / total) / 100;
 }
 
 /** `object` with only the two clusters' weights changed in every selected http route. */

@@ -191,3 +191,39 @@ export function namespaceOf(route: { namespace?: string | undefined }, target: s
     );
   return route.namespace;
 }
+
+/** One place in a route object where the two clusters' weights sit (an http route, a rule). */
+export interface WeightPair {
+  /** e.g. `http route primary`, `rule 0`. */
+  label: string;
+  oldWeight: number;
+  newWeight: number;
+}
+
+/**
+ * The new cluster's percent, new / (old + new), agreed by every pair. Pairs that disagree (a
+ * person edited one) are a RouterError naming each, rather than one of them reported: reporting
+ * the first could hide drift in the others from the controller's drift check. The next weight
+ * write (promote, abort, retry) makes them agree again.
+ */
+export function agreedPercent(target: string, pairs: readonly WeightPair[]): number {
+  const percents = pairs.map((pair) => {
+    const total = pair.oldWeight + pair.newWeight;
+    if (total === 0)
+      throw new RouterError(
+        `${target}: in ${pair.label} both clusters have weight 0 (or none), so the new cluster's share ` +
+          "is undefined; give the old cluster's entry weight 100 before starting",
+      );
+    // Exact for weights the router wrote (they sum to 100); others are rounded to 0.01%.
+    return Math.round((10_000 * pair.newWeight) / total) / 100;
+  });
+  const first = percents[0];
+  if (first === undefined) throw new RouterError(`${target}: no weights to read`);
+  if (percents.some((percent) => percent !== first))
+    throw new RouterError(
+      `${target}: its entries disagree on the new cluster's weight (` +
+        `${pairs.map((pair, i) => `${pair.label}: ${percents[i]}%`).join(', ')}); someone edited one of them. ` +
+        'Promote, abort or retry the rollout to write one weight to all of them, or name only one in the route',
+    );
+  return first;
+}

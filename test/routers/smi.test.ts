@@ -1,0 +1,128 @@
+// SmiRouter through @kubernetes/client-node against a real FakeApiServer on loopback.
+
+import t from 'tap';
+import type { RouteOf } from '../../src/config/schema.js';
+import { RouteNotFoundError, RouterError } from '../../src/errors.js';
+import { SmiRouter } from '../../src/routers/smi.js';
+import type { KubeObject } from '../../src/sandbox/fake-apiserver.js';
+import {
+  bumpBeforeNextPut,
+  startKubeRouterFixture,
+  type Teardown,
+  withoutServerFields,
+} from '../helpers/kube-routers.js';
+
+const signal = () => AbortSignal.timeout(20_000);
+const API = 'split.smi-spec.io/v1alpha2';
+
+const route = (extra: Partial<RouteOf<'smi'>> = {}): RouteOf<'smi'> => ({
+  type: 'smi',
+  namespace: 'shop',
+  trafficSplit: 'checkout',
+  oldService: 'checkout',
+  newService: 'checkout-east',
+  ...extra,
+});
+
+function trafficSplit(): KubeObject {
+  return {
+    apiVersion: API,
+    kind: 'TrafficSplit',
+    metadata: { name: 'checkout', namespace: 'shop', annotations: { owner: 'payments' } },
+    spec: {
+      service: 'checkout',
+      backends: [
+        { service: 'checkout', weight: 100 },
+        { service: 'checkout-east', weight: 0 },
+        { service: 'checkout-shadow', weight: 0 },
+      ],
+      matches: [{ kind: 'HTTPRouteGroup', name: 'checkout-routes' }],
+    },
+  };
+}
+
+async function setup(t: Teardown) {
+  const fixture = await startKubeRouterFixture(t);
+  fixture.server.put(trafficSplit());
+  const router = new SmiRouter({ clusters: fixture.clusters });
+  const stored = () => fixture.server.get(API, 'TrafficSplit', 'shop', 'checkout');
+  return { ...fixture, router, stored };
+}
+
+t.test('every whole percent is written and read back exactly, nothing else changes', async (t) => {
+  const { router, stored } = await setup(t);
+  for (let weight = 0; weight <= 100; weight++) {
+    await router.setWeight(route(), weight, signal());
+    t.equal(await router.getWeight(route(), signal()), weight);
+  }
+  const expected = trafficSplit();
+  (expected.spec as { backends: Array<{ weight: number }> }).backends[0]!.weight = 63;
+  (expected.spec as { backends: Array<{ weight: number }> }).backends[1]!.weight = 37;
+  await router.setWeight(route(), 37, signal());
+  t.strictSame(withoutServerFields(stored()), expected);
+});
+
+t.test('missing object and missing backend are RouteNotFoundErrors', async (t) => {
+  const { router, server } = await setup(t);
+  await t.rejects(router.getWeight(route({ trafficSplit: 'nope' }), signal()), {
+    name: 'RouteNotFoundError',
+    message: /TrafficSplit shop\/nope does not exist in the old cluster/,
+  });
+  await t.rejects(router.verify(route({ newService: 'checkout-west' }), signal()), {
+    name: 'RouteNotFoundError',
+    message:
+      /has backends checkout, checkout-east, checkout-shadow but not the new cluster's mirrored service checkout-west/,
+  });
+  await t.rejects(router.setWeight(route({ oldService: 'gone' }), 5, signal()), RouteNotFoundError);
+  t.equal(server.writes().length, 0);
+});
+
+t.test('a write conflict re-reads and re-applies, keeping the other writer change', async (t) => {
+  const { router, server, stored } = await setup(t);
+  bumpBeforeNextPut(server, '/trafficsplits/checkout', () => {
+    const current = stored()!;
+    (current.spec as { backends: Array<{ weight: number }> }).backends[2]!.weight = 7;
+    server.put(current);
+  });
+  await router.setWeight(route(), 60, signal());
+  t.same(
+    server.writes().map((w) => [w.method, w.status]),
+    [
+      ['PUT', 409],
+      ['PUT', 200],
+    ],
+  );
+  t.strictSame((stored()!.spec as { backends: unknown[] }).backends, [
+    { service: 'checkout', weight: 40 },
+    { service: 'checkout-east', weight: 60 },
+    { service: 'checkout-shadow', weight: 7 },
+  ]);
+});
+
+t.test('500s are retried, then a RouterError after the limit; 429 honours Retry-After', async (t) => {
+  const { router, server, sleeps } = await setup(t);
+  server.injectFault({ status: 500, count: 3, pathIncludes: '/trafficsplits/' });
+  await router.setWeight(route(), 5, signal());
+  t.equal(sleeps.length, 3);
+  server.injectFault({ status: 500, count: 4, pathIncludes: '/trafficsplits/' });
+  await t.rejects(router.getWeight(route(), signal()), {
+    name: 'RouterError',
+    message: /TrafficSplit shop\/checkout: .*after 4 attempts: HTTP 500/,
+  });
+  sleeps.length = 0;
+  server.injectFault({ status: 429, count: 1, retryAfterSeconds: 4 });
+  t.equal(await router.getWeight(route(), signal()), 5);
+  t.same(sleeps, [4000]);
+});
+
+t.test('quantity-string weights (v1alpha1 style) are refused with a reason', async (t) => {
+  const { router, server } = await setup(t);
+  const object = trafficSplit();
+  (object.spec as { backends: Array<{ weight: unknown }> }).backends[0]!.weight = '500m';
+  server.put(object);
+  await t.rejects(router.getWeight(route(), signal()), {
+    name: 'RouterError',
+    message: /"500m", expected an integer/,
+  });
+  await t.rejects(router.getWeight({ ...route(), namespace: undefined } as never, signal()), RouterError);
+});

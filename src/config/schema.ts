@@ -267,6 +267,7 @@ export const PrometheusProviderSchema = closed({
   type: Type.Literal('prometheus'),
   address: Type.String({ pattern: '^https?://', description: 'e.g. http://prometheus.monitoring:9090' }),
   timeout: Type.Optional(Duration('per-query timeout')),
+  minWindow: Type.Optional(Duration('shortest query range; at least two scrape intervals (default 30s)')),
   bearerToken: Type.Optional(SecretRef),
   basicAuth: Type.Optional(closed({ username: Type.String({ minLength: 1 }), password: SecretRef })),
   caFile: Type.Optional(Type.String({ minLength: 1 })),

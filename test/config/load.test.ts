@@ -1,0 +1,122 @@
+import { readFileSync } from 'node:fs';
+import t from 'tap';
+import { DEFAULT_POLICY, DEFAULTS } from '../../src/config/defaults.js';
+import { parseDuration } from '../../src/config/duration.js';
+import { parseConfigText } from '../../src/config/load.js';
+import { ConfigError } from '../../src/errors.js';
+
+const valid = `clusters:
+  old: { name: prod-a }
+  new: { name: prod-b }
+metrics:
+  type: prometheus
+  address: http://prometheus:9090
+  template: istio
+workloads:
+  - namespace: shop
+    name: checkout
+    route:
+      type: istio
+      virtualService: checkout
+      oldDestination: { host: checkout, subset: old }
+      newDestination: { host: checkout, subset: new }
+`;
+
+t.test('a valid file resolves with every default filled in and is frozen', async (t) => {
+  const config = parseConfigText(valid, 'valid.yaml');
+  const policy = config.workloads[0]!.policy;
+  t.same(policy.plan.steps, [1, 5, 10, 25, 50, 100]);
+  t.equal(policy.plan.holdTimeMs, 60_000);
+  t.equal(config.controller.intervalMs, 5_000);
+  t.equal(config.controller.leaderElection.leaseDurationMs, 15_000);
+  t.ok(Object.isFrozen(config.workloads[0]!.policy.plan));
+});
+
+t.test('a bad file is one ConfigError naming file, line, path, found and expected', async (t) => {
+  const cases: Array<[string, string, RegExp]> = [
+    [
+      'unknown key',
+      valid.replace('  template: istio', '  template: istio\n  tempalte: x'),
+      /bad\.yaml:8: \/metrics\/tempalte: found "x", expected no such key; allowed keys here: type, address/,
+    ],
+    [
+      'unknown router',
+      valid.replace('type: istio', 'type: nginx'),
+      /\/workloads\/0\/route\/type: found "nginx", expected one of "sandbox", "haproxy", "istio"/,
+    ],
+    [
+      'wrong type',
+      valid.replace('name: checkout', 'name: 42'),
+      /\/workloads\/0\/name: found 42, expected a string/,
+    ],
+    [
+      'bad duration',
+      `${valid}defaults:\n  plan: { holdTime: 5 minutes }\n`,
+      /\/defaults\/plan\/holdTime: found "5 minutes", expected a string/,
+    ],
+    [
+      'steps not rising',
+      `${valid}defaults:\n  plan: { steps: [10, 5, 100] }\n`,
+      /plan\/steps\/1: found 5 after 10, expected steps that rise/,
+    ],
+    [
+      'last step not 100',
+      `${valid}defaults:\n  plan: { steps: [10, 50] }\n`,
+      /expected the last step to be 100/,
+    ],
+    [
+      'missing field',
+      valid.replace('      virtualService: checkout\n', ''),
+      /\/workloads\/0\/route\/virtualService: found nothing, expected a string/,
+    ],
+    ['not yaml', 'clusters: [', /bad\.yaml:1:\d+: not valid YAML/],
+    [
+      'haproxy without socket',
+      valid.replace(/route:\n[\s\S]*$/, 'route: { type: haproxy, backend: b, oldServer: o, newServer: n }\n'),
+      /no routers\.haproxy\.socket/,
+    ],
+    [
+      'unknown template variable',
+      valid.replace(
+        '  template: istio',
+        '  template: istio\n  custom: [{ name: q, query: "x{{pod}}", max: 1 }]',
+      ),
+      /\/metrics\/custom\/0\/query: found the variable \{\{pod\}\}, expected only \{\{namespace\}\}/,
+    ],
+    [
+      'same cluster twice',
+      valid.replace('name: prod-b', 'name: prod-a'),
+      /\/clusters\/new\/name: found prod-a, the same as the old cluster/,
+    ],
+  ];
+  for (const [name, text, message] of cases) {
+    t.throws(() => parseConfigText(text, 'bad.yaml'), ConfigError, name);
+    try {
+      parseConfigText(text, 'bad.yaml');
+    } catch (error) {
+      t.match((error as Error).message, message, name);
+    }
+  }
+});
+
+t.test('durations', async (t) => {
+  t.equal(parseDuration('500ms'), 500);
+  t.equal(parseDuration('1.5s'), 1500);
+  t.equal(parseDuration('5m'), 300_000);
+  t.equal(parseDuration('1h'), 3_600_000);
+  t.throws(() => parseDuration('5 m'));
+});
+
+t.test('every default is documented in config/README.md', async (t) => {
+  const reference = readFileSync(new URL('../../config/README.md', import.meta.url), 'utf8');
+  const leaves = (prefix: string, value: unknown): string[] =>
+    value && typeof value === 'object' && !Array.isArray(value)
+      ? Object.entries(value).flatMap(([k, v]) => leaves(prefix ? `${prefix}.${k}` : k, v))
+      : [prefix];
+  const documented = [
+    ...leaves('', DEFAULT_POLICY),
+    ...leaves('controller', DEFAULTS.controller),
+    ...leaves('controller.leaderElection', DEFAULTS.leaderElection),
+  ];
+  for (const key of documented) t.match(reference, `\`${key}\``, `${key} is in the reference`);
+});

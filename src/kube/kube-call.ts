@@ -56,8 +56,12 @@ export interface CallDescription {
   retry?: RetryPolicy;
 }
 
-/** Request options for client-node: our signal on the request, and a Content-Type for patches. */
-export function requestOptions(signal: AbortSignal, contentType?: string): ConfigurationOptions {
+/** Request options for client-node: our signal on the request, a Content-Type for patches, other headers. */
+export function requestOptions(
+  signal: AbortSignal,
+  contentType?: string,
+  headers: Record<string, string> = {},
+): ConfigurationOptions {
   const withSignal: ObservableMiddleware = {
     pre: (context) => {
       context.setSignal(signal);
@@ -67,6 +71,7 @@ export function requestOptions(signal: AbortSignal, contentType?: string): Confi
   };
   const middleware = [withSignal];
   if (contentType !== undefined) middleware.push(setHeaderMiddleware('Content-Type', contentType));
+  for (const [name, value] of Object.entries(headers)) middleware.push(setHeaderMiddleware(name, value));
   return { middleware, middlewareMergeStrategy: 'append' };
 }
 

@@ -1,6 +1,7 @@
 // The control loop: observe -> decide -> act, for every rollout, on the leader only.
 // Decisions come from the pure state machine; this file only does the I/O around them.
 
+import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import type { Clock } from './clock.js';
 import type { Config, ResolvedWorkload } from './config/load.js';
@@ -81,6 +82,8 @@ export class Controller {
 
   constructor(private readonly options: ControllerOptions) {
     this.workloads = new Map(options.workloads.map((w) => [w.key, w]));
+    // Every rollout's step listens for a stop while its reads run: thousands at once is normal.
+    setMaxListeners(0, this.loopAbort.signal);
   }
 
   /** Loads persisted rollouts (resuming each at its exact step and weight) and adds the new ones. */

@@ -1,0 +1,257 @@
+// `npm run bench:api`: autocannon (in its own process) against the list and detail endpoints
+// on 127.0.0.1 while 1,000 rollouts are active and the control loop ticks on a real-time
+// interval (the virtual clock advances a fixed step per tick). Reports requests per second
+// and latency per endpoint, and the tick's time with and without the load.
+
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import {
+  benchDir,
+  defaultOutput,
+  describeMachine,
+  type Machine,
+  machine,
+  markdownTable,
+  type Output,
+  percentile,
+  round,
+  writeResults,
+} from './common.js';
+import { buildFleet, fleetWorkloads, NAMESPACE } from './fleet.js';
+
+export interface ApiOptions {
+  rollouts: number;
+  durationSeconds: number;
+  connections: number;
+  /** Real ms between ticks, and virtual ms the clock advances per tick. */
+  tickEveryMs: number;
+  virtualMsPerTick: number;
+  output: Output;
+  log?: (line: string) => void;
+}
+
+export interface LoadResult {
+  requests: number;
+  requestsPerSecond: number;
+  latencyMs: { p50: number; p90: number; p99: number; max: number };
+  throughputBytesPerSecond: number;
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+}
+
+export interface TickStats {
+  ticks: number;
+  cpuMs: { median: number; p99: number };
+  wallMs: { median: number; p99: number };
+  activeRollouts: { min: number; max: number };
+}
+
+export interface ApiResults {
+  benchmark: 'api';
+  at: string;
+  machine: Machine;
+  settings: Omit<ApiOptions, 'output' | 'log'>;
+  targets: { p99Ms: number };
+  endpoints: Array<{ endpoint: string; load: LoadResult; responseBytes: number; tickUnderLoad: TickStats }>;
+  tickWithoutLoad: TickStats;
+}
+
+/** Ticks on a real interval until stopped, recording each tick's CPU and wall time. */
+class TickRecorder {
+  private readonly cpu: number[] = [];
+  private readonly wall: number[] = [];
+  private readonly active: number[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+
+  constructor(private readonly tickOnce: () => Promise<number>) {}
+
+  start(everyMs: number): void {
+    this.timer = setInterval(() => {
+      if (this.running) return;
+      this.running = this.once().finally(() => {
+        this.running = undefined;
+      });
+    }, everyMs);
+  }
+
+  private async once(): Promise<void> {
+    const cpuBefore = process.cpuUsage();
+    const wallBefore = performance.now();
+    const active = await this.tickOnce();
+    const cpu = process.cpuUsage(cpuBefore);
+    this.wall.push(performance.now() - wallBefore);
+    this.cpu.push((cpu.user + cpu.system) / 1000);
+    this.active.push(active);
+  }
+
+  async stop(): Promise<TickStats> {
+    clearInterval(this.timer);
+    await this.running;
+    return {
+      ticks: this.cpu.length,
+      cpuMs: { median: round(percentile(this.cpu, 50)), p99: round(percentile(this.cpu, 99)) },
+      wallMs: { median: round(percentile(this.wall, 50)), p99: round(percentile(this.wall, 99)) },
+      activeRollouts: { min: Math.min(...this.active), max: Math.max(...this.active) },
+    };
+  }
+}
+
+function runLoad(input: { url: string; paths: string[]; connections: number; durationSeconds: number }) {
+  return new Promise<LoadResult>((resolve, reject) => {
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', join(benchDir(), 'api-load.ts'), JSON.stringify(input)],
+      { timeout: (input.durationSeconds + 60) * 1000, maxBuffer: 1 << 20 },
+      (error, stdout, stderr) => {
+        if (error) return reject(new Error(`autocannon run failed: ${error.message}\n${stderr}`));
+        resolve(JSON.parse(stdout.trim().split('\n').pop()!) as LoadResult);
+      },
+    );
+  });
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export async function run(options: ApiOptions): Promise<ApiResults> {
+  const log = options.log ?? (() => undefined);
+  const workloads = fleetWorkloads({
+    count: options.rollouts,
+    seed: 11,
+    faultyShare: 0.05,
+    fault: { fromWeight: 10, errorRate: 0.2 },
+  });
+  // Long holds keep the whole fleet active for the length of the benchmark.
+  const fleet = await buildFleet({
+    workloads,
+    seed: 5,
+    policy: { plan: { holdTime: '30m' }, analysis: { interval: '10s' } },
+    tickInterval: `${options.virtualMsPerTick}ms`,
+  });
+  const { controller, server } = fleet.runtime;
+  await controller.load(AbortSignal.timeout(60_000));
+  const address = await server.listen({ host: '127.0.0.1', port: 0 });
+  const tickOnce = async () => {
+    fleet.clock.advance(options.virtualMsPerTick);
+    return (await controller.tick()).active;
+  };
+  try {
+    // Warm up: a few ticks so every rollout is past preflight and has checks to show.
+    for (let i = 0; i < 20; i++) await tickOnce();
+
+    const idle = new TickRecorder(tickOnce);
+    idle.start(options.tickEveryMs);
+    await sleep(Math.max(2000, (options.durationSeconds * 1000) / 2));
+    const tickWithoutLoad = await idle.stop();
+    log(`ticks without load: ${JSON.stringify(tickWithoutLoad)}`);
+
+    const keys = workloads.map((w) => `${NAMESPACE}/${w.name}`);
+    const endpoints = [
+      { endpoint: 'GET /api/v1/rollouts', paths: ['/api/v1/rollouts'] },
+      { endpoint: 'GET /api/v1/rollouts/:ns/:name', paths: keys.map((key) => `/api/v1/rollouts/${key}`) },
+    ];
+    const measured: ApiResults['endpoints'] = [];
+    for (const { endpoint, paths } of endpoints) {
+      const probe = await fetch(`${address}${paths[0]}`, { signal: AbortSignal.timeout(10_000) });
+      const responseBytes = (await probe.arrayBuffer()).byteLength;
+      if (probe.status !== 200) throw new Error(`${endpoint} answered ${probe.status}`);
+      const recorder = new TickRecorder(tickOnce);
+      recorder.start(options.tickEveryMs);
+      const load = await runLoad({
+        url: address,
+        paths,
+        connections: options.connections,
+        durationSeconds: options.durationSeconds,
+      }).finally(() => recorder.stop());
+      const tickUnderLoad = await recorder.stop();
+      log(`${endpoint}: ${JSON.stringify(load)}; ticks ${JSON.stringify(tickUnderLoad)}`);
+      measured.push({ endpoint, load, responseBytes, tickUnderLoad });
+    }
+    const { output, log: _log, ...settings } = options;
+    const results: ApiResults = {
+      benchmark: 'api',
+      at: new Date().toISOString(),
+      machine: machine(),
+      settings,
+      targets: { p99Ms: 20 },
+      endpoints: measured,
+      tickWithoutLoad,
+    };
+    writeResults(output, 'api', results, section(results));
+    return results;
+  } finally {
+    await server.close();
+  }
+}
+
+function section(results: ApiResults): string {
+  const s = results.settings;
+  const idle = results.tickWithoutLoad;
+  const rows = results.endpoints.map((e) => [
+    e.endpoint,
+    Math.round(e.load.requestsPerSecond),
+    `${e.load.latencyMs.p50} / ${e.load.latencyMs.p99} / ${e.load.latencyMs.max}`,
+    `${Math.round(e.responseBytes / 1024)} KiB`,
+    e.load.non2xx + e.load.errors + e.load.timeouts,
+    `${e.tickUnderLoad.cpuMs.median} / ${e.tickUnderLoad.cpuMs.p99}`,
+    `${e.tickUnderLoad.wallMs.median} / ${e.tickUnderLoad.wallMs.p99}`,
+  ]);
+  rows.push([
+    'no load',
+    '-',
+    '-',
+    '-',
+    '-',
+    `${idle.cpuMs.median} / ${idle.cpuMs.p99}`,
+    `${idle.wallMs.median} / ${idle.wallMs.p99}`,
+  ]);
+  return [
+    '## API under load',
+    '',
+    `\`npm run bench:api\` on ${describeMachine(results.machine)}, ${results.at.slice(0, 10)}.`,
+    `${s.rollouts} active rollouts; the control loop ticks every ${s.tickEveryMs} ms of real time (virtual clock +${s.virtualMsPerTick / 1000}s per tick) while autocannon (separate process, ${s.connections} connections, ${s.durationSeconds}s per endpoint) calls 127.0.0.1. The detail endpoint cycles through all rollouts.`,
+    '',
+    markdownTable(
+      [
+        'endpoint',
+        'requests/s',
+        'latency ms (p50 / p99 / max)',
+        'response size',
+        'errors',
+        'tick CPU ms (median / p99)',
+        'tick wall ms (median / p99)',
+      ],
+      rows,
+    ),
+    '',
+    `Target: p99 under ${results.targets.p99Ms} ms at ${s.rollouts} active rollouts.`,
+  ].join('\n');
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      rollouts: { type: 'string', default: '1000' },
+      duration: { type: 'string', default: '10' },
+      connections: { type: 'string', default: '10' },
+    },
+  });
+  await run({
+    rollouts: Number(values.rollouts),
+    durationSeconds: Number(values.duration),
+    connections: Number(values.connections),
+    tickEveryMs: 100,
+    virtualMsPerTick: 1000,
+    output: defaultOutput(),
+    log: (line) => process.stdout.write(`${line}\n`),
+  });
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  main().catch((error) => {
+    console.error(error);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,100 @@
+// Shared by the benchmarks: the machine they ran on, percentiles, and writing a result file
+// plus this benchmark's own marked section of bench/README.md (so benchmarks never clobber
+// each other's tables).
+
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface Machine {
+  cpu: string;
+  cores: number;
+  memoryGiB: number;
+  node: string;
+  platform: string;
+}
+
+export function machine(): Machine {
+  const list = cpus();
+  return {
+    cpu: list[0]?.model ?? 'unknown',
+    cores: list.length,
+    memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
+    node: process.version,
+    platform: `${process.platform}/${process.arch}`,
+  };
+}
+
+export function describeMachine(m: Machine): string {
+  return `${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, Node ${m.node} (${m.platform})`;
+}
+
+/** The default home of results: bench/results next to this file. */
+export function benchDir(): string {
+  return dirname(fileURLToPath(import.meta.url));
+}
+
+/** Nearest-rank percentile of unsorted values; 0 for none. */
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return 0;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[rank]!;
+}
+
+export const round = (value: number, digits = 2) => Math.round(value * 10 ** digits) / 10 ** digits;
+
+export function mib(bytes: number): number {
+  return round(bytes / 2 ** 20, 1);
+}
+
+/** RSS after a full GC when node runs with --expose-gc, so it measures what is kept, not garbage. */
+export function settledRss(): { rssBytes: number; heapUsedBytes: number; afterGc: boolean } {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc) {
+    gc();
+    gc();
+  }
+  const usage = process.memoryUsage();
+  return { rssBytes: usage.rss, heapUsedBytes: usage.heapUsed, afterGc: gc !== undefined };
+}
+
+export interface Output {
+  /** Where <name>.json goes. */
+  resultsDir: string;
+  /** The README whose marked section this benchmark owns; undefined skips it. */
+  readme?: string;
+}
+
+export function defaultOutput(): Output {
+  return { resultsDir: join(benchDir(), 'results'), readme: join(benchDir(), 'README.md') };
+}
+
+export function writeResults(output: Output, name: string, results: unknown, section: string): string {
+  mkdirSync(output.resultsDir, { recursive: true });
+  const file = join(output.resultsDir, `${name}.json`);
+  writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+  if (output.readme) replaceSection(output.readme, name, section);
+  return file;
+}
+
+/** Replaces the text between `<!-- name:start -->` and `<!-- name:end -->`, appending it if absent. */
+export function replaceSection(readme: string, name: string, body: string): void {
+  const start = `<!-- ${name}:start -->`;
+  const end = `<!-- ${name}:end -->`;
+  const text = existsSync(readme) ? readFileSync(readme, 'utf8') : '# Benchmarks\n';
+  const block = `${start}\n${body.trim()}\n${end}`;
+  const from = text.indexOf(start);
+  const to = text.indexOf(end);
+  const next =
+    from >= 0 && to > from
+      ? `${text.slice(0, from)}${block}${text.slice(to + end.length)}`
+      : `${text.trimEnd()}\n\n${block}\n`;
+  writeFileSync(readme, next);
+}
+
+export function markdownTable(header: string[], rows: Array<Array<string | number>>): string {
+  const line = (cells: Array<string | number>) => `| ${cells.join(' | ')} |`;
+  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
+}

@@ -1,0 +1,98 @@
+// Runs each benchmark once at a tiny size so the suite cannot rot. Nothing here is about
+// speed: only that each completes and reports figures of the right shape.
+
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { run as runApi } from '../../bench/api.js';
+import { replaceSection } from '../../bench/common.js';
+import { run as runPolicy } from '../../bench/policy.js';
+import { run as runScale } from '../../bench/scale.js';
+
+function scratch(t: { teardown(fn: () => unknown): void }) {
+  const dir = mkdtempSync(join(tmpdir(), 'clustershift-bench-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return { resultsDir: join(dir, 'results'), readme: join(dir, 'README.md') };
+}
+
+t.test('bench:scale runs a tiny fleet and reports per-size figures', async (t) => {
+  const output = scratch(t);
+  const results = await runScale({ sizes: [5, 20], tickSeconds: 5, maxVirtualMinutes: 30, output });
+  t.equal(results.rows.length, 2);
+  for (const row of results.rows) {
+    t.type(row.tickCpuMs.median, 'number');
+    t.ok(row.memory.activeRssMiB > 0);
+    // Batched metrics: at most one query per tick, whatever the fleet size.
+    t.ok(row.metricsQueriesPerTick.max <= 1, `queries per tick ${row.metricsQueriesPerTick.max}`);
+    t.ok(row.stateWritesPerTick.total > 0);
+    t.not(row.fleetFinishedVirtualMinutes, null, 'the fleet finishes');
+    t.equal(
+      Object.values(row.outcome).reduce((a, b) => a + b, 0),
+      row.rollouts,
+    );
+  }
+  const file = JSON.parse(readFileSync(join(output.resultsDir, 'scale.json'), 'utf8'));
+  t.equal(file.benchmark, 'scale');
+  t.match(
+    readFileSync(output.readme, 'utf8'),
+    /<!-- scale:start -->[\s\S]*\| 20 \|[\s\S]*<!-- scale:end -->/,
+  );
+});
+
+t.test('bench:policy compares both policies on a tiny fleet', async (t) => {
+  const output = scratch(t);
+  const results = await runPolicy({
+    fleetSize: 8,
+    seeds: [1],
+    tickSeconds: 5,
+    maxVirtualMinutes: 60,
+    output,
+  });
+  t.same(
+    results.scenarios.map((s) => s.name),
+    ['faulty', 'healthy-0.1%', 'healthy-1%'],
+  );
+  for (const scenario of results.scenarios) {
+    for (const figures of Object.values(scenario.results)) {
+      t.equal(figures.rollouts, 8);
+      t.equal(figures.promoted + figures.rolledBack + figures.unfinished, 8);
+    }
+  }
+  const faulty = results.scenarios[0]!.results;
+  // Every new cluster in this scenario breaks, so every figure here counts served failures.
+  t.ok(faulty['fixed-step (Flagger example)'].faultErrorsServed > 0);
+  t.type(results.verdict.faultErrorsRatio, 'number');
+  t.ok(existsSync(join(output.resultsDir, 'policy.json')));
+});
+
+t.test('bench:api loads both endpoints with autocannon while the loop ticks', async (t) => {
+  const output = scratch(t);
+  const results = await runApi({
+    rollouts: 20,
+    durationSeconds: 1,
+    connections: 2,
+    tickEveryMs: 100,
+    virtualMsPerTick: 1000,
+    output,
+  });
+  t.equal(results.endpoints.length, 2);
+  for (const endpoint of results.endpoints) {
+    t.ok(endpoint.load.requests > 0, `${endpoint.endpoint} answered requests`);
+    t.equal(endpoint.load.non2xx, 0);
+    t.type(endpoint.load.latencyMs.p99, 'number');
+  }
+  t.ok(results.tickWithoutLoad.ticks > 0);
+  t.ok(existsSync(join(output.resultsDir, 'api.json')));
+});
+
+t.test('a benchmark rewrites only its own section of the README', async (t) => {
+  const { readme } = scratch(t);
+  replaceSection(readme, 'scale', 'first');
+  replaceSection(readme, 'api', 'other');
+  replaceSection(readme, 'scale', 'second');
+  const text = readFileSync(readme, 'utf8');
+  t.match(text, /<!-- scale:start -->\nsecond\n<!-- scale:end -->/);
+  t.match(text, /<!-- api:start -->\nother\n<!-- api:end -->/);
+  t.notMatch(text, /first/);
+});

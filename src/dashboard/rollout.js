@@ -1,0 +1,210 @@
+// One rollout: overview, operator buttons, charts of both clusters' error rate and p99 latency
+// and of the weight over the check history (uPlot), and the check and action history tables.
+
+import {
+  api,
+  clockTime,
+  duration,
+  el,
+  phaseBadge,
+  poll,
+  setupTokenForm,
+  showError,
+  TERMINAL,
+  verdictText,
+  weightBar,
+} from './common.js';
+
+const params = new URLSearchParams(location.search);
+const namespace = params.get('ns') || '';
+const name = params.get('name') || '';
+const path = `/api/v1/rollouts/${encodeURIComponent(namespace)}/${encodeURIComponent(name)}`;
+
+// Which calls each phase allows (the server decides; this only greys out the obvious no-ops).
+const ALLOWED = {
+  start: ['Pending'],
+  promote: ['Progressing', 'Paused'],
+  'promote-full': ['Progressing', 'Paused'],
+  pause: ['Progressing'],
+  resume: ['Paused'],
+  abort: ['Pending', 'Preflight', 'Progressing', 'Paused', 'Promoting'],
+  retry: ['RolledBack', 'Failed'],
+};
+
+const OLD = { stroke: '#5b7083', label: 'old cluster' };
+const NEW = { stroke: '#e8590c', label: 'new cluster' };
+const charts = {};
+
+function percent(value) {
+  return value === null || value === undefined ? '–' : `${(value * 100).toFixed(2)}%`;
+}
+function ms(value) {
+  return value === null || value === undefined ? '–' : `${value.toFixed(0)}ms`;
+}
+function metric(check, metricName) {
+  return check.metrics.find((m) => m.name === metricName) || { old: null, new: null };
+}
+
+function makeChart(id, series, yLabel, yRange) {
+  const target = document.getElementById(id);
+  const width = Math.max(240, target.clientWidth);
+  const options = {
+    width,
+    height: 180,
+    legend: { show: true, live: false },
+    cursor: { drag: { x: false, y: false } },
+    scales: { x: { time: true }, y: { range: yRange } },
+    axes: [{}, { label: yLabel, size: 56 }],
+    series: [{}, ...series.map((s) => ({ ...s, width: 2, spanGaps: false }))],
+  };
+  const chart = new window.uPlot(options, [[], ...series.map(() => [])], target);
+  new ResizeObserver(() => chart.setSize({ width: Math.max(240, target.clientWidth), height: 180 })).observe(
+    target,
+  );
+  return chart;
+}
+
+function drawCharts(checks) {
+  if (!window.uPlot) return; // the deferred library is not there yet; the next poll draws
+  // Rates and latency start at zero so a small wobble does not look like a cliff.
+  const fromZero = (_u, _min, max) => [0, max > 0 ? max * 1.15 : 1];
+  charts.errors ??= makeChart('chart-errors', [OLD, NEW], '%', fromZero);
+  charts.latency ??= makeChart('chart-latency', [OLD, NEW], 'ms', fromZero);
+  charts.weight ??= makeChart(
+    'chart-weight',
+    [{ stroke: NEW.stroke, label: 'weight', fill: 'rgba(232,89,12,0.12)' }],
+    '%',
+    [0, 100],
+  );
+  const x = checks.map((c) => Date.parse(c.at) / 1000);
+  const pct = (v) => (v === null || v === undefined ? null : v * 100);
+  charts.errors.setData([
+    x,
+    checks.map((c) => pct(metric(c, 'error-rate').old)),
+    checks.map((c) => pct(metric(c, 'error-rate').new)),
+  ]);
+  charts.latency.setData([
+    x,
+    checks.map((c) => metric(c, 'latency-p99').old),
+    checks.map((c) => metric(c, 'latency-p99').new),
+  ]);
+  charts.weight.setData([x, checks.map((c) => c.weight)]);
+}
+
+function fact(label, value) {
+  // A div per pair keeps label and value together in the grid (div is allowed inside dl).
+  return el('div', { class: 'fact' }, el('dt', { text: label }), el('dd', {}, value));
+}
+
+function render(rollout) {
+  const now = Date.now();
+  document.title = `${rollout.key} · clustershift`;
+  document.getElementById('title').textContent = rollout.key;
+  document.getElementById('phase').replaceChildren(phaseBadge(rollout.phase));
+  document.getElementById('weight').replaceChildren(weightBar(rollout.weight, rollout.pendingWeight));
+  const replicas = (side) => (side ? `${side.readyReplicas}/${side.replicas} ready` : '–');
+  document
+    .getElementById('facts')
+    .replaceChildren(
+      fact('Step', `${rollout.step.index} of ${rollout.step.total} (${rollout.step.weights.join(' → ')}%)`),
+      fact('In step', TERMINAL.has(rollout.phase) ? '–' : duration(now - Date.parse(rollout.stepStartedAt))),
+      fact('Last check', verdictText(rollout.lastVerdict)),
+      fact('Passing checks', `${rollout.passedChecks} of ${rollout.policy.minPassingChecks}`),
+      fact('Failures in a row', `${rollout.consecutiveFailures} of ${rollout.policy.failureLimit}`),
+      fact('Replicas old / new', `${replicas(rollout.replicas.old)} / ${replicas(rollout.replicas.new)}`),
+      fact('Route weight', rollout.routeWeight === undefined ? '–' : `${rollout.routeWeight}%`),
+      fact('Route drifts', String(rollout.drifts)),
+    );
+  const reason = document.getElementById('reason');
+  reason.textContent = [rollout.reason, rollout.lastError].filter(Boolean).join(' · ');
+  reason.hidden = !reason.textContent;
+
+  for (const button of document.querySelectorAll('button[data-action]')) {
+    button.disabled = !ALLOWED[button.dataset.action].includes(rollout.phase);
+  }
+
+  drawCharts(rollout.checks);
+
+  const checkRows = [...rollout.checks].reverse().map((c) => {
+    const errors = metric(c, 'error-rate');
+    const latency = metric(c, 'latency-p99');
+    return el(
+      'tr',
+      {},
+      el('td', { text: clockTime(c.at) }),
+      el('td', { text: `${c.weight}%` }),
+      el('td', {}, verdictText(c.verdict), c.critical ? ' critical' : ''),
+      el('td', { text: `${percent(errors.old)} / ${percent(errors.new)}` }),
+      el('td', { text: `${ms(latency.old)} / ${ms(latency.new)}` }),
+      el('td', { class: 'why', text: c.reason }),
+    );
+  });
+  document
+    .querySelector('#checks tbody')
+    .replaceChildren(
+      ...(checkRows.length
+        ? checkRows
+        : [el('tr', {}, el('td', { colspan: 6, class: 'muted', text: 'No checks yet.' }))]),
+    );
+  const historyRows = [...rollout.history]
+    .reverse()
+    .map((h) =>
+      el(
+        'tr',
+        { 'data-kind': h.kind },
+        el('td', { text: clockTime(h.at) }),
+        el('td', { text: h.kind }),
+        el('td', { class: 'why', text: h.message }),
+      ),
+    );
+  document.querySelector('#history tbody').replaceChildren(...historyRows);
+}
+
+async function refresh() {
+  if (!namespace || !name) throw new Error('No rollout given: open this page from the rollout list.');
+  render(await api(path));
+}
+
+const refreshNow = poll(refresh, 1500);
+setupTokenForm(refreshNow);
+
+const result = document.getElementById('action-result');
+const abortForm = document.getElementById('abort-form');
+const abortReason = document.getElementById('abort-reason');
+
+async function act(command, body) {
+  result.textContent = `${command}…`;
+  try {
+    const rollout = await api(`${path}/${command}`, { method: 'POST', body });
+    result.textContent = `${command}: now ${rollout.phase} at ${rollout.weight}%`;
+    render(rollout);
+    showError('');
+  } catch (error) {
+    result.textContent = '';
+    showError(`${command} refused: ${error.message}${error.code ? ` (${error.code})` : ''}`);
+  }
+}
+
+for (const button of document.querySelectorAll('button[data-action]')) {
+  button.addEventListener('click', () => {
+    const action = button.dataset.action;
+    if (action === 'abort') {
+      abortForm.hidden = false;
+      abortReason.focus();
+      return;
+    }
+    if (action === 'promote-full') return act('promote', { full: true });
+    return act(action, {});
+  });
+}
+abortForm.addEventListener('submit', (event) => {
+  event.preventDefault();
+  const reason = abortReason.value.trim();
+  if (!reason) return;
+  abortForm.hidden = true;
+  abortReason.value = '';
+  act('abort', { reason });
+});
+document.getElementById('abort-cancel').addEventListener('click', () => {
+  abortForm.hidden = true;
+});

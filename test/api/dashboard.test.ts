@@ -1,0 +1,182 @@
+// The web dashboard in real headless Chromium against a real clustershift runtime (simulated
+// clusters, running controller) with the real security plugin: the page asks for a token, the
+// strict Content-Security-Policy holds (no violations), rollouts are listed and update live,
+// one rollout's page shows charts and history, and an abort from the page rolls it back.
+// Screenshots at 375px and 1440px go to test-output/; one wide one is kept as docs/dashboard.png.
+
+import { copyFileSync, mkdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Page } from 'playwright-core';
+import t, { type Test } from 'tap';
+import { DASHBOARD_PATHS, dashboardPlugin } from '../../src/api/dashboard.js';
+import { registerSecurity } from '../../src/api/security.js';
+import { startDemoRuntime } from '../../src/sandbox/demo-runtime.js';
+import { needBinary } from '../helpers/binaries.js';
+import { pollUntil } from '../helpers/poll.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const OUTPUT = `${ROOT}test-output/`;
+const TOKEN = 'op-7e6d5c4b3a2918f7e6d5c4b3a2918f70';
+const WIDE = { width: 1440, height: 900 };
+const NARROW = { width: 375, height: 812 };
+const chromiumBinary = needBinary('chromium', 'apt-get install chromium');
+
+t.test('dashboard in headless Chromium', { skip: chromiumBinary.skip }, async (t) => {
+  const demo = await startDemoRuntime({
+    workloads: [
+      { name: 'frontend', rps: 4000 },
+      { name: 'search', rps: 5000 },
+      { name: 'payments', rps: 3000, fault: { fromWeight: 10, errorRate: 0.2 } },
+      { name: 'catalog', rps: 2500 },
+    ],
+    // Slow enough steps that search is still progressing when the test aborts it.
+    timings: {
+      interval: '100ms',
+      holdTime: '5s',
+      analysisInterval: '300ms',
+      drainDelay: '300ms',
+      readyDelayMs: 50,
+    },
+    server: {
+      before: [
+        (app) =>
+          registerSecurity(app, {
+            auth: { enabled: true, tokensEnv: 'TOKENS', openPaths: ['/healthz', ...DASHBOARD_PATHS] },
+            env: { TOKENS: JSON.stringify([{ name: 'browser', role: 'operator', token: TOKEN }]) },
+          }),
+      ],
+      after: [dashboardPlugin()],
+    },
+  });
+  t.teardown(() => demo.stop());
+  for (const workload of demo.config.workloads)
+    await demo.runtime.controller.command(workload.key, { type: 'start' });
+
+  const browser = await chromium.launch({
+    executablePath: chromiumBinary.path,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+  t.teardown(() => browser.close());
+  const context = await browser.newContext({ viewport: WIDE });
+  const page = await context.newPage();
+  page.setDefaultTimeout(20_000);
+  const problems: string[] = [];
+  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+  page.on('console', (message) => {
+    // 401s before the token is entered are expected; anything about CSP or scripts is not.
+    if (message.type() === 'error' && !/status of 401/.test(message.text())) problems.push(message.text());
+  });
+  page.on('requestfailed', (request) => problems.push(`request failed: ${request.url()}`));
+  const outside: string[] = [];
+  page.on('request', (request) => {
+    if (!request.url().startsWith(demo.address)) outside.push(request.url());
+  });
+  mkdirSync(OUTPUT, { recursive: true });
+
+  await page.goto(`${demo.address}/`);
+  await page.locator('#error').filter({ hasText: /token/ }).waitFor();
+  t.pass('without a token the page says one is needed');
+
+  await page.fill('#token', TOKEN);
+  await page.click('#token-form button[type=submit]');
+  await page.locator('#token-state').filter({ hasText: 'token set' }).waitFor();
+  const cards = page.locator('.card');
+  await pollUntil(async () => ((await cards.count()) === 4 ? true : undefined), {
+    what: 'four rollout cards',
+    timeoutMs: 20_000,
+  });
+  t.equal(await page.locator('#error').isHidden(), true, 'the error banner is gone');
+  for (const name of ['frontend', 'search', 'payments', 'catalog']) {
+    const card = page.locator(`.card[data-key="shop/${name}"]`);
+    t.equal(await card.locator('.key').textContent(), `shop/${name}`);
+    t.match(
+      await card.locator('.phase').textContent(),
+      /^(Pending|Preflight|Progressing|Paused|Promoting|Succeeded|RollingBack|RolledBack|Failed)$/,
+    );
+    t.match(await card.locator('.weight-label').textContent(), /^\d+%/);
+  }
+
+  // Live: the list follows the controller without a reload (payments breaks and rolls back).
+  await page
+    .locator('.card[data-key="shop/payments"] .phase')
+    .filter({ hasText: /RollingBack|RolledBack/ })
+    .waitFor({ timeout: 60_000 });
+  t.pass('payments is shown rolling back without a reload');
+  await page.screenshot({ path: `${OUTPUT}dashboard-overview-wide.png`, fullPage: true });
+  await checkFits(t, page, WIDE.width);
+  await page.setViewportSize(NARROW);
+  await page.screenshot({ path: `${OUTPUT}dashboard-overview-narrow.png`, fullPage: true });
+  await checkFits(t, page, NARROW.width);
+  await page.setViewportSize(WIDE);
+
+  // Wait until search has a few checks behind it, then open it from its card.
+  await pollUntil(
+    async () => {
+      const state = demo.runtime.controller.get('shop/search');
+      return state.phase === 'Progressing' && state.checks.length >= 4 ? true : undefined;
+    },
+    { what: 'shop/search progressing with four checks', timeoutMs: 30_000 },
+  );
+  await page.click('.card[data-key="shop/search"]');
+  await page.waitForURL(/\/rollout\.html\?ns=shop&name=search$/);
+  await page.locator('#title').filter({ hasText: 'shop/search' }).waitFor();
+  await page
+    .locator('#phase .phase')
+    .filter({ hasText: /Progressing|Paused|Promoting/ })
+    .waitFor();
+  await pollUntil(
+    async () => ((await page.locator('#checks tbody tr td.why').count()) >= 4 ? true : undefined),
+    {
+      what: 'four rows in the check table',
+      timeoutMs: 20_000,
+    },
+  );
+  t.equal(await page.locator('.charts canvas').count(), 3, 'three charts are drawn');
+  t.match(await page.locator('#checks tbody tr').first().textContent(), /\d+\.\d\d% \/ \d+\.\d\d%/);
+  t.match(await page.locator('#history tbody').textContent(), /started|preflight/i);
+  t.equal(await page.locator('button[data-action=resume]').isDisabled(), true, 'resume is greyed out');
+  await page.screenshot({ path: `${OUTPUT}dashboard-rollout-wide.png`, fullPage: true });
+  copyFileSync(`${OUTPUT}dashboard-rollout-wide.png`, `${ROOT}docs/dashboard.png`);
+  await checkFits(t, page, WIDE.width);
+
+  await page.click('button[data-action=abort]');
+  await page.locator('#abort-form').waitFor();
+  await page.fill('#abort-reason', 'error budget burn seen in the browser test');
+  await page.click('#abort-form button[type=submit]');
+  await page
+    .locator('#phase .phase')
+    .filter({ hasText: /RollingBack|RolledBack/ })
+    .waitFor();
+  t.pass('the page shows the rollback');
+  t.match(demo.runtime.controller.get('shop/search').phase, /RollingBack|RolledBack/);
+  await page
+    .locator('#history tbody')
+    .filter({ hasText: 'abort requested: error budget burn seen in the browser test' })
+    .waitFor();
+  t.match(await page.locator('#action-result').textContent(), /abort: now (RollingBack|RolledBack)/);
+
+  await page.setViewportSize(NARROW);
+  await page.locator('#phase .phase').filter({ hasText: 'RolledBack' }).waitFor({ timeout: 30_000 });
+  await page.screenshot({ path: `${OUTPUT}dashboard-rollout-narrow.png`, fullPage: true });
+  await checkFits(t, page, NARROW.width);
+
+  t.same(problems, [], 'no script errors, CSP violations or failed requests');
+  t.same(outside, [], 'nothing is loaded from another origin');
+  const csp = (await page.request.get(`${demo.address}/rollout.html`)).headers()['content-security-policy'];
+  t.match(csp, /script-src 'self'/, 'the page was served under a strict CSP');
+});
+
+/** Nothing sticks out sideways: the page scrolls vertically only (wide tables scroll inside). */
+async function checkFits(t: Test, page: Page, width: number): Promise<void> {
+  const scrollWidth = await page.evaluate(() => document.documentElement.scrollWidth);
+  t.ok(scrollWidth <= width, `the page fits ${width}px (scrollWidth ${scrollWidth})`);
+}

@@ -23,6 +23,7 @@ export interface ConfigMapStateStoreOptions {
   /** The controller's namespace. */
   namespace: string;
   requestTimeoutMs: number;
+  /** Default 4 attempts, 200 ms base delay, 5 s cap (DEFAULT_RETRY). */
   retry?: RetryPolicy;
   sleep?: Sleep;
 }

@@ -36,6 +36,7 @@ export interface KubeClusterClientOptions {
   /** An already built KubeConfig; wins over the three above. */
   kubeConfig?: KubeConfig;
   requestTimeoutMs: number;
+  /** Default 4 attempts, 200 ms base delay, 5 s cap (DEFAULT_RETRY). */
   retry?: RetryPolicy;
   sleep?: Sleep;
   /** Event timestamps and waitForReady's deadline. */

@@ -804,7 +804,18 @@ export class FakeApiServer {
 
   /** A copy shown at the version the client asked for. */
   private present(info: FakeResource, version: string, object: KubeObject): KubeObject {
-    return { ...structuredClone(object), apiVersion: groupVersion(info.group, version), kind: info.kind };
+    return {
+      ...structuredClone(object),
+      apiVersion: groupVersion(info.group, version),
+      kind: this.kindOf(info, object),
+    };
+  }
+
+  /** An unregistered resource's kind was only guessed from its plural; the object's own is better. */
+  private kindOf(info: FakeResource, object: { kind?: unknown }): string {
+    return info.versions.length === 0 && typeof object.kind === 'string' && object.kind !== ''
+      ? object.kind
+      : info.kind;
   }
 
   private parseObject(rawBody: string): KubeObject {
@@ -941,7 +952,7 @@ export class FakeApiServer {
     const object: KubeObject = {
       ...incoming,
       apiVersion: groupVersion(info.group, version),
-      kind: info.kind,
+      kind: this.kindOf(info, incoming),
       metadata: {
         ...metadata,
         name,
@@ -999,7 +1010,7 @@ export class FakeApiServer {
     const next: KubeObject = {
       ...incoming,
       apiVersion: groupVersion(info.group, version),
-      kind: info.kind,
+      kind: this.kindOf(info, existing),
       metadata: {
         ...incoming.metadata,
         name: existing.metadata.name,

@@ -329,6 +329,11 @@ t.test('cluster-scoped objects, shared storage across versions, unregistered res
   t.equal(widget.status, 201);
   t.equal(widget.body.kind, 'Widget');
   t.equal((await call('GET', '/apis/example.com/v1/namespaces/shop/widgets/w')).status, 200);
+  const policy = await call('POST', '/apis/example.com/v1/namespaces/shop/statuses', {
+    kind: 'Status2',
+    metadata: { name: 'p' },
+  });
+  t.equal(policy.body.kind, 'Status2', "an unregistered resource keeps its object's kind");
 });
 
 t.test('discovery answers kubectl needs', async (t) => {

@@ -7,6 +7,8 @@
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import pino, { type Logger } from 'pino';
+import { dashboardPlugin } from './api/dashboard.js';
+import { openApiPlugin } from './api/openapi.js';
 import { authDisabledWarning, loadTlsOptions, registerSecurity } from './api/security.js';
 import { systemClock } from './clock.js';
 import { parseDuration } from './config/duration.js';
@@ -144,7 +146,12 @@ async function run(config: Config, logger: Logger): Promise<number> {
     server: {
       bodyLimit: config.api.bodyLimit,
       ...(config.api.tls ? { https: loadTlsOptions(config.api.tls) } : {}),
-      before: [(app) => registerSecurity(app, { auth: config.api.auth, rateLimit: config.api.rateLimit })],
+      // Security first, so its headers and auth cover the docs and the dashboard too.
+      before: [
+        (app) => registerSecurity(app, { auth: config.api.auth, rateLimit: config.api.rateLimit }),
+        openApiPlugin({ version: '0.1.0' }),
+      ],
+      after: [dashboardPlugin()],
     },
   });
   const warning = authDisabledWarning({ auth: config.api.auth });

@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { request } from 'undici';
+import { dashboardPlugin } from '../api/dashboard.js';
+import { openApiPlugin } from '../api/openapi.js';
 import { systemClock } from '../clock.js';
 import { type Config, resolveConfig } from '../config/load.js';
 import { TERMINAL_PHASES } from '../rollout/state-machine.js';
@@ -107,6 +109,7 @@ async function main(): Promise<number> {
     store: new MemoryStateStore(),
     clock: systemClock,
     logger,
+    server: { before: [openApiPlugin({ version: '0.1.0' })], after: [dashboardPlugin()] },
   });
   for (const workload of config.workloads) world.bindRoute(workload.route, workload.key);
 
@@ -124,6 +127,7 @@ async function main(): Promise<number> {
   out.write(
     `  curl -X POST -H 'content-type: application/json' -d '{"reason":"by hand"}' ${address}/api/v1/rollouts/shop/search/abort\n`,
   );
+  out.write(`Dashboard: ${address}/   API docs: ${address}/docs\n`);
   out.write(`Controller log: ${logFile}\n\n`);
   for (const w of DEMO_WORKLOADS) out.write(`  shop/${w.name.padEnd(10)} ${w.story}\n`);
   out.write('\n');

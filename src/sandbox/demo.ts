@@ -11,24 +11,12 @@ import pino from 'pino';
 import { request } from 'undici';
 import { dashboardPlugin } from '../api/dashboard.js';
 import { openApiPlugin } from '../api/openapi.js';
-import { systemClock } from '../clock.js';
-import { type Config, resolveConfig } from '../config/load.js';
 import { TERMINAL_PHASES } from '../rollout/state-machine.js';
 import type { RolloutState } from '../rollout/types.js';
-import { createRuntime } from '../runtime.js';
-import { MemoryStateStore } from '../state/memory-state-store.js';
-import { SandboxClusters } from './sandbox-clusters.js';
-import { SimulatedWorld } from './world.js';
+import { type DemoWorkloadSpec, startDemoRuntime } from './demo-runtime.js';
 
-interface DemoWorkload {
-  name: string;
-  rps: number;
-  story: string;
-  fault?: { fromWeight: number; errorRate?: number; addedLatencyMs?: number };
-  requireApproval?: boolean;
-}
-
-const DEMO_WORKLOADS: DemoWorkload[] = [
+/** The demo's workloads, each with the story it tells. */
+const DEMO_WORKLOADS: Array<DemoWorkloadSpec & { story: string }> = [
   { name: 'frontend', rps: 4000, story: 'healthy' },
   {
     name: 'checkout',
@@ -46,29 +34,6 @@ const DEMO_WORKLOADS: DemoWorkload[] = [
   { name: 'catalog', rps: 2500, story: 'healthy' },
 ];
 
-export function demoConfig(port: number): Config {
-  return resolveConfig(
-    {
-      clusters: { old: { name: 'prod-v1-30' }, new: { name: 'prod-v1-32' } },
-      controller: { interval: '250ms', maxConcurrent: 3, requestTimeout: '5s', state: { type: 'memory' } },
-      api: { host: '127.0.0.1', port, auth: { enabled: false } },
-      metrics: { type: 'sandbox' },
-      defaults: {
-        plan: { steps: [1, 5, 10, 25, 50, 100], holdTime: '2s', minPassingChecks: 2 },
-        analysis: { interval: '1s', latencyWindow: '10s', minRequests: 40, failureLimit: 2 },
-        scaling: { headroom: 0.2, drainDelay: '2s', oldScaleDownDelay: '3s', readyTimeout: '30s' },
-      },
-      workloads: DEMO_WORKLOADS.map((w) => ({
-        namespace: 'shop',
-        name: w.name,
-        route: { type: 'sandbox' },
-        ...(w.requireApproval ? { plan: { requireApproval: true } } : {}),
-      })),
-    },
-    'the demo configuration',
-  );
-}
-
 async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
@@ -80,46 +45,11 @@ async function main(): Promise<number> {
   const logDir = mkdtempSync(join(tmpdir(), 'clustershift-demo-'));
   const logFile = join(logDir, 'controller.log');
   const logger = pino({ level: 'info' }, pino.destination({ dest: logFile, sync: false }));
-  const world = new SimulatedWorld({ seed: 7 });
-  let config = demoConfig(Number(values.port));
-
-  const clusters = await SandboxClusters.start({ readyDelayMs: 400 });
-  for (const workload of DEMO_WORKLOADS) {
-    const ref = { namespace: 'shop', name: workload.name };
-    const replicas = Math.max(2, Math.round(workload.rps / 500));
-    await clusters.addWorkload(ref, {
-      oldReplicas: replicas,
-      newReplicas: 1,
-      image: `registry.example/shop/${workload.name}:2.4.1`,
-    });
-    world.add({
-      key: `shop/${workload.name}`,
-      rps: workload.rps,
-      old: { errorRate: 0.005, p99LatencyMs: 120 },
-      new: { errorRate: 0.005, p99LatencyMs: 118 },
-      ...(workload.fault ? { fault: workload.fault } : {}),
-    });
-  }
-
-  const runtime = await createRuntime({
-    config,
-    clusters: clusters.clients,
-    routerFor: () => world,
-    metrics: world,
-    store: new MemoryStateStore(),
-    clock: systemClock,
-    logger,
-    server: { before: [openApiPlugin({ version: '0.1.0' })], after: [dashboardPlugin()] },
-  });
-  for (const workload of config.workloads) world.bindRoute(workload.route, workload.key);
-
-  let address: string;
-  try {
-    address = await runtime.server.listen({ host: config.api.host, port: config.api.port });
-  } catch {
-    address = await runtime.server.listen({ host: config.api.host, port: 0 });
-    config = { ...config, api: { ...config.api, port: Number(new URL(address).port) } };
-  }
+  const server = { before: [openApiPlugin({ version: '0.1.0' })], after: [dashboardPlugin()] };
+  const start = (port: number) => startDemoRuntime({ workloads: DEMO_WORKLOADS, port, logger, server });
+  // The preferred port may be taken; any free one will do, since the address is printed.
+  const demo = await start(Number(values.port)).catch(() => start(0));
+  const { runtime, address } = demo;
   const out = process.stdout;
   out.write(`\nclustershift demo: canary cluster upgrade prod-v1-30 → prod-v1-32 (simulated clusters)\n`);
   out.write(`API: ${address}/api/v1/rollouts   (no auth: this local demo runs without tokens)\n`);
@@ -132,8 +62,6 @@ async function main(): Promise<number> {
   for (const w of DEMO_WORKLOADS) out.write(`  shop/${w.name.padEnd(10)} ${w.story}\n`);
   out.write('\n');
 
-  await runtime.controller.load(AbortSignal.timeout(10_000));
-  runtime.controller.start();
   for (const workload of DEMO_WORKLOADS) await post(address, `shop/${workload.name}`, 'start', {});
 
   const startedAt = Date.now();
@@ -161,9 +89,7 @@ async function main(): Promise<number> {
     out.write(`\nStill serving ${address} (--keep); Ctrl-C to stop.\n`);
     await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
   }
-  await runtime.controller.stop();
-  await runtime.server.close();
-  await clusters.stop();
+  await demo.stop();
   logger.flush();
   if (!finished) {
     out.write(`\nThe demo did not finish within ${values['time-limit']}s; see ${logFile}\n`);

@@ -78,9 +78,10 @@ export class Telemetry {
       if (after.phase === 'RollingBack') this.rollbacks.inc(labels);
       if (after.phase === 'Succeeded') this.promotions.inc(labels);
     }
-    const newChecks = after.checks.filter((c) => c.at > (before?.lastCheckAt ?? Number.NEGATIVE_INFINITY));
     if (before && after.lastCheckAt !== before.lastCheckAt) {
-      for (const check of newChecks) this.checks.inc({ verdict: check.verdict satisfies Verdict });
+      const since = before.lastCheckAt ?? Number.NEGATIVE_INFINITY;
+      for (const check of after.checks)
+        if (check.at > since) this.checks.inc({ verdict: check.verdict satisfies Verdict });
     }
     if (before && after.drifts > before.drifts) this.drifts.inc(labels, after.drifts - before.drifts);
   }

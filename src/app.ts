@@ -1,0 +1,199 @@
+// The production wiring: a validated configuration -> cluster clients, router, Prometheus,
+// state store, leader election -> controller + HTTP server. main.ts runs it as the process;
+// end-to-end tests start the same thing in-process against the real stack.
+
+import { hostname } from 'node:os';
+import type { Logger } from 'pino';
+import { dashboardPlugin } from './api/dashboard.js';
+import { openApiPlugin } from './api/openapi.js';
+import { authDisabledWarning, loadTlsOptions, registerSecurity } from './api/security.js';
+import { type Clock, systemClock } from './clock.js';
+import { parseDuration } from './config/duration.js';
+import type { Config } from './config/load.js';
+import { readSecret } from './config/secrets.js';
+import { ConfigError } from './errors.js';
+import { ConfigMapStateStore } from './kube/configmap-state-store.js';
+import { KubeClusterClient } from './kube/kube-cluster-client.js';
+import { buildKubeConfig } from './kube/kubeconfig.js';
+import { LeaseElector } from './kube/leader-election.js';
+import type { MetricsSource } from './metrics/metrics.js';
+import { PrometheusClient } from './metrics/prometheus-client.js';
+import { PrometheusSource } from './metrics/prometheus-source.js';
+import { webhookGate } from './notify/gate.js';
+import { Notifier } from './notify/notifier.js';
+import { createRouterRegistry } from './routers/registry.js';
+import { createRuntime, type Runtime } from './runtime.js';
+import { FileStateStore } from './state/file-state-store.js';
+import { MemoryStateStore } from './state/memory-state-store.js';
+import type { StateStore } from './state/state-store.js';
+import { Telemetry } from './telemetry.js';
+
+export interface AppOptions {
+  logger: Logger;
+  /** This replica's name in the Lease; default $POD_NAME, else host-pid. */
+  identity?: string;
+  clock?: Clock;
+}
+
+export interface App {
+  runtime: Runtime;
+  /** Where the API listens, e.g. http://127.0.0.1:8080 */
+  address: string;
+  identity: string;
+  /** Stops the loop, gives up the Lease, closes the server and flushes notifications; safe to call twice. */
+  stop(): Promise<void>;
+}
+
+/** Builds every part from the configuration, loads the rollouts, listens and starts the loop. */
+export async function startApp(config: Config, options: AppOptions): Promise<App> {
+  const { logger } = options;
+  const clock = options.clock ?? systemClock;
+  const telemetry = new Telemetry();
+  const timeoutMs = config.controller.requestTimeoutMs;
+  const kube = {
+    old: buildKubeConfig({ name: config.clusters.old.name, ...kubeSource(config.clusters.old) }),
+    new: buildKubeConfig({ name: config.clusters.new.name, ...kubeSource(config.clusters.new) }),
+  };
+  const clusters = {
+    old: new KubeClusterClient({
+      name: config.clusters.old.name,
+      kubeConfig: kube.old,
+      requestTimeoutMs: timeoutMs,
+    }),
+    new: new KubeClusterClient({
+      name: config.clusters.new.name,
+      kubeConfig: kube.new,
+      requestTimeoutMs: timeoutMs,
+    }),
+  };
+  // The controller keeps its state and its Lease where it runs; that is the old cluster's API
+  // (in-cluster credentials when no kubeconfig is given).
+  const home = kube.old;
+  const store: StateStore =
+    config.controller.state.type === 'configmap'
+      ? new ConfigMapStateStore({
+          kubeConfig: home,
+          namespace: config.controller.namespace,
+          requestTimeoutMs: timeoutMs,
+        })
+      : config.controller.state.type === 'file'
+        ? new FileStateStore({ directory: config.controller.state.path })
+        : new MemoryStateStore();
+  const metrics = createMetricsSource(config, telemetry, clock);
+  const routerFor = createRouterRegistry({ config, kube, requestTimeoutMs: timeoutMs });
+
+  const election = config.controller.leaderElection;
+  const identity = options.identity ?? process.env.POD_NAME ?? `${hostname()}-${process.pid}`;
+  const elector = election.enabled
+    ? new LeaseElector({
+        kubeConfig: home,
+        namespace: config.controller.namespace,
+        name: election.leaseName,
+        identity,
+        leaseDurationMs: election.leaseDurationMs,
+        renewDeadlineMs: election.renewDeadlineMs,
+        retryPeriodMs: election.retryPeriodMs,
+        onError: (error) => logger.warn({ err: error }, 'leader election round failed'),
+      })
+    : undefined;
+
+  const notifier = new Notifier({ config: config.notifications, logger, registry: telemetry.registry });
+  const gateConfig = config.gates.webhook;
+  const runtime = await createRuntime({
+    config,
+    clusters,
+    routerFor,
+    metrics,
+    store,
+    clock,
+    logger,
+    telemetry,
+    onTransition: notifier.listener(),
+    ...(gateConfig
+      ? { gate: webhookGate({ url: gateConfig.url, timeoutMs: gateConfig.timeoutMs, logger }) }
+      : {}),
+    ...(elector
+      ? {
+          isLeader: () => elector.isLeader(),
+          leader: () => ({ identity, isLeader: elector.isLeader(), holder: elector.leader() }),
+        }
+      : {}),
+    server: {
+      bodyLimit: config.api.bodyLimit,
+      ...(config.api.tls ? { https: loadTlsOptions(config.api.tls) } : {}),
+      // Security first, so its headers and auth cover the docs and the dashboard too.
+      before: [
+        (app) => registerSecurity(app, { auth: config.api.auth, rateLimit: config.api.rateLimit }),
+        openApiPlugin({ version: '0.1.0' }),
+      ],
+      after: [dashboardPlugin()],
+    },
+  });
+  const warning = authDisabledWarning({ auth: config.api.auth });
+  if (warning) logger.warn(warning);
+
+  const shutdown = new AbortController();
+  let stopped: Promise<void> | undefined;
+  const stop = () => {
+    stopped ??= (async () => {
+      shutdown.abort();
+      await runtime.controller.stop();
+      await elector?.stop();
+      await runtime.server.close();
+      await notifier.close(5000);
+    })();
+    return stopped;
+  };
+  try {
+    await runtime.controller.load(AbortSignal.any([shutdown.signal, AbortSignal.timeout(timeoutMs * 6)]));
+    const address = await runtime.server.listen({ host: config.api.host, port: config.api.port });
+    logger.info(
+      { address, identity, workloads: config.workloads.length, leaderElection: election.enabled },
+      'clustershift started',
+    );
+    elector?.start(shutdown.signal);
+    runtime.controller.start();
+    return { runtime, address, identity, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+function kubeSource(cluster: Config['clusters']['old']) {
+  return {
+    ...(cluster.kubeconfig ? { kubeconfigPath: cluster.kubeconfig } : {}),
+    ...(cluster.context ? { context: cluster.context } : {}),
+  };
+}
+
+function createMetricsSource(config: Config, telemetry: Telemetry, clock: Clock): MetricsSource {
+  const provider = config.metrics;
+  if (provider.type !== 'prometheus')
+    throw new ConfigError(
+      `${config.source}: /metrics/type: found "${provider.type}", expected "prometheus" (sandbox is for npm run demo)`,
+    );
+  const client = new PrometheusClient({
+    address: provider.address,
+    timeoutMs: config.controller.requestTimeoutMs,
+    registry: telemetry.registry,
+    ...(provider.bearerToken ? { bearerToken: readSecret(provider.bearerToken, 'metrics.bearerToken') } : {}),
+    ...(provider.basicAuth
+      ? {
+          basicAuth: {
+            username: provider.basicAuth.username,
+            password: readSecret(provider.basicAuth.password, 'metrics.basicAuth.password'),
+          },
+        }
+      : {}),
+    ...(provider.caFile ? { caFile: provider.caFile } : {}),
+  });
+  return new PrometheusSource({
+    client,
+    provider,
+    clusters: config.clusters,
+    workloads: config.workloads,
+    clock,
+    ...(provider.minWindow ? { minWindowMs: parseDuration(provider.minWindow) } : {}),
+  });
+}

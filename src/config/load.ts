@@ -492,6 +492,10 @@ function describeSchema(schema: TSchema): string {
   else if (TypeGuard.IsNumber(schema)) parts.push('a number');
   else if (TypeGuard.IsBoolean(schema)) parts.push('true or false');
   else if (TypeGuard.IsUnion(schema)) parts.push(schema.anyOf.map(describeSchema).join(' or '));
+  else if (TypeGuard.IsObject(schema)) {
+    const required = schema.required ?? [];
+    parts.push(required.length > 0 ? `an object with ${required.join(', ')}` : 'an object');
+  } else if (TypeGuard.IsArray(schema)) parts.push('a list');
   if (typeof s.minimum === 'number') parts.push(`>= ${s.minimum}`);
   if (typeof s.exclusiveMinimum === 'number') parts.push(`> ${s.exclusiveMinimum}`);
   if (typeof s.maximum === 'number') parts.push(`<= ${s.maximum}`);

@@ -69,6 +69,11 @@ t.test('a bad file is one ConfigError naming file, line, path, found and expecte
       valid.replace('      virtualService: checkout\n', ''),
       /\/workloads\/0\/route\/virtualService: found nothing, expected a string/,
     ],
+    [
+      'missing section',
+      'clusters:\n  new: { name: b }\n',
+      /\/clusters\/old: found nothing, expected an object with name\b/,
+    ],
     ['not yaml', 'clusters: [', /bad\.yaml:1:\d+: not valid YAML/],
     [
       'haproxy without socket',

@@ -79,6 +79,7 @@ export class Controller {
   private loopAbort = new AbortController();
   private ticking: Promise<TickReport> | undefined;
   private loaded = false;
+  #changes = 0;
 
   constructor(private readonly options: ControllerOptions) {
     this.workloads = new Map(options.workloads.map((w) => [w.key, w]));
@@ -109,6 +110,11 @@ export class Controller {
           await this.command(state.key, { type: 'start' });
       }
     }
+  }
+
+  /** Bumped whenever any rollout's state or live view changes: a cheap "has anything changed?" for readers. */
+  get changes(): number {
+    return this.#changes;
   }
 
   list(): RolloutState[] {
@@ -345,6 +351,7 @@ export class Controller {
       read('route', (signal) => router.getWeight(workload.route, signal)),
       verify,
     ]);
+    this.#changes++;
     this.live.set(workload.key, {
       ...this.live.get(workload.key),
       ...(old ? { old: pickReplicas(old) } : {}),
@@ -418,6 +425,7 @@ export class Controller {
   }
 
   private commit(before: RolloutState, after: RolloutState): void {
+    this.#changes++;
     this.states.set(after.key, after);
     this.options.telemetry?.observe(before, after);
     const live = this.live.get(after.key);
@@ -431,6 +439,7 @@ export class Controller {
 
   private noteError(key: string, error: unknown, what?: string): void {
     const message = `${what ? `${what}: ` : ''}${errorMessage(error)}`;
+    this.#changes++;
     this.live.set(key, { ...this.live.get(key), lastError: message });
     const level = error instanceof ClustershiftError ? 'warn' : 'error';
     this.options.logger[level]({ ...this.logFields(key), err: error }, message);

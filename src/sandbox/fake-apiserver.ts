@@ -58,6 +58,11 @@ export interface WriteRecord {
   body: unknown;
   /** The HTTP status answered, or 'hang' for a request held open by a fault. */
   status: number | 'hang';
+  /**
+   * Who wrote: the bearer token of the Authorization header (the fake authenticates nobody,
+   * so the token only names the caller, e.g. one kubeconfig user per replica); undefined without one.
+   */
+  user?: string;
 }
 
 export interface KubeObject {
@@ -310,6 +315,7 @@ export class FakeApiServer {
         // Not JSON: keep the text.
       }
       const query = url.search.replace(/^\?/, '');
+      const user = /^Bearer\s+(\S+)$/i.exec(request.headers.authorization ?? '')?.[1];
       this.writeLog.push({
         at: this.clock.now(),
         method,
@@ -318,6 +324,7 @@ export class FakeApiServer {
         contentType,
         body,
         status,
+        ...(user !== undefined ? { user } : {}),
       });
     };
 

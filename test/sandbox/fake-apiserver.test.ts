@@ -1,5 +1,6 @@
 // The fake API server answers like a real one for the calls clustershift makes.
 
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import t from 'tap';
 import { ManualClock } from '../../src/clock.js';
 import {
@@ -577,6 +578,38 @@ t.test('the write log records every write with its content type, body and answer
   t.type(writes[0]?.at, 'number');
   server.clearWrites();
   t.same(server.writes(), []);
+});
+
+t.test('the write log names the writer by its bearer token', async (t) => {
+  const { server, url } = await startServer(t);
+  const post = (name: string, headers: Record<string, string>) =>
+    fetch(`${url}${CM_PATH}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: JSON.stringify({ metadata: { name } }),
+      signal: AbortSignal.timeout(10_000),
+    }).then((response) => response.arrayBuffer());
+  await post('by-a', { authorization: 'Bearer replica-a' });
+  await post('by-nobody', {});
+  await post('by-basic', { authorization: 'Basic dXNlcjpwYXNz' });
+  // Through client-node too: a kubeconfig user with a token is how each replica is told apart.
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromOptions({
+    clusters: [{ name: 'c', server: url, skipTLSVerify: true }],
+    users: [{ name: 'b', token: 'replica-b' }],
+    contexts: [{ name: 'c', cluster: 'c', user: 'b' }],
+    currentContext: 'c',
+  });
+  await kubeConfig
+    .makeApiClient(CoreV1Api)
+    .createNamespacedConfigMap({ namespace: 'shop', body: { metadata: { name: 'by-b' } } });
+  const users = server.writes().map((write) => [(write.body as KubeObject).metadata.name, write.user]);
+  t.same(users, [
+    ['by-a', 'replica-a'],
+    ['by-nobody', undefined],
+    ['by-basic', undefined],
+    ['by-b', 'replica-b'],
+  ]);
 });
 
 t.test('seeding helpers: put, get, list, remove', async (t) => {

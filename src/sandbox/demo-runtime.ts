@@ -1,5 +1,6 @@
 // A whole clustershift runtime on simulated clusters, listening on loopback: the simulated world
-// plays the router and Prometheus, in-memory clusters play old and new, state lives in memory.
+// plays the router and Prometheus, two fake Kubernetes API servers play old and new (reached
+// through the real client over HTTP), state lives in memory.
 // The demo, the CLI tests and the dashboard tests all start the real thing through here.
 
 import pino, { type Logger } from 'pino';
@@ -58,6 +59,8 @@ export interface DemoRuntime {
   runtime: Runtime;
   world: SimulatedWorld;
   config: Config;
+  /** The two fake API servers standing for the clusters. */
+  clusters: SandboxClusters;
   /** e.g. http://127.0.0.1:41234 */
   address: string;
   /** Stops the loop, the server and the clusters; safe to call twice. */
@@ -113,7 +116,11 @@ export async function startDemoRuntime(options: DemoRuntimeOptions): Promise<Dem
   const timings = { ...DEMO_TIMINGS, ...options.timings };
   const config = sandboxConfig({ workloads: options.workloads, namespace, timings, port: options.port ?? 0 });
   const world = new SimulatedWorld({ seed: options.seed ?? 7 });
-  const clusters = await SandboxClusters.start({ readyDelayMs: timings.readyDelayMs });
+  const clusters = await SandboxClusters.start({
+    names: { old: config.clusters.old.name, new: config.clusters.new.name },
+    readyDelayMs: timings.readyDelayMs,
+    requestTimeoutMs: config.controller.requestTimeoutMs,
+  });
   for (const workload of options.workloads) {
     await clusters.addWorkload(
       { namespace, name: workload.name },
@@ -131,16 +138,22 @@ export async function startDemoRuntime(options: DemoRuntimeOptions): Promise<Dem
       ...(workload.fault ? { fault: workload.fault } : {}),
     });
   }
-  const runtime = await createRuntime({
-    config,
-    clusters: clusters.clients,
-    routerFor: () => world,
-    metrics: world,
-    store: new MemoryStateStore(),
-    clock: systemClock,
-    logger: options.logger ?? pino({ level: 'silent' }),
-    ...(options.server ? { server: options.server } : {}),
-  });
+  let runtime: Runtime;
+  try {
+    runtime = await createRuntime({
+      config,
+      clusters: clusters.clients,
+      routerFor: () => world,
+      metrics: world,
+      store: new MemoryStateStore(),
+      clock: systemClock,
+      logger: options.logger ?? pino({ level: 'silent' }),
+      ...(options.server ? { server: options.server } : {}),
+    });
+  } catch (error) {
+    await clusters.stop();
+    throw error;
+  }
   for (const workload of config.workloads) world.bindRoute(workload.route, workload.key);
 
   let stopped: Promise<void> | undefined;
@@ -156,7 +169,7 @@ export async function startDemoRuntime(options: DemoRuntimeOptions): Promise<Dem
     await runtime.controller.load(AbortSignal.timeout(10_000));
     const address = await runtime.server.listen({ host: config.api.host, port: config.api.port });
     if (options.startController ?? true) runtime.controller.start();
-    return { runtime, world, config, address, stop };
+    return { runtime, world, config, address, clusters, stop };
   } catch (error) {
     await stop();
     throw error;

@@ -49,9 +49,12 @@ async function main(): Promise<number> {
   const start = (port: number) => startDemoRuntime({ workloads: DEMO_WORKLOADS, port, logger, server });
   // The preferred port may be taken; any free one will do, since the address is printed.
   const demo = await start(Number(values.port)).catch(() => start(0));
-  const { runtime, address } = demo;
+  const { runtime, address, clusters } = demo;
   const out = process.stdout;
   out.write(`\nclustershift demo: canary cluster upgrade prod-v1-30 → prod-v1-32 (simulated clusters)\n`);
+  out.write(
+    `Clusters: two fake Kubernetes API servers, e.g. kubectl --server ${clusters.urls.new} get deploy -n shop\n`,
+  );
   out.write(`API: ${address}/api/v1/rollouts   (no auth: this local demo runs without tokens)\n`);
   out.write(`  curl ${address}/api/v1/rollouts/shop/frontend\n`);
   out.write(

@@ -1,10 +1,10 @@
-// The demo's two clusters. Each is a fake Kubernetes API server reached through the same
-// client as a real cluster, when that side is available; otherwise an in-memory stand-in.
+// The demo's two clusters: each is a fake Kubernetes API server on loopback, reached through
+// the same client as a real cluster (@kubernetes/client-node over HTTP), so the demo exercises
+// the real reads, scale-subresource writes, readiness waits and Events.
 
-import { systemClock } from '../clock.js';
-import type { ClusterClient } from '../kube/cluster-client.js';
+import { KubeClusterClient } from '../kube/kube-cluster-client.js';
 import type { WorkloadRef } from '../rollout/types.js';
-import { MemoryCluster } from './memory-cluster.js';
+import { FakeApiServer } from './fake-apiserver.js';
 
 export interface SandboxWorkload {
   oldReplicas: number;
@@ -12,22 +12,72 @@ export interface SandboxWorkload {
   image: string;
 }
 
+export interface SandboxClusterNames {
+  old: string;
+  new: string;
+}
+
 export class SandboxClusters {
   private constructor(
-    readonly clients: { old: ClusterClient; new: ClusterClient },
-    private readonly clusters: { old: MemoryCluster; new: MemoryCluster },
+    readonly clients: { old: KubeClusterClient; new: KubeClusterClient },
+    /** The API servers, e.g. for `kubectl --server <url>` while the demo runs. */
+    readonly servers: { old: FakeApiServer; new: FakeApiServer },
+    /** Each server's URL. */
+    readonly urls: { old: string; new: string },
   ) {}
 
-  static async start(options: { readyDelayMs: number }): Promise<SandboxClusters> {
-    const old = new MemoryCluster('prod-v1-30', { clock: systemClock, readyDelayMs: options.readyDelayMs });
-    const fresh = new MemoryCluster('prod-v1-32', { clock: systemClock, readyDelayMs: options.readyDelayMs });
-    return new SandboxClusters({ old, new: fresh }, { old, new: fresh });
+  static async start(options: {
+    names: SandboxClusterNames;
+    readyDelayMs: number;
+    requestTimeoutMs: number;
+  }): Promise<SandboxClusters> {
+    const servers = {
+      old: new FakeApiServer({ readyDelayMs: options.readyDelayMs }),
+      new: new FakeApiServer({ readyDelayMs: options.readyDelayMs }),
+    };
+    const started: FakeApiServer[] = [];
+    try {
+      const urls = { old: '', new: '' };
+      for (const role of ['old', 'new'] as const) {
+        urls[role] = (await servers[role].start()).url;
+        started.push(servers[role]);
+      }
+      const client = (role: 'old' | 'new') =>
+        new KubeClusterClient({
+          name: options.names[role],
+          server: urls[role],
+          requestTimeoutMs: options.requestTimeoutMs,
+          // Simulated pods get ready within readyDelayMs; poll faster than a real cluster needs.
+          pollIntervalMs: Math.max(100, Math.min(2000, options.readyDelayMs / 2)),
+        });
+      return new SandboxClusters({ old: client('old'), new: client('new') }, servers, urls);
+    } catch (error) {
+      await Promise.all(started.map((server) => server.stop()));
+      throw error;
+    }
   }
 
+  /** Creates the workload's Deployment in both clusters, with the same image in each. */
   async addWorkload(ref: WorkloadRef, spec: SandboxWorkload): Promise<void> {
-    this.clusters.old.addDeployment(ref, { replicas: spec.oldReplicas, images: { app: spec.image } });
-    this.clusters.new.addDeployment(ref, { replicas: spec.newReplicas, images: { app: spec.image } });
+    this.servers.old.put(deployment(ref, spec.oldReplicas, spec.image));
+    this.servers.new.put(deployment(ref, spec.newReplicas, spec.image));
   }
 
-  async stop(): Promise<void> {}
+  async stop(): Promise<void> {
+    await Promise.all([this.servers.old.stop(), this.servers.new.stop()]);
+  }
+}
+
+function deployment(ref: WorkloadRef, replicas: number, image: string) {
+  const labels = { app: ref.name };
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: ref.name, namespace: ref.namespace, labels },
+    spec: {
+      replicas,
+      selector: { matchLabels: labels },
+      template: { metadata: { labels }, spec: { containers: [{ name: 'app', image }] } },
+    },
+  };
 }

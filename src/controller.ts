@@ -26,7 +26,7 @@ import {
   type WorkloadObservation,
 } from './rollout/types.js';
 import type { TrafficRouter } from './routers/router.js';
-import type { StateStore } from './state/state-store.js';
+import { isTransition, type StateStore } from './state/state-store.js';
 import type { Telemetry } from './telemetry.js';
 
 /** Asked before each traffic increase; a string is the refusal that holds the step. */
@@ -80,6 +80,8 @@ export class Controller {
   private ticking: Promise<TickReport> | undefined;
   private loaded = false;
   #changes = 0;
+  /** Rollouts whose latest checks are only in memory (see isTransition). */
+  private readonly unsaved = new Set<string>();
 
   constructor(private readonly options: ControllerOptions) {
     this.workloads = new Map(options.workloads.map((w) => [w.key, w]));
@@ -184,11 +186,33 @@ export class Controller {
     this.loopTimer = setTimeout(loop, 0);
   }
 
-  /** Stops the loop and waits for a tick in flight. */
+  /** Stops the loop, waits for a tick in flight, and writes the checks not yet saved (as leader). */
   async stop(): Promise<void> {
     this.loopAbort.abort();
     if (this.loopTimer) clearTimeout(this.loopTimer);
     await this.ticking?.catch(() => undefined);
+    await this.flush();
+  }
+
+  /** Saves every rollout whose latest checks are only in memory; best effort, one bounded round. */
+  async flush(): Promise<number> {
+    if (!this.isLeader() || this.unsaved.size === 0) return 0;
+    const signal = AbortSignal.timeout(this.options.settings.requestTimeoutMs * 2);
+    const keys = [...this.unsaved];
+    const results = await Promise.allSettled(
+      keys.map((key) =>
+        this.withLock(key, async () => {
+          if (this.unsaved.has(key)) await this.save(this.get(key), signal);
+        }),
+      ),
+    );
+    const failed = results.filter((r) => r.status === 'rejected').length;
+    if (failed > 0)
+      this.options.logger.warn(
+        { failed, total: keys.length },
+        'could not save the latest checks at stop; a restart re-gathers them at the same step',
+      );
+    return keys.length - failed;
   }
 
   // ---- the tick ------------------------------------------------------------------------------
@@ -322,8 +346,13 @@ export class Controller {
       this.noteError(key, error);
       return;
     }
-    await this.save(decision.state, signal);
-    report.stateWrites++;
+    if (isTransition(before, decision.state)) {
+      await this.save(decision.state, signal);
+      report.stateWrites++;
+    } else {
+      // Only a check's counters and record changed: written with the next transition or at stop.
+      this.unsaved.add(key);
+    }
     this.commit(before, decision.state);
   }
 
@@ -421,6 +450,7 @@ export class Controller {
 
   private async save(state: RolloutState, signal: AbortSignal): Promise<void> {
     await this.options.store.save(state, signal);
+    this.unsaved.delete(state.key);
     this.options.telemetry?.stateWrites.inc();
   }
 

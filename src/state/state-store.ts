@@ -1,5 +1,6 @@
 // Rollout state is the source of truth for resuming after a restart.
 
+import { isDeepStrictEqual } from 'node:util';
 import type { RolloutState } from '../rollout/types.js';
 
 export interface StateStore {
@@ -10,4 +11,41 @@ export interface StateStore {
    * the state's revision) and throw StateConflictError when another writer won.
    */
   save(state: RolloutState, signal: AbortSignal): Promise<void>;
+}
+
+/**
+ * The fields a check changes on every analysis interval: its counters, its evidence and its
+ * record. They are kept in memory and written with the next transition, not on every check; a
+ * restart that loses them re-gathers evidence at the same step and weight, which only ever
+ * delays an advance or a rollback by a check or two and never moves traffic.
+ */
+const CHECK_FIELDS = [
+  'passedChecks',
+  'consecutiveFailures',
+  'consecutiveInconclusive',
+  'stepCounts',
+  'lastCheckAt',
+  'checks',
+  'updatedAt',
+  'revision',
+] as const satisfies ReadonlyArray<keyof RolloutState>;
+
+const checkFields: ReadonlySet<string> = new Set(CHECK_FIELDS);
+
+/**
+ * Whether `after` differs from `before` in anything a restart must resume from exactly: phase,
+ * step, weight, pending raise, replica targets, timers, baseline, reasons, events. False when
+ * only a check's counters and record changed.
+ */
+export function isTransition(before: RolloutState, after: RolloutState): boolean {
+  if (before === after) return false;
+  const keys = new Set([...Object.keys(before), ...Object.keys(after)]);
+  for (const key of keys) {
+    if (checkFields.has(key)) continue;
+    const a = before[key as keyof RolloutState];
+    const b = after[key as keyof RolloutState];
+    if (a === b) continue;
+    if (typeof a !== 'object' || typeof b !== 'object' || !isDeepStrictEqual(a, b)) return true;
+  }
+  return false;
 }

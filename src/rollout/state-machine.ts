@@ -12,6 +12,7 @@ import { EMPTY_COUNTS, judge } from './judge.js';
 import { newClusterReplicas, oldClusterReplicas } from './scaling.js';
 import type {
   Action,
+  CheckRecord,
   ClusterRole,
   Decision,
   EventKind,
@@ -62,11 +63,14 @@ class Draft {
     private readonly original: RolloutState,
     readonly now: number,
   ) {
-    // Copy-on-write of what a decision can change: top-level fields and the two bounded logs.
-    // Nested values (records, counts, baseline) are replaced, never mutated, so sharing them is
-    // safe, and a tick that changes nothing no longer deep-copies ~250 records per rollout.
-    this.state = { ...original, checks: [...original.checks], history: [...original.history] };
+    // Copy-on-write of what a decision can change: top-level fields now, each bounded log when it
+    // is first appended to. Nested values (records, counts, baseline) are replaced, never mutated,
+    // so sharing them is safe, and a tick that changes nothing copies no log at all.
+    this.state = { ...original };
   }
+
+  private historyCopied = false;
+  private checksCopied = false;
 
   set<K extends keyof RolloutState>(key: K, value: RolloutState[K]): void {
     if (this.state[key] !== value) {
@@ -83,9 +87,25 @@ class Draft {
   }
 
   record(kind: HistoryKind, message: string): void {
+    if (!this.historyCopied) {
+      this.state.history = [...this.state.history];
+      this.historyCopied = true;
+    }
     this.state.history.push({ at: this.now, kind, message });
     if (this.state.history.length > MAX_HISTORY)
       this.state.history.splice(0, this.state.history.length - MAX_HISTORY);
+    this.changed = true;
+  }
+
+  /** Appends a check record, keeping the last MAX_CHECKS. */
+  check(record: CheckRecord): void {
+    if (!this.checksCopied) {
+      this.state.checks = [...this.state.checks];
+      this.checksCopied = true;
+    }
+    this.state.checks.push(record);
+    if (this.state.checks.length > MAX_CHECKS)
+      this.state.checks.splice(0, this.state.checks.length - MAX_CHECKS);
     this.changed = true;
   }
 
@@ -102,10 +122,6 @@ class Draft {
     if (reason === undefined) this.unset('reason');
     else this.set('reason', reason);
     if (TERMINAL_PHASES.has(phase)) this.set('finishedAt', this.now);
-  }
-
-  markChanged(): void {
-    this.changed = true;
   }
 
   done(): Decision {
@@ -256,10 +272,7 @@ function analyse(draft: Draft, obs: Observation, policy: RolloutPolicy): void {
   });
   draft.set('stepCounts', stepCounts);
   draft.set('lastCheckAt', now);
-  draft.state.checks.push(check);
-  if (draft.state.checks.length > MAX_CHECKS)
-    draft.state.checks.splice(0, draft.state.checks.length - MAX_CHECKS);
-  draft.markChanged();
+  draft.check(check);
 
   if (check.critical) return startRollback(draft, check.reason);
   // A raise earned by earlier checks is withdrawn when the latest one does not pass.

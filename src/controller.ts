@@ -41,7 +41,10 @@ export type TransitionListener = (before: RolloutState, after: RolloutState) => 
 
 export interface ControllerOptions {
   workloads: readonly ResolvedWorkload[];
-  settings: Pick<Config['controller'], 'maxConcurrent' | 'requestTimeoutMs' | 'autoStart' | 'intervalMs'>;
+  settings: Pick<
+    Config['controller'],
+    'maxConcurrent' | 'requestTimeoutMs' | 'autoStart' | 'intervalMs' | 'parallelism'
+  >;
   clusters: { old: ClusterClient; new: ClusterClient };
   routerFor: (route: RouteConfig) => TrafficRouter;
   metrics: MetricsSource;
@@ -227,12 +230,12 @@ export class Controller {
     if (active.length === 0) return report;
 
     const readings = await this.sampleMetrics(active, now, report);
-    await Promise.all(
-      active.map((state) =>
-        this.withLock(state.key, () => this.step(state.key, now, readings, report)).catch((error) => {
-          this.options.logger.error({ ...this.logFields(state.key), err: error }, 'rollout step failed');
-        }),
-      ),
+    // A bounded number of rollouts at once: calls in flight to the clusters and the router, and the
+    // tick's working set, stay flat however large the fleet.
+    await forEachLimited(active, this.options.settings.parallelism, (state) =>
+      this.withLock(state.key, () => this.step(state.key, now, readings, report)).catch((error) => {
+        this.options.logger.error({ ...this.logFields(state.key), err: error }, 'rollout step failed');
+      }),
     );
     return report;
   }
@@ -519,6 +522,15 @@ export class Controller {
       if (this.locks.get(key) === settled) this.locks.delete(key);
     }
   }
+}
+
+/** Runs `run` over `items` with at most `limit` in flight. */
+async function forEachLimited<T>(items: readonly T[], limit: number, run: (item: T) => Promise<void>) {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await run(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 function pickReplicas(workload: WorkloadObservation) {

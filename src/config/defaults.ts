@@ -28,6 +28,7 @@ export const DEFAULTS = {
     interval: '5s',
     maxConcurrent: 1,
     requestTimeout: '10s',
+    parallelism: 32,
     autoStart: false,
   },
   leaderElection: {

@@ -90,6 +90,8 @@ export interface Config {
     intervalMs: number;
     maxConcurrent: number;
     requestTimeoutMs: number;
+    /** Rollouts stepped at once within one tick. */
+    parallelism: number;
     autoStart: boolean;
     state: { type: 'configmap' } | { type: 'file'; path: string } | { type: 'memory' };
     leaderElection: {
@@ -214,6 +216,7 @@ function buildConfig(raw: RawConfig, source: string, fail: (path: string, messag
         DEFAULTS.controller.requestTimeout,
         '/controller/requestTimeout',
       ),
+      parallelism: controller.parallelism ?? DEFAULTS.controller.parallelism,
       autoStart: controller.autoStart ?? DEFAULTS.controller.autoStart,
       state: controller.state ?? { type: 'configmap' },
       leaderElection: {

@@ -357,6 +357,9 @@ export const ConfigSchema = closed({
       interval: Type.Optional(Duration('control-loop tick')),
       maxConcurrent: Type.Optional(Type.Integer({ minimum: 1, description: 'rollouts progressing at once' })),
       requestTimeout: Type.Optional(Duration('timeout of every Kubernetes, router and metrics call')),
+      parallelism: Type.Optional(
+        Type.Integer({ minimum: 1, maximum: 1000, description: 'rollouts stepped at once within one tick' }),
+      ),
       autoStart: Type.Optional(
         Type.Boolean({ description: 'start every configured workload without an API call' }),
       ),

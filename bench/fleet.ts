@@ -5,10 +5,12 @@
 import pino from 'pino';
 import { ManualClock } from '../src/clock.js';
 import { type Config, resolveConfig } from '../src/config/load.js';
+import { StateConflictError } from '../src/errors.js';
+import type { RolloutState } from '../src/rollout/types.js';
 import { createRuntime, type Runtime } from '../src/runtime.js';
 import { MemoryCluster } from '../src/sandbox/memory-cluster.js';
 import { type SimulatedWorkload, SimulatedWorld, seededRandom } from '../src/sandbox/world.js';
-import { MemoryStateStore } from '../src/state/memory-state-store.js';
+import type { StateStore } from '../src/state/state-store.js';
 
 export interface FleetWorkload {
   name: string;
@@ -32,11 +34,41 @@ export interface Fleet {
   config: Config;
   clock: ManualClock;
   world: SimulatedWorld;
-  store: MemoryStateStore;
+  store: ExternalStateStore;
   clusters: { old: MemoryCluster; new: MemoryCluster };
 }
 
 export const NAMESPACE = 'fleet';
+
+/**
+ * Stands in for the ConfigMap store, whose states live in the API server, not in the
+ * controller: each save pays the serialization the ConfigMap store pays (JSON), then the bytes
+ * leave the process; only each rollout's revision stays, for the same two-writer guard. (The
+ * MemoryStateStore would keep a second, older copy of every state alive and count it as the
+ * controller's memory.)
+ */
+export class ExternalStateStore implements StateStore {
+  private readonly revisions = new Map<string, number>();
+  writes = 0;
+  bytes = 0;
+
+  async loadAll(signal: AbortSignal): Promise<RolloutState[]> {
+    signal.throwIfAborted();
+    return [];
+  }
+
+  async save(state: RolloutState, signal: AbortSignal): Promise<void> {
+    signal.throwIfAborted();
+    const current = this.revisions.get(state.key);
+    if (current !== undefined && current >= state.revision)
+      throw new StateConflictError(
+        `rollout ${state.key}: revision ${state.revision} is not newer than ${current}`,
+      );
+    this.bytes += JSON.stringify(state).length;
+    this.writes++;
+    this.revisions.set(state.key, state.revision);
+  }
+}
 
 /** `count` workloads, a `faultyShare` of them breaking at `fault.fromWeight` in the new cluster. */
 export function fleetWorkloads(options: {
@@ -105,7 +137,7 @@ export async function buildFleet(options: FleetOptions): Promise<Fleet> {
       ...(w.fault ? { fault: w.fault } : {}),
     });
   }
-  const store = new MemoryStateStore();
+  const store = new ExternalStateStore();
   const runtime = await createRuntime({
     config,
     clusters,

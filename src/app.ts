@@ -4,7 +4,7 @@
 
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
-import { dashboardPlugin } from './api/dashboard.js';
+import { DASHBOARD_PATHS, dashboardPlugin } from './api/dashboard.js';
 import { openApiPlugin } from './api/openapi.js';
 import { authDisabledWarning, loadTlsOptions, registerSecurity } from './api/security.js';
 import { type Clock, systemClock } from './clock.js';
@@ -22,7 +22,7 @@ import { PrometheusSource } from './metrics/prometheus-source.js';
 import { webhookGate } from './notify/gate.js';
 import { Notifier } from './notify/notifier.js';
 import { createRouterRegistry } from './routers/registry.js';
-import { createRuntime, type Runtime } from './runtime.js';
+import { createRuntime, type Runtime, type RuntimeParts } from './runtime.js';
 import { FileStateStore } from './state/file-state-store.js';
 import { MemoryStateStore } from './state/memory-state-store.js';
 import type { StateStore } from './state/state-store.js';
@@ -118,16 +118,7 @@ export async function startApp(config: Config, options: AppOptions): Promise<App
           leader: () => ({ identity, isLeader: elector.isLeader(), holder: elector.leader() }),
         }
       : {}),
-    server: {
-      bodyLimit: config.api.bodyLimit,
-      ...(config.api.tls ? { https: loadTlsOptions(config.api.tls) } : {}),
-      // Security first, so its headers and auth cover the docs and the dashboard too.
-      before: [
-        (app) => registerSecurity(app, { auth: config.api.auth, rateLimit: config.api.rateLimit }),
-        openApiPlugin({ version: '0.1.0' }),
-      ],
-      after: [dashboardPlugin()],
-    },
+    server: serverOptions(config),
   });
   const warning = authDisabledWarning({ auth: config.api.auth });
   if (warning) logger.warn(warning);
@@ -158,6 +149,25 @@ export async function startApp(config: Config, options: AppOptions): Promise<App
     await stop();
     throw error;
   }
+}
+
+/**
+ * The HTTP server's parts: security first (so its headers and auth cover the docs and the
+ * dashboard too), the OpenAPI spec and docs, the dashboard. The dashboard's static files carry no
+ * rollout data and are served without a token, so a browser can load the page and enter one;
+ * every call the page makes still needs it.
+ */
+export function serverOptions(config: Config): NonNullable<RuntimeParts['server']> {
+  const auth = { ...config.api.auth, openPaths: [...config.api.auth.openPaths, ...DASHBOARD_PATHS] };
+  return {
+    bodyLimit: config.api.bodyLimit,
+    ...(config.api.tls ? { https: loadTlsOptions(config.api.tls) } : {}),
+    before: [
+      (app) => registerSecurity(app, { auth, rateLimit: config.api.rateLimit }),
+      openApiPlugin({ version: '0.1.0' }),
+    ],
+    after: [dashboardPlugin()],
+  };
 }
 
 function kubeSource(cluster: Config['clusters']['old']) {

@@ -184,10 +184,14 @@ export class LeaseElector {
   private async round(signal: AbortSignal): Promise<void> {
     this.stepDownIfLate();
     const startedAt = this.clock.now();
+    // Whole ms, rounded down: the monotonic clock is fractional, and AbortSignal.timeout throws
+    // a RangeError for a fractional delay (every renewal would fail and leadership would flap).
     const timeoutMs = this.holding
       ? Math.max(
           1,
-          Math.min(this.requestTimeoutMs, this.lastRenewStartedAt + this.renewDeadlineMs - startedAt),
+          Math.floor(
+            Math.min(this.requestTimeoutMs, this.lastRenewStartedAt + this.renewDeadlineMs - startedAt),
+          ),
         )
       : this.requestTimeoutMs;
     try {

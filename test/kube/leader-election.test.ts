@@ -147,6 +147,28 @@ t.test(
   },
 );
 
+t.test('a leader on the real monotonic clock renews round after round without stepping down', async (t) => {
+  const { server, candidate } = await setup(t);
+  // As in production: the request timeout is the renew deadline, so a renewal's timeout is the
+  // time left before the deadline on a fractional clock (performance.now()).
+  const timing = { leaseDurationMs: 3000, renewDeadlineMs: 2000, retryPeriodMs: 100, requestTimeoutMs: 2000 };
+  const a = candidate('replica-a', timing);
+  await pollUntil(leaderAmong(a), { what: 'a to lead', timeoutMs: 10_000, intervalMs: 10 });
+  const renewals = () =>
+    server.writes().filter((write) => write.method === 'PUT' && write.path.includes('/leases/')).length;
+  await pollUntil(async () => (renewals() >= 5 ? true : undefined), {
+    what: 'five renewals',
+    timeoutMs: 10_000,
+    intervalMs: 10,
+  });
+  t.same(a.errors, [], 'no round failed');
+  t.same(
+    a.changes.map((change) => change.isLeader),
+    [true],
+    'led from the first acquisition on, without a step-down in between',
+  );
+});
+
 t.test('stop() releases the lease so the other candidate leads without waiting for expiry', async (t) => {
   const { candidate, lease } = await setup(t);
   const a = candidate('replica-a', { leaseDurationMs: 60_000, renewDeadlineMs: 200 });

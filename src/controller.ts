@@ -83,6 +83,9 @@ export class Controller {
   private ticking: Promise<TickReport> | undefined;
   private loaded = false;
   #changes = 0;
+  /** Whether this replica led at the last tick; leading again means re-reading the store first. */
+  private leading = false;
+  private lastRefreshAt = Number.NEGATIVE_INFINITY;
   /** Rollouts whose latest checks are only in memory (see isTransition). */
   private readonly unsaved = new Set<string>();
 
@@ -90,6 +93,30 @@ export class Controller {
     this.workloads = new Map(options.workloads.map((w) => [w.key, w]));
     // Every rollout's step listens for a stop while its reads run: thousands at once is normal.
     setMaxListeners(0, this.loopAbort.signal);
+  }
+
+  /**
+   * Re-reads every rollout from the store, as a follower and whenever leadership begins. A failed
+   * read keeps the current states and leaves the leader idle until a read succeeds.
+   */
+  private async refresh(now: number): Promise<void> {
+    this.lastRefreshAt = now;
+    let persisted: RolloutState[];
+    try {
+      persisted = await this.options.store.loadAll(this.callSignal(3));
+    } catch (error) {
+      this.leading = false;
+      this.options.logger.warn({ err: error }, 'could not re-read rollout state from the store');
+      throw error;
+    }
+    for (const state of persisted) {
+      const current = this.states.get(state.key);
+      if (!current || current.revision === state.revision) continue;
+      this.#changes++;
+      this.states.set(state.key, state);
+      this.unsaved.delete(state.key);
+      this.options.telemetry?.observe(current, state);
+    }
   }
 
   /** Loads persisted rollouts (resuming each at its exact step and weight) and adds the new ones. */
@@ -109,6 +136,9 @@ export class Controller {
       this.options.telemetry?.observe(undefined, this.states.get(workload.key)!);
     }
     this.loaded = true;
+    // What was just read is current: a replica leading already need not read it again.
+    this.leading = this.isLeader();
+    this.lastRefreshAt = now;
     if (this.options.settings.autoStart) {
       for (const state of this.states.values()) {
         if (state.phase === 'Pending' && state.queuedAt === undefined)
@@ -222,8 +252,21 @@ export class Controller {
 
   private async runTick(): Promise<TickReport> {
     const report: TickReport = { rollouts: this.states.size, active: 0, metricsQueries: 0, stateWrites: 0 };
-    if (!this.loaded || !this.isLeader()) return report;
+    if (!this.loaded) return report;
     const now = this.options.clock.now();
+    if (!this.isLeader()) {
+      // A follower acts on nothing; it re-reads the store now and then so its API serves fresh reads.
+      this.leading = false;
+      if (now - this.lastRefreshAt >= FOLLOWER_REFRESH_MS) await this.refresh(now);
+      return report;
+    }
+    if (!this.leading) {
+      // Leadership just began: another replica may have moved every rollout since this one last
+      // read the store. Act only on what the store says now.
+      await this.refresh(now);
+      if (!this.isLeader()) return report;
+      this.leading = true;
+    }
     await this.admitQueued(now, report);
     const active = [...this.states.values()].filter((s) => ACTIVE_PHASES.has(s.phase));
     report.active = active.length;
@@ -523,6 +566,9 @@ export class Controller {
     }
   }
 }
+
+/** How often a follower re-reads the store for its API's sake. */
+const FOLLOWER_REFRESH_MS = 10_000;
 
 /** Runs `run` over `items` with at most `limit` in flight. */
 async function forEachLimited<T>(items: readonly T[], limit: number, run: (item: T) => Promise<void>) {

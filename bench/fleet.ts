@@ -10,7 +10,7 @@ import type { RolloutState } from '../src/rollout/types.js';
 import { createRuntime, type Runtime } from '../src/runtime.js';
 import { MemoryCluster } from '../src/sandbox/memory-cluster.js';
 import { type SimulatedWorkload, SimulatedWorld, seededRandom } from '../src/sandbox/world.js';
-import type { StateStore } from '../src/state/state-store.js';
+import { persistedJson, type StateStore } from '../src/state/state-store.js';
 
 export interface FleetWorkload {
   name: string;
@@ -64,7 +64,7 @@ export class ExternalStateStore implements StateStore {
       throw new StateConflictError(
         `rollout ${state.key}: revision ${state.revision} is not newer than ${current}`,
       );
-    this.bytes += JSON.stringify(state).length;
+    this.bytes += persistedJson(state).length;
     this.writes++;
     this.revisions.set(state.key, state.revision);
   }

@@ -8,7 +8,7 @@ import { CoreV1Api, type KubeConfig, type V1ConfigMap } from '@kubernetes/client
 import { ClustershiftError, errorMessage, StateConflictError } from '../errors.js';
 import type { RolloutState, WorkloadRef } from '../rollout/types.js';
 import { workloadKey } from '../rollout/types.js';
-import type { StateStore } from '../state/state-store.js';
+import { persistedJson, type StateStore } from '../state/state-store.js';
 import {
   httpStatusOf,
   isNotFound,
@@ -113,7 +113,7 @@ export class ConfigMapStateStore implements StateStore {
   }
 
   async save(state: RolloutState, signal: AbortSignal): Promise<void> {
-    const json = JSON.stringify(state);
+    const json = persistedJson(state);
     if (Buffer.byteLength(json) > MAX_STATE_BYTES) {
       throw new ClustershiftError(
         `rollout ${state.key}: its state is ${Buffer.byteLength(json)} bytes, over the ${MAX_STATE_BYTES}-byte limit for a ConfigMap; keep fewer checks and history entries`,

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { ClustershiftError, errorMessage, StateConflictError, TimeoutError } from '../errors.js';
 import type { RolloutState, WorkloadRef } from '../rollout/types.js';
-import type { StateStore } from './state-store.js';
+import { persistedJson, type StateStore } from './state-store.js';
 
 export interface FileStateStoreOptions {
   /** Created when missing. */
@@ -78,7 +78,7 @@ export class FileStateStore implements StateStore {
       try {
         const handle = await open(temp, 'wx');
         try {
-          await handle.writeFile(`${JSON.stringify(state, null, 2)}\n`, { signal });
+          await handle.writeFile(`${persistedJson(state, 2)}\n`, { signal });
           await handle.sync();
         } finally {
           await handle.close();

@@ -49,3 +49,17 @@ export function isTransition(before: RolloutState, after: RolloutState): boolean
   }
   return false;
 }
+
+/** How many of a rollout's latest check records a durable store keeps (memory keeps MAX_CHECKS). */
+export const PERSISTED_CHECKS = 10;
+
+/**
+ * A state as a durable store writes it. The check records are most of a state's bytes (about
+ * 570 each), and a restarted controller needs none of them to resume; the latest few are kept so
+ * the API still shows recent checks after a restart.
+ */
+export function persistedJson(state: RolloutState, space?: number): string {
+  const checks =
+    state.checks.length > PERSISTED_CHECKS ? state.checks.slice(-PERSISTED_CHECKS) : state.checks;
+  return JSON.stringify(checks === state.checks ? state : { ...state, checks }, null, space);
+}

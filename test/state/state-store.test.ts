@@ -1,7 +1,7 @@
 import t from 'tap';
 import { newRolloutState } from '../../src/rollout/state-machine.js';
 import type { RolloutState } from '../../src/rollout/types.js';
-import { isTransition } from '../../src/state/state-store.js';
+import { isTransition, PERSISTED_CHECKS, persistedJson } from '../../src/state/state-store.js';
 
 const base: RolloutState = {
   ...newRolloutState({ namespace: 'shop', name: 'checkout' }, 0),
@@ -44,4 +44,23 @@ t.test('anything a restart must resume from is a transition', async (t) => {
   for (const [what, change] of changes) t.ok(isTransition(base, { ...base, ...change }), what);
   const { baseline: _dropped, ...withoutBaseline } = base;
   t.ok(isTransition(base, withoutBaseline as RolloutState), 'a field removed');
+});
+
+t.test('a durable store keeps the latest checks only, and everything else', async (t) => {
+  const checks = Array.from(
+    { length: 50 },
+    (_, i) => ({ at: i, weight: 5, verdict: 'pass', reasons: [] }) as never,
+  );
+  const state: RolloutState = { ...base, checks };
+  const written = JSON.parse(persistedJson(state)) as RolloutState;
+  t.equal(written.checks.length, PERSISTED_CHECKS);
+  t.same(
+    written.checks.map((c) => c.at),
+    checks.slice(-PERSISTED_CHECKS).map((c: { at: number }) => c.at),
+    'the latest ones',
+  );
+  t.same({ ...written, checks: [] }, { ...state, checks: [] }, 'nothing else is dropped');
+  t.notOk(isTransition(state, written), 'what is written resumes at the same phase, step and weight');
+  const few: RolloutState = { ...base, checks: checks.slice(0, 3) };
+  t.same(JSON.parse(persistedJson(few)), few, 'a short log is written whole');
 });

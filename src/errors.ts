@@ -149,6 +149,12 @@ export class RateLimitedError extends ClustershiftError {
   override readonly statusCode = 429;
 }
 
+/** A request the API cannot serve as asked: a bad query parameter or continue token. */
+export class BadRequestError extends ClustershiftError {
+  override readonly code = 'CS_BAD_REQUEST';
+  override readonly statusCode = 400;
+}
+
 /** Every code above with what it means, for the README's error table and its test. */
 export const ERROR_CODES: Readonly<Record<string, string>> = {
   CS_ERROR: 'an unexpected error',
@@ -169,6 +175,7 @@ export const ERROR_CODES: Readonly<Record<string, string>> = {
   CS_UNAUTHORIZED: 'the API call has no valid bearer token (HTTP 401)',
   CS_FORBIDDEN: "the API token's role does not allow this call (HTTP 403)",
   CS_RATE_LIMITED: 'too many mutating API calls from one caller (HTTP 429)',
+  CS_BAD_REQUEST: 'a body, query parameter or continue token the API cannot accept (HTTP 400)',
 };
 
 export function errorMessage(error: unknown): string {

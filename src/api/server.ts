@@ -10,7 +10,15 @@ import type { Controller } from '../controller.js';
 import { ClustershiftError, PhaseConflictError, RolloutNotFoundError } from '../errors.js';
 import type { OperatorCommand } from '../rollout/types.js';
 import type { Telemetry } from '../telemetry.js';
-import { detail, RolloutDetailSchema, RolloutSummarySchema, summarize } from './views.js';
+import {
+  ifNoneMatch,
+  type ListQuery,
+  ListQuerySchema,
+  parseListQuery,
+  RolloutListSchema,
+  RolloutListView,
+} from './rollout-list.js';
+import { detail, RolloutDetailSchema } from './views.js';
 
 export interface ServerOptions {
   controller: Controller;
@@ -133,20 +141,42 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     return { key, workload };
   };
 
-  app.get(
+  const rolloutList = new RolloutListView({ controller: options.controller, workloads });
+  app.get<{ Querystring: ListQuery; Headers: { 'if-none-match'?: string } }>(
     '/api/v1/rollouts',
     {
       schema: {
-        summary: 'List every configured rollout',
+        summary: 'List rollouts in key order, optionally filtered and paged',
+        description:
+          'Without limit the answer holds every matching rollout. Answers carry an ETag: send it back ' +
+          'in If-None-Match to get 304 Not Modified while nothing shown has changed.',
         tags: ['rollouts'],
-        response: { 200: Type.Object({ rollouts: Type.Array(RolloutSummarySchema) }) },
+        querystring: ListQuerySchema,
+        response: {
+          200: RolloutListSchema,
+          304: Type.Null({
+            description: 'Not Modified: nothing shown changed since the ETag in If-None-Match',
+          }),
+          400: ErrorSchema,
+        },
+      },
+      // The schema documents the query; parseListQuery reads it (repeated and comma-separated
+      // phases, numbers from text) and says what is wrong in terms of the API, not of the schema.
+      validatorCompiler: () => (query) => {
+        try {
+          return { value: parseListQuery(query as Parameters<typeof parseListQuery>[0]) };
+        } catch (error) {
+          return { error: error as Error };
+        }
       },
     },
-    async () => ({
-      rollouts: options.controller
-        .list()
-        .map((state) => summarize(state, workloads.get(state.key)!, options.controller.liveView(state.key))),
-    }),
+    async (request, reply) => {
+      const { body, etag } = rolloutList.answer(request.query);
+      reply.header('etag', etag).header('cache-control', 'private, no-cache');
+      if (ifNoneMatch(request.headers['if-none-match'], etag)) return reply.code(304).send();
+      // Already JSON: the bytes are kept between changes, so nothing is serialised per request.
+      return reply.type('application/json; charset=utf-8').send(body);
+    },
   );
 
   app.get<{ Params: RolloutParams }>(

@@ -60,14 +60,29 @@ export class ApiClient {
       throw new UsageError(`--server ${options.server} must start with http:// or https://`);
   }
 
-  async list(signal?: AbortSignal): Promise<RolloutSummary[]> {
-    const body = await this.call<{ rollouts: RolloutSummary[] }>(
+  /**
+   * Every rollout matching the filter (the server pages only when asked to). With `previous`,
+   * asks If-None-Match its ETag and, on 304, answers its rollouts again without a transfer.
+   */
+  async list(
+    filter: ListFilter = {},
+    previous?: RolloutListing,
+    signal?: AbortSignal,
+  ): Promise<RolloutListing> {
+    const query = new URLSearchParams();
+    if (filter.phases?.length) query.set('phase', filter.phases.join(','));
+    if (filter.namespace !== undefined) query.set('namespace', filter.namespace);
+    const search = query.size > 0 ? `?${query}` : '';
+    const answer = await this.send(
       'GET',
-      '/api/v1/rollouts',
+      `/api/v1/rollouts${search}`,
       undefined,
       signal,
+      previous?.etag ? { 'if-none-match': previous.etag } : {},
     );
-    return body.rollouts;
+    if (answer.statusCode === 304 && previous) return previous;
+    const body = this.json<{ rollouts: RolloutSummary[] }>(answer);
+    return { rollouts: body.rollouts, ...(answer.etag ? { etag: answer.etag } : {}) };
   }
 
   get(key: RolloutKey, signal?: AbortSignal): Promise<RolloutDetail> {
@@ -83,13 +98,23 @@ export class ApiClient {
     path: string,
     body: object | undefined,
     signal?: AbortSignal,
-  ) {
+  ): Promise<T> {
+    return this.json<T>(await this.send(method, path, body, signal));
+  }
+
+  private async send(
+    method: 'GET' | 'POST',
+    path: string,
+    body: object | undefined,
+    signal?: AbortSignal,
+    extraHeaders: Record<string, string> = {},
+  ): Promise<Answer> {
     const url = new URL(
       path.replace(/^\//, ''),
       this.base.href.endsWith('/') ? this.base : `${this.base.href}/`,
     );
     const timeout = AbortSignal.timeout(this.options.timeoutMs);
-    const headers: Record<string, string> = { accept: 'application/json' };
+    const headers: Record<string, string> = { accept: 'application/json', ...extraHeaders };
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
     let response: Awaited<ReturnType<typeof request>>;
@@ -113,16 +138,29 @@ export class ApiClient {
         2,
       );
     }
+    const etag = response.headers.etag;
+    return {
+      method,
+      url,
+      statusCode: response.statusCode,
+      text,
+      ...(typeof etag === 'string' ? { etag } : {}),
+    };
+  }
+
+  /** The answer's JSON, or the server's refusal as a RefusedError. */
+  private json<T>(answer: Answer): T {
+    const { method, url, statusCode, text } = answer;
     let parsed: unknown;
     try {
       parsed = text === '' ? undefined : JSON.parse(text);
     } catch {
       parsed = undefined;
     }
-    if (response.statusCode >= 400) {
+    if (statusCode >= 400) {
       const error = (parsed ?? {}) as { code?: unknown; message?: unknown; phase?: unknown };
       throw new RefusedError(
-        response.statusCode,
+        statusCode,
         typeof error.code === 'string' ? error.code : 'CS_HTTP_ERROR',
         typeof error.message === 'string'
           ? error.message
@@ -132,11 +170,30 @@ export class ApiClient {
     }
     if (parsed === undefined)
       throw new CliError(
-        `${method} ${url.pathname} answered HTTP ${response.statusCode} without JSON; is ${this.base.origin} a clustershift API?`,
+        `${method} ${url.pathname} answered HTTP ${statusCode} without JSON; is ${this.base.origin} a clustershift API?`,
         2,
       );
     return parsed as T;
   }
+}
+
+interface Answer {
+  method: string;
+  url: URL;
+  statusCode: number;
+  text: string;
+  etag?: string;
+}
+
+export interface ListFilter {
+  phases?: readonly string[];
+  namespace?: string;
+}
+
+/** One list answer and its ETag, which the next call can revalidate. */
+export interface RolloutListing {
+  rollouts: RolloutSummary[];
+  etag?: string;
 }
 
 export interface RolloutKey {

@@ -35,8 +35,12 @@ export function table(header: readonly string[], rows: readonly (readonly string
 
 const TERMINAL = new Set(['Succeeded', 'RolledBack', 'Failed']);
 
-export function statusTable(rollouts: readonly RolloutSummary[], now: number): string {
-  if (rollouts.length === 0) return 'No rollouts are configured.';
+export function statusTable(
+  rollouts: readonly RolloutSummary[],
+  now: number,
+  empty = 'No rollouts are configured.',
+): string {
+  if (rollouts.length === 0) return empty;
   const rows = rollouts.map((r) => [
     r.key,
     weightBar(r.weight),

@@ -5,7 +5,14 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import type { CommandName } from '../api/server.js';
-import { ApiClient, CliError, parseRolloutKey, UsageError } from './api-client.js';
+import {
+  ApiClient,
+  CliError,
+  type ListFilter,
+  parseRolloutKey,
+  type RolloutListing,
+  UsageError,
+} from './api-client.js';
 import { detailText, statusTable } from './render.js';
 
 export const DEFAULT_SERVER = 'http://127.0.0.1:8080';
@@ -15,6 +22,7 @@ export const USAGE = `Usage: clustershift <command> [options]
 
 Commands:
   status [--watch] [--watch-count N]   every rollout: weight, phase, step, last verdict
+         [--phase P[,P]] [-n NS]      only rollouts in these phases / this namespace
   get <namespace>/<name>               one rollout: checks with old/new values, history
   start <namespace>/<name>             queue the rollout
   promote <namespace>/<name> [--full]  next step now, or straight to 100% with --full
@@ -48,6 +56,8 @@ const OPTIONS = {
   timeout: { type: 'string' },
   watch: { type: 'boolean', short: 'w' },
   'watch-count': { type: 'string' },
+  phase: { type: 'string', multiple: true },
+  namespace: { type: 'string', short: 'n' },
   full: { type: 'boolean' },
   reason: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
@@ -99,18 +109,31 @@ async function dispatch(argv: readonly string[], io: CliIo): Promise<number> {
   };
   onlyFor('watch', ['status']);
   onlyFor('watch-count', ['status']);
+  onlyFor('phase', ['status']);
+  onlyFor('namespace', ['status']);
   onlyFor('full', ['promote']);
   onlyFor('reason', ['abort', 'pause']);
 
   if (command === 'status') {
     if (rest.length > 0) throw new UsageError(`status takes no arguments, got ${rest.join(' ')}`);
     const count = values['watch-count'] ? positiveInteger(values['watch-count'], '--watch-count') : Infinity;
+    // The server checks the phase names and says which ones exist.
+    const filter: ListFilter = {
+      ...(values.phase ? { phases: values.phase.flatMap((p) => p.split(',')) } : {}),
+      ...(values.namespace !== undefined ? { namespace: values.namespace } : {}),
+    };
+    const empty =
+      filter.phases || filter.namespace !== undefined
+        ? 'No rollouts match the filter.'
+        : 'No rollouts are configured.';
     if (!values.watch) {
-      const rollouts = await client.list(io.signal);
+      const { rollouts } = await client.list(filter, undefined, io.signal);
       if (output === 'json') printJson({ rollouts });
-      else print(statusTable(rollouts, now()));
+      else print(statusTable(rollouts, now(), empty));
       return 0;
     }
+    // Each poll sends the last answer's ETag: while nothing changed the server answers 304.
+    let listing: RolloutListing | undefined;
     for (let drawn = 0; drawn < count && !io.signal?.aborted; drawn++) {
       if (drawn > 0) {
         const slept = await delay(WATCH_INTERVAL_MS, true, io.signal ? { signal: io.signal } : {}).catch(
@@ -118,13 +141,13 @@ async function dispatch(argv: readonly string[], io: CliIo): Promise<number> {
         );
         if (!slept) break;
       }
-      let rollouts: Awaited<ReturnType<ApiClient['list']>>;
       try {
-        rollouts = await client.list(io.signal);
+        listing = await client.list(filter, listing, io.signal);
       } catch (error) {
         if (io.signal?.aborted) break;
         throw error;
       }
+      const { rollouts } = listing;
       if (output === 'json') {
         // One JSON document per line, so a script can read the stream line by line.
         io.stdout.write(`${JSON.stringify({ rollouts })}\n`);
@@ -133,7 +156,7 @@ async function dispatch(argv: readonly string[], io: CliIo): Promise<number> {
       const stamp = `Every ${WATCH_INTERVAL_MS / 1000}s: ${new Date(now()).toISOString().slice(11, 19)}`;
       if (io.stdout.isTTY) io.stdout.write('\x1b[2J\x1b[H');
       else if (drawn > 0) io.stdout.write('\n');
-      print(`${stamp}\n\n${statusTable(rollouts, now())}`);
+      print(`${stamp}\n\n${statusTable(rollouts, now(), empty)}`);
     }
     return 0;
   }

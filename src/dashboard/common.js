@@ -20,15 +20,22 @@ export function storedToken() {
   }
 }
 
+// The last answer per path with its ETag: a poll sends If-None-Match, and a 304 (nothing has
+// changed) reuses that answer instead of downloading the whole list again.
+const answers = new Map();
+
 export async function api(path, options = {}) {
+  const method = options.method || 'GET';
   const headers = { accept: 'application/json' };
   if (options.body !== undefined) headers['content-type'] = 'application/json';
   const token = storedToken();
   if (token) headers.authorization = `Bearer ${token}`;
+  const previous = method === 'GET' ? answers.get(path) : undefined;
+  if (previous) headers['if-none-match'] = previous.etag;
   let response;
   try {
     response = await fetch(path, {
-      method: options.method || 'GET',
+      method,
       headers,
       body: options.body === undefined ? undefined : JSON.stringify(options.body),
       cache: 'no-store',
@@ -37,6 +44,7 @@ export async function api(path, options = {}) {
   } catch (error) {
     throw new ApiError(`cannot reach the clustershift API: ${error.message}`, 0, 'CS_UNREACHABLE');
   }
+  if (response.status === 304 && previous) return previous.data;
   const data = await response.json().catch(() => undefined);
   if (!response.ok) {
     const hint = response.status === 401 ? ' (set an API token above)' : '';
@@ -46,6 +54,9 @@ export async function api(path, options = {}) {
       data?.code || 'CS_HTTP_ERROR',
     );
   }
+  const etag = response.headers.get('etag');
+  if (method === 'GET' && etag) answers.set(path, { etag, data });
+  else answers.delete(path);
   return data;
 }
 

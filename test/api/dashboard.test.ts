@@ -2,6 +2,7 @@
 // clusters, running controller) with the real security plugin: the page asks for a token, the
 // strict Content-Security-Policy holds (no violations), rollouts are listed and update live,
 // one rollout's page shows charts and history, and an abort from the page rolls it back.
+// List polls revalidate with If-None-Match.
 // Screenshots at 375px and 1440px go to test-output/; one wide one is kept as docs/dashboard.png
 // (written when missing or with UPDATE_DOCS_SCREENSHOT=1).
 
@@ -78,8 +79,12 @@ t.test('dashboard in headless Chromium', { skip: chromiumBinary.skip }, async (t
   });
   page.on('requestfailed', (request) => problems.push(`request failed: ${request.url()}`));
   const outside: string[] = [];
+  // The If-None-Match of every list poll: after the first answer, polls revalidate it.
+  const listPolls: Array<string | undefined> = [];
   page.on('request', (request) => {
     if (!request.url().startsWith(demo.address)) outside.push(request.url());
+    else if (new URL(request.url()).pathname === '/api/v1/rollouts')
+      listPolls.push(request.headers()['if-none-match']);
   });
   mkdirSync(OUTPUT, { recursive: true });
 
@@ -112,6 +117,15 @@ t.test('dashboard in headless Chromium', { skip: chromiumBinary.skip }, async (t
     .filter({ hasText: /RollingBack|RolledBack/ })
     .waitFor({ timeout: 60_000 });
   t.pass('payments is shown rolling back without a reload');
+  await pollUntil(async () => (listPolls.some((etag) => etag !== undefined) ? true : undefined), {
+    what: 'a list poll with If-None-Match',
+    timeoutMs: 20_000,
+  });
+  t.match(
+    listPolls.find((etag) => etag !== undefined),
+    /^"[A-Za-z0-9_-]+"$/,
+    'polls send the last ETag back',
+  );
   await page.screenshot({ path: `${OUTPUT}dashboard-overview-wide.png`, fullPage: true });
   await checkFits(t, page, WIDE.width);
   await page.setViewportSize(NARROW);
@@ -177,6 +191,59 @@ t.test('dashboard in headless Chromium', { skip: chromiumBinary.skip }, async (t
   const csp = (await page.request.get(`${demo.address}/rollout.html`)).headers()['content-security-policy'];
   t.match(csp, /script-src 'self'/, 'the page was served under a strict CSP');
 });
+
+t.test(
+  'while nothing changes, list polls answer 304 and the page keeps its cards',
+  { skip: chromiumBinary.skip },
+  async (t) => {
+    // The controller does not run, so every poll after the first revalidates an unchanged list.
+    const demo = await startDemoRuntime({
+      workloads: [
+        { name: 'frontend', rps: 4000 },
+        { name: 'search', rps: 5000 },
+      ],
+      startController: false,
+      server: { after: [dashboardPlugin()] },
+    });
+    t.teardown(() => demo.stop());
+    const browser = await chromium.launch({
+      executablePath: chromiumBinary.path,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--no-first-run',
+        '--disable-background-networking',
+      ],
+    });
+    t.teardown(() => browser.close());
+    const page = await browser.newPage();
+    page.setDefaultTimeout(20_000);
+    const problems: string[] = [];
+    page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+    page.on('console', (message) => {
+      // The browser's own favicon request is the server's 404; anything else is a problem.
+      if (message.type() === 'error' && !message.location().url.endsWith('/favicon.ico'))
+        problems.push(message.text());
+    });
+    const statuses: number[] = [];
+    page.on('response', (response) => {
+      if (new URL(response.url()).pathname === '/api/v1/rollouts') statuses.push(response.status());
+    });
+
+    await page.goto(`${demo.address}/`);
+    await pollUntil(async () => (statuses.filter((s) => s === 304).length >= 2 ? true : undefined), {
+      what: 'two list polls answered 304',
+      timeoutMs: 20_000,
+    });
+    t.equal(statuses[0], 200, 'the first poll downloads the list');
+    t.same(new Set(statuses.slice(1)), new Set([304]), `later polls revalidate it: ${statuses.join(', ')}`);
+    t.equal(await page.locator('.card').count(), 2, 'the cards are still there');
+    t.equal(await page.locator('#error').isHidden(), true, 'no error banner');
+    t.match(await page.locator('#counts').textContent(), /^2 rollouts: 2 Pending$/);
+    t.same(problems, [], 'no script errors');
+  },
+);
 
 /** Nothing sticks out sideways: the page scrolls vertically only (wide tables scroll inside). */
 async function checkFits(t: Test, page: Page, width: number): Promise<void> {

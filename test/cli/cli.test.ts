@@ -5,6 +5,7 @@
 import { execFile } from 'node:child_process';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import type { FastifyInstance } from 'fastify';
 import t from 'tap';
 import { registerSecurity } from '../../src/api/security.js';
 import type { RolloutDetail } from '../../src/api/views.js';
@@ -71,6 +72,13 @@ async function closedPort(): Promise<number> {
 }
 
 t.test('against a sandbox runtime', async (t) => {
+  // Status codes of the list calls, to see --watch revalidate instead of fetching again.
+  const listStatuses: number[] = [];
+  const recordListCalls = async (app: FastifyInstance) => {
+    app.addHook('onResponse', async (request, reply) => {
+      if (request.routeOptions.url === '/api/v1/rollouts') listStatuses.push(reply.statusCode);
+    });
+  };
   const demo = await startDemoRuntime({
     workloads: [
       { name: 'frontend', rps: 4000 },
@@ -79,6 +87,7 @@ t.test('against a sandbox runtime', async (t) => {
     ],
     timings: FAST,
     startController: false,
+    server: { before: [recordListCalls] },
   });
   t.teardown(() => demo.stop());
   const server = ['--server', demo.address];
@@ -186,9 +195,51 @@ t.test('against a sandbox runtime', async (t) => {
     t.match(missing.stderr, /HTTP 404/);
   });
 
+  t.test('status --phase and --namespace show only the matching rollouts', async (t) => {
+    const phases = ['Pending', 'RolledBack', 'Succeeded'];
+    const expected = demo.runtime.controller
+      .list()
+      .filter((s) => phases.includes(s.phase))
+      .map((s) => s.key)
+      .sort();
+    t.ok(expected.length > 0 && expected.length < 3, `a filter that keeps some: ${expected.join(', ')}`);
+    const json = await cli([
+      'status',
+      '--phase',
+      'Pending,RolledBack',
+      '--phase',
+      'Succeeded',
+      '-o',
+      'json',
+      ...server,
+    ]);
+    t.equal(json.code, 0, json.stderr);
+    const body = JSON.parse(json.stdout) as { rollouts: Array<{ key: string }> };
+    t.same(
+      body.rollouts.map((r) => r.key),
+      expected,
+    );
+
+    const text = await cli(['status', '-n', 'shop', '--phase', phaseOf(demo, 'shop/search'), ...server]);
+    t.equal(text.code, 0, text.stderr);
+    t.match(text.stdout, /^shop\/search /m);
+    t.notMatch(text.stdout, /^shop\/frontend /m);
+
+    const none = await cli(['status', '--namespace', 'elsewhere', ...server]);
+    t.equal(none.code, 0, none.stderr);
+    t.equal(none.stdout, 'No rollouts match the filter.\n');
+
+    const bogus = await cli(['status', '--phase', 'Bogus', ...server]);
+    t.equal(bogus.code, 1, 'the server refuses an unknown phase');
+    t.match(bogus.stderr, /unknown phase "Bogus".*allowed: Pending, Preflight, Progressing/);
+    t.match(bogus.stderr, /HTTP 400, CS_BAD_REQUEST/);
+  });
+
   t.test('status --watch redraws until --watch-count', async (t) => {
+    listStatuses.length = 0;
     const result = await cli(['status', '--watch', '--watch-count', '2', ...server]);
     t.equal(result.code, 0, result.stderr);
+    t.same(listStatuses, [200, 304], 'the second poll revalidated the first answer: nothing had changed');
     t.equal(result.stdout.match(/^WORKLOAD/gm)?.length, 2);
     t.equal(result.stdout.match(/^Every 2s: \d\d:\d\d:\d\d$/gm)?.length, 2);
 
@@ -209,6 +260,7 @@ t.test('against a sandbox runtime', async (t) => {
       [['status', '-o', 'yaml'], /-o yaml: use text or json/],
       [['status', '--watch-count', 'x', '--watch'], /--watch-count x: expected a positive integer/],
       [['promote', 'shop/search', '--reason', 'x'], /--reason does not apply to promote/],
+      [['get', 'shop/search', '--phase', 'Pending'], /--phase does not apply to get/],
       [['status', '--server', 'not a url'], /is not a URL/],
       [[], /Usage: clustershift/],
     ];

@@ -9,6 +9,7 @@ import type { RouteConfig } from './config/schema.js';
 import {
   ClustershiftError,
   errorMessage,
+  NotLeaderError,
   RolloutNotFoundError,
   TimeoutError,
   WeightMismatchError,
@@ -139,11 +140,15 @@ export class Controller {
     // What was just read is current: a replica leading already need not read it again.
     this.leading = this.isLeader();
     this.lastRefreshAt = now;
-    if (this.options.settings.autoStart) {
-      for (const state of this.states.values()) {
-        if (state.phase === 'Pending' && state.queuedAt === undefined)
-          await this.command(state.key, { type: 'start' });
-      }
+    if (this.leading) await this.autoStart();
+  }
+
+  /** With controller.autoStart, the leader starts every rollout that was never started. */
+  private async autoStart(): Promise<void> {
+    if (!this.options.settings.autoStart) return;
+    for (const state of this.states.values()) {
+      if (state.phase === 'Pending' && state.queuedAt === undefined)
+        await this.command(state.key, { type: 'start' });
     }
   }
 
@@ -174,6 +179,11 @@ export class Controller {
   async command(key: string, command: OperatorCommand): Promise<RolloutState> {
     const workload = this.workloads.get(key);
     if (!workload) throw new RolloutNotFoundError(key);
+    // Only the leader acts, operator calls included; a follower's copy may be seconds old.
+    if (!this.isLeader())
+      throw new NotLeaderError(
+        `cannot change rollout ${key} here: this replica is not the leader; retry (GET /readyz names the leader)`,
+      );
     return this.withLock(key, async () => {
       const before = this.get(key);
       const decision = applyCommand(before, command, this.options.clock.now(), workload.policy);
@@ -266,6 +276,7 @@ export class Controller {
       await this.refresh(now);
       if (!this.isLeader()) return report;
       this.leading = true;
+      await this.autoStart();
     }
     await this.admitQueued(now, report);
     const active = [...this.states.values()].filter((s) => ACTIVE_PHASES.has(s.phase));
@@ -373,6 +384,12 @@ export class Controller {
     }
     const decision = decide(before, observation, now, workload.policy);
     if (decision.state === before) return;
+    // The reads took time: a replica that lost its Lease meanwhile must not act on them, and must
+    // re-read the store if it leads again.
+    if (!this.isLeader()) {
+      this.leading = false;
+      return;
+    }
     const signal = this.callSignal(3);
     const rollbackStarts = decision.state.phase === 'RollingBack' && before.phase !== 'RollingBack';
     if (rollbackStarts) {

@@ -155,6 +155,12 @@ export class BadRequestError extends ClustershiftError {
   override readonly statusCode = 400;
 }
 
+/** An operator call reached a replica that does not hold the Lease; only the leader acts. */
+export class NotLeaderError extends ClustershiftError {
+  override readonly code = 'CS_NOT_LEADER';
+  override readonly statusCode = 503;
+}
+
 /** Every code above with what it means, for the README's error table and its test. */
 export const ERROR_CODES: Readonly<Record<string, string>> = {
   CS_ERROR: 'an unexpected error',
@@ -175,6 +181,8 @@ export const ERROR_CODES: Readonly<Record<string, string>> = {
   CS_UNAUTHORIZED: 'the API call has no valid bearer token (HTTP 401)',
   CS_FORBIDDEN: "the API token's role does not allow this call (HTTP 403)",
   CS_RATE_LIMITED: 'too many mutating API calls from one caller (HTTP 429)',
+  CS_NOT_LEADER:
+    'an operator call reached a replica that is not the leader; retry, or send it to the leader /readyz names (HTTP 503)',
   CS_BAD_REQUEST: 'a body, query parameter or continue token the API cannot accept (HTTP 400)',
 };
 

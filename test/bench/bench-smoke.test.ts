@@ -8,7 +8,9 @@ import t from 'tap';
 import { run as runApi } from '../../bench/api.js';
 import { replaceSection } from '../../bench/common.js';
 import { run as runPolicy } from '../../bench/policy.js';
+import { run as runRollback } from '../../bench/rollback.js';
 import { run as runScale } from '../../bench/scale.js';
+import { stackBinaries } from '../e2e/stack.js';
 
 function scratch(t: { teardown(fn: () => unknown): void }) {
   const dir = mkdtempSync(join(tmpdir(), 'clustershift-bench-'));
@@ -85,6 +87,27 @@ t.test('bench:api loads both endpoints with autocannon while the loop ticks', as
   t.ok(results.tickWithoutLoad.ticks > 0);
   t.ok(existsSync(join(output.resultsDir, 'api.json')));
 });
+
+t.test(
+  'bench:rollback measures one total failure on the real stack',
+  { skip: stackBinaries().skip },
+  async (t) => {
+    const output = scratch(t);
+    const results = await runRollback({ runs: 1, faults: ['total'], requestsPerSecond: 100, output });
+    t.equal(results.runs.length, 1);
+    const [only] = results.runs;
+    t.equal(only?.fault, 'total');
+    t.ok((only?.secondsToWeightZero ?? 0) > 0, 'a time from the fault to weight 0');
+    t.ok((only?.failedResponses ?? 0) > 0, 'clients saw the failures before the rollback');
+    t.match(only?.reason, /error rate/, 'the error rate rolled it back');
+    t.same(
+      results.faults.map((f) => f.fault),
+      ['total'],
+    );
+    t.ok(existsSync(join(output.resultsDir, 'rollback.json')));
+    t.match(readFileSync(output.readme, 'utf8'), /<!-- rollback:start -->[\s\S]*<!-- rollback:end -->/);
+  },
+);
 
 t.test('a benchmark rewrites only its own section of the README', async (t) => {
   const { readme } = scratch(t);

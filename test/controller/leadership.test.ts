@@ -15,8 +15,11 @@ import { sandboxConfig } from '../fixtures/rollout.js';
 
 const KEY = 'shop/checkout';
 
-async function twoReplicas() {
-  const config = sandboxConfig({ defaults: { plan: { steps: [10, 25, 50, 100], holdTime: '10s' } } });
+async function twoReplicas(options: { autoStart?: boolean; leader?: 'a' | 'b' } = { leader: 'a' }) {
+  const config = sandboxConfig({
+    defaults: { plan: { steps: [10, 25, 50, 100], holdTime: '10s' } },
+    controller: { autoStart: options.autoStart ?? false },
+  });
   const clock = new ManualClock(1_000_000);
   const world = new SimulatedWorld({ seed: 5 });
   const old = new MemoryCluster('old-cluster', { clock, readyDelayMs: 0 });
@@ -33,9 +36,14 @@ async function twoReplicas() {
   world.bindRoute(workload.route, KEY);
   // Every weight any replica writes, in order.
   const written: Array<{ by: string; weight: number }> = [];
+  // Runs while a replica's step reads the route: a Lease lost in the middle of a tick.
+  let duringRead: (() => void) | undefined;
   const routerFor = (by: string) => (): TrafficRouter => ({
     describe: (route: RouteConfig) => world.describe(route),
-    getWeight: (route: RouteConfig, signal: AbortSignal) => world.getWeight(route, signal),
+    getWeight: async (route: RouteConfig, signal: AbortSignal) => {
+      duringRead?.();
+      return world.getWeight(route, signal);
+    },
     setWeight: async (route: RouteConfig, weight: number, signal: AbortSignal) => {
       written.push({ by, weight });
       await world.setWeight(route, weight, signal);
@@ -43,7 +51,7 @@ async function twoReplicas() {
     verify: (route: RouteConfig, signal: AbortSignal) => world.verify(route, signal),
   });
   const store = new MemoryStateStore();
-  let leader: 'a' | 'b' | undefined = 'a';
+  let leader: 'a' | 'b' | undefined = options.leader;
   const replica = async (name: 'a' | 'b') => {
     const runtime = await createRuntime({
       config,
@@ -68,6 +76,9 @@ async function twoReplicas() {
     written,
     setLeader: (name: 'a' | 'b' | undefined) => {
       leader = name;
+    },
+    onRead: (run: (() => void) | undefined) => {
+      duringRead = run;
     },
     /** One tick of both replicas, 1 s apart. */
     tick: async () => {
@@ -113,4 +124,47 @@ t.test('a follower serves what the leader did, within its refresh period', async
   }
   t.equal(r.b.get(KEY).stepIndex, leaderView.stepIndex, 'the follower caught up with the step');
   t.equal(r.b.get(KEY).weight, leaderView.weight);
+});
+
+t.test('operator calls are refused by a follower, with 503 and a reason', async (t) => {
+  const r = await twoReplicas();
+  await t.rejects(r.b.command(KEY, { type: 'start' }), { code: 'CS_NOT_LEADER', statusCode: 503 });
+  t.equal(r.b.get(KEY).phase, 'Pending', 'nothing changed');
+  t.equal(r.written.length, 0);
+  await r.a.command(KEY, { type: 'start' });
+  t.ok(r.a.get(KEY).queuedAt !== undefined, 'the leader takes the same call');
+});
+
+t.test('autoStart: whichever replica comes to lead starts the rollouts, once', async (t) => {
+  const r = await twoReplicas({ autoStart: true, leader: undefined });
+  await r.tick();
+  t.equal(r.a.get(KEY).phase, 'Pending', 'nobody leads, nothing starts');
+  t.equal(r.b.get(KEY).phase, 'Pending');
+  r.setLeader('b');
+  await r.tick();
+  t.not(r.b.get(KEY).phase, 'Pending', 'the new leader started it');
+  const started = r.b.get(KEY).history.filter((h) => h.kind === 'started').length;
+  for (let i = 0; i < 5; i++) await r.tick();
+  t.equal(r.b.get(KEY).history.filter((h) => h.kind === 'started').length, started, 'and only once');
+});
+
+t.test('a leader that loses its Lease during a tick does not act on what it read', async (t) => {
+  const r = await twoReplicas();
+  await r.a.command(KEY, { type: 'start' });
+  for (let i = 0; i < 200 && r.a.get(KEY).stepIndex < 1; i++) await r.tick();
+  const held = r.a.get(KEY);
+  const writes = r.written.length;
+  r.onRead(() => r.setLeader(undefined));
+  // Long enough that the step would have advanced and been written.
+  for (let i = 0; i < 30; i++) {
+    r.clock.advance(1000);
+    r.setLeader('a');
+    await r.a.tick();
+  }
+  t.equal(r.written.length, writes, 'no weight written');
+  t.equal(r.a.get(KEY).stepIndex, held.stepIndex, 'no step taken');
+  r.onRead(undefined);
+  r.setLeader('a');
+  for (let i = 0; i < 30 && r.a.get(KEY).stepIndex === held.stepIndex; i++) await r.tick();
+  t.ok(r.a.get(KEY).stepIndex > held.stepIndex, 'leading through a whole tick again, it goes on');
 });

@@ -1,7 +1,8 @@
-// `npm run bench:api`: autocannon (in its own process) against the list and detail endpoints
-// on 127.0.0.1 while 1,000 rollouts are active and the control loop ticks on a real-time
-// interval (the virtual clock advances a fixed step per tick). Reports requests per second
-// and latency per endpoint, and the tick's time with and without the load.
+// `npm run bench:api`: autocannon (in its own process) against the list (whole, paged and
+// filtered) and detail endpoints on 127.0.0.1 while 1,000 rollouts are active and the control
+// loop ticks on a real-time interval (the virtual clock advances a fixed step per tick).
+// Reports requests per second and latency per endpoint, and the tick's time with and without
+// the load.
 
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
@@ -54,7 +55,14 @@ export interface ApiResults {
   machine: Machine;
   settings: Omit<ApiOptions, 'output' | 'log'>;
   targets: { p99Ms: number };
-  endpoints: Array<{ endpoint: string; load: LoadResult; responseBytes: number; tickUnderLoad: TickStats }>;
+  endpoints: Array<{
+    endpoint: string;
+    load: LoadResult;
+    responseBytes: number;
+    /** Rollouts in the first answer, for the list endpoints. */
+    rolloutsInAnswer?: number;
+    tickUnderLoad: TickStats;
+  }>;
   tickWithoutLoad: TickStats;
 }
 
@@ -113,6 +121,26 @@ function runLoad(input: { url: string; paths: string[]; connections: number; dur
   });
 }
 
+const PAGE_SIZE = 100;
+/** The whole benchmark fleet is Progressing: this filter drops nothing, its most expensive case. */
+const FILTER_PHASE = 'Progressing';
+
+/** Every page of `?limit=`, walked once through metadata.continue, for autocannon to cycle through. */
+async function pagePaths(address: string, limit: number): Promise<string[]> {
+  const paths: string[] = [];
+  let next: string | undefined = `/api/v1/rollouts?limit=${limit}`;
+  while (next) {
+    paths.push(next);
+    const response = await fetch(`${address}${next}`, { signal: AbortSignal.timeout(10_000) });
+    if (response.status !== 200) throw new Error(`GET ${next} answered ${response.status}`);
+    const body = (await response.json()) as { metadata: { continue?: string } };
+    next = body.metadata.continue
+      ? `/api/v1/rollouts?limit=${limit}&continue=${encodeURIComponent(body.metadata.continue)}`
+      : undefined;
+  }
+  return paths;
+}
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export async function run(options: ApiOptions): Promise<ApiResults> {
@@ -151,12 +179,19 @@ export async function run(options: ApiOptions): Promise<ApiResults> {
     const endpoints = [
       { endpoint: 'GET /api/v1/rollouts', paths: ['/api/v1/rollouts'] },
       { endpoint: 'GET /api/v1/rollouts/:ns/:name', paths: keys.map((key) => `/api/v1/rollouts/${key}`) },
+      { endpoint: `GET /api/v1/rollouts?limit=${PAGE_SIZE}`, paths: await pagePaths(address, PAGE_SIZE) },
+      {
+        endpoint: `GET /api/v1/rollouts?phase=${FILTER_PHASE}`,
+        paths: [`/api/v1/rollouts?phase=${FILTER_PHASE}`],
+      },
     ];
     const measured: ApiResults['endpoints'] = [];
     for (const { endpoint, paths } of endpoints) {
       const probe = await fetch(`${address}${paths[0]}`, { signal: AbortSignal.timeout(10_000) });
-      const responseBytes = (await probe.arrayBuffer()).byteLength;
+      const text = await probe.text();
       if (probe.status !== 200) throw new Error(`${endpoint} answered ${probe.status}`);
+      const responseBytes = Buffer.byteLength(text);
+      const listed = (JSON.parse(text) as { rollouts?: unknown[] }).rollouts?.length;
       const recorder = new TickRecorder(tickOnce);
       recorder.start(options.tickEveryMs);
       const load = await runLoad({
@@ -167,7 +202,13 @@ export async function run(options: ApiOptions): Promise<ApiResults> {
       }).finally(() => recorder.stop());
       const tickUnderLoad = await recorder.stop();
       log(`${endpoint}: ${JSON.stringify(load)}; ticks ${JSON.stringify(tickUnderLoad)}`);
-      measured.push({ endpoint, load, responseBytes, tickUnderLoad });
+      measured.push({
+        endpoint,
+        load,
+        responseBytes,
+        ...(listed !== undefined ? { rolloutsInAnswer: listed } : {}),
+        tickUnderLoad,
+      });
     }
     const { output, log: _log, ...settings } = options;
     const results: ApiResults = {
@@ -193,7 +234,7 @@ function section(results: ApiResults): string {
     e.endpoint,
     Math.round(e.load.requestsPerSecond),
     `${e.load.latencyMs.p50} / ${e.load.latencyMs.p99} / ${e.load.latencyMs.max}`,
-    `${Math.round(e.responseBytes / 1024)} KiB`,
+    `${Math.round(e.responseBytes / 1024)} KiB${e.rolloutsInAnswer !== undefined ? ` (${e.rolloutsInAnswer} rollouts)` : ''}`,
     e.load.non2xx + e.load.errors + e.load.timeouts,
     `${e.tickUnderLoad.cpuMs.median} / ${e.tickUnderLoad.cpuMs.p99}`,
     `${e.tickUnderLoad.wallMs.median} / ${e.tickUnderLoad.wallMs.p99}`,
@@ -211,7 +252,7 @@ function section(results: ApiResults): string {
     '## API under load',
     '',
     `\`npm run bench:api\` on ${describeMachine(results.machine)}, ${results.at.slice(0, 10)}.`,
-    `${s.rollouts} active rollouts; the control loop ticks every ${s.tickEveryMs} ms of real time (virtual clock +${s.virtualMsPerTick / 1000}s per tick) while autocannon (separate process, ${s.connections} connections, ${s.durationSeconds}s per endpoint) calls 127.0.0.1. The detail endpoint cycles through all rollouts.`,
+    `${s.rollouts} active rollouts; the control loop ticks every ${s.tickEveryMs} ms of real time (virtual clock +${s.virtualMsPerTick / 1000}s per tick) while autocannon (separate process, ${s.connections} connections, ${s.durationSeconds}s per endpoint) calls 127.0.0.1. The detail endpoint cycles through all rollouts; the paged one through every page of \`?limit=${PAGE_SIZE}\` (size: the first page); the filtered one asks for phase=${FILTER_PHASE}, nearly the whole fleet here: a filter's worst case. No request sends If-None-Match, so every answer is a full 200. Latency is closed-loop (each connection waits for its answer), so a tick that holds the event loop delays at most ${s.connections} requests and weighs less in these percentiles than it would for clients arriving at a steady rate.`,
     '',
     markdownTable(
       [

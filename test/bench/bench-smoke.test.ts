@@ -68,7 +68,7 @@ t.test('bench:policy compares both policies on a tiny fleet', async (t) => {
   t.ok(existsSync(join(output.resultsDir, 'policy.json')));
 });
 
-t.test('bench:api loads both endpoints with autocannon while the loop ticks', async (t) => {
+t.test('bench:api loads the list (whole, paged, filtered) and detail endpoints', async (t) => {
   const output = scratch(t);
   const results = await runApi({
     rollouts: 20,
@@ -78,7 +78,16 @@ t.test('bench:api loads both endpoints with autocannon while the loop ticks', as
     virtualMsPerTick: 1000,
     output,
   });
-  t.equal(results.endpoints.length, 2);
+  t.same(
+    results.endpoints.map((e) => e.endpoint),
+    [
+      'GET /api/v1/rollouts',
+      'GET /api/v1/rollouts/:ns/:name',
+      'GET /api/v1/rollouts?limit=100',
+      'GET /api/v1/rollouts?phase=Progressing',
+    ],
+  );
+  t.equal(results.endpoints[0]!.rolloutsInAnswer, 20, 'the whole list holds every rollout');
   for (const endpoint of results.endpoints) {
     t.ok(endpoint.load.requests > 0, `${endpoint.endpoint} answered requests`);
     t.equal(endpoint.load.non2xx, 0);

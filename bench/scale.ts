@@ -3,7 +3,9 @@
 // Per N: CPU per control-loop tick, resident memory, metrics queries and state writes per
 // tick, and the virtual time for the whole fleet to finish.
 
-import { parseArgs } from 'node:util';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { parseArgs, promisify } from 'node:util';
 import { TERMINAL_PHASES } from '../src/rollout/state-machine.js';
 import {
   defaultOutput,
@@ -28,6 +30,11 @@ export interface ScaleOptions {
   maxVirtualMinutes: number;
   output: Output;
   log?: (line: string) => void;
+  /**
+   * Run each size in a fresh process, so one size's memory (V8 keeps the heap it grew) does not
+   * show up in the next one's RSS. The npm script does; the smoke test runs in-process.
+   */
+  isolate?: boolean;
 }
 
 export interface ScaleRow {
@@ -57,6 +64,8 @@ export interface ScaleResults {
 }
 
 const FAULTY_SHARE = 0.05;
+const execFileAsync = promisify(execFile);
+
 const FAULT = { fromWeight: 10, errorRate: 0.2 };
 
 const POLICY = {
@@ -69,7 +78,7 @@ export async function run(options: ScaleOptions): Promise<ScaleResults> {
   const log = options.log ?? (() => undefined);
   const rows: ScaleRow[] = [];
   for (const size of options.sizes) {
-    rows.push(await runOne(size, options, log));
+    rows.push(options.isolate ? await runIsolated(size, options, log) : await runOne(size, options, log));
   }
   const results: ScaleResults = {
     benchmark: 'scale',
@@ -86,6 +95,31 @@ export async function run(options: ScaleOptions): Promise<ScaleResults> {
   };
   writeResults(options.output, 'scale', results, section(results));
   return results;
+}
+
+/** One size in a child process of this file (`--row-only`), which prints its row as JSON. */
+async function runIsolated(
+  size: number,
+  options: ScaleOptions,
+  log: (line: string) => void,
+): Promise<ScaleRow> {
+  const args = [
+    '--expose-gc',
+    '--import',
+    'tsx',
+    fileURLToPath(import.meta.url),
+    '--row-only',
+    '--sizes',
+    String(size),
+    '--tick-seconds',
+    String(options.tickSeconds),
+    '--max-virtual-minutes',
+    String(options.maxVirtualMinutes),
+  ];
+  const { stdout } = await execFileAsync(process.execPath, args, { maxBuffer: 64 * 1024 * 1024 });
+  const lines = stdout.trim().split('\n');
+  for (const line of lines.slice(0, -1)) log(line);
+  return JSON.parse(lines.at(-1) ?? '') as ScaleRow;
 }
 
 async function runOne(size: number, options: ScaleOptions, log: (line: string) => void): Promise<ScaleRow> {
@@ -217,7 +251,7 @@ function section(results: ScaleResults): string {
     '',
     `\`npm run bench:scale\` on ${describeMachine(results.machine)}, ${results.at.slice(0, 10)}.`,
     `Virtual clock, one tick per ${s.tickSeconds}s; ${s.faultyShare * 100}% of the fleet breaks at ${s.faultAtWeight}% in the new cluster.`,
-    `Memory is RSS after a forced GC (${results.rows[0]?.memory.afterGc ? 'with' : 'WITHOUT'} --expose-gc) once the whole fleet is active; it includes the built (not listening) HTTP API.`,
+    `Memory is RSS after a forced GC (${results.rows[0]?.memory.afterGc ? 'with' : 'WITHOUT'} --expose-gc) once the whole fleet is active, each size in a fresh process; it includes the built (not listening) HTTP API.`,
     '',
     markdownTable(
       [
@@ -244,12 +278,28 @@ async function main(): Promise<void> {
       sizes: { type: 'string', default: '100,1000,5000' },
       'tick-seconds': { type: 'string', default: '5' },
       'max-virtual-minutes': { type: 'string', default: '30' },
+      'row-only': { type: 'boolean', default: false },
     },
   });
+  const sizes = values.sizes.split(',').map((s) => Number(s.trim()));
+  const tickSeconds = Number(values['tick-seconds']);
+  const maxVirtualMinutes = Number(values['max-virtual-minutes']);
+  if (values['row-only']) {
+    // A child of runIsolated: one size, its log lines, then its row as the last line.
+    const log = (line: string) => process.stdout.write(`${line}\n`);
+    const row = await runOne(
+      sizes[0] ?? 100,
+      { sizes, tickSeconds, maxVirtualMinutes, output: defaultOutput() },
+      log,
+    );
+    process.stdout.write(`${JSON.stringify(row)}\n`);
+    return;
+  }
   await run({
-    sizes: values.sizes.split(',').map((s) => Number(s.trim())),
-    tickSeconds: Number(values['tick-seconds']),
-    maxVirtualMinutes: Number(values['max-virtual-minutes']),
+    isolate: true,
+    sizes,
+    tickSeconds,
+    maxVirtualMinutes,
     output: defaultOutput(),
     log: (line) => process.stdout.write(`${line}\n`),
   });

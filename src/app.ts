@@ -177,12 +177,18 @@ function kubeSource(cluster: Config['clusters']['old']) {
   };
 }
 
-function createMetricsSource(config: Config, telemetry: Telemetry, clock: Clock): MetricsSource {
+/** The configuration's Prometheus; a ConfigError for the demo's simulated metrics, which cannot run here. */
+export function prometheusProvider(config: Config) {
   const provider = config.metrics;
   if (provider.type !== 'prometheus')
     throw new ConfigError(
       `${config.source}: /metrics/type: found "${provider.type}", expected "prometheus" (sandbox is for npm run demo)`,
     );
+  return provider;
+}
+
+function createMetricsSource(config: Config, telemetry: Telemetry, clock: Clock): MetricsSource {
+  const provider = prometheusProvider(config);
   const client = new PrometheusClient({
     address: provider.address,
     timeoutMs: config.controller.requestTimeoutMs,

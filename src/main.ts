@@ -6,7 +6,7 @@
 
 import { parseArgs } from 'node:util';
 import pino, { type Logger } from 'pino';
-import { startApp } from './app.js';
+import { prometheusProvider, startApp } from './app.js';
 import { type Config, loadConfigFile } from './config/load.js';
 import { ConfigError, errorMessage } from './errors.js';
 
@@ -33,10 +33,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     // A bad configuration stops here, before any cluster is touched.
     config = loadConfigFile(values.config);
-    if (config.metrics.type === 'sandbox')
-      throw new ConfigError(
-        `${config.source}: /metrics/type: found "sandbox", expected "prometheus" (sandbox is for npm run demo)`,
-      );
+    prometheusProvider(config);
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`clustershift: ${error.message}\n`);

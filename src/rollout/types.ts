@@ -60,6 +60,23 @@ export interface WorkloadObservation {
   hpa?: { name: string; minReplicas: number; maxReplicas: number; currentReplicas: number };
 }
 
+/**
+ * The effective split of a route, read back from the router: the weight it is configured with
+ * AND whether each side can take traffic (an HAProxy server in maint, drain or down takes none;
+ * an ALB target group with no healthy target takes none).
+ */
+export interface RouteSplit {
+  /** The new-cluster weight configured on the route, 0..100: what setWeight wrote. */
+  weight: number;
+  /**
+   * Percent of the traffic that really reaches the new cluster: `weight` when both sides can
+   * take traffic, 0 when only old can, 100 when only new can.
+   */
+  effectiveWeight: number;
+  /** Each side that cannot take traffic, and why ("HAProxy server checkout/old is in maint"). */
+  unavailable: { cluster: ClusterRole; reason: string }[];
+}
+
 /** One cluster's counts and latency for one workload over one window; null means no data. */
 export interface ClusterMetrics {
   requests: number | null;
@@ -82,6 +99,11 @@ export interface Observation {
   new: WorkloadObservation | undefined;
   /** The new-cluster weight read from the route; undefined when it could not be read. */
   routeWeight: number | undefined;
+  /**
+   * What the router really does, read back with the weight: whether each side can take traffic.
+   * Absent when the route could not be read (then routeWeight is undefined too).
+   */
+  routeSplit?: RouteSplit;
   /** Set when the route is missing or malformed (preflight) or unreadable. */
   routeError?: string;
   /** Metrics for the window since the last check; undefined when no check is due this tick. */

@@ -4,13 +4,13 @@
 
 import pino from 'pino';
 import { ManualClock } from '../src/clock.js';
-import { type Config, resolveConfig } from '../src/config/load.js';
+import { type RuntimeConfig, resolveEmbeddedConfig } from '../src/config/load.js';
 import { StateConflictError } from '../src/errors.js';
 import type { RolloutState } from '../src/rollout/types.js';
 import { createRuntime, type Runtime } from '../src/runtime.js';
-import { MemoryCluster } from '../src/sandbox/memory-cluster.js';
 import { type SimulatedWorkload, SimulatedWorld, seededRandom } from '../src/sandbox/world.js';
 import { persistedJson, type StateStore } from '../src/state/state-store.js';
+import { MemoryCluster } from '../test/fixtures/memory-cluster.js';
 
 export interface FleetWorkload {
   name: string;
@@ -31,7 +31,7 @@ export interface FleetOptions {
 
 export interface Fleet {
   runtime: Runtime;
-  config: Config;
+  config: RuntimeConfig;
   clock: ManualClock;
   world: SimulatedWorld;
   store: ExternalStateStore;
@@ -90,8 +90,8 @@ export function fleetWorkloads(options: {
   }));
 }
 
-export function fleetConfig(options: FleetOptions): Config {
-  return resolveConfig(
+export function fleetConfig(options: FleetOptions): RuntimeConfig {
+  return resolveEmbeddedConfig(
     {
       clusters: { old: { name: 'bench-old' }, new: { name: 'bench-new' } },
       controller: {
@@ -102,12 +102,10 @@ export function fleetConfig(options: FleetOptions): Config {
         state: { type: 'memory' },
       },
       api: { host: '127.0.0.1', port: 0, auth: { enabled: false } },
-      metrics: { type: 'sandbox' },
       ...(options.policy ? { defaults: options.policy } : {}),
       workloads: options.workloads.map((w) => ({
         namespace: NAMESPACE,
         name: w.name,
-        route: { type: 'sandbox' },
       })),
     },
     'the benchmark fleet',
@@ -141,12 +139,11 @@ export async function buildFleet(options: FleetOptions): Promise<Fleet> {
   const runtime = await createRuntime({
     config,
     clusters,
-    routerFor: () => world,
+    routes: world.routes(config.workloads.map((workload) => workload.key)),
     metrics: world,
     store,
     clock,
     logger: pino({ level: 'silent' }),
   });
-  for (const workload of config.workloads) world.bindRoute(workload.route, workload.key);
   return { runtime, config, clock, world, store, clusters };
 }

@@ -11,7 +11,6 @@ import { type Clock, systemClock } from './clock.js';
 import { parseDuration } from './config/duration.js';
 import type { Config } from './config/load.js';
 import { readSecret } from './config/secrets.js';
-import { ConfigError } from './errors.js';
 import { ConfigMapStateStore } from './kube/configmap-state-store.js';
 import { KubeClusterClient } from './kube/kube-cluster-client.js';
 import { buildKubeConfig } from './kube/kubeconfig.js';
@@ -21,7 +20,7 @@ import { PrometheusClient } from './metrics/prometheus-client.js';
 import { PrometheusSource } from './metrics/prometheus-source.js';
 import { webhookGate } from './notify/gate.js';
 import { Notifier } from './notify/notifier.js';
-import { createRouterRegistry } from './routers/registry.js';
+import { createRouteHandles } from './routers/registry.js';
 import { createRuntime, type Runtime, type RuntimeParts } from './runtime.js';
 import { FileStateStore } from './state/file-state-store.js';
 import { MemoryStateStore } from './state/memory-state-store.js';
@@ -80,7 +79,7 @@ export async function startApp(config: Config, options: AppOptions): Promise<App
         ? new FileStateStore({ directory: config.controller.state.path })
         : new MemoryStateStore();
   const metrics = createMetricsSource(config, telemetry, clock);
-  const routerFor = createRouterRegistry({ config, kube, requestTimeoutMs: timeoutMs });
+  const routes = createRouteHandles({ config, kube, requestTimeoutMs: timeoutMs });
 
   const election = config.controller.leaderElection;
   const identity = options.identity ?? process.env.POD_NAME ?? `${hostname()}-${process.pid}`;
@@ -102,7 +101,7 @@ export async function startApp(config: Config, options: AppOptions): Promise<App
   const runtime = await createRuntime({
     config,
     clusters,
-    routerFor,
+    routes,
     metrics,
     store,
     clock,
@@ -157,7 +156,7 @@ export async function startApp(config: Config, options: AppOptions): Promise<App
  * rollout data and are served without a token, so a browser can load the page and enter one;
  * every call the page makes still needs it.
  */
-export function serverOptions(config: Config): NonNullable<RuntimeParts['server']> {
+export function serverOptions(config: Pick<Config, 'api'>): NonNullable<RuntimeParts['server']> {
   const auth = { ...config.api.auth, openPaths: [...config.api.auth.openPaths, ...DASHBOARD_PATHS] };
   return {
     bodyLimit: config.api.bodyLimit,
@@ -177,18 +176,8 @@ function kubeSource(cluster: Config['clusters']['old']) {
   };
 }
 
-/** The configuration's Prometheus; a ConfigError for the demo's simulated metrics, which cannot run here. */
-export function prometheusProvider(config: Config) {
-  const provider = config.metrics;
-  if (provider.type !== 'prometheus')
-    throw new ConfigError(
-      `${config.source}: /metrics/type: found "${provider.type}", expected "prometheus" (sandbox is for npm run demo)`,
-    );
-  return provider;
-}
-
 function createMetricsSource(config: Config, telemetry: Telemetry, clock: Clock): MetricsSource {
-  const provider = prometheusProvider(config);
+  const provider = config.metrics;
   const client = new PrometheusClient({
     address: provider.address,
     timeoutMs: config.controller.requestTimeoutMs,

@@ -4,8 +4,7 @@
 import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import type { Clock } from './clock.js';
-import type { Config, ResolvedWorkload } from './config/load.js';
-import type { RouteConfig } from './config/schema.js';
+import type { Config, RolloutWorkload } from './config/load.js';
 import {
   ClustershiftError,
   errorMessage,
@@ -24,9 +23,10 @@ import {
   type Observation,
   type OperatorCommand,
   type RolloutState,
+  type RouteSplit,
   type WorkloadObservation,
 } from './rollout/types.js';
-import type { TrafficRouter } from './routers/router.js';
+import type { RouteHandle } from './routers/router.js';
 import { isTransition, type StateStore } from './state/state-store.js';
 import type { Telemetry } from './telemetry.js';
 
@@ -41,13 +41,14 @@ export type TrafficGate = (
 export type TransitionListener = (before: RolloutState, after: RolloutState) => void;
 
 export interface ControllerOptions {
-  workloads: readonly ResolvedWorkload[];
+  workloads: readonly RolloutWorkload[];
   settings: Pick<
     Config['controller'],
     'maxConcurrent' | 'requestTimeoutMs' | 'autoStart' | 'intervalMs' | 'parallelism'
   >;
   clusters: { old: ClusterClient; new: ClusterClient };
-  routerFor: (route: RouteConfig) => TrafficRouter;
+  /** Each workload's route, bound at wiring time, by workload key. */
+  routes: ReadonlyMap<string, RouteHandle>;
   metrics: MetricsSource;
   store: StateStore;
   clock: Clock;
@@ -63,6 +64,8 @@ export interface LiveView {
   old?: { replicas: number; readyReplicas: number };
   new?: { replicas: number; readyReplicas: number };
   routeWeight?: number;
+  /** The effective split read with routeWeight. */
+  routeSplit?: RouteSplit;
   observedAt?: number;
   lastError?: string;
 }
@@ -77,7 +80,7 @@ export interface TickReport {
 export class Controller {
   private readonly states = new Map<string, RolloutState>();
   private readonly live = new Map<string, LiveView>();
-  private readonly workloads: Map<string, ResolvedWorkload>;
+  private readonly workloads: Map<string, RolloutWorkload>;
   private readonly locks = new Map<string, Promise<unknown>>();
   private loopTimer: NodeJS.Timeout | undefined;
   private loopAbort = new AbortController();
@@ -92,6 +95,8 @@ export class Controller {
 
   constructor(private readonly options: ControllerOptions) {
     this.workloads = new Map(options.workloads.map((w) => [w.key, w]));
+    const unrouted = options.workloads.filter((w) => !options.routes.has(w.key)).map((w) => w.key);
+    if (unrouted.length > 0) throw new Error(`no route handle for workload(s) ${unrouted.join(', ')}`);
     // Every rollout's step listens for a stop while its reads run: thousands at once is normal.
     setMaxListeners(0, this.loopAbort.signal);
   }
@@ -419,12 +424,16 @@ export class Controller {
     this.commit(before, decision.state);
   }
 
+  private routeOf(workload: RolloutWorkload): RouteHandle {
+    return this.options.routes.get(workload.key)!;
+  }
+
   private async observe(
-    workload: ResolvedWorkload,
+    workload: RolloutWorkload,
     state: RolloutState,
     signal: AbortSignal,
   ): Promise<Observation> {
-    const router = this.options.routerFor(workload.route);
+    const route = this.routeOf(workload);
     const read = <T>(what: string, call: (signal: AbortSignal) => Promise<T>): Promise<T | undefined> =>
       call(signal).catch((error) => {
         this.noteError(workload.key, error, what);
@@ -433,30 +442,37 @@ export class Controller {
     let routeError: string | undefined;
     const verify =
       state.phase === 'Preflight'
-        ? router.verify(workload.route, signal).catch((error) => {
+        ? route.verify(signal).catch((error: unknown) => {
             routeError = errorMessage(error);
           })
         : Promise.resolve();
-    const [old, fresh, routeWeight] = await Promise.all([
+    const [old, fresh, routeSplit] = await Promise.all([
       read('old cluster', (signal) => this.options.clusters.old.getWorkload(workload.ref, signal)),
       read('new cluster', (signal) => this.options.clusters.new.getWorkload(workload.ref, signal)),
-      read('route', (signal) => router.getWeight(workload.route, signal)),
+      read('route', (signal) => route.getSplit(signal)),
       verify,
     ]);
+    const routeWeight = routeSplit?.weight;
     this.#changes++;
     this.live.set(workload.key, {
       ...this.live.get(workload.key),
       ...(old ? { old: pickReplicas(old) } : {}),
       ...(fresh ? { new: pickReplicas(fresh) } : {}),
-      ...(routeWeight !== undefined ? { routeWeight } : {}),
+      ...(routeSplit ? { routeWeight, routeSplit } : {}),
       observedAt: this.options.clock.now(),
     });
-    return { old, new: fresh, routeWeight, ...(routeError ? { routeError } : {}) };
+    return {
+      old,
+      new: fresh,
+      routeWeight,
+      ...(routeSplit ? { routeSplit } : {}),
+      ...(routeError ? { routeError } : {}),
+    };
   }
 
   /** Performs actions in order; a weight write is read back and must match. Events are best effort. */
   private async perform(
-    workload: ResolvedWorkload,
+    workload: RolloutWorkload,
     state: RolloutState,
     actions: Action[],
     signal: AbortSignal,
@@ -477,11 +493,17 @@ export class Controller {
           log.info({ cluster: action.cluster, minReplicas: action.minReplicas }, 'set HPA minReplicas');
           break;
         case 'setWeight': {
-          const router = this.options.routerFor(workload.route);
-          await router.setWeight(workload.route, action.weight, signal);
-          const readBack = await router.getWeight(workload.route, signal);
-          if (readBack !== action.weight)
-            throw new WeightMismatchError(router.describe(workload.route), action.weight, readBack);
+          // The one read-back after a write, for every router: what the router says it now does.
+          const route = this.routeOf(workload);
+          await route.setWeight(action.weight, signal);
+          const readBack = await route.getSplit(signal);
+          this.live.set(workload.key, {
+            ...this.live.get(workload.key),
+            routeWeight: readBack.weight,
+            routeSplit: readBack,
+          });
+          if (readBack.weight !== action.weight)
+            throw new WeightMismatchError(route.description, action.weight, readBack.weight);
           log.info(
             { weight: action.weight, reason: action.reason },
             `new-cluster weight set to ${action.weight}%`,

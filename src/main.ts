@@ -6,7 +6,7 @@
 
 import { parseArgs } from 'node:util';
 import pino, { type Logger } from 'pino';
-import { prometheusProvider, startApp } from './app.js';
+import { startApp } from './app.js';
 import { type Config, loadConfigFile } from './config/load.js';
 import { ConfigError, errorMessage } from './errors.js';
 
@@ -33,7 +33,6 @@ async function main(argv: string[]): Promise<number> {
   try {
     // A bad configuration stops here, before any cluster is touched.
     config = loadConfigFile(values.config);
-    prometheusProvider(config);
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`clustershift: ${error.message}\n`);

@@ -1,15 +1,16 @@
-// Assembles a controller and its HTTP server from parts. main.ts (real clusters) and the
-// sandbox demo (simulated ones) both build through here, so the demo runs the real thing.
+// Assembles a controller and its HTTP server from parts. app.ts (real clusters, routers and
+// Prometheus) and the demo (simulated ones, its own route handles and metrics source) both
+// build through here, so the demo runs the real thing.
 
 import type { FastifyInstance } from 'fastify';
 import { buildServer, type ServerOptions } from './api/server.js';
-import type { Config } from './config/load.js';
+import type { RuntimeConfig } from './config/load.js';
 import { Controller, type ControllerOptions } from './controller.js';
 import { Telemetry } from './telemetry.js';
 
 /** The controller's parts, with its workloads and settings taken from the configuration. */
 export interface RuntimeParts extends Omit<ControllerOptions, 'workloads' | 'settings'> {
-  config: Config;
+  config: RuntimeConfig;
   leader?: ServerOptions['leader'];
   server?: Pick<ServerOptions, 'before' | 'after' | 'bodyLimit' | 'https'>;
 }

@@ -4,7 +4,7 @@
 
 import { createHash } from 'node:crypto';
 import { type Static, Type } from '@sinclair/typebox';
-import type { ResolvedWorkload } from '../config/load.js';
+import type { RolloutWorkload } from '../config/load.js';
 import type { Controller, LiveView } from '../controller.js';
 import { BadRequestError } from '../errors.js';
 import { ROLLOUT_PHASES, type RolloutPhase, type RolloutState } from '../rollout/types.js';
@@ -161,7 +161,7 @@ const MAX_CACHED_ANSWERS = 32;
 
 export interface RolloutListOptions {
   controller: Pick<Controller, 'changes' | 'list' | 'liveView'>;
-  workloads: ReadonlyMap<string, ResolvedWorkload>;
+  workloads: ReadonlyMap<string, RolloutWorkload>;
 }
 
 /**
@@ -315,6 +315,9 @@ export function ifNoneMatch(header: string | undefined, etag: string): boolean {
 function sameShownLive(a: LiveView, b: LiveView): boolean {
   return (
     a.routeWeight === b.routeWeight &&
+    a.routeSplit?.effectiveWeight === b.routeSplit?.effectiveWeight &&
+    a.routeSplit?.unavailable.map((side) => side.reason).join('\n') ===
+      b.routeSplit?.unavailable.map((side) => side.reason).join('\n') &&
     a.lastError === b.lastError &&
     a.old?.replicas === b.old?.replicas &&
     a.old?.readyReplicas === b.old?.readyReplicas &&

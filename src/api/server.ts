@@ -5,7 +5,7 @@ import type {} from '@fastify/swagger';
 import { type Static, Type } from '@sinclair/typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import type { ResolvedWorkload } from '../config/load.js';
+import type { RolloutWorkload } from '../config/load.js';
 import type { Controller } from '../controller.js';
 import { ClustershiftError, PhaseConflictError, RolloutNotFoundError } from '../errors.js';
 import type { OperatorCommand } from '../rollout/types.js';
@@ -22,7 +22,7 @@ import { detail, RolloutDetailSchema } from './views.js';
 
 export interface ServerOptions {
   controller: Controller;
-  workloads: readonly ResolvedWorkload[];
+  workloads: readonly RolloutWorkload[];
   telemetry: Telemetry;
   logger: Logger;
   /** Who leads, for /readyz; undefined when leader election is off. */

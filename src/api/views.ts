@@ -2,7 +2,7 @@
 // clusters, and the response schemas (which also feed the OpenAPI document).
 
 import { type Static, Type } from '@sinclair/typebox';
-import type { ResolvedWorkload } from '../config/load.js';
+import type { RolloutWorkload } from '../config/load.js';
 import type { LiveView } from '../controller.js';
 import type { RolloutState } from '../rollout/types.js';
 
@@ -19,6 +19,14 @@ export const RolloutSummarySchema = Type.Object(
     weight: Type.Integer({ description: 'new-cluster weight in force, percent' }),
     pendingWeight: Type.Optional(Type.Integer({ description: 'next weight, waiting for replicas' })),
     routeWeight: Type.Optional(Type.Integer({ description: 'weight last read from the route' })),
+    effectiveRouteWeight: Type.Optional(
+      Type.Integer({
+        description: 'percent of the traffic the route really sends to the new cluster, as last read back',
+      }),
+    ),
+    routeUnavailable: Type.Optional(
+      Type.Array(Type.String(), { description: 'each side of the route that cannot take traffic, and why' }),
+    ),
     step: Type.Object({ index: Type.Integer(), total: Type.Integer(), weights: Type.Array(Type.Integer()) }),
     lastVerdict: Type.Optional(Type.String()),
     lastCheckReason: Type.Optional(Type.String()),
@@ -82,7 +90,7 @@ export type RolloutDetail = Static<typeof RolloutDetailSchema>;
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-export function summarize(state: RolloutState, workload: ResolvedWorkload, live: LiveView): RolloutSummary {
+export function summarize(state: RolloutState, workload: RolloutWorkload, live: LiveView): RolloutSummary {
   const last = state.checks[state.checks.length - 1];
   const steps = workload.policy.plan.steps;
   return {
@@ -94,6 +102,14 @@ export function summarize(state: RolloutState, workload: ResolvedWorkload, live:
     weight: state.weight,
     ...(state.pendingWeight !== undefined ? { pendingWeight: state.pendingWeight } : {}),
     ...(live.routeWeight !== undefined ? { routeWeight: live.routeWeight } : {}),
+    ...(live.routeSplit
+      ? {
+          effectiveRouteWeight: live.routeSplit.effectiveWeight,
+          ...(live.routeSplit.unavailable.length > 0
+            ? { routeUnavailable: live.routeSplit.unavailable.map((side) => side.reason) }
+            : {}),
+        }
+      : {}),
     step: { index: state.stepIndex + 1, total: steps.length, weights: [...steps] },
     ...(last ? { lastVerdict: last.verdict, lastCheckReason: last.reason } : {}),
     stepStartedAt: iso(state.stepStartedAt),
@@ -103,7 +119,7 @@ export function summarize(state: RolloutState, workload: ResolvedWorkload, live:
   };
 }
 
-export function detail(state: RolloutState, workload: ResolvedWorkload, live: LiveView): RolloutDetail {
+export function detail(state: RolloutState, workload: RolloutWorkload, live: LiveView): RolloutDetail {
   const { plan, analysis } = workload.policy;
   return {
     ...summarize(state, workload, live),

@@ -64,7 +64,11 @@ const clock = (iso: string) => iso.slice(11, 19);
 
 export function detailText(rollout: RolloutDetail, now: number): string {
   const out: string[] = [];
-  const route = rollout.routeWeight !== undefined ? ` (route reads ${rollout.routeWeight}%)` : '';
+  const effective =
+    rollout.effectiveRouteWeight !== undefined && rollout.effectiveRouteWeight !== rollout.routeWeight
+      ? `, effectively ${rollout.effectiveRouteWeight}%: ${(rollout.routeUnavailable ?? []).join('; ')}`
+      : '';
+  const route = rollout.routeWeight !== undefined ? ` (route reads ${rollout.routeWeight}%${effective})` : '';
   const pending =
     rollout.pendingWeight !== undefined ? `, next ${rollout.pendingWeight}% once replicas are ready` : '';
   out.push(`${rollout.key}  ${rollout.phase}`);

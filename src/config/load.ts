@@ -12,11 +12,13 @@ import { DEFAULT_POLICY, DEFAULTS } from './defaults.js';
 import { parseDuration } from './duration.js';
 import {
   ConfigSchema,
+  EmbeddedConfigSchema,
+  type EmbeddedRawConfig,
   type MetricsProviderConfig,
   type RawConfig,
+  type ResolvedRoute,
   type RouteConfig,
   type SecretRef,
-  type WorkloadConfig,
 } from './schema.js';
 
 export interface PlanPolicy {
@@ -55,11 +57,15 @@ export interface RolloutPolicy {
   scaling: ScalingPolicy;
 }
 
-export interface ResolvedWorkload {
+/** A workload as the controller and the API know it: which Deployment, under which policy. */
+export interface RolloutWorkload {
   key: string;
   ref: WorkloadRef;
-  route: RouteConfig;
   policy: RolloutPolicy;
+}
+
+export interface ResolvedWorkload extends RolloutWorkload {
+  route: ResolvedRoute;
 }
 
 export interface ClusterConfig {
@@ -119,6 +125,14 @@ export interface Config {
   workloads: ResolvedWorkload[];
 }
 
+/**
+ * What the controller and the HTTP API run on: the configuration without the parts that
+ * build routers and the metrics source. A program that brings its own (the demo) has only this.
+ */
+export type RuntimeConfig = Omit<Config, 'metrics' | 'routers' | 'workloads'> & {
+  workloads: RolloutWorkload[];
+};
+
 /** Reads and validates a YAML (or JSON) configuration file. */
 export function loadConfigFile(path: string): Config {
   let text: string;
@@ -148,27 +162,67 @@ export function parseConfigText(text: string, source: string): Config {
   return resolveConfig(doc.toJS(), source, lineOf);
 }
 
-/** Validates an already-parsed configuration object (tests, the demo, the Helm values test). */
+/** Validates an already-parsed configuration object (tests, the Helm values test). */
 export function resolveConfig(
   raw: unknown,
   source: string,
   lineOf: (path: string[]) => string = () => '',
 ): Config {
-  const problem = firstProblem(ConfigSchema, raw, '');
+  const fail = validate(ConfigSchema, raw, source, lineOf);
+  const config = raw as RawConfig;
+  const runtime = buildConfig(config, source, fail);
+  const workloads = runtime.workloads.map((workload, index): ResolvedWorkload => {
+    const route = (config.workloads[index] as RawConfig['workloads'][number]).route;
+    checkRouteNeeds(config, route, `/workloads/${index}/route`, fail);
+    return { ...workload, route: resolveRoute(route, workload.ref.namespace) };
+  });
+  return deepFreeze({ ...runtime, metrics: config.metrics, routers: config.routers ?? {}, workloads });
+}
+
+/**
+ * For a program that brings its own route handles and metrics source (the demo, the benchmarks,
+ * tests): the same file without `metrics`, `routers` and the workloads' routes
+ * (EmbeddedConfigSchema), resolved the same way.
+ */
+export function resolveEmbeddedConfig(raw: unknown, source: string): RuntimeConfig {
+  const fail = validate(EmbeddedConfigSchema, raw, source, () => '');
+  return deepFreeze(buildConfig(raw as EmbeddedRawConfig, source, fail));
+}
+
+/** Throws the first schema problem as a ConfigError; returns how to fail on a later one. */
+function validate(
+  schema: TSchema,
+  raw: unknown,
+  source: string,
+  lineOf: (path: string[]) => string,
+): (path: string, message: string) => never {
+  const problem = firstProblem(schema, raw, '');
   if (problem) {
     const segments = problem.path.split('/').filter(Boolean);
     throw new ConfigError(
       `${source}${lineOf(segments)}: ${problem.path || '/'}: found ${describeValue(problem.value)}, expected ${problem.expected}`,
     );
   }
-  const config = raw as RawConfig;
-  const fail = (path: string, message: string): never => {
+  return (path: string, message: string): never => {
     throw new ConfigError(`${source}${lineOf(path.split('/').filter(Boolean))}: ${path}: ${message}`);
   };
-  return deepFreeze(buildConfig(config, source, fail));
 }
 
-function buildConfig(raw: RawConfig, source: string, fail: (path: string, message: string) => never): Config {
+/** A Kubernetes route's namespace defaults to its workload's, its cluster to old. */
+function resolveRoute(route: RouteConfig, workloadNamespace: string): ResolvedRoute {
+  if (route.type === 'istio' || route.type === 'gatewayApi' || route.type === 'smi')
+    return { ...route, namespace: route.namespace ?? workloadNamespace, cluster: route.cluster ?? 'old' };
+  return route;
+}
+
+/** The file's parts the runtime needs; `metrics` is absent for an embedded configuration. */
+type BuildInput = EmbeddedRawConfig & { metrics?: RawConfig['metrics'] };
+
+function buildConfig(
+  raw: BuildInput,
+  source: string,
+  fail: (path: string, message: string) => never,
+): RuntimeConfig {
   const dur = (value: string | undefined, fallback: string, path: string): number => {
     try {
       return parseDuration(value ?? fallback);
@@ -179,19 +233,17 @@ function buildConfig(raw: RawConfig, source: string, fail: (path: string, messag
   const controller = raw.controller ?? {};
   const election = controller.leaderElection ?? {};
   const seen = new Set<string>();
-  const workloads = raw.workloads.map((workload, index): ResolvedWorkload => {
+  const workloads = raw.workloads.map((workload, index): RolloutWorkload => {
     const key = `${workload.namespace}/${workload.name}`;
     if (seen.has(key)) fail(`/workloads/${index}`, `found ${key} a second time, expected each workload once`);
     seen.add(key);
-    checkRouteNeeds(raw, workload.route, `/workloads/${index}/route`, fail);
     return {
       key,
       ref: { namespace: workload.namespace, name: workload.name },
-      route: workload.route,
       policy: resolvePolicy(raw, workload, `/workloads/${index}`, dur, fail),
     };
   });
-  if (raw.metrics.type === 'prometheus') {
+  if (raw.metrics) {
     for (const [index, metric] of (raw.metrics.custom ?? []).entries()) {
       checkTemplateVariables(metric.query, `/metrics/custom/${index}/query`, fail);
       if (metric.max === undefined && metric.maxRatio === undefined)
@@ -255,8 +307,6 @@ function buildConfig(raw: RawConfig, source: string, fail: (path: string, messag
       },
       bodyLimit: raw.api?.bodyLimit ?? DEFAULTS.api.bodyLimit,
     },
-    metrics: raw.metrics,
-    routers: raw.routers ?? {},
     notifications: resolveNotifications(raw, dur, fail),
     gates: raw.gates?.webhook
       ? {
@@ -275,7 +325,7 @@ function buildConfig(raw: RawConfig, source: string, fail: (path: string, messag
 }
 
 function resolveNotifications(
-  raw: RawConfig,
+  raw: BuildInput,
   dur: (value: string | undefined, fallback: string, path: string) => number,
   fail: (path: string, message: string) => never,
 ): NotificationsConfig {
@@ -300,8 +350,8 @@ function resolveNotifications(
 }
 
 function resolvePolicy(
-  raw: RawConfig,
-  workload: WorkloadConfig,
+  raw: BuildInput,
+  workload: BuildInput['workloads'][number],
   path: string,
   dur: (value: string | undefined, fallback: string, path: string) => number,
   fail: (path: string, message: string) => never,
@@ -323,15 +373,12 @@ function resolvePolicy(
     );
   const errorRate = { ...P.analysis.errorRate, ...d.analysis?.errorRate, ...workload.analysis?.errorRate };
   const latency = { ...P.analysis.latency, ...d.analysis?.latency, ...workload.analysis?.latency };
-  const custom =
-    raw.metrics.type === 'prometheus'
-      ? (raw.metrics.custom ?? []).map((m) => ({
-          name: m.name,
-          query: m.query,
-          max: m.max,
-          maxRatio: m.maxRatio,
-        }))
-      : [];
+  const custom = (raw.metrics?.custom ?? []).map((m) => ({
+    name: m.name,
+    query: m.query,
+    max: m.max,
+    maxRatio: m.maxRatio,
+  }));
   return {
     plan: {
       steps: [...steps],
@@ -382,8 +429,6 @@ function checkRouteNeeds(
     );
   if ((route.type === 'alb' || route.type === 'route53') && !raw.routers?.aws)
     fail(path, `found a ${route.type} route but no routers.aws.region, expected the AWS region there`);
-  if (route.type === 'sandbox' && raw.metrics.type !== 'sandbox')
-    fail(path, 'found a sandbox route, expected it only with metrics.type sandbox (the embedded simulator)');
 }
 
 export const TEMPLATE_VARIABLES = ['namespace', 'workload', 'cluster', 'window'] as const;

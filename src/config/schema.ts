@@ -46,11 +46,6 @@ const KubeRouteBase = {
   ),
 };
 
-export const SandboxRouteSchema = closed(
-  { type: Type.Literal('sandbox') },
-  'the embedded simulator (demo, benchmarks)',
-);
-
 export const HaproxyRouteSchema = closed(
   {
     type: Type.Literal('haproxy'),
@@ -139,7 +134,6 @@ export const Route53RouteSchema = closed(
 
 export const RouteSchema = Type.Union(
   [
-    SandboxRouteSchema,
     HaproxyRouteSchema,
     IstioRouteSchema,
     GatewayApiRouteSchema,
@@ -152,7 +146,6 @@ export const RouteSchema = Type.Union(
 export type RouteConfig = Static<typeof RouteSchema>;
 export type RouterType = RouteConfig['type'];
 export const ROUTER_TYPES: readonly RouterType[] = [
-  'sandbox',
   'haproxy',
   'istio',
   'gatewayApi',
@@ -161,6 +154,14 @@ export const ROUTER_TYPES: readonly RouterType[] = [
   'route53',
 ];
 export type RouteOf<T extends RouterType> = Extract<RouteConfig, { type: T }>;
+/**
+ * A route as its router is bound to it: a Kubernetes route's namespace (default: its workload's)
+ * and cluster (default: old) filled in, so no router has to know about defaults.
+ */
+export type ResolvedRouteOf<T extends RouterType> = 'namespace' extends keyof RouteOf<T>
+  ? RouteOf<T> & { namespace: string; cluster: 'old' | 'new' }
+  : RouteOf<T>;
+export type ResolvedRoute = { [T in RouterType]: ResolvedRouteOf<T> }[RouterType];
 
 // ---- rollout policy (defaults, overridable per workload) ---------------------------------
 
@@ -279,9 +280,8 @@ export const PrometheusProviderSchema = closed({
   custom: Type.Optional(Type.Array(CustomMetricSchema)),
 });
 
-export const SandboxProviderSchema = closed({ type: Type.Literal('sandbox') });
-
-export const MetricsProviderSchema = Type.Union([PrometheusProviderSchema, SandboxProviderSchema]);
+/** Prometheus is the one provider; a program that brings its own metrics source uses EmbeddedConfigSchema. */
+export const MetricsProviderSchema = PrometheusProviderSchema;
 export type MetricsProviderConfig = Static<typeof MetricsProviderSchema>;
 
 // ---- notifications and approval gates ----------------------------------------------------
@@ -440,3 +440,17 @@ export const ConfigSchema = closed({
 
 export type RawConfig = Static<typeof ConfigSchema>;
 export type WorkloadConfig = Static<typeof WorkloadSchema>;
+
+/**
+ * The same file for a program that brings its own route handles and metrics source (the demo,
+ * the benchmarks, tests): no `metrics`, no `routers`, no route per workload. Production never
+ * reads this schema; it exists so the demo's simulator stays out of ConfigSchema.
+ */
+export const EmbeddedConfigSchema = Type.Composite(
+  [
+    Type.Omit(ConfigSchema, ['metrics', 'routers', 'workloads']),
+    closed({ workloads: Type.Array(Type.Omit(WorkloadSchema, ['route']), { minItems: 1 }) }),
+  ],
+  { additionalProperties: false },
+);
+export type EmbeddedRawConfig = Static<typeof EmbeddedConfigSchema>;

@@ -35,6 +35,14 @@ const OLD = { stroke: '#5b7083', label: 'old cluster' };
 const NEW = { stroke: '#e8590c', label: 'new cluster' };
 const charts = {};
 
+/** The weight read from the route, and what really reaches the new cluster when that differs. */
+function routeWeightText(rollout) {
+  if (rollout.routeWeight === undefined) return '–';
+  const effective = rollout.effectiveRouteWeight;
+  if (effective === undefined || effective === rollout.routeWeight) return `${rollout.routeWeight}%`;
+  return `${rollout.routeWeight}% (effectively ${effective}%: ${(rollout.routeUnavailable ?? []).join('; ')})`;
+}
+
 function percent(value) {
   return value === null || value === undefined ? '–' : `${(value * 100).toFixed(2)}%`;
 }
@@ -112,7 +120,7 @@ function render(rollout) {
       fact('Passing checks', `${rollout.passedChecks} of ${rollout.policy.minPassingChecks}`),
       fact('Failures in a row', `${rollout.consecutiveFailures} of ${rollout.policy.failureLimit}`),
       fact('Replicas old / new', `${replicas(rollout.replicas.old)} / ${replicas(rollout.replicas.new)}`),
-      fact('Route weight', rollout.routeWeight === undefined ? '–' : `${rollout.routeWeight}%`),
+      fact('Route weight', routeWeightText(rollout)),
       fact('Route drifts', String(rollout.drifts)),
     );
   const reason = document.getElementById('reason');

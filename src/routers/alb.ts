@@ -1,27 +1,26 @@
 // AWS Application Load Balancer router: the weights of the two clusters' target groups in the
-// forward action of a listener's default action or of one listener rule.
+// forward action of a listener's default action or of one listener rule, and whether each
+// target group has a healthy target to take its share.
 
 import {
   type Action,
   DescribeListenersCommand,
   DescribeRulesCommand,
+  DescribeTargetHealthCommand,
   type ElasticLoadBalancingV2Client,
   ModifyListenerCommand,
   ModifyRuleCommand,
   type TargetGroupTuple,
+  type TargetHealthDescription,
 } from '@aws-sdk/client-elastic-load-balancing-v2';
-import type { RouteConfig, RouteOf } from '../config/schema.js';
-import { RouteNotFoundError, RouterError, WeightMismatchError } from '../errors.js';
-import {
-  AwsApiCaller,
-  type AwsErrorShape,
-  type AwsRetryPolicy,
-  checkWholePercent,
-  type Sleep,
-} from './aws-call.js';
-import type { TrafficRouter } from './router.js';
+import type { RouteOf } from '../config/schema.js';
+import { RouteNotFoundError, RouterError } from '../errors.js';
+import type { ClusterRole, RouteSplit } from '../rollout/types.js';
+import { AwsApiCaller, type AwsErrorShape, type AwsRetryPolicy, type Sleep } from './aws-call.js';
+import { checkWholePercent, type RouteHandle, splitWith } from './router.js';
 
-export interface AlbRouterOptions {
+export interface AlbRouteOptions {
+  route: RouteOf<'alb'>;
   /**
    * The SDK client for routers.aws.region. Build it with `maxAttempts: 1`: this router retries
    * throttling itself, and the SDK's own retries would multiply the time a call can take.
@@ -33,7 +32,7 @@ export interface AlbRouterOptions {
   random?: () => number;
 }
 
-type AlbRoute = RouteOf<'alb'>;
+type AlbRouteConfig = RouteOf<'alb'>;
 
 /** The forward action that splits traffic between the two clusters, found in a list of actions. */
 interface ClusterForward {
@@ -57,11 +56,17 @@ interface ClusterForward {
  * settings, the other target groups, the other actions (authenticate-oidc, ...) with their
  * Order; ModifyRule sends only Actions, so conditions and transforms are not touched.
  */
-export class AlbRouter implements TrafficRouter {
+export class AlbRoute implements RouteHandle {
+  readonly description: string;
+  readonly #route: AlbRouteConfig;
   readonly #client: ElasticLoadBalancingV2Client;
   readonly #aws: AwsApiCaller;
 
-  constructor(options: AlbRouterOptions) {
+  constructor(options: AlbRouteOptions) {
+    this.#route = options.route;
+    this.description = options.route.ruleArn
+      ? `ALB listener rule ${options.route.ruleArn}`
+      : `ALB listener ${options.route.listenerArn} (default action)`;
     this.#client = options.client;
     this.#aws = new AwsApiCaller({
       requestTimeoutMs: options.requestTimeoutMs,
@@ -71,59 +76,88 @@ export class AlbRouter implements TrafficRouter {
     });
   }
 
-  describe(route: RouteConfig): string {
-    const alb = albRoute(route);
-    return alb.ruleArn
-      ? `ALB listener rule ${alb.ruleArn}`
-      : `ALB listener ${alb.listenerArn} (default action)`;
-  }
-
-  async getWeight(route: RouteConfig, signal: AbortSignal): Promise<number> {
-    const alb = albRoute(route);
+  /**
+   * The weights, and the health of both target groups (DescribeTargetHealth): a group with no
+   * healthy target cannot take its share. (The ALB then fails open inside that group and sends
+   * the share to unhealthy targets, which is not traffic served.)
+   */
+  async getSplit(signal: AbortSignal): Promise<RouteSplit> {
+    const alb = this.#route;
     const forward = this.#findClusterForward(alb, await this.#readActions(alb, signal));
     const percent = shareOf(forward);
     if (percent === undefined)
       throw new RouterError(
-        `${this.describe(alb)}: the old cluster's target group ${alb.oldTargetGroupArn} and the new ` +
+        `${this.description}: the old cluster's target group ${alb.oldTargetGroupArn} and the new ` +
           `cluster's ${alb.newTargetGroupArn} both have weight 0, so the new cluster's share is undefined; ` +
           "give the old cluster's target group a weight (e.g. 100) before starting the rollout",
       );
-    return percent;
+    const unavailable: { cluster: ClusterRole; reason: string }[] = [];
+    const health = await Promise.all([
+      this.#unhealthyReason(alb.oldTargetGroupArn, signal),
+      this.#unhealthyReason(alb.newTargetGroupArn, signal),
+    ]);
+    for (const [index, cluster] of (['old', 'new'] as const).entries()) {
+      const reason = health[index];
+      if (reason) unavailable.push({ cluster, reason });
+    }
+    return splitWith(percent, unavailable);
   }
 
-  async setWeight(route: RouteConfig, weight: number, signal: AbortSignal): Promise<void> {
-    const alb = albRoute(route);
-    const target = this.describe(alb);
-    checkWholePercent(target, weight);
+  async setWeight(weight: number, signal: AbortSignal): Promise<void> {
+    const alb = this.#route;
+    checkWholePercent(this.description, weight);
     const actions = await this.#readActions(alb, signal);
     const forward = this.#findClusterForward(alb, actions);
     await this.#writeActions(alb, withClusterWeights(alb, actions, forward.index, weight), signal);
-
-    const readBack = this.#findClusterForward(alb, await this.#readActions(alb, signal));
-    if (readBack.newWeight !== weight || readBack.oldWeight !== 100 - weight)
-      throw new WeightMismatchError(target, weight, shareOf(readBack));
   }
 
   /**
    * The listener (and rule) exist, the rule belongs to the listener, and its forward action
    * names both clusters' target groups.
    */
-  async verify(route: RouteConfig, signal: AbortSignal): Promise<void> {
-    const alb = albRoute(route);
+  async verify(signal: AbortSignal): Promise<void> {
+    const alb = this.#route;
     if (alb.ruleArn !== undefined) {
       // Rule ARNs extend their listener's ARN: arn:...:listener-rule/app/<lb>/<lb-id>/<listener-id>/<rule-id>.
       const prefix = `${alb.listenerArn.replace(':listener/', ':listener-rule/')}/`;
       if (!alb.ruleArn.startsWith(prefix))
         throw new RouteNotFoundError(
-          `${this.describe(alb)}: the rule does not belong to listener ${alb.listenerArn}; ` +
+          `${this.description}: the rule does not belong to listener ${alb.listenerArn}; ` +
             'check listenerArn and ruleArn in the route (aws elbv2 describe-rules --listener-arn ... lists its rules)',
         );
     }
     this.#findClusterForward(alb, await this.#readActions(alb, signal));
   }
 
-  async #readActions(alb: AlbRoute, signal: AbortSignal): Promise<Action[]> {
-    const target = this.describe(alb);
+  /** Why the target group cannot take traffic (no healthy target), or undefined when it can. */
+  async #unhealthyReason(targetGroupArn: string, signal: AbortSignal): Promise<string | undefined> {
+    const output = await this.#aws.send(
+      {
+        operation: 'DescribeTargetHealth',
+        permission: 'elasticloadbalancing:DescribeTargetHealth',
+        target: this.description,
+        send: (abortSignal) =>
+          this.#client.send(new DescribeTargetHealthCommand({ TargetGroupArn: targetGroupArn }), {
+            abortSignal,
+          }),
+        classify: (error) => notFound(this.#route, this.description, error),
+      },
+      signal,
+    );
+    const targets = output.TargetHealthDescriptions ?? [];
+    if (targets.some(takesTraffic)) return undefined;
+    if (targets.length === 0) return `ALB target group ${targetGroupArn} has no registered targets`;
+    const states = new Map<string, number>();
+    for (const target of targets) {
+      const state = target.TargetHealth?.State ?? 'unknown';
+      states.set(state, (states.get(state) ?? 0) + 1);
+    }
+    const counts = [...states].map(([state, count]) => `${count} ${state}`).join(', ');
+    return `ALB target group ${targetGroupArn} has no healthy target (${counts})`;
+  }
+
+  async #readActions(alb: AlbRouteConfig, signal: AbortSignal): Promise<Action[]> {
+    const target = this.description;
     if (alb.ruleArn !== undefined) {
       const ruleArn = alb.ruleArn;
       const output = await this.#aws.send(
@@ -159,8 +193,8 @@ export class AlbRouter implements TrafficRouter {
     return listener.DefaultActions ?? [];
   }
 
-  async #writeActions(alb: AlbRoute, actions: Action[], signal: AbortSignal): Promise<void> {
-    const target = this.describe(alb);
+  async #writeActions(alb: AlbRouteConfig, actions: Action[], signal: AbortSignal): Promise<void> {
+    const target = this.description;
     if (alb.ruleArn !== undefined) {
       const ruleArn = alb.ruleArn;
       await this.#aws.send(
@@ -192,8 +226,8 @@ export class AlbRouter implements TrafficRouter {
     );
   }
 
-  #findClusterForward(alb: AlbRoute, actions: Action[]): ClusterForward {
-    const target = this.describe(alb);
+  #findClusterForward(alb: AlbRouteConfig, actions: Action[]): ClusterForward {
+    const target = this.description;
     // An ALB rule or listener ends in at most one forward action.
     const index = actions.findIndex((action) => action.Type === 'forward');
     const action = actions[index];
@@ -224,12 +258,13 @@ export class AlbRouter implements TrafficRouter {
   }
 }
 
-function albRoute(route: RouteConfig): AlbRoute {
-  if (route.type !== 'alb')
-    throw new RouterError(
-      `the ALB router was given a ${route.type} route; each route type has its own router`,
-    );
-  return route;
+/** Healthy, or health checks disabled (Lambda targets): the ALB sends it traffic as weighted. */
+function takesTraffic(target: TargetHealthDescription): boolean {
+  const health = target.TargetHealth;
+  return (
+    health?.State === 'healthy' ||
+    (health?.State === 'unavailable' && health.Reason === 'Target.HealthCheckDisabled')
+  );
 }
 
 /** A forward action lists its target groups in ForwardConfig, or (the short form) one in TargetGroupArn. */
@@ -256,7 +291,7 @@ function shareOf(forward: ClusterForward): number | undefined {
 }
 
 /** The actions to write: `actions` with only the two clusters' weights changed. */
-function withClusterWeights(alb: AlbRoute, actions: Action[], index: number, weight: number): Action[] {
+function withClusterWeights(alb: AlbRouteConfig, actions: Action[], index: number, weight: number): Action[] {
   const newWeight = weight;
   const oldWeight = 100 - weight;
   // With 0 on both, the clusters would get no traffic at all (or, with no other group, the
@@ -294,7 +329,7 @@ function writableAction(action: Action): Action {
 }
 
 function missing(
-  alb: AlbRoute,
+  alb: AlbRouteConfig,
   target: string,
   what: 'listener' | 'rule',
   cause?: unknown,
@@ -307,7 +342,7 @@ function missing(
   );
 }
 
-function notFound(alb: AlbRoute, target: string, error: AwsErrorShape): RouteNotFoundError | undefined {
+function notFound(alb: AlbRouteConfig, target: string, error: AwsErrorShape): RouteNotFoundError | undefined {
   if (error.name === 'ListenerNotFoundException') return missing(alb, target, 'listener', error);
   if (error.name === 'RuleNotFoundException') return missing(alb, target, 'rule', error);
   if (error.name === 'TargetGroupNotFoundException')

@@ -1,4 +1,4 @@
-// Sends one AWS SDK call for the ALB and Route 53 routers: the caller's AbortSignal combined
+// Sends one AWS SDK call for the AWS routers: the caller's AbortSignal combined
 // with a per-attempt timeout, throttling retried with exponential backoff and jitter, and
 // every other AWS error turned into a RouterError that names the route and the IAM action.
 
@@ -36,7 +36,7 @@ export interface AwsCall<T> {
   operation: string;
   /** The IAM action it needs, e.g. `elasticloadbalancing:DescribeRules`. */
   permission: string;
-  /** The route, as TrafficRouter.describe says it. */
+  /** The route, as RouteHandle.description says it. */
   target: string;
   send: (abortSignal: AbortSignal) => Promise<T>;
   /** Turns a non-retryable AWS error into a more precise one, e.g. a not-found code. */
@@ -175,12 +175,4 @@ function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
       },
     );
   });
-}
-
-/** Both AWS routers take whole percents only: their weights are integers. */
-export function checkWholePercent(target: string, weight: number): void {
-  if (!Number.isInteger(weight) || weight < 0 || weight > 100)
-    throw new RouterError(
-      `${target}: cannot set the new cluster's weight to ${weight}, expected a whole percent 0..100`,
-    );
 }

@@ -1,21 +1,13 @@
 // Gateway API router: the weights of the old and new cluster's backendRefs in an HTTPRoute's
 // rule(s), written with the object's resourceVersion so no other writer is overwritten.
 
-import type { RouteConfig, RouteOf } from '../config/schema.js';
-import { RouteNotFoundError, RouterError } from '../errors.js';
-import {
-  agreedPercent,
-  type ClusterObjects,
-  type CustomObject,
-  type CustomObjectRef,
-  checkPercent,
-  isRecord,
-  namespaceOf,
-  type WeightPair,
-} from './kube-objects.js';
-import type { TrafficRouter } from './router.js';
+import type { ResolvedRouteOf } from '../config/schema.js';
+import { RouteNotFoundError } from '../errors.js';
+import { type ClusterObjects, type CustomObject, isRecord } from './kube-objects.js';
+import { kubeRouteHandle, type WeightSlot } from './kube-route.js';
+import type { RouteHandle } from './router.js';
 
-type GatewayRoute = RouteOf<'gatewayApi'>;
+type GatewayRoute = ResolvedRouteOf<'gatewayApi'>;
 type Backend = GatewayRoute['oldBackend'];
 
 /** The group a backendRef of each kind must name (Service is the core group, ''). */
@@ -24,83 +16,34 @@ const GROUP_OF_KIND: Record<'Service' | 'ServiceImport', string> = {
   ServiceImport: 'multicluster.x-k8s.io',
 };
 
-export interface GatewayApiRouterOptions {
-  clusters: ClusterObjects;
-}
-
-interface RuleSplit extends WeightPair {
-  ruleIndex: number;
-  oldIndex: number;
-  newIndex: number;
-}
-
 /**
- * Weights: backendRef weights are integers 0..1,000,000; the router writes `new = w,
- * old = 100 - w`, so every whole percent is exact. An absent weight is 1 (the Gateway API
- * default). A third backendRef in the same rule keeps its weight; the percent is always
- * new / (old + new). The pair never sums to 0 (that would send the rule's traffic nowhere, a
- * 500 from the gateway): w and 100 - w never both are, and the write asserts it.
+ * Bound to one HTTPRoute. Weights: backendRef weights are integers 0..1,000,000; the handle
+ * writes `new = w, old = 100 - w`, so the pair never sums to 0 (that would send the rule's
+ * traffic nowhere, a 500 from the gateway). An absent weight is 1 (the Gateway API default).
+ * The route's status does not say whether a backend can take traffic, so the split is the weights.
  *
  * Rule selection: `ruleName` picks the rule(s) with that name (HTTPRoute rule names are in the
  * standard channel since v1.2); without it every rule must name both backends and all are written.
  */
-export class GatewayApiRouter implements TrafficRouter {
-  readonly #clusters: ClusterObjects;
-
-  constructor(options: GatewayApiRouterOptions) {
-    this.#clusters = options.clusters;
-  }
-
-  describe(route: RouteConfig): string {
-    const gateway = gatewayRoute(route);
-    return `HTTPRoute ${gateway.namespace ?? '(workload namespace)'}/${gateway.httpRoute} in the ${gateway.cluster ?? 'old'} cluster`;
-  }
-
-  async getWeight(route: RouteConfig, signal: AbortSignal): Promise<number> {
-    const gateway = gatewayRoute(route);
-    const target = this.describe(gateway);
-    const object = await this.#objects(gateway).get(this.#ref(gateway), signal);
-    return agreedPercent(target, ruleSplits(gateway, target, object));
-  }
-
-  async setWeight(route: RouteConfig, weight: number, signal: AbortSignal): Promise<void> {
-    const gateway = gatewayRoute(route);
-    const target = this.describe(gateway);
-    checkPercent(target, weight);
-    await this.#objects(gateway).update(this.#ref(gateway), signal, (object) =>
-      withWeights(gateway, target, object, weight),
-    );
-  }
-
-  /** The HTTPRoute exists and every selected rule names both clusters' backends. */
-  async verify(route: RouteConfig, signal: AbortSignal): Promise<void> {
-    const gateway = gatewayRoute(route);
-    const target = this.describe(gateway);
-    ruleSplits(gateway, target, await this.#objects(gateway).get(this.#ref(gateway), signal));
-  }
-
-  #objects(gateway: GatewayRoute) {
-    return this.#clusters[gateway.cluster ?? 'old'];
-  }
-
-  #ref(gateway: GatewayRoute): CustomObjectRef {
-    return {
-      group: 'gateway.networking.k8s.io',
-      version: 'v1',
-      plural: 'httproutes',
-      kind: 'HTTPRoute',
-      namespace: namespaceOf(gateway, this.describe(gateway)),
-      name: gateway.httpRoute,
-    };
-  }
-}
-
-function gatewayRoute(route: RouteConfig): GatewayRoute {
-  if (route.type !== 'gatewayApi')
-    throw new RouterError(
-      `the Gateway API router was given a ${route.type} route; each route type has its own router`,
-    );
-  return route;
+export function gatewayApiRoute(route: GatewayRoute, clusters: ClusterObjects): RouteHandle {
+  const description = `HTTPRoute ${route.namespace}/${route.httpRoute} in the ${route.cluster} cluster`;
+  return kubeRouteHandle(
+    {
+      description,
+      refs: [
+        {
+          group: 'gateway.networking.k8s.io',
+          version: 'v1',
+          plural: 'httproutes',
+          kind: 'HTTPRoute',
+          namespace: route.namespace,
+          name: route.httpRoute,
+        },
+      ],
+      locate: (object) => ruleSlots(route, description, object),
+    },
+    clusters[route.cluster],
+  );
 }
 
 /** Does this backendRef (in an HTTPRoute in `routeNamespace`) point at `wanted`? */
@@ -134,8 +77,8 @@ function weightOf(ref: unknown): number {
   return typeof weight === 'number' ? weight : 1;
 }
 
-function ruleSplits(gateway: GatewayRoute, target: string, object: CustomObject): RuleSplit[] {
-  const routeNamespace = namespaceOf(gateway, target);
+function ruleSlots(gateway: GatewayRoute, target: string, object: CustomObject): WeightSlot[] {
+  const routeNamespace = gateway.namespace;
   const rules = object.spec?.rules;
   if (!Array.isArray(rules) || rules.length === 0)
     throw new RouteNotFoundError(
@@ -171,33 +114,16 @@ function ruleSplits(gateway: GatewayRoute, target: string, object: CustomObject)
           'add both backendRefs to the rule (the new one with weight 0)',
       );
     }
+    const oldRef = refs[oldIndex] as Record<string, unknown>;
+    const newRef = refs[newIndex] as Record<string, unknown>;
     return {
-      ruleIndex,
       label,
-      oldIndex,
-      newIndex,
-      oldWeight: weightOf(refs[oldIndex]),
-      newWeight: weightOf(refs[newIndex]),
+      oldWeight: weightOf(oldRef),
+      newWeight: weightOf(newRef),
+      set(oldWeight, newWeight) {
+        oldRef.weight = oldWeight;
+        newRef.weight = newWeight;
+      },
     };
   });
-}
-
-/** `object` with only the two clusters' weights changed in every selected rule. */
-function withWeights(
-  gateway: GatewayRoute,
-  target: string,
-  object: CustomObject,
-  weight: number,
-): CustomObject {
-  const newWeight = weight;
-  const oldWeight = 100 - weight;
-  if (newWeight + oldWeight === 0)
-    throw new RouterError(`${target}: refusing to write weight 0 to both clusters' backendRefs`);
-  const rules = object.spec?.rules as Array<{ backendRefs: Array<Record<string, unknown>> }>;
-  for (const split of ruleSplits(gateway, target, object)) {
-    const refs = (rules[split.ruleIndex] as { backendRefs: Array<Record<string, unknown>> }).backendRefs;
-    (refs[split.newIndex] as Record<string, unknown>).weight = newWeight;
-    (refs[split.oldIndex] as Record<string, unknown>).weight = oldWeight;
-  }
-  return object;
 }

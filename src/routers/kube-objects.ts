@@ -1,5 +1,5 @@
-// Reads and read-modify-writes one namespaced custom object (a VirtualService, an HTTPRoute, a
-// TrafficSplit) for the Kubernetes-based routers. The retries, timeouts and backoff are
+// Reads and read-modify-writes one namespaced custom object (a route object) for the
+// Kubernetes-based routers. The retries, timeouts and backoff are
 // KubeCaller's (src/kube/kube-call.ts); this file adds the custom-object calls and turns its
 // KubeErrors into router errors: 404 -> RouteNotFoundError, anything else -> RouterError.
 
@@ -160,14 +160,6 @@ export function isMissingObject(error: unknown): boolean {
   );
 }
 
-/** A weight the two Kubernetes-based routers can write: a whole percent. */
-export function checkPercent(target: string, weight: number): void {
-  if (!Number.isInteger(weight) || weight < 0 || weight > 100)
-    throw new RouterError(
-      `${target}: cannot set the new cluster's weight to ${weight}, expected a whole percent 0..100`,
-    );
-}
-
 export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
@@ -176,54 +168,4 @@ export function isRecord(value: unknown): value is Record<string, unknown> {
 export interface ClusterObjects {
   old: KubeObjects;
   new: KubeObjects;
-}
-
-/**
- * The namespace of a Kubernetes route object. The configuration lets it default to the
- * workload's namespace, which the route itself does not carry: the router registry fills it in
- * (bindWorkloadNamespace), so a route arriving here without one is a wiring mistake.
- */
-export function namespaceOf(route: { namespace?: string | undefined }, target: string): string {
-  if (route.namespace === undefined)
-    throw new RouterError(
-      `${target}: the route has no namespace; routes must be bound to their workload's namespace ` +
-        '(createRouterRegistry().forWorkload) before they reach a Kubernetes router',
-    );
-  return route.namespace;
-}
-
-/** One place in a route object where the two clusters' weights sit (an http route, a rule). */
-export interface WeightPair {
-  /** e.g. `http route primary`, `rule 0`. */
-  label: string;
-  oldWeight: number;
-  newWeight: number;
-}
-
-/**
- * The new cluster's percent, new / (old + new), agreed by every pair. Pairs that disagree (a
- * person edited one) are a RouterError naming each, rather than one of them reported: reporting
- * the first could hide drift in the others from the controller's drift check. The next weight
- * write (promote, abort, retry) makes them agree again.
- */
-export function agreedPercent(target: string, pairs: readonly WeightPair[]): number {
-  const percents = pairs.map((pair) => {
-    const total = pair.oldWeight + pair.newWeight;
-    if (total === 0)
-      throw new RouterError(
-        `${target}: in ${pair.label} both clusters have weight 0 (or none), so the new cluster's share ` +
-          "is undefined; give the old cluster's entry weight 100 before starting",
-      );
-    // Exact for weights the router wrote (they sum to 100); others are rounded to 0.01%.
-    return Math.round((10_000 * pair.newWeight) / total) / 100;
-  });
-  const first = percents[0];
-  if (first === undefined) throw new RouterError(`${target}: no weights to read`);
-  if (percents.some((percent) => percent !== first))
-    throw new RouterError(
-      `${target}: its entries disagree on the new cluster's weight (` +
-        `${pairs.map((pair, i) => `${pair.label}: ${percents[i]}%`).join(', ')}); someone edited one of them. ` +
-        'Promote, abort or retry the rollout to write one weight to all of them, or name only one in the route',
-    );
-  return first;
 }

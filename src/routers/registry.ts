@@ -1,29 +1,28 @@
-// Which router serves a route: one explicit factory per router type, each router built once
-// (routers keep no state) and only when a configured route needs it.
+// Which router serves a route: one explicit factory per route type, each binding one route to
+// a RouteHandle at wiring time. The shared clients (the Kubernetes custom-object clients, the
+// HAProxy runtime API, the AWS SDK clients) are built once, and only when a route needs them.
 
 import { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { Route53Client } from '@aws-sdk/client-route-53';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Config } from '../config/load.js';
-import type { RouteConfig, RouterType } from '../config/schema.js';
+import type { ResolvedRoute, ResolvedRouteOf, RouterType } from '../config/schema.js';
 import { RouterError } from '../errors.js';
 import type { RetryPolicy, Sleep } from '../kube/kube-call.js';
-import { AlbRouter } from './alb.js';
-import { GatewayApiRouter } from './gateway-api.js';
-import { HaproxyRouter } from './haproxy.js';
-import { IstioRouter } from './istio.js';
+import { AlbRoute } from './alb.js';
+import { gatewayApiRoute } from './gateway-api.js';
+import { HaproxyRuntimeApi, haproxyRoute } from './haproxy.js';
+import { istioRoute } from './istio.js';
 import { type ClusterObjects, KubeObjects } from './kube-objects.js';
-import { Route53Router } from './route53.js';
-import type { TrafficRouter } from './router.js';
-import { SmiRouter } from './smi.js';
+import { Route53Route } from './route53.js';
+import type { RouteHandle } from './router.js';
+import { smiRoute } from './smi.js';
 
 export interface RouterRegistryDeps {
   config: Pick<Config, 'workloads' | 'routers'>;
   /** Both clusters' credentials; Kubernetes route objects live in one of them. */
   kube: { old: KubeConfig; new: KubeConfig };
   requestTimeoutMs: number;
-  /** The embedded simulator's router (npm run demo); required only for sandbox routes. */
-  sandbox?: TrafficRouter;
   /** Prebuilt AWS SDK clients (tests); by default built for routers.aws.region. */
   aws?: { elbv2?: ElasticLoadBalancingV2Client; route53?: Route53Client };
   /** For the Kubernetes-based routers' retries (tests). */
@@ -31,42 +30,75 @@ export interface RouterRegistryDeps {
   sleep?: Sleep;
 }
 
-export type RouterFor = (route: RouteConfig) => TrafficRouter;
+/** The clients the factories share, each built on first use. */
+export interface RouterClients {
+  kube(): ClusterObjects;
+  haproxy(): HaproxyRuntimeApi;
+  elbv2(): ElasticLoadBalancingV2Client;
+  route53(): Route53Client;
+  requestTimeoutMs: number;
+}
 
-/** One line per router type: adding a router is a new file and a line here. */
-const FACTORIES: Record<RouterType, (deps: RouterRegistryDeps, kube: () => ClusterObjects) => TrafficRouter> =
-  {
-    sandbox: (deps) => {
-      if (!deps.sandbox)
-        throw new RouterError(
-          'a workload uses a sandbox route, which only the embedded simulator (npm run demo) provides',
-        );
-      return deps.sandbox;
-    },
-    haproxy: (deps) => {
+export type RouteFactory<T extends RouterType> = (
+  route: ResolvedRouteOf<T>,
+  clients: RouterClients,
+) => RouteHandle;
+
+/** One line per route type: adding a router is a new file and a line here. */
+const FACTORIES: { [T in RouterType]: RouteFactory<T> } = {
+  haproxy: (route, clients) => haproxyRoute(route, clients.haproxy()),
+  istio: (route, clients) => istioRoute(route, clients.kube()),
+  gatewayApi: (route, clients) => gatewayApiRoute(route, clients.kube()),
+  smi: (route, clients) => smiRoute(route, clients.kube()),
+  alb: (route, clients) =>
+    new AlbRoute({ route, client: clients.elbv2(), requestTimeoutMs: clients.requestTimeoutMs }),
+  route53: (route, clients) =>
+    new Route53Route({ route, client: clients.route53(), requestTimeoutMs: clients.requestTimeoutMs }),
+};
+
+/** Binds `route` to its router. */
+export function bindRoute(route: ResolvedRoute, clients: RouterClients): RouteHandle {
+  // The map's type pairs each type with its factory; TypeScript cannot follow that pairing
+  // through a union-typed key, so the one lookup is widened here.
+  const factory = FACTORIES[route.type] as RouteFactory<RouterType>;
+  return factory(route, clients);
+}
+
+/**
+ * A RouteHandle for every configured workload, by workload key, built eagerly: a missing
+ * dependency (no routers.haproxy.socket, no AWS region) is an error at start, not at the first tick.
+ */
+export function createRouteHandles(deps: RouterRegistryDeps): Map<string, RouteHandle> {
+  const clients = routerClients(deps);
+  return new Map(deps.config.workloads.map((workload) => [workload.key, bindRoute(workload.route, clients)]));
+}
+
+export function routerClients(deps: RouterRegistryDeps): RouterClients {
+  const once = <T>(build: () => T): (() => T) => {
+    let built: T | undefined;
+    return () => {
+      built ??= build();
+      return built;
+    };
+  };
+  return {
+    requestTimeoutMs: deps.requestTimeoutMs,
+    kube: once(() => ({ old: kubeObjects(deps, 'old'), new: kubeObjects(deps, 'new') })),
+    haproxy: once(() => {
       const haproxy = deps.config.routers.haproxy;
       if (!haproxy)
         throw new RouterError(
           'a workload uses an haproxy route but routers.haproxy.socket is not configured',
         );
-      return new HaproxyRouter({ socket: haproxy.socket, timeoutMs: deps.requestTimeoutMs });
-    },
-    istio: (_deps, kube) => new IstioRouter({ clusters: kube() }),
-    gatewayApi: (_deps, kube) => new GatewayApiRouter({ clusters: kube() }),
-    smi: (_deps, kube) => new SmiRouter({ clusters: kube() }),
+      return new HaproxyRuntimeApi({ socket: haproxy.socket, timeoutMs: deps.requestTimeoutMs });
+    }),
     // maxAttempts 1: the AWS routers retry throttling themselves; SDK retries would multiply the time.
-    alb: (deps) =>
-      new AlbRouter({
-        client:
-          deps.aws?.elbv2 ?? new ElasticLoadBalancingV2Client({ region: awsRegion(deps), maxAttempts: 1 }),
-        requestTimeoutMs: deps.requestTimeoutMs,
-      }),
-    route53: (deps) =>
-      new Route53Router({
-        client: deps.aws?.route53 ?? new Route53Client({ region: awsRegion(deps), maxAttempts: 1 }),
-        requestTimeoutMs: deps.requestTimeoutMs,
-      }),
+    elbv2: once(
+      () => deps.aws?.elbv2 ?? new ElasticLoadBalancingV2Client({ region: awsRegion(deps), maxAttempts: 1 }),
+    ),
+    route53: once(() => deps.aws?.route53 ?? new Route53Client({ region: awsRegion(deps), maxAttempts: 1 })),
   };
+}
 
 function awsRegion(deps: RouterRegistryDeps): string {
   const region = deps.config.routers.aws?.region;
@@ -75,62 +107,6 @@ function awsRegion(deps: RouterRegistryDeps): string {
       'a workload uses an AWS route (alb, route53) but routers.aws.region is not configured',
     );
   return region;
-}
-
-/**
- * Builds every router the configured workloads use, eagerly (a missing dependency is an error at
- * start, not at the first tick), and returns the lookup the controller calls with a workload's
- * route.
- *
- * The workload's namespace: a Kubernetes route's `namespace` defaults to its workload's, but
- * TrafficRouter methods receive only the route. The lookup returns, for a configured route
- * object, a thin wrapper that passes the route on with `namespace` filled in
- * (bindWorkloadNamespace); routes are matched by identity with `config.workloads[i].route`,
- * which is what the controller hands in.
- */
-export function createRouterRegistry(deps: RouterRegistryDeps): RouterFor {
-  let clusters: ClusterObjects | undefined;
-  const kube = (): ClusterObjects => {
-    clusters ??= {
-      old: kubeObjects(deps, 'old'),
-      new: kubeObjects(deps, 'new'),
-    };
-    return clusters;
-  };
-  const routers = new Map<RouterType, TrafficRouter>();
-  const routerOf = (type: RouterType): TrafficRouter => {
-    let router = routers.get(type);
-    if (!router) {
-      const factory = FACTORIES[type];
-      if (!factory)
-        throw new RouterError(
-          `unknown router type ${JSON.stringify(type)}; known: ${Object.keys(FACTORIES).join(', ')}`,
-        );
-      router = factory(deps, kube);
-      routers.set(type, router);
-    }
-    return router;
-  };
-  const bound = new Map<RouteConfig, TrafficRouter>();
-  for (const workload of deps.config.workloads)
-    bound.set(workload.route, forNamespace(routerOf(workload.route.type), workload.ref.namespace));
-  return (route) => bound.get(route) ?? routerOf(route.type);
-}
-
-/** The route with the workload's namespace filled in when the route names none (Kubernetes routes only). */
-export function bindWorkloadNamespace(route: RouteConfig, namespace: string): RouteConfig {
-  if (route.type !== 'istio' && route.type !== 'gatewayApi' && route.type !== 'smi') return route;
-  return route.namespace === undefined ? { ...route, namespace } : route;
-}
-
-function forNamespace(router: TrafficRouter, namespace: string): TrafficRouter {
-  return {
-    describe: (route) => router.describe(bindWorkloadNamespace(route, namespace)),
-    getWeight: (route, signal) => router.getWeight(bindWorkloadNamespace(route, namespace), signal),
-    setWeight: (route, weight, signal) =>
-      router.setWeight(bindWorkloadNamespace(route, namespace), weight, signal),
-    verify: (route, signal) => router.verify(bindWorkloadNamespace(route, namespace), signal),
-  };
 }
 
 function kubeObjects(deps: RouterRegistryDeps, cluster: 'old' | 'new'): KubeObjects {

@@ -10,17 +10,17 @@ import {
   type Route53Client,
 } from '@aws-sdk/client-route-53';
 import { type Clock, systemClock } from '../clock.js';
-import type { RouteConfig, RouteOf } from '../config/schema.js';
-import { RouteNotFoundError, RouterError, TimeoutError, WeightMismatchError } from '../errors.js';
+import type { RouteOf } from '../config/schema.js';
+import { RouteNotFoundError, RouterError, TimeoutError } from '../errors.js';
+import type { RouteSplit } from '../rollout/types.js';
 import {
   AwsApiCaller,
   type AwsErrorShape,
   type AwsRetryPolicy,
   abortableSleep,
-  checkWholePercent,
   type Sleep,
 } from './aws-call.js';
-import type { TrafficRouter } from './router.js';
+import { checkWholePercent, type RouteHandle, weightsOnly } from './router.js';
 
 /** How to wait for a change to reach every Route 53 name server (GetChange says INSYNC). */
 export interface Route53SyncPolicy {
@@ -36,7 +36,8 @@ export const DEFAULT_ROUTE53_SYNC: Readonly<Route53SyncPolicy> = {
   timeoutMs: 120_000,
 };
 
-export interface Route53RouterOptions {
+export interface Route53RouteOptions {
+  route: RouteOf<'route53'>;
   /**
    * The SDK client. Build it with `maxAttempts: 1`: this router retries throttling itself,
    * and the SDK's own retries would multiply the time a call can take.
@@ -52,7 +53,7 @@ export interface Route53RouterOptions {
   clock?: Clock;
 }
 
-type Route53Route = RouteOf<'route53'>;
+type Route53RouteConfig = RouteOf<'route53'>;
 
 /** The two clusters' records, and every record with the same name and type (for the zero rule). */
 interface RecordPair {
@@ -78,15 +79,25 @@ const MAX_PAGES = 100;
  * for up to the record's TTL (and some clients longer). setWeight returns once Route 53's own
  * name servers have the change (INSYNC); the controller's observed-traffic-share gate then
  * holds the step until the traffic has actually moved, so keep the TTL short (e.g. 30-60s).
+ *
+ * The split is the weights: a record's health check (if any) would cost a GetHealthCheckStatus
+ * call per record per tick, and resolvers' caches blur its effect anyway.
  */
-export class Route53Router implements TrafficRouter {
+export class Route53Route implements RouteHandle {
+  readonly description: string;
+  readonly #route: Route53RouteConfig;
   readonly #client: Route53Client;
   readonly #aws: AwsApiCaller;
   readonly #sync: Route53SyncPolicy;
   readonly #sleep: Sleep;
   readonly #clock: Clock;
 
-  constructor(options: Route53RouterOptions) {
+  constructor(options: Route53RouteOptions) {
+    const r53 = options.route;
+    this.#route = r53;
+    this.description =
+      `Route 53 record ${r53.recordName} ${r53.recordType} in zone ${r53.hostedZoneId} ` +
+      `(set identifiers ${r53.oldSetIdentifier}/${r53.newSetIdentifier})`;
     this.#client = options.client;
     this.#aws = new AwsApiCaller({
       requestTimeoutMs: options.requestTimeoutMs,
@@ -101,30 +112,23 @@ export class Route53Router implements TrafficRouter {
     this.#clock = options.clock ?? systemClock;
   }
 
-  describe(route: RouteConfig): string {
-    const r53 = route53Route(route);
-    return (
-      `Route 53 record ${r53.recordName} ${r53.recordType} in zone ${r53.hostedZoneId} ` +
-      `(set identifiers ${r53.oldSetIdentifier}/${r53.newSetIdentifier})`
-    );
-  }
-
-  async getWeight(route: RouteConfig, signal: AbortSignal): Promise<number> {
-    const r53 = route53Route(route);
+  async getSplit(signal: AbortSignal): Promise<RouteSplit> {
+    const r53 = this.#route;
     const pair = await this.#readPair(r53, signal);
     const percent = shareOf(pair);
     if (percent === undefined)
       throw new RouterError(
-        `${this.describe(r53)}: both clusters' records have weight 0 while other records of the set ` +
+        `${this.description}: both clusters' records have weight 0 while other records of the set ` +
           "carry weight, so the new cluster's share is undefined; give the old cluster's record a weight " +
           '(e.g. 100) before starting the rollout',
       );
-    return percent;
+    return weightsOnly(percent);
   }
 
-  async setWeight(route: RouteConfig, weight: number, signal: AbortSignal): Promise<void> {
-    const r53 = route53Route(route);
-    const target = this.describe(r53);
+  /** Returns once the change is INSYNC on Route 53's name servers (see the class comment). */
+  async setWeight(weight: number, signal: AbortSignal): Promise<void> {
+    const r53 = this.#route;
+    const target = this.description;
     checkWholePercent(target, weight);
     const { oldRecord, newRecord } = await this.#readPair(r53, signal);
     const newWeight = weight;
@@ -162,18 +166,14 @@ export class Route53Router implements TrafficRouter {
     if (!change?.Id)
       throw new RouterError(`${target}: ChangeResourceRecordSets answered without a change id`);
     if (change.Status !== 'INSYNC') await this.#waitInSync(target, change.Id, signal);
-
-    const readBack = await this.#readPair(r53, signal);
-    if (readBack.newRecord.Weight !== newWeight || readBack.oldRecord.Weight !== oldWeight)
-      throw new WeightMismatchError(target, weight, shareOf(readBack));
   }
 
-  async verify(route: RouteConfig, signal: AbortSignal): Promise<void> {
-    await this.#readPair(route53Route(route), signal);
+  async verify(signal: AbortSignal): Promise<void> {
+    await this.#readPair(this.#route, signal);
   }
 
-  async #readPair(r53: Route53Route, signal: AbortSignal): Promise<RecordPair> {
-    const target = this.describe(r53);
+  async #readPair(r53: Route53RouteConfig, signal: AbortSignal): Promise<RecordPair> {
+    const target = this.description;
     const group = await this.#listRecordSet(r53, target, signal);
     const bySetIdentifier = (setIdentifier: string) => {
       const record = group.find((r) => r.SetIdentifier === setIdentifier);
@@ -201,7 +201,11 @@ export class Route53Router implements TrafficRouter {
   }
 
   /** Every record with the route's name and type, following the pages as far as they go. */
-  async #listRecordSet(r53: Route53Route, target: string, signal: AbortSignal): Promise<ResourceRecordSet[]> {
+  async #listRecordSet(
+    r53: Route53RouteConfig,
+    target: string,
+    signal: AbortSignal,
+  ): Promise<ResourceRecordSet[]> {
     const wanted = normalizeName(r53.recordName);
     const matches = (name: string | undefined, type: string | undefined) =>
       name !== undefined && normalizeName(name) === wanted && type === r53.recordType;
@@ -271,14 +275,6 @@ export class Route53Router implements TrafficRouter {
   }
 }
 
-function route53Route(route: RouteConfig): Route53Route {
-  if (route.type !== 'route53')
-    throw new RouterError(
-      `the Route 53 router was given a ${route.type} route; each route type has its own router`,
-    );
-  return route;
-}
-
 /**
  * Route 53 answers names fully qualified (trailing dot), in lower case, with some characters
  * escaped as \ooo octal (`*` is \052); the configuration may say any of that differently.
@@ -298,7 +294,7 @@ function shareOf(pair: RecordPair): number | undefined {
 }
 
 function zoneNotFound(
-  r53: Route53Route,
+  r53: Route53RouteConfig,
   target: string,
   error: AwsErrorShape,
 ): RouteNotFoundError | undefined {

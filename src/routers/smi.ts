@@ -2,91 +2,38 @@
 // mirrored service (`<service>-<cluster>`) in a TrafficSplit, written with the object's
 // resourceVersion so no other writer is overwritten.
 
-import type { RouteConfig, RouteOf } from '../config/schema.js';
+import type { ResolvedRouteOf } from '../config/schema.js';
 import { RouteNotFoundError, RouterError } from '../errors.js';
-import {
-  agreedPercent,
-  type ClusterObjects,
-  type CustomObject,
-  type CustomObjectRef,
-  checkPercent,
-  isRecord,
-  namespaceOf,
-} from './kube-objects.js';
-import type { TrafficRouter } from './router.js';
+import { type ClusterObjects, type CustomObject, isRecord } from './kube-objects.js';
+import { kubeRouteHandle, type WeightSlot } from './kube-route.js';
+import type { RouteHandle } from './router.js';
 
-type SmiRoute = RouteOf<'smi'>;
-
-export interface SmiRouterOptions {
-  clusters: ClusterObjects;
-}
+type SmiRoute = ResolvedRouteOf<'smi'>;
 
 /**
- * Weights: split.smi-spec.io/v1alpha2 backend weights are integers; the router writes
- * `new = w, old = 100 - w`, so every whole percent is exact. A third backend keeps its weight;
- * the percent is always new / (old + new). Everything but the two weights is written back as read.
+ * Bound to one TrafficSplit. Weights: split.smi-spec.io/v1alpha2 backend weights are integers;
+ * the handle writes `new = w, old = 100 - w`. A TrafficSplit says nothing about its backends'
+ * health, so the split is the weights.
  */
-export class SmiRouter implements TrafficRouter {
-  readonly #clusters: ClusterObjects;
-
-  constructor(options: SmiRouterOptions) {
-    this.#clusters = options.clusters;
-  }
-
-  describe(route: RouteConfig): string {
-    const smi = smiRoute(route);
-    return `TrafficSplit ${smi.namespace ?? '(workload namespace)'}/${smi.trafficSplit} in the ${smi.cluster ?? 'old'} cluster`;
-  }
-
-  async getWeight(route: RouteConfig, signal: AbortSignal): Promise<number> {
-    const smi = smiRoute(route);
-    const target = this.describe(smi);
-    const object = await this.#objects(smi).get(this.#ref(smi), signal);
-    return agreedPercent(target, [backendSplit(smi, target, object)]);
-  }
-
-  async setWeight(route: RouteConfig, weight: number, signal: AbortSignal): Promise<void> {
-    const smi = smiRoute(route);
-    const target = this.describe(smi);
-    checkPercent(target, weight);
-    await this.#objects(smi).update(this.#ref(smi), signal, (object) => {
-      const split = backendSplit(smi, target, object);
-      const backends = object.spec?.backends as Array<Record<string, unknown>>;
-      (backends[split.newIndex] as Record<string, unknown>).weight = weight;
-      (backends[split.oldIndex] as Record<string, unknown>).weight = 100 - weight;
-      return object;
-    });
-  }
-
-  /** The TrafficSplit exists and lists both services as backends. */
-  async verify(route: RouteConfig, signal: AbortSignal): Promise<void> {
-    const smi = smiRoute(route);
-    const target = this.describe(smi);
-    backendSplit(smi, target, await this.#objects(smi).get(this.#ref(smi), signal));
-  }
-
-  #objects(smi: SmiRoute) {
-    return this.#clusters[smi.cluster ?? 'old'];
-  }
-
-  #ref(smi: SmiRoute): CustomObjectRef {
-    return {
-      group: 'split.smi-spec.io',
-      version: 'v1alpha2',
-      plural: 'trafficsplits',
-      kind: 'TrafficSplit',
-      namespace: namespaceOf(smi, this.describe(smi)),
-      name: smi.trafficSplit,
-    };
-  }
-}
-
-function smiRoute(route: RouteConfig): SmiRoute {
-  if (route.type !== 'smi')
-    throw new RouterError(
-      `the SMI router was given a ${route.type} route; each route type has its own router`,
-    );
-  return route;
+export function smiRoute(route: SmiRoute, clusters: ClusterObjects): RouteHandle {
+  const description = `TrafficSplit ${route.namespace}/${route.trafficSplit} in the ${route.cluster} cluster`;
+  return kubeRouteHandle(
+    {
+      description,
+      refs: [
+        {
+          group: 'split.smi-spec.io',
+          version: 'v1alpha2',
+          plural: 'trafficsplits',
+          kind: 'TrafficSplit',
+          namespace: route.namespace,
+          name: route.trafficSplit,
+        },
+      ],
+      locate: (object) => [backendSlot(route, description, object)],
+    },
+    clusters[route.cluster],
+  );
 }
 
 /** v1alpha2 weights are integers; v1alpha1-style quantity strings ("500m") are not accepted. */
@@ -100,7 +47,7 @@ function weightOf(target: string, backend: Record<string, unknown>): number {
   );
 }
 
-function backendSplit(smi: SmiRoute, target: string, object: CustomObject) {
+function backendSlot(smi: SmiRoute, target: string, object: CustomObject): WeightSlot {
   const backends = Array.isArray(object.spec?.backends) ? object.spec.backends : [];
   const oldIndex = backends.findIndex((b) => isRecord(b) && b.service === smi.oldService);
   const newIndex = backends.findIndex(
@@ -117,11 +64,15 @@ function backendSplit(smi: SmiRoute, target: string, object: CustomObject) {
         '(the mirrored one appears once the new cluster is linked: linkerd multicluster link)',
     );
   }
+  const oldBackend = backends[oldIndex] as Record<string, unknown>;
+  const newBackend = backends[newIndex] as Record<string, unknown>;
   return {
     label: 'spec.backends',
-    oldIndex,
-    newIndex,
-    oldWeight: weightOf(target, backends[oldIndex] as Record<string, unknown>),
-    newWeight: weightOf(target, backends[newIndex] as Record<string, unknown>),
+    oldWeight: weightOf(target, oldBackend),
+    newWeight: weightOf(target, newBackend),
+    set(oldWeight, newWeight) {
+      oldBackend.weight = oldWeight;
+      newBackend.weight = newWeight;
+    },
   };
 }

@@ -1,11 +1,12 @@
 // A whole clustershift runtime on simulated clusters, listening on loopback: the simulated world
-// plays the router and Prometheus, two fake Kubernetes API servers play old and new (reached
+// plays the routes and Prometheus (its route handles and metrics source go into the same
+// runtime wiring as production's), two fake Kubernetes API servers play old and new (reached
 // through the real client over HTTP), state lives in memory.
 // The demo, the CLI tests and the dashboard tests all start the real thing through here.
 
 import pino, { type Logger } from 'pino';
 import { systemClock } from '../clock.js';
-import { type Config, resolveConfig } from '../config/load.js';
+import { type RuntimeConfig, resolveEmbeddedConfig } from '../config/load.js';
 import { createRuntime, type Runtime, type RuntimeParts } from '../runtime.js';
 import { MemoryStateStore } from '../state/memory-state-store.js';
 import { SandboxClusters } from './sandbox-clusters.js';
@@ -58,7 +59,7 @@ export interface DemoRuntimeOptions {
 export interface DemoRuntime {
   runtime: Runtime;
   world: SimulatedWorld;
-  config: Config;
+  config: RuntimeConfig;
   /** The two fake API servers standing for the clusters. */
   clusters: SandboxClusters;
   /** e.g. http://127.0.0.1:41234 */
@@ -72,9 +73,9 @@ export function sandboxConfig(options: {
   namespace: string;
   timings: DemoTimings;
   port: number;
-}): Config {
+}): RuntimeConfig {
   const { timings } = options;
-  return resolveConfig(
+  return resolveEmbeddedConfig(
     {
       clusters: { old: { name: 'prod-v1-30' }, new: { name: 'prod-v1-32' } },
       controller: {
@@ -84,7 +85,6 @@ export function sandboxConfig(options: {
         state: { type: 'memory' },
       },
       api: { host: '127.0.0.1', port: options.port, auth: { enabled: false } },
-      metrics: { type: 'sandbox' },
       defaults: {
         plan: { steps: [1, 5, 10, 25, 50, 100], holdTime: timings.holdTime, minPassingChecks: 2 },
         analysis: {
@@ -103,7 +103,6 @@ export function sandboxConfig(options: {
       workloads: options.workloads.map((w) => ({
         namespace: options.namespace,
         name: w.name,
-        route: { type: 'sandbox' },
         ...(w.requireApproval ? { plan: { requireApproval: true } } : {}),
       })),
     },
@@ -143,7 +142,7 @@ export async function startDemoRuntime(options: DemoRuntimeOptions): Promise<Dem
     runtime = await createRuntime({
       config,
       clusters: clusters.clients,
-      routerFor: () => world,
+      routes: world.routes(config.workloads.map((workload) => workload.key)),
       metrics: world,
       store: new MemoryStateStore(),
       clock: systemClock,
@@ -154,7 +153,6 @@ export async function startDemoRuntime(options: DemoRuntimeOptions): Promise<Dem
     await clusters.stop();
     throw error;
   }
-  for (const workload of config.workloads) world.bindRoute(workload.route, workload.key);
 
   let stopped: Promise<void> | undefined;
   const stop = () => {

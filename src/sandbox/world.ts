@@ -2,11 +2,10 @@
 // weight, and per-cluster error rates and latency, with faults that can be switched on.
 // It plays the traffic router (weights in) and Prometheus (counts and latency out).
 
-import type { RouteConfig } from '../config/schema.js';
 import { RouteNotFoundError } from '../errors.js';
 import type { MetricsQuery, MetricsSource } from '../metrics/metrics.js';
 import type { ClusterMetrics, MetricsReading } from '../rollout/types.js';
-import type { TrafficRouter } from '../routers/router.js';
+import { type RouteHandle, weightsOnly } from '../routers/router.js';
 
 export interface ClusterBehaviour {
   errorRate: number;
@@ -53,9 +52,8 @@ export function binomial(n: number, p: number, random: () => number): number {
   return Math.min(n, Math.max(0, Math.round(mean + sd * gaussian)));
 }
 
-export class SimulatedWorld implements TrafficRouter, MetricsSource {
+export class SimulatedWorld implements MetricsSource {
   private readonly workloads = new Map<string, SimulatedWorkload>();
-  private readonly routes = new WeakMap<RouteConfig, string>();
   private readonly random: () => number;
   /** Counts of sample() calls, i.e. "queries" in Prometheus terms (one per metric per call). */
   samples = 0;
@@ -88,36 +86,30 @@ export class SimulatedWorld implements TrafficRouter, MetricsSource {
     };
   }
 
-  // ---- TrafficRouter ---------------------------------------------------------------------
+  // ---- the router -----------------------------------------------------------------------
 
-  describe(route: RouteConfig): string {
-    return `sandbox route (${route.type})`;
+  /** The simulated route of one workload: the weight it was told, both sides always taking traffic. */
+  routeFor(key: string): RouteHandle {
+    return {
+      description: `simulated route of ${key}`,
+      getSplit: async (signal) => {
+        signal.throwIfAborted();
+        return weightsOnly(this.workload(key).weight);
+      },
+      setWeight: async (weight, signal) => {
+        signal.throwIfAborted();
+        this.workload(key).weight = weight;
+      },
+      verify: async (signal) => {
+        signal.throwIfAborted();
+        this.workload(key);
+      },
+    };
   }
 
-  async getWeight(route: RouteConfig, signal: AbortSignal): Promise<number> {
-    signal.throwIfAborted();
-    return this.workload(this.keyOf(route)).weight;
-  }
-
-  async setWeight(route: RouteConfig, weight: number, signal: AbortSignal): Promise<void> {
-    signal.throwIfAborted();
-    this.workload(this.keyOf(route)).weight = weight;
-  }
-
-  async verify(route: RouteConfig, signal: AbortSignal): Promise<void> {
-    signal.throwIfAborted();
-    this.workload(this.keyOf(route));
-  }
-
-  /** Sandbox routes carry no names of their own: each configured route object maps to its workload. */
-  bindRoute(route: RouteConfig, workloadKey: string): void {
-    this.routes.set(route, workloadKey);
-  }
-
-  private keyOf(route: RouteConfig): string {
-    const key = this.routes.get(route);
-    if (!key) throw new RouteNotFoundError('sandbox: this route is not bound to a simulated workload');
-    return key;
+  /** A route handle for each of `keys`, as the controller takes them. */
+  routes(keys: Iterable<string>): Map<string, RouteHandle> {
+    return new Map([...keys].map((key) => [key, this.routeFor(key)]));
   }
 
   // ---- MetricsSource ---------------------------------------------------------------------

@@ -5,11 +5,11 @@ import pino from 'pino';
 import t from 'tap';
 import { serverOptions } from '../../src/app.js';
 import { ManualClock } from '../../src/clock.js';
-import { resolveConfig } from '../../src/config/load.js';
+import { resolveEmbeddedConfig } from '../../src/config/load.js';
 import { createRuntime } from '../../src/runtime.js';
-import { MemoryCluster } from '../../src/sandbox/memory-cluster.js';
 import { SimulatedWorld } from '../../src/sandbox/world.js';
 import { MemoryStateStore } from '../../src/state/memory-state-store.js';
+import { MemoryCluster } from '../fixtures/memory-cluster.js';
 
 const TOKEN = 'view-0123456789abcdef0123456789abcdef';
 
@@ -18,13 +18,12 @@ t.test('auth on: the dashboard page is open, the API is not', async (t) => {
   t.teardown(() => {
     delete process.env.CLUSTERSHIFT_TEST_TOKENS;
   });
-  const config = resolveConfig(
+  const config = resolveEmbeddedConfig(
     {
       clusters: { old: { name: 'old-cluster' }, new: { name: 'new-cluster' } },
       controller: { state: { type: 'memory' } },
       api: { auth: { enabled: true, tokensEnv: 'CLUSTERSHIFT_TEST_TOKENS' } },
-      metrics: { type: 'sandbox' },
-      workloads: [{ namespace: 'shop', name: 'checkout', route: { type: 'sandbox' } }],
+      workloads: [{ namespace: 'shop', name: 'checkout' }],
     },
     'test',
   );
@@ -36,7 +35,7 @@ t.test('auth on: the dashboard page is open, the API is not', async (t) => {
       old: new MemoryCluster('old-cluster', { clock, readyDelayMs: 0 }),
       new: new MemoryCluster('new-cluster', { clock, readyDelayMs: 0 }),
     },
-    routerFor: () => world,
+    routes: world.routes(['shop/checkout']),
     metrics: world,
     store: new MemoryStateStore(),
     clock,

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { DEFAULT_POLICY, DEFAULTS } from '../../src/config/defaults.js';
 import { parseDuration } from '../../src/config/duration.js';
-import { parseConfigText } from '../../src/config/load.js';
+import { parseConfigText, resolveEmbeddedConfig } from '../../src/config/load.js';
 import { ConfigError } from '../../src/errors.js';
 
 const valid = `clusters:
@@ -42,7 +42,7 @@ t.test('a bad file is one ConfigError naming file, line, path, found and expecte
     [
       'unknown router',
       valid.replace('type: istio', 'type: nginx'),
-      /\/workloads\/0\/route\/type: found "nginx", expected one of "sandbox", "haproxy", "istio"/,
+      /\/workloads\/0\/route\/type: found "nginx", expected one of "haproxy", "istio", "gatewayApi"/,
     ],
     [
       'wrong type',
@@ -124,4 +124,58 @@ t.test('every default is documented in config/README.md', async (t) => {
     ...leaves('controller.leaderElection', DEFAULTS.leaderElection),
   ];
   for (const key of documented) t.match(reference, `\`${key}\``, `${key} is in the reference`);
+});
+
+t.test('the demo simulator is not part of the production file', async (t) => {
+  t.throws(
+    () => parseConfigText(valid.replace(/metrics:\n(.*\n){3}/, 'metrics: { type: sandbox }\n'), 'x.yaml'),
+    {
+      name: 'ConfigError',
+      message: /\/metrics\/type: found "sandbox", expected "prometheus"/,
+    },
+  );
+  t.throws(
+    () => parseConfigText(valid.replace(/route:\n(.*\n){4}/, 'route: { type: sandbox }\n'), 'x.yaml'),
+    {
+      name: 'ConfigError',
+      message: /\/workloads\/0\/route\/type: found "sandbox", expected one of "haproxy"/,
+    },
+  );
+});
+
+t.test("a Kubernetes route's namespace and cluster default to its workload's and old", async (t) => {
+  t.match(parseConfigText(valid, 'valid.yaml').workloads[0]!.route, {
+    type: 'istio',
+    namespace: 'shop',
+    cluster: 'old',
+  });
+});
+
+t.test('an embedded configuration has no metrics, routers or routes, and the same policies', async (t) => {
+  const embedded = {
+    clusters: { old: { name: 'prod-a' }, new: { name: 'prod-b' } },
+    defaults: { plan: { holdTime: '2m' } },
+    workloads: [{ namespace: 'shop', name: 'checkout' }],
+  };
+  const config = resolveEmbeddedConfig(embedded, 'demo');
+  t.same(
+    config.workloads.map((w) => w.key),
+    ['shop/checkout'],
+  );
+  t.equal(config.workloads[0]!.policy.plan.holdTimeMs, 120_000);
+  t.equal(config.controller.intervalMs, parseConfigText(valid, 'valid.yaml').controller.intervalMs);
+  t.notOk('metrics' in config || 'routers' in config || 'route' in config.workloads[0]!);
+  t.ok(Object.isFrozen(config.workloads[0]!.policy.plan));
+  // What the embedding program supplies itself is refused in its file, so it cannot be silently ignored.
+  t.throws(() => resolveEmbeddedConfig({ ...embedded, metrics: { type: 'prometheus' } }, 'demo'), {
+    message: /demo: \/metrics: found .*, expected no such key/,
+  });
+  t.throws(
+    () =>
+      resolveEmbeddedConfig(
+        { ...embedded, workloads: [{ namespace: 'shop', name: 'checkout', route: { type: 'haproxy' } }] },
+        'demo',
+      ),
+    { message: /demo: \/workloads\/0\/route: found .*, expected no such key/ },
+  );
 });

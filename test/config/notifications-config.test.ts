@@ -7,8 +7,14 @@ import { readSecret } from '../../src/config/secrets.js';
 
 const base = {
   clusters: { old: { name: 'old-cluster' }, new: { name: 'new-cluster' } },
-  metrics: { type: 'sandbox' },
-  workloads: [{ namespace: 'shop', name: 'checkout', route: { type: 'sandbox' } }],
+  metrics: { type: 'prometheus', address: 'http://127.0.0.1:9090', template: 'istio' },
+  workloads: [
+    {
+      namespace: 'shop',
+      name: 'checkout',
+      route: { type: 'smi', trafficSplit: 'checkout', oldService: 'checkout', newService: 'checkout-east' },
+    },
+  ],
 };
 
 t.test('without the sections there are no sinks and no gate, with default timeouts', async (t) => {

@@ -5,12 +5,11 @@
 import pino from 'pino';
 import t from 'tap';
 import { ManualClock } from '../../src/clock.js';
-import type { RouteConfig } from '../../src/config/schema.js';
-import type { TrafficRouter } from '../../src/routers/router.js';
+import type { RouteHandle } from '../../src/routers/router.js';
 import { createRuntime } from '../../src/runtime.js';
-import { MemoryCluster } from '../../src/sandbox/memory-cluster.js';
 import { SimulatedWorld } from '../../src/sandbox/world.js';
 import { MemoryStateStore } from '../../src/state/memory-state-store.js';
+import { MemoryCluster } from '../fixtures/memory-cluster.js';
 import { sandboxConfig } from '../fixtures/rollout.js';
 
 const KEY = 'shop/checkout';
@@ -33,22 +32,22 @@ async function twoReplicas(options: { autoStart?: boolean; leader?: 'a' | 'b' } 
     old: { errorRate: 0.01, p99LatencyMs: 100 },
     new: { errorRate: 0.01, p99LatencyMs: 100 },
   });
-  world.bindRoute(workload.route, KEY);
   // Every weight any replica writes, in order.
   const written: Array<{ by: string; weight: number }> = [];
   // Runs while a replica's step reads the route: a Lease lost in the middle of a tick.
   let duringRead: (() => void) | undefined;
-  const routerFor = (by: string) => (): TrafficRouter => ({
-    describe: (route: RouteConfig) => world.describe(route),
-    getWeight: async (route: RouteConfig, signal: AbortSignal) => {
+  const simulated = world.routeFor(workload.key);
+  const routeOf = (by: string): RouteHandle => ({
+    description: simulated.description,
+    getSplit: async (signal) => {
       duringRead?.();
-      return world.getWeight(route, signal);
+      return simulated.getSplit(signal);
     },
-    setWeight: async (route: RouteConfig, weight: number, signal: AbortSignal) => {
+    setWeight: async (weight, signal) => {
       written.push({ by, weight });
-      await world.setWeight(route, weight, signal);
+      await simulated.setWeight(weight, signal);
     },
-    verify: (route: RouteConfig, signal: AbortSignal) => world.verify(route, signal),
+    verify: (signal) => simulated.verify(signal),
   });
   const store = new MemoryStateStore();
   let leader: 'a' | 'b' | undefined = options.leader;
@@ -56,7 +55,7 @@ async function twoReplicas(options: { autoStart?: boolean; leader?: 'a' | 'b' } 
     const runtime = await createRuntime({
       config,
       clusters: { old, new: fresh },
-      routerFor: routerFor(name),
+      routes: new Map([[workload.key, routeOf(name)]]),
       metrics: world,
       store,
       clock,

@@ -3,7 +3,7 @@
 
 import t from 'tap';
 import type { ClusterClient } from '../../src/kube/cluster-client.js';
-import type { MemoryCluster } from '../../src/sandbox/memory-cluster.js';
+import type { MemoryCluster } from '../fixtures/memory-cluster.js';
 import { sandboxRuntime } from '../fixtures/runtime.js';
 
 /** A cluster whose reads take a few event-loop turns and which counts how many overlap. */

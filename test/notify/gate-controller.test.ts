@@ -1,18 +1,18 @@
 // The real Controller with a webhook gate on loopback and requireApproval: a refusing gate holds
 // the weight, an allowing one lets it rise; the final step waits for an operator's promote.
-// Clusters, router and metrics are the in-memory sandbox on a manual clock.
+// Clusters, route and metrics are the in-memory simulator on a manual clock.
 
 import pino from 'pino';
 import t from 'tap';
 import { ManualClock } from '../../src/clock.js';
-import { resolveConfig } from '../../src/config/load.js';
+import { resolveEmbeddedConfig } from '../../src/config/load.js';
 import { Controller } from '../../src/controller.js';
 import { webhookGate } from '../../src/notify/gate.js';
 import { Notifier } from '../../src/notify/notifier.js';
 import type { RolloutState } from '../../src/rollout/types.js';
-import { MemoryCluster } from '../../src/sandbox/memory-cluster.js';
 import { SimulatedWorld } from '../../src/sandbox/world.js';
 import { MemoryStateStore } from '../../src/state/memory-state-store.js';
+import { MemoryCluster } from '../fixtures/memory-cluster.js';
 import { startReceiver } from './receiver.js';
 
 const KEY = 'shop/checkout';
@@ -29,11 +29,10 @@ t.test('a refusing gate holds the weight; approval holds the final step until pr
     delete process.env.CS_TEST_CONTROLLER_HOOK;
   });
 
-  const config = resolveConfig(
+  const config = resolveEmbeddedConfig(
     {
       clusters: { old: { name: 'old-cluster' }, new: { name: 'new-cluster' } },
       controller: { interval: '1s', requestTimeout: '5s', state: { type: 'memory' } },
-      metrics: { type: 'sandbox' },
       defaults: {
         plan: { steps: [10, 50, 100], holdTime: '5s', minPassingChecks: 2, requireApproval: true },
         analysis: { interval: '2s', latencyWindow: '10s', minRequests: 40, failureLimit: 2 },
@@ -41,7 +40,7 @@ t.test('a refusing gate holds the weight; approval holds the final step until pr
       },
       notifications: { webhooks: [{ name: 'audit', url: { env: 'CS_TEST_CONTROLLER_HOOK' } }], retries: 0 },
       gates: { webhook: { url: `${gateReceiver.url}/gate`, timeout: '2s' } },
-      workloads: [{ namespace: 'shop', name: 'checkout', route: { type: 'sandbox' } }],
+      workloads: [{ namespace: 'shop', name: 'checkout' }],
     },
     'test',
   );
@@ -61,7 +60,6 @@ t.test('a refusing gate holds the weight; approval holds the final step until pr
     old: { errorRate: 0.005, p99LatencyMs: 120 },
     new: { errorRate: 0.005, p99LatencyMs: 118 },
   });
-  for (const workload of config.workloads) world.bindRoute(workload.route, workload.key);
   const gateWebhook = config.gates.webhook!;
   const notifier = new Notifier({ config: config.notifications, logger, backoff: { baseMs: 5, maxMs: 20 } });
   t.teardown(() => notifier.close(1000));
@@ -69,7 +67,7 @@ t.test('a refusing gate holds the weight; approval holds the final step until pr
     workloads: config.workloads,
     settings: config.controller,
     clusters,
-    routerFor: () => world,
+    routes: world.routes([KEY]),
     metrics: world,
     store: new MemoryStateStore(),
     clock,

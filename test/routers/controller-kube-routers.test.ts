@@ -15,11 +15,11 @@ import type { RawConfig } from '../../src/config/schema.js';
 import { Controller } from '../../src/controller.js';
 import { buildKubeConfig } from '../../src/kube/kubeconfig.js';
 import type { RolloutState } from '../../src/rollout/types.js';
-import { createRouterRegistry } from '../../src/routers/registry.js';
+import { createRouteHandles } from '../../src/routers/registry.js';
 import { FakeApiServer, type KubeObject } from '../../src/sandbox/fake-apiserver.js';
-import { MemoryCluster } from '../../src/sandbox/memory-cluster.js';
 import { SimulatedWorld } from '../../src/sandbox/world.js';
 import { MemoryStateStore } from '../../src/state/memory-state-store.js';
+import { MemoryCluster } from '../fixtures/memory-cluster.js';
 import { TEST_RETRY, type Teardown } from '../helpers/kube-routers.js';
 
 const KEY = 'shop/checkout';
@@ -163,7 +163,8 @@ async function setup(t: Teardown, routerCase: RouterCase, newErrorRate: number) 
     {
       clusters: { old: { name: 'east-1' }, new: { name: 'east-2' } },
       controller: { interval: '1s', requestTimeout: '5s', state: { type: 'memory' } },
-      metrics: { type: 'sandbox' },
+      // The production file's shape; the test passes its own metrics source (the simulated world).
+      metrics: { type: 'prometheus', address: 'http://127.0.0.1:9', template: 'istio' },
       defaults: {
         plan: { steps: [10, 50, 100], holdTime: '5s', minPassingChecks: 2 },
         analysis: { interval: '2s', latencyWindow: '10s', minRequests: 40, failureLimit: 2 },
@@ -190,7 +191,7 @@ async function setup(t: Teardown, routerCase: RouterCase, newErrorRate: number) 
     new: { errorRate: newErrorRate, p99LatencyMs: 118 },
   });
   const kubeConfig = buildKubeConfig({ name: 'east-1', server: url });
-  const routerFor = createRouterRegistry({
+  const routes = createRouteHandles({
     config,
     kube: { old: kubeConfig, new: kubeConfig },
     requestTimeoutMs: 5000,
@@ -201,7 +202,7 @@ async function setup(t: Teardown, routerCase: RouterCase, newErrorRate: number) 
     workloads: config.workloads,
     settings: config.controller,
     clusters,
-    routerFor,
+    routes,
     metrics: world,
     store: new MemoryStateStore(),
     clock,

@@ -1,9 +1,10 @@
-// GatewayApiRouter through @kubernetes/client-node against a real FakeApiServer on loopback.
+// The gatewayApi route handle (gatewayApiRoute) through @kubernetes/client-node against a real FakeApiServer on loopback.
 
 import t from 'tap';
-import type { RouteOf } from '../../src/config/schema.js';
+import type { ResolvedRouteOf } from '../../src/config/schema.js';
 import { RouteNotFoundError, RouterError } from '../../src/errors.js';
-import { GatewayApiRouter } from '../../src/routers/gateway-api.js';
+import { gatewayApiRoute } from '../../src/routers/gateway-api.js';
+import type { RouteHandle } from '../../src/routers/router.js';
 import type { KubeObject } from '../../src/sandbox/fake-apiserver.js';
 import {
   bumpBeforeNextPut,
@@ -13,10 +14,14 @@ import {
 } from '../helpers/kube-routers.js';
 
 const signal = () => AbortSignal.timeout(20_000);
+
+/** The weight a handle reads back. */
+const weightOf = async (route: RouteHandle, s: AbortSignal) => (await route.getSplit(s)).weight;
 const API = 'gateway.networking.k8s.io/v1';
 
-const route = (extra: Partial<RouteOf<'gatewayApi'>> = {}): RouteOf<'gatewayApi'> => ({
+const route = (extra: Partial<ResolvedRouteOf<'gatewayApi'>> = {}): ResolvedRouteOf<'gatewayApi'> => ({
   type: 'gatewayApi',
+  cluster: 'old',
   namespace: 'shop',
   httpRoute: 'checkout',
   ruleName: 'main',
@@ -77,17 +82,24 @@ function expectedWith(weight: number): unknown {
 async function setup(t: Teardown) {
   const fixture = await startKubeRouterFixture(t);
   fixture.server.put(httpRoute());
-  const router = new GatewayApiRouter({ clusters: fixture.clusters });
+  // One handle per route, as the wiring binds each configured route once.
+  const handles = new Map<string, RouteHandle>();
+  const bind = (r: ResolvedRouteOf<'gatewayApi'>): RouteHandle => {
+    const key = JSON.stringify(r);
+    const bound = handles.get(key) ?? gatewayApiRoute(r, fixture.clusters);
+    handles.set(key, bound);
+    return bound;
+  };
   const stored = () => fixture.server.get(API, 'HTTPRoute', 'shop', 'checkout');
-  return { ...fixture, router, stored };
+  return { ...fixture, bind, stored };
 }
 
 t.test('every whole percent is written and read back exactly, nothing else changes', async (t) => {
-  const { router, stored, server } = await setup(t);
-  t.equal(await router.getWeight(route(), signal()), 0);
+  const { bind, stored, server } = await setup(t);
+  t.equal(await weightOf(bind(route()), signal()), 0);
   for (let weight = 0; weight <= 100; weight++) {
-    await router.setWeight(route(), weight, signal());
-    t.equal(await router.getWeight(route(), signal()), weight);
+    await bind(route()).setWeight(weight, signal());
+    t.equal(await weightOf(bind(route()), signal()), weight);
     const refs = (stored()!.spec as { rules: Array<{ backendRefs: Array<{ weight: number }> }> }).rules[1]!
       .backendRefs;
     t.ok(refs[0]!.weight + refs[1]!.weight === 100, 'the pair sums to 100, never both 0');
@@ -97,7 +109,7 @@ t.test('every whole percent is written and read back exactly, nothing else chang
 });
 
 t.test('backendRefs match by kind, group, namespace and port; absent weight is 1', async (t) => {
-  const { router, server } = await setup(t);
+  const { bind, server } = await setup(t);
   const object = httpRoute();
   const main = (object.spec as { rules: Array<Record<string, unknown>> }).rules[1]!;
   main.backendRefs = [
@@ -106,8 +118,8 @@ t.test('backendRefs match by kind, group, namespace and port; absent weight is 1
     { group: 'multicluster.x-k8s.io', kind: 'ServiceImport', name: 'checkout', port: 8080 },
   ];
   server.put(object);
-  t.equal(await router.getWeight(route(), signal()), 50, 'both absent: 1 and 1');
-  await router.setWeight(route(), 30, signal());
+  t.equal(await weightOf(bind(route()), signal()), 50, 'both absent: 1 and 1');
+  await bind(route()).setWeight(30, signal());
   const refs = (
     server.get(API, 'HTTPRoute', 'shop', 'checkout')!.spec as { rules: Array<{ backendRefs: unknown[] }> }
   ).rules[1]!.backendRefs;
@@ -119,7 +131,7 @@ t.test('backendRefs match by kind, group, namespace and port; absent weight is 1
 
   // A Service in another namespace must be named with that namespace.
   await t.rejects(
-    router.getWeight(route({ oldBackend: { name: 'checkout', namespace: 'legacy' } }), signal()),
+    weightOf(bind(route({ oldBackend: { name: 'checkout', namespace: 'legacy' } })), signal()),
     {
       name: 'RouteNotFoundError',
       message: /not the old cluster's Service legacy\/checkout/,
@@ -131,43 +143,43 @@ t.test('backendRefs match by kind, group, namespace and port; absent weight is 1
     { kind: 'ServiceImport', name: 'checkout', port: 8080 },
   ];
   server.put(object);
-  await t.rejects(router.verify(route(), signal()), RouteNotFoundError);
+  await t.rejects(bind(route()).verify(signal()), RouteNotFoundError);
 });
 
 t.test('without ruleName every rule must name both backends', async (t) => {
-  const { router } = await setup(t);
+  const { bind } = await setup(t);
   const all = route();
   delete all.ruleName;
-  await t.rejects(router.verify(all, signal()), {
+  await t.rejects(bind(all).verify(signal()), {
     name: 'RouteNotFoundError',
     message: /rule static has backendRefs Service cdn-cache:80 but not/,
   });
-  await t.rejects(router.getWeight(route({ ruleName: 'nope' }), signal()), {
+  await t.rejects(weightOf(bind(route({ ruleName: 'nope' })), signal()), {
     name: 'RouteNotFoundError',
     message: /no rule named nope \(its rules: static, main\)/,
   });
 });
 
 t.test('a missing HTTPRoute is a RouteNotFoundError naming it and its cluster', async (t) => {
-  const { router } = await setup(t);
-  await t.rejects(router.setWeight(route({ httpRoute: 'nope' }), 5, signal()), {
+  const { bind } = await setup(t);
+  await t.rejects(bind(route({ httpRoute: 'nope' })).setWeight(5, signal()), {
     name: 'RouteNotFoundError',
     message: /HTTPRoute shop\/nope does not exist in the old cluster/,
   });
-  await t.rejects(router.getWeight(route({ cluster: 'new' }), signal()), {
+  await t.rejects(weightOf(bind(route({ cluster: 'new' })), signal()), {
     name: 'RouteNotFoundError',
     message: /does not exist in the new cluster/,
   });
 });
 
 t.test('a write conflict re-reads and re-applies, keeping the other writer change', async (t) => {
-  const { router, server, stored } = await setup(t);
+  const { bind, server, stored } = await setup(t);
   bumpBeforeNextPut(server, '/httproutes/checkout', () => {
     const current = stored()!;
     (current.spec as { hostnames: string[] }).hostnames.push('pay.example.com');
     server.put(current);
   });
-  await router.setWeight(route(), 10, signal());
+  await bind(route()).setWeight(10, signal());
   t.same(
     server.writes().map((w) => [w.method, w.status]),
     [
@@ -176,30 +188,30 @@ t.test('a write conflict re-reads and re-applies, keeping the other writer chang
     ],
   );
   t.same((stored()!.spec as { hostnames: string[] }).hostnames, ['checkout.example.com', 'pay.example.com']);
-  t.equal(await router.getWeight(route(), signal()), 10);
+  t.equal(await weightOf(bind(route()), signal()), 10);
 });
 
 t.test('500s and 429s are retried; a RouterError after the limit', async (t) => {
-  const { router, server, sleeps } = await setup(t);
+  const { bind, server, sleeps } = await setup(t);
   server.injectFault({ status: 429, count: 1, method: 'GET', retryAfterSeconds: 2 });
   server.injectFault({ status: 500, count: 1, method: 'PUT' });
-  await router.setWeight(route(), 1, signal());
+  await bind(route()).setWeight(1, signal());
   t.equal(sleeps.length, 2);
   t.ok(sleeps[0]! >= 2000, 'waited at least Retry-After');
   server.injectFault({ status: 500, count: 100, pathIncludes: '/httproutes/' });
-  await t.rejects(router.getWeight(route(), signal()), { name: 'RouterError', message: /HTTP 500/ });
+  await t.rejects(weightOf(bind(route()), signal()), { name: 'RouterError', message: /HTTP 500/ });
   server.clearFaults();
-  t.equal(await router.getWeight(route(), signal()), 1);
+  t.equal(await weightOf(bind(route()), signal()), 1);
 });
 
 t.test('a pair that reads 0 and 0 is an error, never a share', async (t) => {
-  const { router, server } = await setup(t);
+  const { bind, server } = await setup(t);
   const object = httpRoute();
   const refs = (object.spec as { rules: Array<{ backendRefs: Array<{ weight?: number }> }> }).rules[1]!
     .backendRefs;
   refs[0]!.weight = 0;
   server.put(object);
-  await t.rejects(router.getWeight(route(), signal()), RouterError);
-  await router.setWeight(route(), 0, signal());
-  t.equal(await router.getWeight(route(), signal()), 0);
+  await t.rejects(weightOf(bind(route()), signal()), RouterError);
+  await bind(route()).setWeight(0, signal());
+  t.equal(await weightOf(bind(route()), signal()), 0);
 });

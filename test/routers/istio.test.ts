@@ -1,11 +1,12 @@
-// IstioRouter through @kubernetes/client-node against a real FakeApiServer on loopback.
+// The istio route handle (istioRoute) through @kubernetes/client-node against a real FakeApiServer on loopback.
 
 import { createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import t from 'tap';
-import type { RouteOf } from '../../src/config/schema.js';
+import type { ResolvedRouteOf } from '../../src/config/schema.js';
 import { RouteNotFoundError, RouterError } from '../../src/errors.js';
-import { IstioRouter } from '../../src/routers/istio.js';
+import { istioRoute } from '../../src/routers/istio.js';
+import type { RouteHandle } from '../../src/routers/router.js';
 import type { KubeObject } from '../../src/sandbox/fake-apiserver.js';
 import {
   bumpBeforeNextPut,
@@ -16,8 +17,12 @@ import {
 
 const signal = () => AbortSignal.timeout(20_000);
 
-const route = (extra: Partial<RouteOf<'istio'>> = {}): RouteOf<'istio'> => ({
+/** The weight a handle reads back. */
+const weightOf = async (route: RouteHandle, s: AbortSignal) => (await route.getSplit(s)).weight;
+
+const route = (extra: Partial<ResolvedRouteOf<'istio'>> = {}): ResolvedRouteOf<'istio'> => ({
   type: 'istio',
+  cluster: 'old',
   namespace: 'shop',
   virtualService: 'checkout',
   routeName: 'primary',
@@ -87,26 +92,33 @@ function expectedWith(weight: number): unknown {
 async function setup(t: Teardown, options: Parameters<typeof startKubeRouterFixture>[1] = {}) {
   const fixture = await startKubeRouterFixture(t, options);
   fixture.server.put(virtualService());
-  const router = new IstioRouter({ clusters: fixture.clusters });
+  // One handle per route, as the wiring binds each configured route once.
+  const handles = new Map<string, RouteHandle>();
+  const bind = (r: ResolvedRouteOf<'istio'>): RouteHandle => {
+    const key = JSON.stringify(r);
+    const bound = handles.get(key) ?? istioRoute(r, fixture.clusters);
+    handles.set(key, bound);
+    return bound;
+  };
   const stored = () => fixture.server.get('networking.istio.io/v1', 'VirtualService', 'shop', 'checkout');
-  return { ...fixture, router, stored };
+  return { ...fixture, bind, stored };
 }
 
 t.test('every whole percent is written and read back exactly, nothing else changes', async (t) => {
-  const { router, stored } = await setup(t);
-  t.equal(await router.getWeight(route(), signal()), 0);
+  const { bind, stored } = await setup(t);
+  t.equal(await weightOf(bind(route()), signal()), 0);
   for (let weight = 0; weight <= 100; weight++) {
-    await router.setWeight(route(), weight, signal());
-    t.equal(await router.getWeight(route(), signal()), weight);
+    await bind(route()).setWeight(weight, signal());
+    t.equal(await weightOf(bind(route()), signal()), weight);
   }
   // The admin route, labels, annotations, retries and headers: deep-equal to what was seeded.
   t.strictSame(withoutServerFields(stored()), expectedWith(100));
 });
 
 t.test('writes are PUT replaces carrying the resourceVersion that was read', async (t) => {
-  const { router, server } = await setup(t);
+  const { bind, server } = await setup(t);
   const before = server.get('networking.istio.io/v1', 'VirtualService', 'shop', 'checkout');
-  await router.setWeight(route(), 25, signal());
+  await bind(route()).setWeight(25, signal());
   const writes = server.writes();
   t.equal(writes.length, 1);
   t.equal(writes[0]?.method, 'PUT');
@@ -119,10 +131,10 @@ t.test('writes are PUT replaces carrying the resourceVersion that was read', asy
 });
 
 t.test('without routeName every http route must name both destinations and all are written', async (t) => {
-  const { router, server } = await setup(t);
+  const { bind, server } = await setup(t);
   const all = route({ routeName: undefined });
   delete all.routeName;
-  await t.rejects(router.getWeight(all, signal()), RouteNotFoundError, 'the admin route lacks them');
+  await t.rejects(weightOf(bind(all), signal()), RouteNotFoundError, 'the admin route lacks them');
 
   const twoRoutes = virtualService();
   const http = (twoRoutes.spec as { http: unknown[] }).http;
@@ -132,8 +144,8 @@ t.test('without routeName every http route must name both destinations and all a
     match: [{ headers: { canary: { exact: '1' } } }],
   };
   server.put(twoRoutes);
-  await router.setWeight(all, 40, signal());
-  t.equal(await router.getWeight(all, signal()), 40);
+  await bind(all).setWeight(40, signal());
+  t.equal(await weightOf(bind(all), signal()), 40);
 
   // A person edits one of the two routes: the disagreement is reported, not hidden.
   const edited = server.get('networking.istio.io/v1', 'VirtualService', 'shop', 'checkout')!;
@@ -141,21 +153,21 @@ t.test('without routeName every http route must name both destinations and all a
   editedRoutes[0]!.route[0]!.weight = 90;
   editedRoutes[0]!.route[1]!.weight = 10;
   server.put(edited);
-  await t.rejects(router.getWeight(all, signal()), {
+  await t.rejects(weightOf(bind(all), signal()), {
     name: 'RouterError',
     message: /http route canary-header: 10%, http route primary: 40%/,
   });
-  await router.setWeight(all, 40, signal());
-  t.equal(await router.getWeight(all, signal()), 40, 'the next write makes them agree again');
+  await bind(all).setWeight(40, signal());
+  t.equal(await weightOf(bind(all), signal()), 40, 'the next write makes them agree again');
 });
 
 t.test('a missing VirtualService is a RouteNotFoundError naming it and its cluster', async (t) => {
-  const { router } = await setup(t);
+  const { bind } = await setup(t);
   const missing = route({ virtualService: 'nope' });
   const calls: Array<Promise<unknown>> = [
-    router.getWeight(missing, signal()),
-    router.setWeight(missing, 5, signal()),
-    router.verify(missing, signal()),
+    weightOf(bind(missing), signal()),
+    bind(missing).setWeight(5, signal()),
+    bind(missing).verify(signal()),
   ];
   for (const call of calls) {
     await t.rejects(call as Promise<void>, RouteNotFoundError);
@@ -166,15 +178,15 @@ t.test('a missing VirtualService is a RouteNotFoundError naming it and its clust
 });
 
 t.test('a missing destination is a RouteNotFoundError, and nothing is written', async (t) => {
-  const { router, server } = await setup(t);
+  const { bind, server } = await setup(t);
   const wrong = route({ newDestination: { host: 'checkout.shop.svc.cluster.local', subset: 'east-3' } });
-  await t.rejects(router.verify(wrong, signal()), {
+  await t.rejects(bind(wrong).verify(signal()), {
     name: 'RouteNotFoundError',
     message:
       /http route primary routes to .* but not to the new cluster's checkout\.shop\.svc\.cluster\.local subset east-3/,
   });
-  await t.rejects(router.setWeight(wrong, 5, signal()), RouteNotFoundError);
-  await t.rejects(router.getWeight(route({ routeName: 'other' }), signal()), {
+  await t.rejects(bind(wrong).setWeight(5, signal()), RouteNotFoundError);
+  await t.rejects(weightOf(bind(route({ routeName: 'other' })), signal()), {
     name: 'RouteNotFoundError',
     message: /no http route named other \(its routes: admin, primary\)/,
   });
@@ -182,13 +194,13 @@ t.test('a missing destination is a RouteNotFoundError, and nothing is written', 
 });
 
 t.test('a write conflict re-reads and re-applies, keeping the other writer change', async (t) => {
-  const { router, server, stored } = await setup(t);
+  const { bind, server, stored } = await setup(t);
   bumpBeforeNextPut(server, '/virtualservices/checkout', () => {
     const current = stored()!;
     current.metadata.annotations = { ...current.metadata.annotations, 'other-writer': 'was here' };
     server.put(current);
   });
-  await router.setWeight(route(), 10, signal());
+  await bind(route()).setWeight(10, signal());
   t.same(
     server.writes().map((w) => [w.method, w.status]),
     [
@@ -197,51 +209,51 @@ t.test('a write conflict re-reads and re-applies, keeping the other writer chang
     ],
   );
   t.equal(stored()?.metadata.annotations?.['other-writer'], 'was here');
-  t.equal(await router.getWeight(route(), signal()), 10);
+  t.equal(await weightOf(bind(route()), signal()), 10);
 });
 
 t.test('API errors (500) are retried, then a RouterError after the limit', async (t) => {
-  const { router, server, sleeps } = await setup(t);
+  const { bind, server, sleeps } = await setup(t);
   server.injectFault({ status: 500, count: 2, pathIncludes: '/virtualservices/checkout' });
-  await router.setWeight(route(), 5, signal());
-  t.equal(await router.getWeight(route(), signal()), 5);
+  await bind(route()).setWeight(5, signal());
+  t.equal(await weightOf(bind(route()), signal()), 5);
   t.equal(sleeps.length, 2, 'two backoffs');
 
   server.injectFault({ status: 500, count: 10, pathIncludes: '/virtualservices/checkout' });
-  await t.rejects(router.setWeight(route(), 10, signal()), {
+  await t.rejects(bind(route()).setWeight(10, signal()), {
     name: 'RouterError',
     message: /VirtualService shop\/checkout: .*after 4 attempts: HTTP 500/,
   });
   server.clearFaults();
-  t.equal(await router.getWeight(route(), signal()), 5, 'the failed write changed nothing');
+  t.equal(await weightOf(bind(route()), signal()), 5, 'the failed write changed nothing');
 });
 
 t.test('throttling (429) waits at least Retry-After, then succeeds', async (t) => {
-  const { router, server, sleeps } = await setup(t);
+  const { bind, server, sleeps } = await setup(t);
   server.injectFault({ status: 429, count: 1, method: 'PUT', retryAfterSeconds: 3 });
-  await router.setWeight(route(), 50, signal());
+  await bind(route()).setWeight(50, signal());
   t.same(sleeps, [3000]);
-  t.equal(await router.getWeight(route(), signal()), 50);
+  t.equal(await weightOf(bind(route()), signal()), 50);
 });
 
 t.test('verify checks the DestinationRule subsets', async (t) => {
-  const { router, server } = await setup(t);
-  await t.rejects(router.verify(route(), signal()), {
+  const { bind, server } = await setup(t);
+  await t.rejects(bind(route()).verify(signal()), {
     name: 'RouteNotFoundError',
     message: /no DestinationRule in namespace shop defines subset old-cluster/,
   });
   server.put(destinationRule(['old-cluster']));
-  await t.rejects(router.verify(route(), signal()), { message: /defines subset new-cluster/ });
+  await t.rejects(bind(route()).verify(signal()), { message: /defines subset new-cluster/ });
   server.put(destinationRule(['old-cluster', 'new-cluster']));
-  await router.verify(route(), signal());
+  await bind(route()).verify(signal());
 });
 
 t.test('a route held by the new cluster is read and written there', async (t) => {
-  const { router, server, newServer } = await setup(t);
+  const { bind, server, newServer } = await setup(t);
   newServer.put(virtualService());
-  await router.setWeight(route({ cluster: 'new' }), 30, signal());
-  t.equal(await router.getWeight(route({ cluster: 'new' }), signal()), 30);
-  t.equal(await router.getWeight(route(), signal()), 0, "the old cluster's copy is untouched");
+  await bind(route({ cluster: 'new' })).setWeight(30, signal());
+  t.equal(await weightOf(bind(route({ cluster: 'new' })), signal()), 30);
+  t.equal(await weightOf(bind(route()), signal()), 0, "the old cluster's copy is untouched");
   t.equal(server.writes().length, 0);
 });
 
@@ -281,21 +293,21 @@ async function withoutIstioV1(t: Teardown, target: string): Promise<string> {
 }
 
 t.test('falls back to v1beta1 when v1 is not served, and remembers it', async (t) => {
-  const { router, server } = await setup(t, { oldUrl: (url) => withoutIstioV1(t, url) });
-  t.equal(await router.getWeight(route(), signal()), 0);
-  await router.setWeight(route(), 20, signal());
-  t.equal(await router.getWeight(route(), signal()), 20);
+  const { bind, server } = await setup(t, { oldUrl: (url) => withoutIstioV1(t, url) });
+  t.equal(await weightOf(bind(route()), signal()), 0);
+  await bind(route()).setWeight(20, signal());
+  t.equal(await weightOf(bind(route()), signal()), 20);
   const writes = server.writes();
   t.equal(writes.length, 1);
   t.match(writes[0]?.path, /^\/apis\/networking\.istio\.io\/v1beta1\//);
   t.equal((writes[0]!.body as KubeObject).apiVersion, 'networking.istio.io/v1beta1');
   // Still a RouteNotFoundError, naming v1 (the first version tried), for a missing object.
-  await t.rejects(router.getWeight(route({ virtualService: 'nope' }), signal()), RouteNotFoundError);
+  await t.rejects(weightOf(bind(route({ virtualService: 'nope' })), signal()), RouteNotFoundError);
 });
 
-t.test('rejects weights that are not whole percents, and other route types', async (t) => {
-  const { router } = await setup(t);
+// Another route type cannot reach this handle: the registry's factory map types each factory's route.
+t.test('rejects weights that are not whole percents', async (t) => {
+  const { bind } = await setup(t);
   for (const weight of [-1, 101, 2.5, Number.NaN])
-    await t.rejects(router.setWeight(route(), weight, signal()), RouterError);
-  await t.rejects(router.getWeight({ type: 'sandbox' }, signal()), RouterError);
+    await t.rejects(bind(route()).setWeight(weight, signal()), RouterError);
 });

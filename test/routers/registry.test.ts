@@ -1,19 +1,14 @@
-// createRouterRegistry: explicit dispatch per route type, one router per type, the workload's
-// namespace filled into Kubernetes routes, and missing dependencies reported at creation.
+// The route registry: one factory per route type binding a route to its handle, the shared
+// clients built once and only when needed, the workload's namespace filled in by config
+// resolution, and missing dependencies reported when the handles are built.
 
 import t from 'tap';
 import { parseConfigText } from '../../src/config/load.js';
-import type { RouteConfig } from '../../src/config/schema.js';
-import { RouterError } from '../../src/errors.js';
+import type { ResolvedRoute } from '../../src/config/schema.js';
 import { buildKubeConfig } from '../../src/kube/kubeconfig.js';
-import { AlbRouter } from '../../src/routers/alb.js';
-import { GatewayApiRouter } from '../../src/routers/gateway-api.js';
-import { HaproxyRouter } from '../../src/routers/haproxy.js';
-import { IstioRouter } from '../../src/routers/istio.js';
-import { bindWorkloadNamespace, createRouterRegistry } from '../../src/routers/registry.js';
-import { Route53Router } from '../../src/routers/route53.js';
-import type { TrafficRouter } from '../../src/routers/router.js';
-import { SmiRouter } from '../../src/routers/smi.js';
+import { AlbRoute } from '../../src/routers/alb.js';
+import { bindRoute, createRouteHandles, routerClients } from '../../src/routers/registry.js';
+import { Route53Route } from '../../src/routers/route53.js';
 import { FakeApiServer } from '../../src/sandbox/fake-apiserver.js';
 
 const HEAD = `
@@ -44,26 +39,18 @@ async function kubeFor(t: { teardown(fn: () => unknown): void }) {
   return { server, kube: { old: kubeConfig, new: kubeConfig } };
 }
 
-const sandbox: TrafficRouter = {
-  describe: () => 'sandbox',
-  getWeight: async () => 0,
-  setWeight: async () => {},
-  verify: async () => {},
-};
-
-t.test('dispatches each route type to its router, built once per type', async (t) => {
+t.test('binds each route type to its router', async (t) => {
   const { kube } = await kubeFor(t);
-  const routerFor = createRouterRegistry({
+  const clients = routerClients({
     config: config(
       ISTIO,
       '\nrouters:\n  haproxy: { socket: /run/haproxy.sock }\n  aws: { region: eu-west-1 }',
     ),
     kube,
     requestTimeoutMs: 1000,
-    sandbox,
   });
-  const kubeBase = { namespace: 'x' } as const;
-  const routes: Array<[RouteConfig, unknown]> = [
+  const kubeBase = { namespace: 'x', cluster: 'new' } as const;
+  const routes: Array<[ResolvedRoute, string, unknown?]> = [
     [
       {
         type: 'istio',
@@ -72,7 +59,7 @@ t.test('dispatches each route type to its router, built once per type', async (t
         oldDestination: { host: 'a' },
         newDestination: { host: 'b' },
       },
-      IstioRouter,
+      'VirtualService x/a in the new cluster',
     ],
     [
       {
@@ -82,11 +69,18 @@ t.test('dispatches each route type to its router, built once per type', async (t
         oldBackend: { name: 'a' },
         newBackend: { name: 'b' },
       },
-      GatewayApiRouter,
+      'HTTPRoute x/a in the new cluster',
     ],
-    [{ type: 'smi', ...kubeBase, trafficSplit: 'a', oldService: 'a', newService: 'a-east' }, SmiRouter],
-    [{ type: 'haproxy', backend: 'b', oldServer: 'o', newServer: 'n' }, HaproxyRouter],
-    [{ type: 'alb', listenerArn: 'l', oldTargetGroupArn: 'o', newTargetGroupArn: 'n' }, AlbRouter],
+    [
+      { type: 'smi', ...kubeBase, trafficSplit: 'a', oldService: 'a', newService: 'a-east' },
+      'TrafficSplit x/a in the new cluster',
+    ],
+    [{ type: 'haproxy', backend: 'b', oldServer: 'o', newServer: 'n' }, 'haproxy backend b servers o/n'],
+    [
+      { type: 'alb', listenerArn: 'l', oldTargetGroupArn: 'o', newTargetGroupArn: 'n' },
+      'ALB listener l (default action)',
+      AlbRoute,
+    ],
     [
       {
         type: 'route53',
@@ -96,22 +90,37 @@ t.test('dispatches each route type to its router, built once per type', async (t
         oldSetIdentifier: 'o',
         newSetIdentifier: 'n',
       },
-      Route53Router,
+      'Route 53 record a.example.com A in zone Z (set identifiers o/n)',
+      Route53Route,
     ],
   ];
-  for (const [route, expected] of routes) {
-    const router = routerFor(route);
-    t.ok(
-      router instanceof (expected as new (...args: never[]) => unknown),
-      `${route.type} -> ${(expected as { name: string }).name}`,
-    );
-    t.equal(routerFor({ ...route }), router, `${route.type}: one router per type`);
+  for (const [route, description, expected] of routes) {
+    const handle = bindRoute(route, clients);
+    t.equal(handle.description, description, `${route.type}: its own router`);
+    if (expected)
+      t.ok(
+        handle instanceof (expected as new (...args: never[]) => unknown),
+        `${route.type} -> ${(expected as { name: string }).name}`,
+      );
   }
-  t.equal(routerFor({ type: 'sandbox' }), sandbox);
-  t.throws(() => routerFor({ type: 'nginx' } as unknown as RouteConfig), {
-    name: 'RouterError',
-    message: /unknown router type "nginx"/,
-  });
+  t.equal(clients.kube(), clients.kube(), 'one set of Kubernetes clients for every Kubernetes route');
+  t.equal(clients.haproxy(), clients.haproxy(), 'one runtime API client');
+  t.equal(clients.elbv2(), clients.elbv2(), 'one ELBv2 client');
+});
+
+t.test('an unknown route type is rejected when the configuration is validated', async (t) => {
+  t.throws(
+    () =>
+      config(`
+  - namespace: shop
+    name: checkout
+    route: { type: nginx, upstream: checkout }`),
+    {
+      name: 'ConfigError',
+      message:
+        /\/workloads\/0\/route\/type: found "nginx", expected one of "haproxy", "istio", "gatewayApi", "smi", "alb", "route53"/,
+    },
+  );
 });
 
 t.test("a configured Kubernetes route without a namespace uses its workload's", async (t) => {
@@ -132,59 +141,49 @@ t.test("a configured Kubernetes route without a namespace uses its workload's", 
     },
   });
   const loaded = config(ISTIO);
-  const routerFor = createRouterRegistry({ config: loaded, kube, requestTimeoutMs: 5000 });
-  const route = loaded.workloads[0]!.route;
-  t.equal(route.type === 'istio' ? route.namespace : 'n/a', undefined, 'the configuration leaves it out');
-  const router = routerFor(route);
-  t.equal(router.describe(route), 'VirtualService shop/checkout in the old cluster');
-  t.equal(await router.getWeight(route, AbortSignal.timeout(10_000)), 25);
-  await router.setWeight(route, 30, AbortSignal.timeout(10_000));
+  const routes = createRouteHandles({ config: loaded, kube, requestTimeoutMs: 5000 });
+  t.same([...routes.keys()], ['shop/checkout'], 'one handle per workload, by key');
+  const route = routes.get('shop/checkout')!;
+  t.equal(route.description, 'VirtualService shop/checkout in the old cluster');
+  t.same(await route.getSplit(AbortSignal.timeout(10_000)), {
+    weight: 25,
+    effectiveWeight: 25,
+    unavailable: [],
+  });
+  await route.setWeight(30, AbortSignal.timeout(10_000));
   t.equal(server.writes()[0]?.path, '/apis/networking.istio.io/v1/namespaces/shop/virtualservices/checkout');
+});
 
-  // An unbound copy has no namespace: a wiring mistake, said as such.
-  await t.rejects(routerFor({ ...route }).getWeight({ ...route }, AbortSignal.timeout(10_000)), {
-    name: 'RouterError',
-    message: /the route has no namespace/,
+t.test('config resolution fills only an absent namespace (and cluster) of a Kubernetes route', async (t) => {
+  const resolved = (route: string) =>
+    config(
+      `
+  - namespace: shop
+    name: checkout
+    route: ${route}`,
+      '\nrouters:\n  haproxy: { socket: /run/haproxy.sock }',
+    ).workloads[0]!.route;
+  const istio = '{ type: istio, virtualService: a, oldDestination: { host: a }, newDestination: { host: b }';
+  t.match(resolved(`${istio} }`), { namespace: 'shop', cluster: 'old' });
+  t.match(resolved(`${istio}, namespace: mesh, cluster: new }`), { namespace: 'mesh', cluster: 'new' });
+  t.same(resolved('{ type: haproxy, backend: b, oldServer: o, newServer: n }'), {
+    type: 'haproxy',
+    backend: 'b',
+    oldServer: 'o',
+    newServer: 'n',
   });
 });
 
-t.test('bindWorkloadNamespace fills only an absent namespace of a Kubernetes route', async (t) => {
-  const istio: RouteConfig = {
-    type: 'istio',
-    virtualService: 'a',
-    oldDestination: { host: 'a' },
-    newDestination: { host: 'b' },
-  };
-  t.match(bindWorkloadNamespace(istio, 'shop'), { namespace: 'shop' });
-  t.match(bindWorkloadNamespace({ ...istio, namespace: 'mesh' }, 'shop'), { namespace: 'mesh' });
-  const haproxy: RouteConfig = { type: 'haproxy', backend: 'b', oldServer: 'o', newServer: 'n' };
-  t.equal(bindWorkloadNamespace(haproxy, 'shop'), haproxy);
-});
-
-t.test('a dependency a configured route needs is missing: an error at creation', async (t) => {
+t.test('a dependency a route needs is missing: an error when its handle is built', async (t) => {
   const { kube } = await kubeFor(t);
-  const sandboxWorkload = `
-  - namespace: shop
-    name: web
-    route: { type: sandbox }`;
-  const sandboxConfig = parseConfigText(
-    `${HEAD.replace(/metrics:.*\n/, 'metrics: { type: sandbox }\n')}\nworkloads:${sandboxWorkload}\n`,
-    'sandbox.yaml',
-  );
-  t.throws(() => createRouterRegistry({ config: sandboxConfig, kube, requestTimeoutMs: 1000 }), RouterError);
-  t.doesNotThrow(() =>
-    createRouterRegistry({ config: sandboxConfig, kube, requestTimeoutMs: 1000, sandbox }),
-  );
-
-  // No AWS route configured: no AWS client is built, and asking for one says what is missing.
-  const routerFor = createRouterRegistry({ config: config(ISTIO), kube, requestTimeoutMs: 1000 });
+  // No AWS or HAProxy route configured: no such client is built, and asking for one says what is missing.
+  const clients = routerClients({ config: config(ISTIO), kube, requestTimeoutMs: 1000 });
   t.throws(
-    () => routerFor({ type: 'alb', listenerArn: 'l', oldTargetGroupArn: 'o', newTargetGroupArn: 'n' }),
-    {
-      message: /routers\.aws\.region is not configured/,
-    },
+    () =>
+      bindRoute({ type: 'alb', listenerArn: 'l', oldTargetGroupArn: 'o', newTargetGroupArn: 'n' }, clients),
+    { message: /routers\.aws\.region is not configured/ },
   );
-  t.throws(() => routerFor({ type: 'haproxy', backend: 'b', oldServer: 'o', newServer: 'n' }), {
+  t.throws(() => bindRoute({ type: 'haproxy', backend: 'b', oldServer: 'o', newServer: 'n' }, clients), {
     message: /routers\.haproxy\.socket is not configured/,
   });
 });

@@ -1,9 +1,10 @@
-// SmiRouter through @kubernetes/client-node against a real FakeApiServer on loopback.
+// The smi route handle (smiRoute) through @kubernetes/client-node against a real FakeApiServer on loopback.
 
 import t from 'tap';
-import type { RouteOf } from '../../src/config/schema.js';
+import type { ResolvedRouteOf } from '../../src/config/schema.js';
 import { RouteNotFoundError, RouterError } from '../../src/errors.js';
-import { SmiRouter } from '../../src/routers/smi.js';
+import type { RouteHandle } from '../../src/routers/router.js';
+import { smiRoute } from '../../src/routers/smi.js';
 import type { KubeObject } from '../../src/sandbox/fake-apiserver.js';
 import {
   bumpBeforeNextPut,
@@ -13,10 +14,14 @@ import {
 } from '../helpers/kube-routers.js';
 
 const signal = () => AbortSignal.timeout(20_000);
+
+/** The weight a handle reads back. */
+const weightOf = async (route: RouteHandle, s: AbortSignal) => (await route.getSplit(s)).weight;
 const API = 'split.smi-spec.io/v1alpha2';
 
-const route = (extra: Partial<RouteOf<'smi'>> = {}): RouteOf<'smi'> => ({
+const route = (extra: Partial<ResolvedRouteOf<'smi'>> = {}): ResolvedRouteOf<'smi'> => ({
   type: 'smi',
+  cluster: 'old',
   namespace: 'shop',
   trafficSplit: 'checkout',
   oldService: 'checkout',
@@ -44,47 +49,54 @@ function trafficSplit(): KubeObject {
 async function setup(t: Teardown) {
   const fixture = await startKubeRouterFixture(t);
   fixture.server.put(trafficSplit());
-  const router = new SmiRouter({ clusters: fixture.clusters });
+  // One handle per route, as the wiring binds each configured route once.
+  const handles = new Map<string, RouteHandle>();
+  const bind = (r: ResolvedRouteOf<'smi'>): RouteHandle => {
+    const key = JSON.stringify(r);
+    const bound = handles.get(key) ?? smiRoute(r, fixture.clusters);
+    handles.set(key, bound);
+    return bound;
+  };
   const stored = () => fixture.server.get(API, 'TrafficSplit', 'shop', 'checkout');
-  return { ...fixture, router, stored };
+  return { ...fixture, bind, stored };
 }
 
 t.test('every whole percent is written and read back exactly, nothing else changes', async (t) => {
-  const { router, stored } = await setup(t);
+  const { bind, stored } = await setup(t);
   for (let weight = 0; weight <= 100; weight++) {
-    await router.setWeight(route(), weight, signal());
-    t.equal(await router.getWeight(route(), signal()), weight);
+    await bind(route()).setWeight(weight, signal());
+    t.equal(await weightOf(bind(route()), signal()), weight);
   }
   const expected = trafficSplit();
   (expected.spec as { backends: Array<{ weight: number }> }).backends[0]!.weight = 63;
   (expected.spec as { backends: Array<{ weight: number }> }).backends[1]!.weight = 37;
-  await router.setWeight(route(), 37, signal());
+  await bind(route()).setWeight(37, signal());
   t.strictSame(withoutServerFields(stored()), expected);
 });
 
 t.test('missing object and missing backend are RouteNotFoundErrors', async (t) => {
-  const { router, server } = await setup(t);
-  await t.rejects(router.getWeight(route({ trafficSplit: 'nope' }), signal()), {
+  const { bind, server } = await setup(t);
+  await t.rejects(weightOf(bind(route({ trafficSplit: 'nope' })), signal()), {
     name: 'RouteNotFoundError',
     message: /TrafficSplit shop\/nope does not exist in the old cluster/,
   });
-  await t.rejects(router.verify(route({ newService: 'checkout-west' }), signal()), {
+  await t.rejects(bind(route({ newService: 'checkout-west' })).verify(signal()), {
     name: 'RouteNotFoundError',
     message:
       /has backends checkout, checkout-east, checkout-shadow but not the new cluster's mirrored service checkout-west/,
   });
-  await t.rejects(router.setWeight(route({ oldService: 'gone' }), 5, signal()), RouteNotFoundError);
+  await t.rejects(bind(route({ oldService: 'gone' })).setWeight(5, signal()), RouteNotFoundError);
   t.equal(server.writes().length, 0);
 });
 
 t.test('a write conflict re-reads and re-applies, keeping the other writer change', async (t) => {
-  const { router, server, stored } = await setup(t);
+  const { bind, server, stored } = await setup(t);
   bumpBeforeNextPut(server, '/trafficsplits/checkout', () => {
     const current = stored()!;
     (current.spec as { backends: Array<{ weight: number }> }).backends[2]!.weight = 7;
     server.put(current);
   });
-  await router.setWeight(route(), 60, signal());
+  await bind(route()).setWeight(60, signal());
   t.same(
     server.writes().map((w) => [w.method, w.status]),
     [
@@ -100,29 +112,29 @@ t.test('a write conflict re-reads and re-applies, keeping the other writer chang
 });
 
 t.test('500s are retried, then a RouterError after the limit; 429 honours Retry-After', async (t) => {
-  const { router, server, sleeps } = await setup(t);
+  const { bind, server, sleeps } = await setup(t);
   server.injectFault({ status: 500, count: 3, pathIncludes: '/trafficsplits/' });
-  await router.setWeight(route(), 5, signal());
+  await bind(route()).setWeight(5, signal());
   t.equal(sleeps.length, 3);
   server.injectFault({ status: 500, count: 4, pathIncludes: '/trafficsplits/' });
-  await t.rejects(router.getWeight(route(), signal()), {
+  await t.rejects(weightOf(bind(route()), signal()), {
     name: 'RouterError',
     message: /TrafficSplit shop\/checkout: .*after 4 attempts: HTTP 500/,
   });
   sleeps.length = 0;
   server.injectFault({ status: 429, count: 1, retryAfterSeconds: 4 });
-  t.equal(await router.getWeight(route(), signal()), 5);
+  t.equal(await weightOf(bind(route()), signal()), 5);
   t.same(sleeps, [4000]);
 });
 
 t.test('quantity-string weights (v1alpha1 style) are refused with a reason', async (t) => {
-  const { router, server } = await setup(t);
+  const { bind, server } = await setup(t);
   const object = trafficSplit();
   (object.spec as { backends: Array<{ weight: unknown }> }).backends[0]!.weight = '500m';
   server.put(object);
-  await t.rejects(router.getWeight(route(), signal()), {
+  await t.rejects(weightOf(bind(route()), signal()), {
     name: 'RouterError',
     message: /"500m", expected an integer/,
   });
-  await t.rejects(router.getWeight({ ...route(), namespace: undefined } as never, signal()), RouterError);
+  await t.rejects(weightOf(bind({ ...route(), namespace: undefined } as never), signal()), RouterError);
 });

@@ -43,6 +43,7 @@ t.test('each example names every IAM action its router calls', async (t) => {
     'alb.yaml': [
       'elasticloadbalancing:DescribeListeners',
       'elasticloadbalancing:DescribeRules',
+      'elasticloadbalancing:DescribeTargetHealth',
       'elasticloadbalancing:ModifyListener',
       'elasticloadbalancing:ModifyRule',
     ],

@@ -6,7 +6,7 @@ import { RouterError } from '../errors.js';
 import type { RouteSplit } from '../rollout/types.js';
 
 export interface RouteHandle {
-  /** Human-readable name of the route for errors and logs, e.g. `VirtualService shop/checkout in the old cluster`. */
+  /** Human-readable name of the route for errors and logs: the router object and where it is. */
   readonly description: string;
   /**
    * What the route really does: the new-cluster weight it is configured with and whether each

@@ -16,6 +16,7 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci
 COPY tsconfig.json tsconfig.build.json ./
+# .dockerignore leaves out src/sandbox (the demo's simulator), as tsconfig.build.json leaves it out of dist/.
 COPY src ./src
 RUN npm run build
 

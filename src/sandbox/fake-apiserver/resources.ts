@@ -1,4 +1,4 @@
-// The resources the fake API server lists in discovery, and how their paths map to kinds.
+// The resources the fake API server serves: what discovery lists, and how paths map to kinds.
 
 export interface FakeResource {
   /** '' for the core group (/api/v1). */
@@ -106,4 +106,37 @@ export function guessKind(resource: string): string {
       ? resource.slice(0, -2)
       : resource.replace(/s$/, '');
   return singular.charAt(0).toUpperCase() + singular.slice(1);
+}
+
+/** The served resources; a path or kind nobody registered is still stored, generically. */
+export class ResourceRegistry {
+  private readonly resources: FakeResource[] = defaultResources();
+
+  add(resource: FakeResource): void {
+    this.resources.push(resource);
+  }
+
+  all(): readonly FakeResource[] {
+    return this.resources;
+  }
+
+  /** A registered resource by plural or kind; anything else is served generically. */
+  resolve(group: string, resourceOrKind: string, namespaced = true): FakeResource {
+    const known = this.resources.find(
+      (resource) =>
+        resource.group === group &&
+        (resource.resource === resourceOrKind || resource.kind === resourceOrKind),
+    );
+    if (known) return known;
+    const isKind = /^[A-Z]/.test(resourceOrKind);
+    const resource = isKind ? guessPlural(resourceOrKind) : resourceOrKind;
+    return {
+      group,
+      versions: [],
+      resource,
+      singular: resource,
+      kind: isKind ? resourceOrKind : guessKind(resourceOrKind),
+      namespaced,
+    };
+  }
 }

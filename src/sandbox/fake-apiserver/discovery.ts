@@ -1,4 +1,5 @@
-// Discovery, as kubectl reads it: /version, /api, /apis, /apis/{group}, and resource lists.
+// Discovery, as kubectl reads it: /version, /api, /apis, /apis/{group}, and resource lists
+// (with short names and categories, so `kubectl get wlm` and `kubectl get clustershift` resolve).
 
 import { type FakeResource, groupVersion } from './resources.js';
 import { noSuchPath } from './status-error.js';
@@ -56,7 +57,7 @@ export function groupList(resources: readonly FakeResource[]) {
 export function resourceList(resources: readonly FakeResource[], group: string, version: string) {
   const served = resources.filter((r) => r.group === group && r.versions.includes(version));
   if (served.length === 0) throw noSuchPath();
-  const verbs = ['create', 'delete', 'get', 'list', 'patch', 'update'];
+  const verbs = ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'];
   const entries = served.flatMap((r) => {
     const main = {
       name: r.resource,
@@ -65,6 +66,7 @@ export function resourceList(resources: readonly FakeResource[], group: string, 
       kind: r.kind,
       verbs,
       ...(r.shortNames ? { shortNames: r.shortNames } : {}),
+      ...(r.categories ? { categories: r.categories } : {}),
     };
     const subresources = [];
     if (r.status) {

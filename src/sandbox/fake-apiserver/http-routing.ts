@@ -6,12 +6,14 @@ import type { Clock } from '../../clock.js';
 import { apiGroup, coreVersions, groupList, resourceList, versionInfo } from './discovery.js';
 import { type FaultInjector, faultError } from './faults.js';
 import type { ObjectStore } from './object-store.js';
-import type { WriteLog } from './request-log.js';
+import { openApiGroupVersion, openApiIndex } from './openapi.js';
+import type { ApiVerb, RequestCounter, WriteLog } from './request-log.js';
 import type { ResourceHandlers } from './resource-handlers.js';
 import type { ResourceRegistry } from './resources.js';
 import { methodNotAllowed, noSuchPath, StatusError, statusBody } from './status-error.js';
 import { toTable } from './table.js';
 import type { Answer, JsonObject } from './types.js';
+import type { WatchHub } from './watch.js';
 
 const MAX_BODY_BYTES = 3 * 1024 * 1024;
 
@@ -23,6 +25,41 @@ export interface HttpRoutingOptions {
   handlers: ResourceHandlers;
   faults: FaultInjector;
   writeLog: WriteLog;
+  requests: RequestCounter;
+  watches: WatchHub;
+  /** Runs before each request is served (due readiness is applied, so every reader sees it). */
+  beforeRequest: () => void;
+}
+
+type Routed = Answer | { stream: (response: ServerResponse) => void };
+
+/** The verb and resource a request counts under, the way apiserver_request_total labels it. */
+function classify(
+  method: string,
+  url: URL,
+): { verb: ApiVerb; group: string; resource: string; subresource?: string } {
+  const segments = url.pathname.split('/').filter((segment) => segment !== '');
+  let rest: string[] = [];
+  let group = '';
+  if (segments[0] === 'api' && segments.length > 2) rest = segments.slice(2);
+  else if (segments[0] === 'apis' && segments.length > 3) {
+    group = segments[1]!;
+    rest = segments.slice(3);
+  }
+  if (
+    rest[0] === 'namespaces' &&
+    rest.length > 2 &&
+    !(rest.length === 3 && group === '' && /^(status|finalize)$/.test(rest[2]!))
+  ) {
+    rest = rest.slice(2);
+  }
+  const [resource = '', name, subresource] = rest;
+  const watch = url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1';
+  const verbs: Record<string, ApiVerb> = { POST: 'create', PUT: 'update', PATCH: 'patch' };
+  let verb: ApiVerb = verbs[method] ?? 'get';
+  if (method === 'GET') verb = watch ? 'watch' : name === undefined && resource !== '' ? 'list' : 'get';
+  if (method === 'DELETE') verb = name === undefined ? 'deletecollection' : 'delete';
+  return { verb, group, resource, ...(subresource ? { subresource } : {}) };
 }
 
 export class HttpRouting {
@@ -44,6 +81,9 @@ export class HttpRouting {
     const method = (request.method ?? 'GET').toUpperCase();
     const contentType = request.headers['content-type'];
     const rawBody = await readBody(request);
+    const counted = classify(method, url);
+    this.options.requests.add(counted.verb, counted.group, counted.resource, counted.subresource);
+    this.options.beforeRequest();
     const isWrite = method === 'POST' || method === 'PUT' || method === 'PATCH' || method === 'DELETE';
     const record = (status: number | 'hang') => {
       if (!isWrite) return;
@@ -81,7 +121,12 @@ export class HttpRouting {
 
     let status: number;
     try {
-      const { code, body } = this.route(method, url, rawBody, contentType, request.headers.accept);
+      const routed = this.route(method, url, rawBody, contentType, request.headers.accept);
+      if ('stream' in routed) {
+        routed.stream(response);
+        return;
+      }
+      const { code, body } = routed;
       status = code;
       sendJson(response, code, body);
     } catch (error) {
@@ -99,7 +144,7 @@ export class HttpRouting {
     rawBody: string,
     contentType: string | undefined,
     accept: string | undefined,
-  ): Answer {
+  ): Routed {
     const { registry, handlers } = this.options;
     const segments = url.pathname.split('/').filter((segment) => segment !== '');
     const path = url.pathname;
@@ -107,6 +152,10 @@ export class HttpRouting {
       return { code: 200, body: 'ok' };
     }
     if (method === 'GET' && path === '/version') return { code: 200, body: versionInfo() };
+    if (path === '/openapi/v3') return discoveryOnly(method, openApiIndex(registry.all()));
+    if (path.startsWith('/openapi/v3/')) {
+      return discoveryOnly(method, openApiGroupVersion(registry.all(), path.slice('/openapi/v3/'.length)));
+    }
 
     let group: string;
     let version: string | undefined;
@@ -129,7 +178,8 @@ export class HttpRouting {
 
     const target = handlers.parsePath(group, version, rest);
     if (url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1') {
-      throw new StatusError(400, 'BadRequest', 'watch is not supported by the fake API server');
+      if (method !== 'GET') throw methodNotAllowed();
+      return { stream: this.options.watches.prepare({ target, query: url.searchParams, accept }) };
     }
     if (
       (method === 'POST' || method === 'PUT') &&
@@ -138,7 +188,7 @@ export class HttpRouting {
       throw new StatusError(
         415,
         'UnsupportedMediaType',
-        `the fake API server reads JSON only, not ${contentType}; kubectl sends protobuf for built-in kinds on create, so seed those objects through the API as JSON or FakeApiServer.put()`,
+        `the fake API server reads JSON only, not ${contentType}; seed objects through the API as JSON or with FakeApiServer.put()`,
       );
     }
     const answer = handlers.serve({ method, target, url, rawBody, contentType });
@@ -146,7 +196,7 @@ export class HttpRouting {
     if (method === 'GET' && target.subresource === undefined && /as=Table/.test(accept ?? '')) {
       return {
         code: 200,
-        body: toTable(target.info, answer.body as JsonObject, {
+        body: toTable(target.info, target.version, answer.body as JsonObject, {
           now: this.options.clock.now(),
           resourceVersion: this.options.store.currentResourceVersion(),
           includeObject: url.searchParams.get('includeObject'),

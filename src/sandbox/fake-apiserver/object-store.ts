@@ -1,9 +1,10 @@
 // The fake API server's storage: objects by resource, namespace and name, one resourceVersion
-// counter for the whole server, the server-set metadata (uid, creationTimestamp, generation)
-// and the create/update rules the real registry applies.
+// counter for the whole server, the server-set metadata (uid, creationTimestamp, generation,
+// deletionTimestamp), finalizers, and the history of changes a watch replays.
 
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Clock } from '../../clock.js';
+import { invalidNameReason } from './object-names.js';
 import { type FakeResource, groupVersion, type ResourceRegistry } from './resources.js';
 import { conflict, groupResource, StatusError } from './status-error.js';
 import { isObject, type JsonObject, type KubeObject } from './types.js';
@@ -18,7 +19,46 @@ export interface StoreHooks {
   afterDelete(key: string): void;
 }
 
-const NAME_PATTERN = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+/** How a write arrived, for admission (validation, defaulting) of the incoming object. */
+export interface WriteContext {
+  operation: 'create' | 'update';
+  info: FakeResource;
+  /** The version the client wrote at. */
+  version: string;
+  /** The incoming object; admission may change it (defaults, pruned fields). */
+  object: KubeObject;
+  existing: KubeObject | undefined;
+  subresource?: 'status' | undefined;
+  /** The `fieldValidation` query parameter: Strict, Warn or Ignore. */
+  fieldValidation?: string | undefined;
+  /** 'seed' for FakeApiServer.put(): a test may seed what only controllers write (status). */
+  source?: 'api' | 'seed' | undefined;
+}
+
+/** Checks and defaults a write before it is stored; throws a StatusError to refuse it. */
+export type Admission = (context: WriteContext) => void;
+
+export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED';
+
+export interface StoreEvent {
+  type: WatchEventType;
+  resourceVersion: number;
+  info: FakeResource;
+  /** The object after the change (for DELETED: its last state, at the deletion's resourceVersion). */
+  object: KubeObject;
+  /** The object before the change, for MODIFIED: a selector watch turns it into ADDED or DELETED. */
+  previous: KubeObject | undefined;
+}
+
+export type StoreListener = (event: StoreEvent) => void;
+
+export interface WriteOptions {
+  /** `/status` writes change only status; main-resource writes keep it (a status subresource). */
+  keepStatus: boolean;
+  subresource?: 'status' | undefined;
+  fieldValidation?: string | undefined;
+  source?: 'api' | 'seed' | undefined;
+}
 
 /** Seconds precision, the way the API server renders metav1.Time. */
 export function kubeTime(ms: number): string {
@@ -37,16 +77,32 @@ export function canonical(value: unknown): string {
   return JSON.stringify(value) ?? 'null';
 }
 
-/** Everything but metadata and status: what a `generation` bump tracks. */
-function specPart(object: JsonObject): string {
-  const { metadata: _metadata, status: _status, ...rest } = object;
-  return canonical(rest);
-}
-
 function withoutResourceVersion(object: JsonObject): string {
   const metadata = { ...(object.metadata as JsonObject) };
   delete metadata.resourceVersion;
   return canonical({ ...object, metadata });
+}
+
+function finalizersOf(object: KubeObject): string[] {
+  const finalizers = object.metadata.finalizers;
+  return Array.isArray(finalizers)
+    ? finalizers.filter((item): item is string => typeof item === 'string')
+    : [];
+}
+
+/** Custom resources always carry a generation; built-in kinds when they have a spec. */
+function tracksGeneration(info: FakeResource, object: KubeObject): boolean {
+  return info.custom !== undefined || 'spec' in object;
+}
+
+/**
+ * What a generation bump tracks: everything but metadata and status; for a custom resource
+ * without a status subresource, status changes count too (as on a real server).
+ */
+function generationPart(info: FakeResource, version: string, object: KubeObject): string {
+  const { metadata: _metadata, status, ...rest } = object;
+  if (info.custom && info.custom.versions[version]?.status !== true) return canonical({ ...rest, status });
+  return canonical(rest);
 }
 
 const noHooks: StoreHooks = {
@@ -55,22 +111,58 @@ const noHooks: StoreHooks = {
   afterDelete: () => {},
 };
 
+export interface ObjectStoreOptions {
+  clock: Clock;
+  registry: ResourceRegistry;
+  /** How many changes a watch can replay before it gets 410 Gone (default 10,000). */
+  historyLimit?: number;
+}
+
 export class ObjectStore {
   private readonly clock: Clock;
   private readonly registry: ResourceRegistry;
+  private readonly historyLimit: number;
   /** group|resource|namespace|name -> object; versions of one group share storage. */
   private readonly objects = new Map<string, KubeObject>();
+  private readonly history: StoreEvent[] = [];
+  /** A watch from a resourceVersion below this has missed changes: 410 Gone. */
+  private oldestWatchable = 1;
+  private readonly listeners = new Set<StoreListener>();
+  private readonly admissions: Admission[] = [];
   private resourceVersion = 1;
   hooks: StoreHooks = noHooks;
 
-  constructor(options: { clock: Clock; registry: ResourceRegistry }) {
+  constructor(options: ObjectStoreOptions) {
     this.clock = options.clock;
     this.registry = options.registry;
+    this.historyLimit = options.historyLimit ?? 10_000;
   }
 
   /** The resourceVersion of the latest write, as lists report it. */
   currentResourceVersion(): string {
     return String(this.resourceVersion);
+  }
+
+  addAdmission(admission: Admission): void {
+    this.admissions.push(admission);
+  }
+
+  /** Every stored change from now on; returns the unsubscribe. */
+  subscribe(listener: StoreListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** The changes after `resourceVersion`, oldest first; undefined when they are no longer kept. */
+  changesSince(resourceVersion: number): StoreEvent[] | undefined {
+    if (resourceVersion < this.oldestWatchable) return undefined;
+    return this.history.filter((event) => event.resourceVersion > resourceVersion);
+  }
+
+  /** Forget the change history (an etcd compaction): watches from older versions get 410 Gone. */
+  compact(): void {
+    this.history.length = 0;
+    this.oldestWatchable = this.resourceVersion;
   }
 
   key(info: FakeResource, namespace: string | undefined, name: string): string {
@@ -106,11 +198,7 @@ export class ObjectStore {
 
   /** A copy shown at the version the client asked for. */
   present(info: FakeResource, version: string, object: KubeObject): KubeObject {
-    return {
-      ...structuredClone(object),
-      apiVersion: groupVersion(info.group, version),
-      kind: this.kindOf(info, object),
-    };
+    return { ...structuredClone(object), apiVersion: groupVersion(info.group, version), kind: info.kind };
   }
 
   /** A write carrying a resourceVersion must name the stored one. */
@@ -124,6 +212,7 @@ export class ObjectStore {
     version: string,
     namespace: string | undefined,
     incoming: KubeObject,
+    options: Omit<WriteOptions, 'keepStatus'> = {},
   ): KubeObject {
     const metadata = incoming.metadata;
     if (info.namespaced && metadata.namespace !== undefined && metadata.namespace !== namespace) {
@@ -146,12 +235,24 @@ export class ObjectStore {
         `${info.kind} is invalid: metadata.name: Required value: name or generateName is required`,
       );
     }
-    if (name.length > 253 || !NAME_PATTERN.test(name)) {
+    const invalidName = invalidNameReason(info, name);
+    if (invalidName !== undefined) {
       throw new StatusError(
         422,
         'Invalid',
-        `${info.kind} "${name}" is invalid: metadata.name: Invalid value: "${name}": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character`,
-        { name, group: info.group, kind: info.kind },
+        `${info.kind} "${name}" is invalid: metadata.name: Invalid value: "${name}": ${invalidName}`,
+        {
+          name,
+          group: info.group,
+          kind: info.kind,
+          causes: [
+            {
+              reason: 'FieldValueInvalid',
+              message: `Invalid value: "${name}": ${invalidName}`,
+              field: 'metadata.name',
+            },
+          ],
+        },
       );
     }
     const key = this.key(info, namespace, name);
@@ -162,42 +263,55 @@ export class ObjectStore {
         kind: info.resource,
       });
     }
+    const {
+      deletionTimestamp: _deletionTimestamp,
+      deletionGracePeriodSeconds: _grace,
+      namespace: _namespace,
+      ...clientMetadata
+    } = metadata;
     const object: KubeObject = {
       ...incoming,
       apiVersion: groupVersion(info.group, version),
-      kind: this.kindOf(info, incoming),
+      kind: info.kind,
       metadata: {
-        ...metadata,
+        ...clientMetadata,
         name,
         ...(namespace !== undefined ? { namespace } : {}),
         uid: randomUUID(),
-        resourceVersion: String(++this.resourceVersion),
+        resourceVersion: '',
         creationTimestamp: kubeTime(this.clock.now()),
       },
     };
-    if ('spec' in object) object.metadata.generation = 1;
+    if (tracksGeneration(info, object)) object.metadata.generation = 1;
     else delete object.metadata.generation;
+    for (const admit of this.admissions) {
+      admit({ operation: 'create', info, version, object, existing: undefined, ...options });
+    }
     if (namespace !== undefined) this.provisionNamespace(namespace);
+    object.metadata.resourceVersion = String(++this.resourceVersion);
     this.objects.set(key, object);
     this.hooks.afterWrite(info, key, object);
-    return this.objects.get(key)!;
+    const stored = this.objects.get(key)!;
+    this.emit('ADDED', info, stored, undefined);
+    return stored;
   }
 
   /**
    * Store a new state of an existing object: server-set metadata is kept, generation follows
    * the spec, and a write that changes nothing keeps its resourceVersion, as on a real server.
+   * Removing the last finalizer of an object being deleted deletes it.
    */
   update(
     info: FakeResource,
     version: string,
     existing: KubeObject,
     incoming: KubeObject,
-    options: { keepStatus: boolean },
+    options: WriteOptions,
   ): KubeObject {
     const next: KubeObject = {
       ...incoming,
       apiVersion: groupVersion(info.group, version),
-      kind: this.kindOf(info, existing),
+      kind: info.kind,
       metadata: {
         ...incoming.metadata,
         name: existing.metadata.name,
@@ -207,50 +321,138 @@ export class ObjectStore {
         resourceVersion: existing.metadata.resourceVersion,
       },
     };
+    if (next.metadata.namespace === undefined) delete next.metadata.namespace;
     if (options.keepStatus) {
       if (existing.status === undefined) delete next.status;
       else next.status = structuredClone(existing.status);
     }
-    if ('spec' in next) {
+    this.carryDeletion(info, existing, next);
+    if (tracksGeneration(info, next)) {
       const generation = existing.metadata.generation ?? 1;
-      next.metadata.generation = specPart(next) === specPart(existing) ? generation : generation + 1;
+      next.metadata.generation =
+        generationPart(info, version, next) === generationPart(info, version, existing)
+          ? generation
+          : generation + 1;
     } else delete next.metadata.generation;
+    for (const admit of this.admissions) {
+      admit({
+        operation: 'update',
+        info,
+        version,
+        object: next,
+        existing,
+        subresource: options.subresource,
+        fieldValidation: options.fieldValidation,
+        source: options.source,
+      });
+    }
     if (withoutResourceVersion(next) === withoutResourceVersion(existing)) return existing;
     next.metadata.resourceVersion = String(++this.resourceVersion);
     const key = this.key(info, existing.metadata.namespace, existing.metadata.name);
+    if (next.metadata.deletionTimestamp !== undefined && finalizersOf(next).length === 0) {
+      this.objects.delete(key);
+      this.hooks.afterDelete(key);
+      this.emit('DELETED', info, next, existing);
+      return next;
+    }
     this.objects.set(key, next);
     this.hooks.afterWrite(info, key, next);
-    return this.objects.get(key)!;
+    const stored = this.objects.get(key)!;
+    this.emit('MODIFIED', info, stored, existing);
+    return stored;
   }
 
   /**
    * Store a state a simulated controller produced (no hooks run again): a write of its own,
    * with a new resourceVersion.
    */
-  commitSimulated(key: string, object: KubeObject): KubeObject {
+  commitSimulated(info: FakeResource, key: string, object: KubeObject): KubeObject {
+    const previous = this.objects.get(key);
     const next: KubeObject = {
       ...object,
       metadata: { ...object.metadata, resourceVersion: String(++this.resourceVersion) },
     };
     this.objects.set(key, next);
+    this.emit('MODIFIED', info, next, previous);
     return next;
   }
 
-  /** Remove an object; returns it, or undefined when there was none. */
-  delete(info: FakeResource, namespace: string | undefined, name: string): KubeObject | undefined {
+  /**
+   * DELETE: an object with finalizers only gets its deletionTimestamp (and stays until the last
+   * finalizer is removed); without, it is gone. `force` skips finalizers (a test's remove()).
+   * Returns the object and whether it is gone, or undefined when there was none.
+   */
+  delete(
+    info: FakeResource,
+    namespace: string | undefined,
+    name: string,
+    options: { force?: boolean } = {},
+  ): { object: KubeObject; deleted: boolean } | undefined {
     const key = this.key(info, namespace, name);
     const existing = this.objects.get(key);
     if (!existing) return undefined;
+    if (!options.force && finalizersOf(existing).length > 0) {
+      if (existing.metadata.deletionTimestamp !== undefined) return { object: existing, deleted: false };
+      const next: KubeObject = {
+        ...structuredClone(existing),
+        metadata: {
+          ...structuredClone(existing.metadata),
+          deletionTimestamp: kubeTime(this.clock.now()),
+          deletionGracePeriodSeconds: 0,
+          resourceVersion: String(++this.resourceVersion),
+        },
+      };
+      this.objects.set(key, next);
+      this.emit('MODIFIED', info, next, existing);
+      return { object: next, deleted: false };
+    }
     this.objects.delete(key);
     this.hooks.afterDelete(key);
-    return existing;
+    const last: KubeObject = {
+      ...existing,
+      metadata: { ...existing.metadata, resourceVersion: String(++this.resourceVersion) },
+    };
+    this.emit('DELETED', info, last, existing);
+    return { object: last, deleted: true };
   }
 
-  /** An unregistered resource's kind was only guessed from its plural; the object's own is better. */
-  kindOf(info: FakeResource, object: { kind?: unknown }): string {
-    return info.versions.length === 0 && typeof object.kind === 'string' && object.kind !== ''
-      ? object.kind
-      : info.kind;
+  /** Once deletion started it cannot be undone, and no finalizer can be added. */
+  private carryDeletion(info: FakeResource, existing: KubeObject, next: KubeObject): void {
+    const deletionTimestamp = existing.metadata.deletionTimestamp;
+    if (deletionTimestamp === undefined) {
+      delete next.metadata.deletionTimestamp;
+      delete next.metadata.deletionGracePeriodSeconds;
+      return;
+    }
+    next.metadata.deletionTimestamp = deletionTimestamp;
+    next.metadata.deletionGracePeriodSeconds = existing.metadata.deletionGracePeriodSeconds;
+    const before = new Set(finalizersOf(existing));
+    const added = finalizersOf(next).filter((finalizer) => !before.has(finalizer));
+    if (added.length > 0) {
+      const name = existing.metadata.name;
+      const message = `metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{${added.map((f) => JSON.stringify(f)).join(', ')}}`;
+      throw new StatusError(422, 'Invalid', `${info.kind} "${name}" is invalid: ${message}`, {
+        name,
+        group: info.group,
+        kind: info.kind,
+        causes: [{ reason: 'FieldValueForbidden', message, field: 'metadata.finalizers' }],
+      });
+    }
+  }
+
+  private emit(
+    type: WatchEventType,
+    info: FakeResource,
+    object: KubeObject,
+    previous: KubeObject | undefined,
+  ) {
+    const event: StoreEvent = { type, resourceVersion: this.resourceVersion, info, object, previous };
+    this.history.push(event);
+    if (this.history.length > this.historyLimit) {
+      const dropped = this.history.splice(0, this.history.length - this.historyLimit);
+      this.oldestWatchable = dropped[dropped.length - 1]!.resourceVersion;
+    }
+    for (const listener of this.listeners) listener(event);
   }
 
   /**
@@ -258,7 +460,7 @@ export class ObjectStore {
    * the namespace, so kubectl's "does the namespace exist" follow-up finds it.
    */
   private provisionNamespace(namespace: string): void {
-    const namespaces = this.registry.resolve('', 'namespaces');
+    const namespaces = this.registry.find('', 'namespaces')!;
     if (this.objects.has(this.key(namespaces, undefined, namespace))) return;
     this.create(namespaces, 'v1', undefined, {
       apiVersion: 'v1',

@@ -1,10 +1,9 @@
-// PATCH bodies by content type: JSON patch, merge patch, and strategic merge patch applied as a
-// merge patch (lists replace instead of merging by key; `$patch` directives are refused). For
-// the fields clustershift and `kubectl apply` patch (replicas, minReplicas, weights inside lists
-// rewritten whole, labels, annotations) that is the same result.
+// PATCH bodies by content type: JSON patch (RFC 6902), merge patch (RFC 7386) and the subset of
+// strategic merge patch that kubectl sends (./strategic-merge-patch.ts).
 
 import { applyJsonPatch, applyMergePatch, PatchError } from './json-patch.js';
 import { StatusError } from './status-error.js';
+import { applyStrategicMergePatch } from './strategic-merge-patch.js';
 import { isObject, type KubeObject } from './types.js';
 
 const PATCH_TYPES = [
@@ -37,12 +36,8 @@ export function applyPatch(
     if (type === 'application/json-patch+json') result = applyJsonPatch(current, patch);
     else if (type === 'application/merge-patch+json') result = applyMergePatch(current, patch);
     else {
-      if (/"\$(patch|retainKeys|setElementOrder|deleteFromPrimitiveList)/.test(rawBody)) {
-        throw new PatchError(
-          'strategic merge patch directives ($patch, ...) are not supported by the fake API server',
-        );
-      }
-      result = applyMergePatch(current, patch);
+      if (!isObject(patch)) throw new PatchError('a strategic merge patch must be a JSON object');
+      result = applyStrategicMergePatch(current, patch);
     }
   } catch (error) {
     if (error instanceof PatchError)

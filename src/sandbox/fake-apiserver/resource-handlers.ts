@@ -47,23 +47,26 @@ export class ResourceHandlers {
     }
     const [resource, name, subresource, ...extra] = tail;
     if (resource === undefined || extra.length > 0) throw noSuchPath();
-    const info = this.registry.resolve(group, resource, namespace !== undefined);
-    if (!info.namespaced && namespace !== undefined) {
-      throw new StatusError(404, 'NotFound', `${resource} is not namespaced`);
-    }
+    // Like the real server: a resource nobody serves (no built-in, no CRD) has no path at all.
+    const info = this.registry.find(group, resource);
+    if (!info || info.resource !== resource || !info.versions.includes(version)) throw noSuchPath();
+    if (!info.namespaced && namespace !== undefined) throw noSuchPath();
     return { info, version, namespace, name, subresource };
   }
 
   serve(request: ResourceRequest): Answer {
     const { method, target, url, rawBody, contentType } = request;
     const { info, version, namespace, name, subresource } = target;
+    const fieldValidation = url.searchParams.get('fieldValidation') ?? undefined;
     if (name === undefined) {
       if (method === 'GET') return { code: 200, body: this.list(info, version, namespace, url.searchParams) };
       if (method === 'POST') {
-        if (info.namespaced && namespace === undefined) {
-          throw methodNotAllowed(`create ${info.resource} needs a namespace in the path`);
-        }
-        const created = this.store.create(info, version, namespace, parseObject(rawBody));
+        // A namespaced kind is created in a namespace's collection; the cluster-wide one only lists.
+        if (info.namespaced && namespace === undefined) throw methodNotAllowed();
+        const created = this.store.create(info, version, namespace, parseObject(rawBody), {
+          fieldValidation,
+          source: 'api',
+        });
         return { code: 201, body: this.store.present(info, version, created) };
       }
       throw methodNotAllowed(`the server does not allow ${method} on a collection of ${info.resource}`);
@@ -96,19 +99,22 @@ export class ResourceHandlers {
         }
         if (!existing) throw notFound(info, name);
         this.store.checkPrecondition(info, name, existing, incoming.metadata.resourceVersion);
-        const updated = this.writeUpdate(info, version, existing, incoming, statusOnly);
+        const updated = this.writeUpdate(info, version, existing, incoming, statusOnly, fieldValidation);
         return { code: 200, body: this.store.present(info, version, updated) };
       }
       case 'PATCH': {
         if (!existing) throw notFound(info, name);
         const patched = applyPatch(this.store.present(info, version, existing), rawBody, contentType);
         this.store.checkPrecondition(info, name, existing, patched.metadata.resourceVersion);
-        const updated = this.writeUpdate(info, version, existing, patched, statusOnly);
+        const updated = this.writeUpdate(info, version, existing, patched, statusOnly, fieldValidation);
         return { code: 200, body: this.store.present(info, version, updated) };
       }
       case 'DELETE': {
         if (!existing) throw notFound(info, name);
-        this.store.delete(info, namespace, name);
+        checkDeletePreconditions(info, name, existing, rawBody);
+        const outcome = this.store.delete(info, namespace, name)!;
+        // Held by finalizers: the object, now with its deletionTimestamp, as the real server answers.
+        if (!outcome.deleted) return { code: 200, body: this.store.present(info, version, outcome.object) };
         return {
           code: 200,
           body: {
@@ -159,12 +165,22 @@ export class ResourceHandlers {
     existing: KubeObject,
     incoming: KubeObject,
     statusOnly: boolean,
+    fieldValidation: string | undefined,
   ): KubeObject {
     if (statusOnly) {
       const next = { ...structuredClone(existing), status: incoming.status };
-      return this.store.update(info, version, existing, next, { keepStatus: false });
+      return this.store.update(info, version, existing, next, {
+        keepStatus: false,
+        subresource: 'status',
+        fieldValidation,
+        source: 'api',
+      });
     }
-    return this.store.update(info, version, existing, incoming, { keepStatus: info.status === true });
+    return this.store.update(info, version, existing, incoming, {
+      keepStatus: info.status === true,
+      fieldValidation,
+      source: 'api',
+    });
   }
 
   private serveScale(request: ResourceRequest, name: string): Answer {
@@ -193,6 +209,40 @@ export class ResourceHandlers {
       keepStatus: true,
     });
     return { code: 200, body: scaleOf(updated) };
+  }
+}
+
+/** DeleteOptions.preconditions: the delete applies only to that uid / resourceVersion. */
+function checkDeletePreconditions(
+  info: FakeResource,
+  name: string,
+  existing: KubeObject,
+  rawBody: string,
+): void {
+  if (rawBody.trim() === '') return;
+  let options: unknown;
+  try {
+    options = JSON.parse(rawBody);
+  } catch {
+    throw new StatusError(400, 'BadRequest', 'the DeleteOptions body is not valid JSON');
+  }
+  const preconditions = isObject(options) && isObject(options.preconditions) ? options.preconditions : {};
+  const { uid, resourceVersion } = preconditions;
+  if (typeof uid === 'string' && uid !== existing.metadata.uid) {
+    throw new StatusError(
+      409,
+      'Conflict',
+      `Operation cannot be fulfilled on ${info.resource} "${name}": Precondition failed: UID in precondition: ${uid}, UID in object meta: ${existing.metadata.uid}`,
+      { name, group: info.group, kind: info.resource },
+    );
+  }
+  if (typeof resourceVersion === 'string' && resourceVersion !== existing.metadata.resourceVersion) {
+    throw new StatusError(
+      409,
+      'Conflict',
+      `Operation cannot be fulfilled on ${info.resource} "${name}": Precondition failed: ResourceVersion in precondition: ${resourceVersion}, ResourceVersion in object meta: ${existing.metadata.resourceVersion}`,
+      { name, group: info.group, kind: info.resource },
+    );
   }
 }
 

@@ -11,10 +11,36 @@ export interface FakeResource {
   kind: string;
   namespaced: boolean;
   shortNames?: string[];
+  /** `kubectl get <category>` lists every resource in it (`all`, `clustershift`). */
+  categories?: string[];
   /** Has a `/scale` subresource (autoscaling/v1 Scale). */
   scale?: boolean;
   /** Has a `/status` subresource: writes to the main resource keep the stored status. */
   status?: boolean;
+  /** Set for resources a CustomResourceDefinition registered: what validates and prints them. */
+  custom?: CustomResourceInfo;
+}
+
+/** Per served version of a custom resource: its schema, printer columns and subresources. */
+export interface CustomResourceVersion {
+  schema: Record<string, unknown> | undefined;
+  printerColumns: PrinterColumn[];
+  status: boolean;
+}
+
+export interface CustomResourceInfo {
+  /** `plural.group`, the CRD's name. */
+  crdName: string;
+  versions: Record<string, CustomResourceVersion>;
+}
+
+export interface PrinterColumn {
+  name: string;
+  type: string;
+  format?: string;
+  description?: string;
+  priority?: number;
+  jsonPath: string;
 }
 
 /** What the brief and kubectl need; `FakeApiServer.registerResource` adds more. */
@@ -38,12 +64,23 @@ export function defaultResources(): FakeResource[] {
     status: true,
     ...(shortNames ? { shortNames } : {}),
   });
+  const rbac = (resource: string, kind: string, namespaced: boolean): FakeResource => ({
+    group: 'rbac.authorization.k8s.io',
+    versions: ['v1'],
+    resource,
+    singular: kind.toLowerCase(),
+    kind,
+    namespaced,
+  });
   return [
     core('configmaps', 'ConfigMap', { shortNames: ['cm'] }),
     core('events', 'Event', { shortNames: ['ev'] }),
     core('namespaces', 'Namespace', { namespaced: false, shortNames: ['ns'], status: true }),
     core('services', 'Service', { shortNames: ['svc'], status: true }),
     core('pods', 'Pod', { shortNames: ['po'], status: true }),
+    core('secrets', 'Secret'),
+    core('serviceaccounts', 'ServiceAccount', { shortNames: ['sa'] }),
+    core('endpoints', 'Endpoints', { shortNames: ['ep'] }),
     {
       group: 'apps',
       versions: ['v1'],
@@ -64,6 +101,39 @@ export function defaultResources(): FakeResource[] {
       namespaced: true,
       shortNames: ['sts'],
       scale: true,
+      status: true,
+    },
+    rbac('roles', 'Role', true),
+    rbac('rolebindings', 'RoleBinding', true),
+    rbac('clusterroles', 'ClusterRole', false),
+    rbac('clusterrolebindings', 'ClusterRoleBinding', false),
+    {
+      group: 'policy',
+      versions: ['v1'],
+      resource: 'poddisruptionbudgets',
+      singular: 'poddisruptionbudget',
+      kind: 'PodDisruptionBudget',
+      namespaced: true,
+      shortNames: ['pdb'],
+      status: true,
+    },
+    {
+      group: 'networking.k8s.io',
+      versions: ['v1'],
+      resource: 'networkpolicies',
+      singular: 'networkpolicy',
+      kind: 'NetworkPolicy',
+      namespaced: true,
+      shortNames: ['netpol'],
+    },
+    {
+      group: 'apiextensions.k8s.io',
+      versions: ['v1'],
+      resource: 'customresourcedefinitions',
+      singular: 'customresourcedefinition',
+      kind: 'CustomResourceDefinition',
+      namespaced: false,
+      shortNames: ['crd', 'crds'],
       status: true,
     },
     crd('autoscaling', ['v2'], 'horizontalpodautoscalers', 'HorizontalPodAutoscaler', ['hpa']),
@@ -90,53 +160,31 @@ export function splitApiVersion(apiVersion: string): { group: string; version: s
     : { group: apiVersion.slice(0, slash), version: apiVersion.slice(slash + 1) };
 }
 
-/** English plural of a kind the way CRDs usually spell it, for resources nobody registered. */
-export function guessPlural(kind: string): string {
-  const lower = kind.toLowerCase();
-  if (/(s|x|ch|sh)$/.test(lower)) return `${lower}es`;
-  if (/[^aeiou]y$/.test(lower)) return `${lower.slice(0, -1)}ies`;
-  return `${lower}s`;
-}
-
-/** The kind for a resource nobody registered, derived from its plural. */
-export function guessKind(resource: string): string {
-  const singular = resource.endsWith('ies')
-    ? `${resource.slice(0, -3)}y`
-    : resource.endsWith('ses')
-      ? resource.slice(0, -2)
-      : resource.replace(/s$/, '');
-  return singular.charAt(0).toUpperCase() + singular.slice(1);
-}
-
-/** The served resources; a path or kind nobody registered is still stored, generically. */
+/** The served resources: built-in kinds, and those CustomResourceDefinitions register. */
 export class ResourceRegistry {
   private readonly resources: FakeResource[] = defaultResources();
 
+  /** Serve a resource; one with the same group and plural is replaced (a CRD was updated). */
   add(resource: FakeResource): void {
+    this.remove(resource.group, resource.resource);
     this.resources.push(resource);
+  }
+
+  remove(group: string, resource: string): void {
+    const index = this.resources.findIndex((r) => r.group === group && r.resource === resource);
+    if (index >= 0) this.resources.splice(index, 1);
   }
 
   all(): readonly FakeResource[] {
     return this.resources;
   }
 
-  /** A registered resource by plural or kind; anything else is served generically. */
-  resolve(group: string, resourceOrKind: string, namespaced = true): FakeResource {
-    const known = this.resources.find(
+  /** A served resource by plural or kind, or undefined: the real server has no such path. */
+  find(group: string, resourceOrKind: string): FakeResource | undefined {
+    return this.resources.find(
       (resource) =>
         resource.group === group &&
         (resource.resource === resourceOrKind || resource.kind === resourceOrKind),
     );
-    if (known) return known;
-    const isKind = /^[A-Z]/.test(resourceOrKind);
-    const resource = isKind ? guessPlural(resourceOrKind) : resourceOrKind;
-    return {
-      group,
-      versions: [],
-      resource,
-      singular: resource,
-      kind: isKind ? resourceOrKind : guessKind(resourceOrKind),
-      namespaced,
-    };
   }
 }

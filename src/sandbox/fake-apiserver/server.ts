@@ -1,21 +1,27 @@
-// An in-process Kubernetes API server over HTTP on loopback: generic objects of any resource,
-// resourceVersion and 409 conflicts, three patch types, the Deployment scale subresource with
-// simulated readiness, discovery enough for kubectl, fault injection and a log of every write.
-// This class only composes the parts (one job per file in this folder) and offers the seeding
-// helpers tests use.
+// An in-process Kubernetes API server over HTTP on loopback, faithful where clustershift and
+// kubectl look: built-in kinds and CustomResourceDefinitions (schemas, CEL rules, printer
+// columns, status subresource), resourceVersion and 409 conflicts, three patch types, watch,
+// finalizers, the Deployment scale subresource with simulated readiness, discovery, fault
+// injection, a log of every write and a request counter. This class composes the parts (one job
+// per file in this folder) and offers the seeding helpers tests use.
 //
 // Namespaces are not enforced: creating an object in one creates it (NamespaceAutoProvision).
+// Built-in kinds are not validated beyond their names and namespaces (a Deployment without a
+// selector is stored); custom resources are, against their CRD.
 
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type Clock, systemClock } from '../../clock.js';
+import { admitBuiltin } from './builtin-admission.js';
+import { CustomResources } from './custom-resources.js';
 import { FaultInjector } from './faults.js';
 import { HttpRouting } from './http-routing.js';
 import { ObjectStore } from './object-store.js';
-import { WriteLog } from './request-log.js';
+import { type RequestCount, RequestCounter, type RequestFilter, WriteLog } from './request-log.js';
 import { ResourceHandlers } from './resource-handlers.js';
 import { type FakeResource, ResourceRegistry, splitApiVersion } from './resources.js';
 import type { FakeApiServerOptions, FaultSpec, KubeObject, WriteRecord } from './types.js';
+import { WatchHub } from './watch.js';
 import { WorkloadSimulation } from './workload-simulation.js';
 
 export class FakeApiServer {
@@ -27,6 +33,8 @@ export class FakeApiServer {
   private readonly simulation: WorkloadSimulation;
   private readonly faults = new FaultInjector();
   private readonly writeLog = new WriteLog();
+  private readonly requests = new RequestCounter();
+  private readonly watches: WatchHub;
   private readonly routing: HttpRouting;
   private server: Server | undefined;
 
@@ -34,7 +42,11 @@ export class FakeApiServer {
     this.host = options.host ?? '127.0.0.1';
     this.port = options.port ?? 0;
     this.clock = options.clock ?? systemClock;
-    this.store = new ObjectStore({ clock: this.clock, registry: this.registry });
+    this.store = new ObjectStore({
+      clock: this.clock,
+      registry: this.registry,
+      ...(options.watchHistoryLimit !== undefined ? { historyLimit: options.watchHistoryLimit } : {}),
+    });
     this.simulation = new WorkloadSimulation({
       clock: this.clock,
       store: this.store,
@@ -42,6 +54,13 @@ export class FakeApiServer {
       readyDelayMs: options.readyDelayMs ?? 0,
     });
     this.store.hooks = this.simulation;
+    this.store.addAdmission(admitBuiltin);
+    new CustomResources({ store: this.store, registry: this.registry, clock: this.clock });
+    this.watches = new WatchHub({
+      store: this.store,
+      clock: this.clock,
+      bookmarkIntervalMs: options.bookmarkIntervalMs ?? 5000,
+    });
     this.routing = new HttpRouting({
       host: this.host,
       clock: this.clock,
@@ -50,6 +69,9 @@ export class FakeApiServer {
       handlers: new ResourceHandlers({ store: this.store, registry: this.registry }),
       faults: this.faults,
       writeLog: this.writeLog,
+      requests: this.requests,
+      watches: this.watches,
+      beforeRequest: () => this.simulation.settleDue(),
     });
   }
 
@@ -65,11 +87,13 @@ export class FakeApiServer {
     return { url: `http://${this.host}:${port}` };
   }
 
-  /** Close the server and destroy every open connection, including requests held by 'hang'. */
+  /** Close the server and destroy every open connection, including watches and 'hang' requests. */
   async stop(): Promise<void> {
+    this.simulation.stop();
     const server = this.server;
     if (!server) return;
     this.server = undefined;
+    this.watches.closeAll();
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeAllConnections();
     await closed;
@@ -93,7 +117,46 @@ export class FakeApiServer {
     this.writeLog.clear();
   }
 
-  /** Serve one more resource kind in discovery (unregistered ones are still stored generically). */
+  /** Requests received per verb (get, list, watch, create, update, patch, delete) and resource. */
+  requestCounts(): RequestCount[] {
+    return this.requests.all();
+  }
+
+  /** How many requests match, e.g. `{ verb: 'get', resource: 'deployments' }`; all with no filter. */
+  requestCount(filter: RequestFilter = {}): number {
+    return this.requests.total(filter);
+  }
+
+  resetRequestCounts(): void {
+    this.requests.reset();
+  }
+
+  /** End every open watch stream, as an API server restart would; clients watch again. */
+  closeWatches(): void {
+    this.watches.closeAll();
+  }
+
+  openWatches(): number {
+    return this.watches.openCount();
+  }
+
+  /**
+   * Forget the change history (an etcd compaction): a watch from an older resourceVersion is
+   * answered 410 Gone, and informers must list again.
+   */
+  compactHistory(): void {
+    this.store.compact();
+  }
+
+  /** Apply readiness that is due on the (virtual) clock now, so watchers see it without a read. */
+  settleReadiness(): void {
+    this.simulation.settleDue();
+  }
+
+  /**
+   * Serve one more resource kind in discovery, without a schema. A CustomResourceDefinition
+   * (created over HTTP or with put()) is the faithful way; this is for kinds no test validates.
+   */
   registerResource(resource: FakeResource): void {
     this.registry.add(resource);
   }
@@ -108,17 +171,20 @@ export class FakeApiServer {
     this.simulation.setReadyDelay(namespace, name, readyDelayMs);
   }
 
-  /** Seed or overwrite an object directly (no preconditions); returns it as stored. */
+  /**
+   * Seed or overwrite an object directly (no preconditions; status is kept, as only a controller
+   * could write it); returns it as stored. Custom resources are still checked against their CRD.
+   */
   put(object: KubeObject): KubeObject {
     const { group, version } = splitApiVersion(object.apiVersion);
-    const info = this.registry.resolve(group, object.kind);
+    const info = this.served(group, object.kind);
     const namespace = info.namespaced ? (object.metadata.namespace ?? 'default') : undefined;
     const existing = this.store.peek(info, namespace, object.metadata.name);
     const incoming = structuredClone(object) as KubeObject;
     if (namespace !== undefined) incoming.metadata.namespace = namespace;
     const stored = existing
-      ? this.store.update(info, version, existing, incoming, { keepStatus: false })
-      : this.store.create(info, version, namespace, incoming);
+      ? this.store.update(info, version, existing, incoming, { keepStatus: false, source: 'seed' })
+      : this.store.create(info, version, namespace, incoming, { source: 'seed' });
     return structuredClone(stored);
   }
 
@@ -130,7 +196,7 @@ export class FakeApiServer {
     name: string,
   ): KubeObject | undefined {
     const { group, version } = splitApiVersion(apiVersion);
-    const info = this.registry.resolve(group, kindOrResource);
+    const info = this.served(group, kindOrResource);
     const object = this.store.read(info, info.namespaced ? (namespace ?? 'default') : undefined, name);
     return object ? this.store.present(info, version, object) : undefined;
   }
@@ -138,16 +204,25 @@ export class FakeApiServer {
   /** Every object of a kind, optionally in one namespace. */
   list(apiVersion: string, kindOrResource: string, namespace?: string): KubeObject[] {
     const { group, version } = splitApiVersion(apiVersion);
-    const info = this.registry.resolve(group, kindOrResource);
+    const info = this.served(group, kindOrResource);
     return this.store.select(info, namespace).map((object) => this.store.present(info, version, object));
   }
 
-  /** Delete an object directly; returns whether it existed. */
+  /** Delete an object directly, finalizers or not; returns whether it existed. */
   remove(apiVersion: string, kindOrResource: string, namespace: string | undefined, name: string): boolean {
     const { group } = splitApiVersion(apiVersion);
-    const info = this.registry.resolve(group, kindOrResource);
-    return (
-      this.store.delete(info, info.namespaced ? (namespace ?? 'default') : undefined, name) !== undefined
-    );
+    const info = this.served(group, kindOrResource);
+    const namespaceOrNone = info.namespaced ? (namespace ?? 'default') : undefined;
+    return this.store.delete(info, namespaceOrNone, name, { force: true }) !== undefined;
+  }
+
+  private served(group: string, kindOrResource: string): FakeResource {
+    const info = this.registry.find(group, kindOrResource);
+    if (!info) {
+      throw new Error(
+        `the fake API server serves no ${kindOrResource} in group "${group}": create its CustomResourceDefinition first (over HTTP or with put()), or registerResource() it`,
+      );
+    }
+    return info;
   }
 }

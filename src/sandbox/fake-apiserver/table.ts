@@ -1,6 +1,8 @@
-// meta.k8s.io/v1 Tables, the server-side printing `kubectl get` asks for.
+// meta.k8s.io/v1 Tables, the server-side printing `kubectl get` asks for: the Deployment
+// columns, a custom resource's additionalPrinterColumns (JSONPath), or Name and Age.
 
-import type { FakeResource } from './resources.js';
+import { evaluateJsonPath } from './json-path.js';
+import type { FakeResource, PrinterColumn } from './resources.js';
 import type { JsonObject, KubeObject } from './types.js';
 
 /** Like kubectl's AGE column: 45s, 3m20s, 12m, 5h3m, 2d4h, 40d, 3y10d. */
@@ -30,34 +32,33 @@ export interface TableOptions {
   includeObject: string | null;
 }
 
-/** A Table of one object or a list body, with the Deployment columns kubectl users know. */
-export function toTable(info: FakeResource, body: JsonObject, options: TableOptions): JsonObject {
-  const objects = (Array.isArray(body.items) ? body.items : [body]) as KubeObject[];
-  const isDeployment = info.group === 'apps' && info.resource === 'deployments';
-  const column = (name: string, type: string, priority = 0, format = '') => ({
-    name,
-    type,
-    format,
-    description: name,
-    priority,
-  });
-  const columnDefinitions = isDeployment
-    ? [
-        column('Name', 'string', 0, 'name'),
-        column('Ready', 'string'),
-        column('Up-to-date', 'integer'),
-        column('Available', 'integer'),
-        column('Age', 'string'),
-        column('Containers', 'string', 1),
-        column('Images', 'string', 1),
-        column('Selector', 'string', 1),
-      ]
-    : [column('Name', 'string', 0, 'name'), column('Age', 'string')];
-  const includeObject = options.includeObject ?? 'Metadata';
-  const rows = objects.map((object) => {
-    const age = humanDuration(options.now - Date.parse(object.metadata.creationTimestamp ?? ''));
-    let cells: unknown[] = [object.metadata.name, age];
-    if (isDeployment) {
+interface ColumnDefinition {
+  name: string;
+  type: string;
+  format: string;
+  description: string;
+  priority: number;
+}
+
+type CellsOf = (object: KubeObject, age: string) => unknown[];
+
+function column(name: string, type: string, priority = 0, format = '', description = name): ColumnDefinition {
+  return { name, type, format, description, priority };
+}
+
+function deploymentColumns(): { definitions: ColumnDefinition[]; cells: CellsOf } {
+  return {
+    definitions: [
+      column('Name', 'string', 0, 'name'),
+      column('Ready', 'string'),
+      column('Up-to-date', 'integer'),
+      column('Available', 'integer'),
+      column('Age', 'string'),
+      column('Containers', 'string', 1),
+      column('Images', 'string', 1),
+      column('Selector', 'string', 1),
+    ],
+    cells: (object, age) => {
       const spec = (object.spec ?? {}) as JsonObject;
       const status = (object.status ?? {}) as JsonObject;
       const template = ((spec.template as JsonObject | undefined)?.spec ?? {}) as JsonObject;
@@ -66,7 +67,7 @@ export function toTable(info: FakeResource, body: JsonObject, options: TableOpti
         string,
         string
       >;
-      cells = [
+      return [
         object.metadata.name,
         `${status.readyReplicas ?? 0}/${spec.replicas ?? 0}`,
         status.updatedReplicas ?? 0,
@@ -78,20 +79,77 @@ export function toTable(info: FakeResource, body: JsonObject, options: TableOpti
           .map(([key, value]) => `${key}=${value}`)
           .join(','),
       ];
-    }
+    },
+  };
+}
+
+/** A CRD's additionalPrinterColumns after Name; `date` cells print as an age, as the real server does. */
+function printerColumns(
+  columns: PrinterColumn[],
+  now: number,
+): { definitions: ColumnDefinition[]; cells: CellsOf } {
+  return {
+    definitions: [
+      column('Name', 'string', 0, 'name', 'Name must be unique within a namespace.'),
+      ...columns.map((printer) =>
+        column(
+          printer.name,
+          printer.type,
+          printer.priority ?? 0,
+          printer.format ?? '',
+          printer.description ?? '',
+        ),
+      ),
+    ],
+    cells: (object) => [
+      object.metadata.name,
+      ...columns.map((printer) => {
+        const value = evaluateJsonPath(object, printer.jsonPath);
+        if (value === undefined) return null;
+        if (printer.type === 'date' && typeof value === 'string')
+          return humanDuration(now - Date.parse(value));
+        if (typeof value === 'object' && value !== null) return JSON.stringify(value);
+        return value;
+      }),
+    ],
+  };
+}
+
+function columnsFor(info: FakeResource, version: string, now: number) {
+  if (info.group === 'apps' && info.resource === 'deployments') return deploymentColumns();
+  const printers = info.custom?.versions[version]?.printerColumns ?? [];
+  if (printers.length > 0) return printerColumns(printers, now);
+  return {
+    definitions: [column('Name', 'string', 0, 'name'), column('Age', 'string')],
+    cells: ((object, age) => [object.metadata.name, age]) as CellsOf,
+  };
+}
+
+/** A Table of one object or a list body. */
+export function toTable(
+  info: FakeResource,
+  version: string,
+  body: JsonObject,
+  options: TableOptions,
+): JsonObject {
+  const objects = (Array.isArray(body.items) ? body.items : [body]) as KubeObject[];
+  const { definitions, cells } = columnsFor(info, version, options.now);
+  const includeObject = options.includeObject ?? 'Metadata';
+  const rows = objects.map((object) => {
+    const age = humanDuration(options.now - Date.parse(object.metadata.creationTimestamp ?? ''));
     const rowObject =
       includeObject === 'None'
         ? undefined
         : includeObject === 'Object'
           ? object
           : { kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: object.metadata };
-    return { cells, ...(rowObject ? { object: rowObject } : {}) };
+    return { cells: cells(object, age), ...(rowObject ? { object: rowObject } : {}) };
   });
   return {
     kind: 'Table',
     apiVersion: 'meta.k8s.io/v1',
     metadata: { resourceVersion: options.resourceVersion },
-    columnDefinitions,
+    columnDefinitions: definitions,
     rows,
   };
 }

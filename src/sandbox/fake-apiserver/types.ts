@@ -12,6 +12,10 @@ export interface FakeApiServerOptions {
   readyDelayMs?: number;
   /** Drives timestamps and readiness; a ManualClock makes readiness tests instant. */
   clock?: Clock;
+  /** How often a watch asked for bookmarks (allowWatchBookmarks) gets one (default 5000). */
+  bookmarkIntervalMs?: number;
+  /** How many changes a watch can resume over before it is answered 410 Gone (default 10,000). */
+  watchHistoryLimit?: number;
 }
 
 export type FaultKind = 500 | 429 | 'hang';

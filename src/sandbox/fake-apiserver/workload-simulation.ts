@@ -8,6 +8,9 @@ import type { FakeResource, ResourceRegistry } from './resources.js';
 import type { JsonObject, KubeObject } from './types.js';
 
 interface Readiness {
+  info: FakeResource;
+  namespace: string | undefined;
+  name: string;
   /** The ready replicas the Deployment is heading for, and when it gets there. */
   target: number;
   readyAt: number;
@@ -22,6 +25,8 @@ export class WorkloadSimulation implements StoreHooks {
   private readonly readiness = new Map<string, Readiness>();
   private readonly neverReady = new Set<string>();
   private readonly readyDelayOverrides = new Map<string, number>();
+  /** Real timers that apply readiness when due, so a watch sees it without anyone reading. */
+  private readonly timers = new Set<NodeJS.Timeout>();
 
   constructor(options: {
     clock: Clock;
@@ -39,11 +44,27 @@ export class WorkloadSimulation implements StoreHooks {
   setNeverReady(namespace: string, name: string, neverReady: boolean): void {
     const id = `${namespace}/${name}`;
     if (neverReady) this.neverReady.add(id);
-    else this.neverReady.delete(id);
+    else {
+      this.neverReady.delete(id);
+      this.settleDue();
+    }
   }
 
   setReadyDelay(namespace: string, name: string, readyDelayMs: number): void {
     this.readyDelayOverrides.set(`${namespace}/${name}`, readyDelayMs);
+  }
+
+  /** Apply every readiness that is due on the clock (the simulated kubelet reporting in). */
+  settleDue(): void {
+    const now = this.clock.now();
+    for (const readiness of [...this.readiness.values()]) {
+      if (readiness.readyAt <= now) this.store.read(readiness.info, readiness.namespace, readiness.name);
+    }
+  }
+
+  stop(): void {
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers.clear();
   }
 
   afterWrite(info: FakeResource, key: string, object: KubeObject): void {
@@ -73,7 +94,7 @@ export class WorkloadSimulation implements StoreHooks {
     this.readiness.delete(key);
     if (status.readyReplicas === readiness.target && status.availableReplicas === readiness.target)
       return object;
-    return this.store.commitSimulated(key, {
+    return this.store.commitSimulated(info, key, {
       ...object,
       status: { ...status, readyReplicas: readiness.target, availableReplicas: readiness.target },
     });
@@ -109,7 +130,22 @@ export class WorkloadSimulation implements StoreHooks {
       };
       this.readiness.delete(key);
     } else {
-      this.readiness.set(key, { target: replicas, readyAt: this.clock.now() + delay });
+      this.readiness.set(key, {
+        info,
+        namespace: object.metadata.namespace,
+        name: object.metadata.name,
+        target: replicas,
+        readyAt: this.clock.now() + delay,
+      });
+      const timer = setTimeout(
+        () => {
+          this.timers.delete(timer);
+          this.settleDue();
+        },
+        Math.min(delay, 2 ** 31 - 1),
+      );
+      timer.unref();
+      this.timers.add(timer);
     }
   }
 
@@ -118,7 +154,7 @@ export class WorkloadSimulation implements StoreHooks {
     const spec = (hpa.spec ?? {}) as JsonObject;
     const target = (spec.scaleTargetRef ?? {}) as JsonObject;
     if (target.kind !== 'Deployment' || typeof target.name !== 'string') return;
-    const deployments = this.registry.resolve('apps', 'deployments');
+    const deployments = this.registry.find('apps', 'deployments')!;
     const deployment = this.store.read(deployments, hpa.metadata.namespace, target.name);
     if (!deployment) return;
     const current = ((deployment.spec as JsonObject | undefined)?.replicas as number | undefined) ?? 1;

@@ -83,6 +83,8 @@ export class WatchHub {
 
     return (response) => {
       response.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
+      // Headers now, not with the first event: a client waits for them before it counts as watching.
+      response.flushHeaders();
       let headerSent = false;
       const send = (type: EventType, object: unknown) => {
         if (response.writableEnded) return;

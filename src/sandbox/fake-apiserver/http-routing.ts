@@ -152,6 +152,10 @@ export class HttpRouting {
       return { code: 200, body: 'ok' };
     }
     if (method === 'GET' && path === '/version') return { code: 200, body: versionInfo() };
+    if (path === '/openapi/v2') {
+      discoveryOnly(method, undefined);
+      return { stream: sendEmptyOpenApiV2 };
+    }
     if (path === '/openapi/v3') return discoveryOnly(method, openApiIndex(registry.all()));
     if (path.startsWith('/openapi/v3/')) {
       return discoveryOnly(method, openApiGroupVersion(registry.all(), path.slice('/openapi/v3/'.length)));
@@ -205,6 +209,20 @@ export class HttpRouting {
     }
     return answer;
   }
+}
+
+/**
+ * An OpenAPI v2 document with no definitions (the empty protobuf message): kubectl's client-side
+ * validation then finds no schema and skips, as it does for any kind a real server has no
+ * schema for, so `kubectl apply` of a `kind: List` or of an unknown kind fails where a real
+ * server's would (no such resource), not on a missing document.
+ */
+function sendEmptyOpenApiV2(response: ServerResponse): void {
+  response.writeHead(200, {
+    'content-type': 'application/com.github.proto-openapi.spec.v2.v1.0+protobuf',
+    'content-length': 0,
+  });
+  response.end();
 }
 
 function discoveryOnly(method: string, body: unknown): Answer {

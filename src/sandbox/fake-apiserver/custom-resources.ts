@@ -4,7 +4,9 @@
 // their version's structural schema.
 
 import type { Clock } from '../../clock.js';
-import { kubeTime, type ObjectStore, type StoreEvent, type WriteContext } from './object-store.js';
+import type { StoreEvent } from './change-history.js';
+import { kubeTime } from './object-metadata.js';
+import type { ObjectStore, WriteContext } from './object-store.js';
 import type { CustomResourceVersion, FakeResource, PrinterColumn, ResourceRegistry } from './resources.js';
 import { checkAgainstSchema, type FieldError } from './schema-validation.js';
 import { StatusError } from './status-error.js';

@@ -4,10 +4,18 @@
 
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Clock } from '../../clock.js';
+import { ChangeHistory, type StoreEvent, type StoreListener, type WatchEventType } from './change-history.js';
+import {
+  finalizersOf,
+  generationPart,
+  kubeTime,
+  tracksGeneration,
+  withoutResourceVersion,
+} from './object-metadata.js';
 import { invalidNameReason } from './object-names.js';
 import { type FakeResource, groupVersion, type ResourceRegistry } from './resources.js';
 import { conflict, groupResource, StatusError } from './status-error.js';
-import { isObject, type JsonObject, type KubeObject } from './types.js';
+import type { KubeObject } from './types.js';
 
 /** What the simulated controllers do around storage. */
 export interface StoreHooks {
@@ -38,71 +46,12 @@ export interface WriteContext {
 /** Checks and defaults a write before it is stored; throws a StatusError to refuse it. */
 export type Admission = (context: WriteContext) => void;
 
-export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED';
-
-export interface StoreEvent {
-  type: WatchEventType;
-  resourceVersion: number;
-  info: FakeResource;
-  /** The object after the change (for DELETED: its last state, at the deletion's resourceVersion). */
-  object: KubeObject;
-  /** The object before the change, for MODIFIED: a selector watch turns it into ADDED or DELETED. */
-  previous: KubeObject | undefined;
-}
-
-export type StoreListener = (event: StoreEvent) => void;
-
 export interface WriteOptions {
   /** `/status` writes change only status; main-resource writes keep it (a status subresource). */
   keepStatus: boolean;
   subresource?: 'status' | undefined;
   fieldValidation?: string | undefined;
   source?: 'api' | 'seed' | undefined;
-}
-
-/** Seconds precision, the way the API server renders metav1.Time. */
-export function kubeTime(ms: number): string {
-  return new Date(Math.floor(ms / 1000) * 1000).toISOString().replace('.000Z', 'Z');
-}
-
-/** JSON with sorted keys, so "did the spec change" ignores key order. */
-export function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  if (isObject(value)) {
-    return `{${Object.keys(value)
-      .sort()
-      .map((key) => `${JSON.stringify(key)}:${canonical(value[key])}`)
-      .join(',')}}`;
-  }
-  return JSON.stringify(value) ?? 'null';
-}
-
-function withoutResourceVersion(object: JsonObject): string {
-  const metadata = { ...(object.metadata as JsonObject) };
-  delete metadata.resourceVersion;
-  return canonical({ ...object, metadata });
-}
-
-function finalizersOf(object: KubeObject): string[] {
-  const finalizers = object.metadata.finalizers;
-  return Array.isArray(finalizers)
-    ? finalizers.filter((item): item is string => typeof item === 'string')
-    : [];
-}
-
-/** Custom resources always carry a generation; built-in kinds when they have a spec. */
-function tracksGeneration(info: FakeResource, object: KubeObject): boolean {
-  return info.custom !== undefined || 'spec' in object;
-}
-
-/**
- * What a generation bump tracks: everything but metadata and status; for a custom resource
- * without a status subresource, status changes count too (as on a real server).
- */
-function generationPart(info: FakeResource, version: string, object: KubeObject): string {
-  const { metadata: _metadata, status, ...rest } = object;
-  if (info.custom && info.custom.versions[version]?.status !== true) return canonical({ ...rest, status });
-  return canonical(rest);
 }
 
 const noHooks: StoreHooks = {
@@ -121,13 +70,9 @@ export interface ObjectStoreOptions {
 export class ObjectStore {
   private readonly clock: Clock;
   private readonly registry: ResourceRegistry;
-  private readonly historyLimit: number;
   /** group|resource|namespace|name -> object; versions of one group share storage. */
   private readonly objects = new Map<string, KubeObject>();
-  private readonly history: StoreEvent[] = [];
-  /** A watch from a resourceVersion below this has missed changes: 410 Gone. */
-  private oldestWatchable = 1;
-  private readonly listeners = new Set<StoreListener>();
+  private readonly history: ChangeHistory;
   private readonly admissions: Admission[] = [];
   private resourceVersion = 1;
   hooks: StoreHooks = noHooks;
@@ -135,7 +80,7 @@ export class ObjectStore {
   constructor(options: ObjectStoreOptions) {
     this.clock = options.clock;
     this.registry = options.registry;
-    this.historyLimit = options.historyLimit ?? 10_000;
+    this.history = new ChangeHistory({ limit: options.historyLimit ?? 10_000 });
   }
 
   /** The resourceVersion of the latest write, as lists report it. */
@@ -149,20 +94,17 @@ export class ObjectStore {
 
   /** Every stored change from now on; returns the unsubscribe. */
   subscribe(listener: StoreListener): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    return this.history.subscribe(listener);
   }
 
   /** The changes after `resourceVersion`, oldest first; undefined when they are no longer kept. */
   changesSince(resourceVersion: number): StoreEvent[] | undefined {
-    if (resourceVersion < this.oldestWatchable) return undefined;
-    return this.history.filter((event) => event.resourceVersion > resourceVersion);
+    return this.history.since(resourceVersion);
   }
 
   /** Forget the change history (an etcd compaction): watches from older versions get 410 Gone. */
   compact(): void {
-    this.history.length = 0;
-    this.oldestWatchable = this.resourceVersion;
+    this.history.compact(this.resourceVersion);
   }
 
   key(info: FakeResource, namespace: string | undefined, name: string): string {
@@ -446,13 +388,7 @@ export class ObjectStore {
     object: KubeObject,
     previous: KubeObject | undefined,
   ) {
-    const event: StoreEvent = { type, resourceVersion: this.resourceVersion, info, object, previous };
-    this.history.push(event);
-    if (this.history.length > this.historyLimit) {
-      const dropped = this.history.splice(0, this.history.length - this.historyLimit);
-      this.oldestWatchable = dropped[dropped.length - 1]!.resourceVersion;
-    }
-    for (const listener of this.listeners) listener(event);
+    this.history.record({ type, resourceVersion: this.resourceVersion, info, object, previous });
   }
 
   /**

@@ -5,8 +5,9 @@
 
 import type { ServerResponse } from 'node:http';
 import type { Clock } from '../../clock.js';
+import type { StoreEvent } from './change-history.js';
 import { fieldLookup, matchesSelector, parseSelector, type SelectorError } from './label-selector.js';
-import type { ObjectStore, StoreEvent } from './object-store.js';
+import type { ObjectStore } from './object-store.js';
 import type { ResourcePath } from './resource-handlers.js';
 import { groupVersion } from './resources.js';
 import { StatusError } from './status-error.js';

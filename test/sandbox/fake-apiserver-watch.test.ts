@@ -108,6 +108,18 @@ t.test('watch without a resourceVersion starts with ADDED for what exists', asyn
   t.same(summary(await events.next()), ['MODIFIED', 'b']);
 });
 
+t.test('sendInitialEvents: the current objects, then a bookmark marking the end of them', async (t) => {
+  const { call, watch } = await startServer(t);
+  await call('POST', CM, configMap('a'));
+  const events = await watch(
+    `${CM}?watch=1&sendInitialEvents=true&allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan&resourceVersion=1`,
+  );
+  t.same(summary(await events.next()), ['ADDED', 'a']);
+  const end = await events.next();
+  t.equal(end?.type, 'BOOKMARK');
+  t.same(end?.object.metadata.annotations, { 'k8s.io/initial-events-end': 'true' });
+});
+
 t.test('label selectors on watch: leaving the selector is DELETED, entering it ADDED', async (t) => {
   const { call, watch } = await startServer(t);
   await call('POST', CM, configMap('a', { team: 'x' }));

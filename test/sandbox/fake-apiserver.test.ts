@@ -706,4 +706,9 @@ t.test('seeding helpers: put, get, list, remove', async (t) => {
   t.ok(server.remove('apps/v1', 'Deployment', 'shop', 'web'));
   t.equal(server.get('apps/v1', 'Deployment', 'shop', 'web'), undefined);
   t.equal((await call('GET', '/apis/apps/v1/namespaces/shop/deployments/web')).status, 404);
+  t.throws(
+    () => server.put({ apiVersion: 'example.com/v1', kind: 'Widget', metadata: { name: 'w' } }),
+    { message: /serves no Widget in group "example.com": create its CustomResourceDefinition first/ },
+    'seeding a kind nobody serves says what to do',
+  );
 });

@@ -1,0 +1,464 @@
+// The clustershift.io/v1alpha1 custom resources as TypeBox schemas: the CR source validates
+// objects with them and `npm run gen:crds` turns them into the CRDs' openAPIV3Schema, so the
+// route and policy fields are the configuration file's own (src/config/schema.ts), not a copy.
+// `x-kubernetes-validations` entries are CEL rules for the API server; TypeBox ignores them,
+// and the CR source checks the same things itself (rising steps by the policy resolver).
+
+import { type Static, type TObject, type TProperties, type TSchema, Type } from '@sinclair/typebox';
+import { AnalysisSchema, PlanSchema, RouteSchema, ScalingSchema } from '../config/schema.js';
+import { ROLLOUT_PHASES } from '../rollout/types.js';
+import { PERSISTED_CHECKS } from '../state/state-store.js';
+
+export const GROUP = 'clustershift.io';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+
+export interface CelRule {
+  rule: string;
+  message: string;
+}
+
+const closed = <T extends TProperties>(properties: T, description?: string): TObject<T> =>
+  Type.Object(properties, { additionalProperties: false, ...(description ? { description } : {}) });
+
+/** The same schema with CEL rules the API server evaluates (TypeBox ignores the keyword). */
+function withRules<T extends TSchema>(schema: T, rules: CelRule[]): T {
+  return { ...schema, 'x-kubernetes-validations': rules };
+}
+
+// A Kubernetes object name (DNS subdomain), as the API server requires it.
+const DNS_NAME = '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$';
+const ObjectName = (description: string) =>
+  Type.String({ minLength: 1, maxLength: 253, pattern: DNS_NAME, description });
+
+/** RFC 3339 in UTC with milliseconds, as Date.toISOString writes it; Kubernetes reads it as a Time. */
+export const TIME_PATTERN = '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?Z$';
+const Time = (description: string) => Type.String({ pattern: TIME_PATTERN, description });
+
+// ---- shared pieces --------------------------------------------------------------------
+
+/**
+ * A route as the configuration file writes one, minus the demo's sandbox router (the chart's
+ * values schema leaves it out the same way): a migration's objects are production objects.
+ */
+export const CrRouteSchema = Type.Union(
+  RouteSchema.anyOf.filter((member) => member.properties.type.const !== 'sandbox'),
+  { description: RouteSchema.description },
+);
+
+/** The steps rise and end at 100; 100 items is the most a rising list of 1..100 can hold. */
+export const CrPlanSchema = withRules(
+  Type.Object(
+    { ...PlanSchema.properties, steps: { ...PlanSchema.properties.steps, maxItems: 100 } },
+    { additionalProperties: false },
+  ),
+  [
+    {
+      rule: '!has(self.steps) || (self.steps.isSorted() && self.steps.all(s, self.steps.exists_one(t, t == s)))',
+      message: 'steps must rise: each weight above the one before it',
+    },
+    {
+      rule: '!has(self.steps) || self.steps[self.steps.size() - 1] == 100',
+      message: 'the last step must be 100',
+    },
+  ],
+);
+
+export const PolicyOverridesProperties = {
+  plan: Type.Optional(CrPlanSchema),
+  analysis: Type.Optional(AnalysisSchema),
+  scaling: Type.Optional(ScalingSchema),
+};
+
+/** metav1.Condition, as the Kubernetes API conventions define it. */
+export const ConditionSchema = closed({
+  type: Type.String({
+    minLength: 1,
+    maxLength: 316,
+    pattern:
+      '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$',
+    description: 'the condition type in CamelCase, e.g. Progressing',
+  }),
+  status: Type.Union([Type.Literal('True'), Type.Literal('False'), Type.Literal('Unknown')]),
+  observedGeneration: Type.Optional(
+    Type.Integer({ minimum: 0, description: 'the metadata.generation this condition was set for' }),
+  ),
+  lastTransitionTime: Time('when status last changed'),
+  reason: Type.String({
+    minLength: 1,
+    maxLength: 1024,
+    pattern: '^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$',
+    description: 'a CamelCase word for programs',
+  }),
+  message: Type.String({ maxLength: 32768, description: 'what a person should know, and what to do' }),
+});
+export type Condition = Static<typeof ConditionSchema>;
+
+const Conditions = {
+  ...Type.Array(ConditionSchema, { maxItems: 16, description: 'Kubernetes-style conditions, one per type' }),
+  'x-kubernetes-list-type': 'map',
+  'x-kubernetes-list-map-keys': ['type'],
+};
+
+const LabelSelector = closed(
+  {
+    matchLabels: Type.Optional(Type.Record(Type.String(), Type.String())),
+    matchExpressions: Type.Optional(
+      Type.Array(
+        closed({
+          key: Type.String({ minLength: 1 }),
+          operator: Type.Union([
+            Type.Literal('In'),
+            Type.Literal('NotIn'),
+            Type.Literal('Exists'),
+            Type.Literal('DoesNotExist'),
+          ]),
+          values: Type.Optional(Type.Array(Type.String())),
+        }),
+      ),
+    ),
+  },
+  'a Kubernetes label selector',
+);
+
+// ---- ClusterMigration ----------------------------------------------------------------
+
+export const MigrationClusterSchema = withRules(
+  closed({
+    name: ObjectName('the cluster name used in metrics ({{cluster}}), events and logs'),
+    kubeconfigSecret: Type.Optional(
+      closed(
+        {
+          name: ObjectName("the Secret's name"),
+          key: Type.Optional(
+            Type.String({ minLength: 1, description: 'the key holding the kubeconfig (default kubeconfig)' }),
+          ),
+        },
+        "a Secret in clustershift's own namespace holding this cluster's kubeconfig; absent means the cluster clustershift runs in (in-cluster credentials)",
+      ),
+    ),
+    context: Type.Optional(Type.String({ minLength: 1, description: 'the kubeconfig context to use' })),
+  }),
+  [{ rule: '!has(self.context) || has(self.kubeconfigSecret)', message: 'context needs a kubeconfigSecret' }],
+);
+
+export const ClusterMigrationSpecSchema = closed({
+  clusters: withRules(closed({ old: MigrationClusterSchema, new: MigrationClusterSchema }), [
+    { rule: 'self.old.name != self.new.name', message: 'the old and new clusters need different names' },
+    {
+      rule: 'has(self.old.kubeconfigSecret) || has(self.new.kubeconfigSecret)',
+      message: 'old and new cannot both be the in-cluster cluster: give one of them a kubeconfigSecret',
+    },
+  ]),
+  defaults: Type.Optional(
+    closed(
+      PolicyOverridesProperties,
+      "the policy this migration's workloads start from (over the file's defaults)",
+    ),
+  ),
+  maxConcurrent: Type.Optional(
+    Type.Integer({ minimum: 1, description: "this migration's workloads progressing at once" }),
+  ),
+  paused: Type.Optional(Type.Boolean({ description: 'pause every workload of this migration' })),
+  routeTemplate: Type.Optional({
+    ...CrRouteSchema,
+    description:
+      "the route of a WorkloadMigration that names none; {{namespace}} and {{name}} in its strings are the workload's",
+  }),
+  // Filled in by whole-cluster migration (discovery and waves); refused until then.
+  selector: Type.Optional(
+    closed(
+      {
+        mode: Type.Optional(
+          Type.Union([Type.Literal('explicit'), Type.Literal('annotated'), Type.Literal('all')], {
+            description:
+              'explicit: teams create WorkloadMigrations; annotated: Deployments annotated clustershift.io/migrate; all',
+          }),
+        ),
+        namespaces: Type.Optional(Type.Array(ObjectName('a namespace'))),
+        namespaceSelector: Type.Optional(LabelSelector),
+        labelSelector: Type.Optional(LabelSelector),
+        exclude: Type.Optional(
+          Type.Array(
+            closed({ namespace: ObjectName('a namespace'), name: Type.Optional(ObjectName('a Deployment')) }),
+          ),
+        ),
+      },
+      'which Deployments of the old cluster take part (not implemented yet: refused)',
+    ),
+  ),
+  waves: Type.Optional(
+    Type.Array(
+      closed({
+        name: ObjectName('the wave name'),
+        selector: Type.Optional(LabelSelector),
+        maxConcurrent: Type.Optional(Type.Integer({ minimum: 1 })),
+        requireApproval: Type.Optional(Type.Boolean()),
+      }),
+      { description: 'ordered groups of workloads (not implemented yet: refused)' },
+    ),
+  ),
+  onRollback: Type.Optional(
+    Type.Union([Type.Literal('pause'), Type.Literal('continue')], {
+      description: 'what the migration does when one workload rolls back (not implemented yet: refused)',
+    }),
+  ),
+});
+export type ClusterMigrationSpec = Static<typeof ClusterMigrationSpecSchema>;
+
+/** The spec fields whole-cluster migration will fill in; a migration setting them is refused until then. */
+export const NOT_YET_SUPPORTED: ReadonlyArray<keyof ClusterMigrationSpec> = [
+  'selector',
+  'waves',
+  'onRollback',
+];
+
+const phaseCount = (phase: string) =>
+  Type.Optional(Type.Integer({ minimum: 0, description: `workloads in ${phase}` }));
+const lowerFirst = (word: string) => `${word.charAt(0).toLowerCase()}${word.slice(1)}`;
+
+export const PhaseCountsSchema = closed(
+  {
+    total: Type.Integer({ minimum: 0, description: 'WorkloadMigrations naming this migration' }),
+    ...Object.fromEntries(ROLLOUT_PHASES.map((phase) => [lowerFirst(phase), phaseCount(phase)])),
+  },
+  'WorkloadMigrations by phase',
+);
+
+export const ClusterMigrationStatusSchema = closed({
+  observedGeneration: Type.Optional(Type.Integer({ minimum: 0 })),
+  counts: Type.Optional(PhaseCountsSchema),
+  conditions: Type.Optional(Conditions),
+});
+export type ClusterMigrationStatus = Static<typeof ClusterMigrationStatusSchema>;
+
+// ---- WorkloadMigration ---------------------------------------------------------------
+
+export const WorkloadMigrationSpecSchema = closed({
+  migration: ObjectName('the ClusterMigration this workload moves with'),
+  workload: closed(
+    {
+      name: ObjectName("the Deployment, the same in both clusters, in this object's namespace"),
+      kind: Type.Optional(Type.Literal('Deployment')),
+    },
+    'the workload to move',
+  ),
+  route: Type.Optional({
+    ...CrRouteSchema,
+    description: "where the workload's traffic is split; absent: the migration's routeTemplate",
+  }),
+  ...PolicyOverridesProperties,
+  paused: Type.Optional(Type.Boolean({ description: 'hold the rollout where it is (true) or let it go on' })),
+});
+export type WorkloadMigrationSpec = Static<typeof WorkloadMigrationSpecSchema>;
+
+const Nullable = (description: string) => Type.Union([Type.Number(), Type.Null()], { description });
+
+export const CheckStatusSchema = closed({
+  time: Time('when the check ran'),
+  weight: Type.Integer({ minimum: 0, maximum: 100 }),
+  verdict: Type.Union([Type.Literal('pass'), Type.Literal('fail'), Type.Literal('inconclusive')]),
+  critical: Type.Boolean({ description: 'a breach bad enough to roll back at once' }),
+  reason: Type.String(),
+  metrics: Type.Array(
+    closed({
+      name: Type.String(),
+      old: Nullable("the old cluster's value; null: no data"),
+      new: Nullable("the new cluster's value; null: no data"),
+      verdict: Type.Union([Type.Literal('pass'), Type.Literal('fail'), Type.Literal('inconclusive')]),
+      reason: Type.String(),
+    }),
+  ),
+});
+
+export const HISTORY_KINDS = [
+  'started',
+  'preflight-passed',
+  'preflight-failed',
+  'scaled',
+  'weight-set',
+  'step-advanced',
+  'drift-corrected',
+  'paused',
+  'resumed',
+  'promoting',
+  'promoted',
+  'succeeded',
+  'rolling-back',
+  'rolled-back',
+  'retried',
+  'operator',
+] as const;
+
+/** How many of the latest history entries a status keeps (the state machine keeps 200 in memory). */
+export const PERSISTED_HISTORY = 50;
+
+const Count = (description: string) => Type.Integer({ minimum: 0, description });
+
+/**
+ * The rollout, as kubectl shows it and as the controller resumes it: every field of the
+ * rollout's state has a place here (src/crd/status.ts maps both ways).
+ */
+export const WorkloadMigrationStatusSchema = closed({
+  observedGeneration: Type.Optional(
+    Type.Integer({ minimum: 0, description: 'the metadata.generation of the spec the controller runs' }),
+  ),
+  phase: Type.Optional(Type.Union(ROLLOUT_PHASES.map((phase) => Type.Literal(phase)))),
+  message: Type.Optional(Type.String({ description: 'why the rollout is paused, failed or rolling back' })),
+  workload: Type.Optional(
+    closed(
+      { namespace: ObjectName('namespace'), name: ObjectName('name') },
+      'the Deployment this rollout acts on (spec changes to it are refused while it is active)',
+    ),
+  ),
+  weight: Type.Optional(
+    Type.Integer({ minimum: 0, maximum: 100, description: 'new-cluster weight in force, percent' }),
+  ),
+  step: Type.Optional(
+    Type.Integer({ minimum: 0, description: 'the plan step in force, counted from 1; 0 before the first' }),
+  ),
+  pendingWeight: Type.Optional(
+    Type.Integer({
+      minimum: 0,
+      maximum: 100,
+      description: "the next weight, waiting for the new cluster's replicas",
+    }),
+  ),
+  pendingSince: Type.Optional(Time('since when the next weight waits')),
+  pendingByOperator: Type.Optional(Type.Boolean({ description: "the next weight is an operator's promote" })),
+  pauseCause: Type.Optional(
+    Type.Union(
+      (['operator', 'inconclusive', 'not-ready', 'approval', 'gate'] as const).map((cause) =>
+        Type.Literal(cause),
+      ),
+      { description: 'why the rollout is paused' },
+    ),
+  ),
+  stepStartTime: Type.Optional(Time('when the step in force began')),
+  stepChecks: Type.Optional(
+    closed(
+      {
+        passed: Count('passing checks at this step'),
+        consecutiveFailures: Count('failed checks in a row'),
+        consecutiveInconclusive: Count('inconclusive checks in a row'),
+        oldRequests: Count('old-cluster requests counted over this step'),
+        oldErrors: Count('old-cluster errors counted over this step'),
+        newRequests: Count('new-cluster requests counted over this step'),
+        newErrors: Count('new-cluster errors counted over this step'),
+      },
+      'the evidence gathered at this step',
+    ),
+  ),
+  lastCheckTime: Type.Optional(Time('when the last check ran')),
+  lastCheck: Type.Optional(
+    closed(
+      {
+        time: Time('when it ran'),
+        weight: Type.Integer({ minimum: 0, maximum: 100 }),
+        verdict: Type.Union([Type.Literal('pass'), Type.Literal('fail'), Type.Literal('inconclusive')]),
+        reason: Type.String(),
+      },
+      'the latest check (also the last of checks)',
+    ),
+  ),
+  replicas: Type.Optional(
+    closed(
+      {
+        oldBaseline: Type.Optional(
+          Count("the old cluster's replicas at the start: what it gets back on a rollback"),
+        ),
+        newBaseline: Type.Optional(Count("the new cluster's replicas at the start")),
+        oldHpaMinReplicas: Type.Optional(Count("the old cluster's HPA minReplicas at the start")),
+        newHpaMinReplicas: Type.Optional(Count("the new cluster's HPA minReplicas at the start")),
+        newTarget: Type.Optional(Count('the replicas (or HPA minReplicas) last asked of the new cluster')),
+      },
+      'replicas of the two clusters',
+    ),
+  ),
+  drainUntil: Type.Optional(Time('rollback: when the new cluster may scale down')),
+  oldScaleDownTime: Type.Optional(Time('promotion: when the old cluster may scale down')),
+  queuedTime: Type.Optional(Time('when the rollout began waiting for a free slot')),
+  drifts: Type.Optional(Count('weights someone else changed that were re-applied')),
+  checks: Type.Optional(
+    Type.Array(CheckStatusSchema, {
+      maxItems: PERSISTED_CHECKS,
+      description: 'the latest checks, oldest first',
+    }),
+  ),
+  history: Type.Optional(
+    Type.Array(
+      closed({
+        time: Time('when'),
+        kind: Type.Union(HISTORY_KINDS.map((kind) => Type.Literal(kind))),
+        message: Type.String(),
+      }),
+      { maxItems: PERSISTED_HISTORY, description: 'the latest things that happened, oldest first' },
+    ),
+  ),
+  creationTime: Type.Optional(Time('when the rollout state was created')),
+  lastUpdateTime: Type.Optional(Time('when the rollout state last changed')),
+  completionTime: Type.Optional(Time('when the rollout finished')),
+  revision: Type.Optional(Count('bumped on every change of the rollout state')),
+  conditions: Type.Optional(Conditions),
+});
+export type WorkloadMigrationStatus = Static<typeof WorkloadMigrationStatusSchema>;
+
+// ---- whole objects ---------------------------------------------------------------------
+
+const objectOf = <S extends TSchema, T extends TSchema>(
+  kind: string,
+  spec: S,
+  status: T,
+  description: string,
+) =>
+  Type.Object(
+    {
+      apiVersion: Type.Optional(Type.String()),
+      kind: Type.Optional(Type.String()),
+      metadata: Type.Optional(Type.Object({})),
+      spec,
+      status: Type.Optional(status),
+    },
+    { description, $id: kind },
+  );
+
+export const ClusterMigrationSchema = objectOf(
+  'ClusterMigration',
+  ClusterMigrationSpecSchema,
+  ClusterMigrationStatusSchema,
+  'one cluster upgrade: a pair of clusters and the defaults its workloads migrate with',
+);
+
+export const WorkloadMigrationSchema = objectOf(
+  'WorkloadMigration',
+  WorkloadMigrationSpecSchema,
+  WorkloadMigrationStatusSchema,
+  "one workload's move from the old cluster to the new one; its status is the rollout",
+);
+
+export interface ObjectMeta {
+  name?: string;
+  namespace?: string;
+  uid?: string;
+  generation?: number;
+  resourceVersion?: string;
+  creationTimestamp?: string | Date;
+  deletionTimestamp?: string | Date;
+  finalizers?: string[];
+}
+
+export interface ClusterMigrationObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: ObjectMeta;
+  spec?: unknown;
+  status?: ClusterMigrationStatus;
+}
+
+export interface WorkloadMigrationObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: ObjectMeta;
+  spec?: unknown;
+  status?: WorkloadMigrationStatus;
+}

@@ -1,0 +1,440 @@
+// The workloads defined as WorkloadMigrations in the home cluster, watched with client-node's
+// informers (list, then watch from that resourceVersion; a 410 Gone re-lists). Each object is
+// validated and resolved against its ClusterMigration (src/crd/resolve.ts); what cannot run
+// becomes conditions for the caller to write on the object, never an exception. The set of
+// workloads and its changes are what the configuration file gives too (WorkloadSource).
+
+import { setTimeout as delay } from 'node:timers/promises';
+import { isDeepStrictEqual } from 'node:util';
+import {
+  CustomObjectsApi,
+  type Informer,
+  type KubeConfig,
+  type KubernetesObject,
+  makeInformer,
+  type ObjectCache,
+} from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { errorMessage, KubeError } from '../errors.js';
+import { requestOptions } from '../kube/kube-call.js';
+import type { SourcedWorkload, WorkloadChange, WorkloadSource } from '../sources/workload-source.js';
+import { CLUSTER_MIGRATION, WORKLOAD_MIGRATION } from './manifests.js';
+import {
+  decide,
+  type MigrationResolution,
+  migrationConditions,
+  type ResolveOptions,
+  resolveClusterMigration,
+  resolveWorkloadMigration,
+  type SourceCondition,
+  type WorkloadResolution,
+} from './resolve.js';
+import { type ClusterMigrationObject, GROUP, VERSION, type WorkloadMigrationObject } from './schema.js';
+
+/** Conditions the caller should write on one object (WorkloadMigrationStateStore.writeConditions for a WorkloadMigration). */
+export interface ObjectConditions {
+  kind: 'ClusterMigration' | 'WorkloadMigration';
+  /** Absent for a ClusterMigration (cluster-scoped). */
+  namespace?: string;
+  name: string;
+  /** The metadata.generation the conditions speak about. */
+  observedGeneration?: number;
+  conditions: SourceCondition[];
+}
+
+export interface CrWorkloadSourceOptions extends ResolveOptions {
+  /** The home cluster. */
+  kubeConfig: KubeConfig;
+  /** Whether a workload's rollout is active: its migration, workload and route then stay fixed. */
+  isActive: (key: string) => boolean;
+  logger?: Logger;
+  /** After a watch or list fails, wait this long before listing again (default 2000 ms). */
+  restartDelayMs?: number;
+  /** Per list call (default 30 s). */
+  requestTimeoutMs?: number;
+}
+
+const objectKey = (object: { metadata?: { namespace?: string; name?: string } }) =>
+  `${object.metadata?.namespace ?? ''}/${object.metadata?.name ?? ''}`;
+
+const createdAt = (object: WorkloadMigrationObject | undefined): string => {
+  const time = object?.metadata?.creationTimestamp;
+  return time instanceof Date ? time.toISOString() : String(time ?? '');
+};
+
+type Watched = Informer<KubernetesObject> & ObjectCache<KubernetesObject>;
+
+export class CrWorkloadSource implements WorkloadSource {
+  private readonly options: CrWorkloadSourceOptions;
+  private readonly api: CustomObjectsApi;
+  private readonly listeners = new Set<(change: WorkloadChange) => void>();
+  private readonly conditionListeners = new Set<(update: ObjectConditions) => void>();
+  private readonly migrations = new Map<string, MigrationResolution>();
+  private readonly objects = new Map<string, WorkloadMigrationObject>();
+  private readonly resolutions = new Map<string, WorkloadResolution>();
+  /** Rollout key (namespace/Deployment) -> what runs now, and the object (namespace/name) it comes from. */
+  private readonly running = new Map<string, SourcedWorkload>();
+  private readonly ownerOf = new Map<string, string>();
+  /** The reverse of ownerOf: object key -> the rollout key it runs. */
+  private readonly owns = new Map<string, string>();
+  /** Rollout key -> the objects whose spec resolves to it. */
+  private readonly claims = new Map<string, Set<string>>();
+  /** Informers that listed once: an error after that restarts them in the background. */
+  private readonly listed = new Set<Watched>();
+  /** Kinds whose watch failed and has not listed again yet: what they hold may be stale. */
+  private readonly broken = new Set<string>();
+  /** Object key -> the conditions last reported, so an unchanged object reports nothing. */
+  private readonly reported = new Map<string, ObjectConditions>();
+  private migrationInformer?: Watched;
+  private workloadInformer?: Watched;
+  private synced = false;
+  private stopped = false;
+
+  constructor(options: CrWorkloadSourceOptions) {
+    this.options = options;
+    this.api = options.kubeConfig.makeApiClient(CustomObjectsApi);
+  }
+
+  workloads(): ReadonlyMap<string, SourcedWorkload> {
+    return this.running;
+  }
+
+  subscribe(listener: (change: WorkloadChange) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** `listener` hears every object whose conditions should change, from the first full lists on. */
+  onConditions(listener: (update: ObjectConditions) => void): () => void {
+    this.conditionListeners.add(listener);
+    return () => this.conditionListeners.delete(listener);
+  }
+
+  /** The WorkloadMigration a rollout comes from (for the status store and Events). */
+  objectFor(key: string): { namespace: string; name: string; uid?: string } | undefined {
+    const origin = this.running.get(key)?.origin;
+    return origin?.kind === 'WorkloadMigration'
+      ? { namespace: origin.namespace, name: origin.name, ...(origin.uid ? { uid: origin.uid } : {}) }
+      : undefined;
+  }
+
+  /**
+   * Lists both kinds and watches them. Migrations come first, so no WorkloadMigration is
+   * reported as naming a missing one only because its migration was not listed yet. A failed
+   * list is retried every restartDelayMs until `signal` aborts.
+   */
+  async start(signal: AbortSignal): Promise<void> {
+    this.stopped = false;
+    this.migrationInformer = this.informer<ClusterMigrationObject>(CLUSTER_MIGRATION.plural, {
+      upsert: (object) => this.migrationChanged(object),
+      remove: (object) => this.migrationGone(object),
+    });
+    await this.startUntilListed(this.migrationInformer, CLUSTER_MIGRATION.kind, signal);
+    this.workloadInformer = this.informer<WorkloadMigrationObject>(WORKLOAD_MIGRATION.plural, {
+      upsert: (object) => this.workloadChanged(object),
+      remove: (object) => this.workloadGone(object),
+    });
+    await this.startUntilListed(this.workloadInformer, WORKLOAD_MIGRATION.kind, signal);
+    this.synced = true;
+    for (const name of this.migrations.keys()) this.reportMigration(name);
+    for (const key of this.objects.keys()) this.resolve(key);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await Promise.all([this.migrationInformer?.stop(), this.workloadInformer?.stop()]);
+  }
+
+  /**
+   * False while a watch is down and not yet listed again: the workloads may be stale. The
+   * controller can hold changes to them until it is true again.
+   */
+  watchesHealthy(): boolean {
+    return this.broken.size === 0;
+  }
+
+  /** Resolve every object again (e.g. when the workloadExists lookup learned something new). */
+  recheck(): void {
+    for (const key of [...this.objects.keys()]) this.resolve(key);
+  }
+
+  // ---- the informers --------------------------------------------------------------------
+
+  private informer<T extends ClusterMigrationObject | WorkloadMigrationObject>(
+    plural: string,
+    handlers: { upsert: (object: T) => void; remove: (object: T) => void },
+  ): Watched {
+    const timeoutMs = this.options.requestTimeoutMs ?? 30_000;
+    const list = async () =>
+      (await this.api.listClusterCustomObject(
+        { group: GROUP, version: VERSION, plural },
+        requestOptions(AbortSignal.timeout(timeoutMs)),
+      )) as { items: KubernetesObject[]; metadata?: { resourceVersion?: string } };
+    const informer = makeInformer<KubernetesObject>(
+      this.options.kubeConfig,
+      `/apis/${GROUP}/${VERSION}/${plural}`,
+      list,
+    );
+    informer.on('add', (object) => this.guard(() => handlers.upsert(object as T)));
+    informer.on('update', (object) => this.guard(() => handlers.upsert(object as T)));
+    informer.on('delete', (object) => this.guard(() => handlers.remove(object as T)));
+    // The informer stops on an error other than 410 Gone and a watch timeout: list again later.
+    informer.on('error', (error) => {
+      if (this.stopped || !this.listed.has(informer)) return;
+      this.broken.add(plural);
+      this.options.logger?.warn({ err: error, plural }, `watch of ${plural} failed; listing again`);
+      void delay(this.options.restartDelayMs ?? 2_000, undefined, { ref: false })
+        .then(() => (this.stopped ? undefined : informer.start()))
+        .then(() => {
+          // start() reports a failed list through 'error' again (which schedules the next try).
+          if (!this.stopped) this.broken.delete(plural);
+        });
+    });
+    return informer;
+  }
+
+  /** One object's trouble must not stop the watch of all the others. */
+  private guard(handle: () => void): void {
+    try {
+      handle();
+    } catch (error) {
+      this.options.logger?.error({ err: error }, 'a migration object could not be handled');
+    }
+  }
+
+  private async startUntilListed(informer: Watched, kind: string, signal: AbortSignal) {
+    for (;;) {
+      let failure: unknown;
+      const onError = (error: unknown) => {
+        failure = error;
+      };
+      informer.on('error', onError);
+      try {
+        await informer.start();
+      } finally {
+        informer.off('error', onError);
+      }
+      if (failure === undefined) {
+        this.listed.add(informer);
+        return;
+      }
+      if (signal.aborted)
+        throw new KubeError(`home cluster: listing ${kind}s failed: ${errorMessage(failure)}`, undefined, {
+          cause: failure,
+        });
+      await delay(this.options.restartDelayMs ?? 2_000, undefined, { signal }).catch(() => {});
+      if (signal.aborted)
+        throw new KubeError(`home cluster: listing ${kind}s failed: ${errorMessage(failure)}`, undefined, {
+          cause: failure,
+        });
+    }
+  }
+
+  // ---- ClusterMigrations ----------------------------------------------------------------
+
+  private migrationChanged(object: ClusterMigrationObject): void {
+    const name = object.metadata?.name ?? '';
+    const resolution = resolveClusterMigration(object);
+    const before = this.migrations.get(name);
+    this.migrations.set(name, resolution);
+    this.reportMigration(name, object.metadata?.generation);
+    if (!isDeepStrictEqual(before, resolution)) this.resolveMigrationsWorkloads(name);
+  }
+
+  private migrationGone(object: ClusterMigrationObject): void {
+    const name = object.metadata?.name ?? '';
+    this.migrations.delete(name);
+    this.reported.delete(`/${name}`);
+    this.resolveMigrationsWorkloads(name);
+  }
+
+  private resolveMigrationsWorkloads(migration: string): void {
+    for (const [key, object] of this.objects)
+      if ((object.spec as { migration?: unknown } | undefined)?.migration === migration) this.resolve(key);
+  }
+
+  private reportMigration(name: string, generation?: number): void {
+    const resolution = this.migrations.get(name);
+    if (!resolution) return;
+    this.report({
+      kind: 'ClusterMigration',
+      name,
+      ...(generation !== undefined
+        ? { observedGeneration: generation }
+        : resolution.ok && resolution.settings.generation !== undefined
+          ? { observedGeneration: resolution.settings.generation }
+          : {}),
+      conditions: migrationConditions(resolution),
+    });
+  }
+
+  // ---- WorkloadMigrations ---------------------------------------------------------------
+
+  private workloadChanged(object: WorkloadMigrationObject): void {
+    const key = objectKey(object);
+    const before = this.objects.get(key);
+    this.objects.set(key, object);
+    // A status write (ours) bumps resourceVersion, not generation: nothing to resolve again.
+    const sameSpec =
+      before !== undefined &&
+      before.metadata?.generation === object.metadata?.generation &&
+      before.metadata?.deletionTimestamp === object.metadata?.deletionTimestamp &&
+      isDeepStrictEqual(before.spec, object.spec);
+    if (!sameSpec || !this.synced) this.resolve(key);
+  }
+
+  private workloadGone(object: WorkloadMigrationObject): void {
+    const key = objectKey(object);
+    this.objects.delete(key);
+    this.reported.delete(key);
+    this.resolve(key);
+  }
+
+  /** The rollout key an object runs now, if any. */
+  private ownedKey(objectKey: string): string | undefined {
+    return this.owns.get(objectKey);
+  }
+
+  private setOwner(rolloutKey: string, objectKey: string, workload: SourcedWorkload): void {
+    const before = this.ownerOf.get(rolloutKey);
+    if (before !== undefined && before !== objectKey) this.owns.delete(before);
+    this.ownerOf.set(rolloutKey, objectKey);
+    this.owns.set(objectKey, rolloutKey);
+    this.running.set(rolloutKey, workload);
+  }
+
+  private clearOwner(rolloutKey: string): SourcedWorkload | undefined {
+    const owner = this.ownerOf.get(rolloutKey);
+    if (owner !== undefined) this.owns.delete(owner);
+    this.ownerOf.delete(rolloutKey);
+    const previous = this.running.get(rolloutKey);
+    this.running.delete(rolloutKey);
+    return previous;
+  }
+
+  private setResolution(objectKey: string, resolution: WorkloadResolution | undefined): void {
+    const before = this.resolutions.get(objectKey);
+    if (before?.ok) this.claims.get(before.workload.key)?.delete(objectKey);
+    if (!resolution) {
+      this.resolutions.delete(objectKey);
+      return;
+    }
+    this.resolutions.set(objectKey, resolution);
+    if (resolution.ok) {
+      const claimants = this.claims.get(resolution.workload.key) ?? new Set<string>();
+      claimants.add(objectKey);
+      this.claims.set(resolution.workload.key, claimants);
+    }
+  }
+
+  /** Resolve one WorkloadMigration again and settle the Deployments it did or does name. */
+  private resolve(key: string): void {
+    const object = this.objects.get(key);
+    const touched = new Set<string>();
+    const owned = this.ownedKey(key);
+    if (owned !== undefined) touched.add(owned);
+    const before = this.resolutions.get(key);
+    if (before?.ok) touched.add(before.workload.key);
+    if (!object) {
+      this.setResolution(key, undefined);
+    } else {
+      const migrationName = (object.spec as { migration?: unknown } | undefined)?.migration;
+      const migration = typeof migrationName === 'string' ? this.migrations.get(migrationName) : undefined;
+      const resolution = resolveWorkloadMigration(object, migration, this.options);
+      this.setResolution(key, resolution);
+      if (resolution.ok) touched.add(resolution.workload.key);
+      else if (owned === undefined)
+        this.reportWorkload(object, decide(undefined, resolution, false).conditions);
+    }
+    for (const rolloutKey of touched) this.settle(rolloutKey);
+  }
+
+  /**
+   * Which WorkloadMigration runs one Deployment's rollout, and with what. An active rollout
+   * stays with the object it started from; otherwise the oldest object naming the Deployment
+   * runs it (creationTimestamp, then namespace/name: the same answer after every restart, which
+   * matters because that object's status holds the rollout) and any other is told it is a
+   * duplicate.
+   */
+  private settle(rolloutKey: string): void {
+    const owner = this.ownerOf.get(rolloutKey);
+    const active = this.options.isActive(rolloutKey);
+    const claimants = [...(this.claims.get(rolloutKey) ?? [])]
+      .filter((objectKey) => {
+        // An object holding another Deployment's active rollout does not take a second one.
+        const other = this.ownedKey(objectKey);
+        return other === undefined || other === rolloutKey || !this.options.isActive(other);
+      })
+      .sort((a, b) => {
+        const byAge = createdAt(this.objects.get(a)).localeCompare(createdAt(this.objects.get(b)));
+        return byAge !== 0 ? byAge : a.localeCompare(b);
+      });
+    const winner = owner !== undefined && active && this.objects.has(owner) ? owner : claimants[0];
+    if (owner !== undefined && owner !== winner) {
+      const previous = this.clearOwner(rolloutKey);
+      if (previous) this.emit({ type: 'remove', key: rolloutKey, previous });
+      const lost = this.objects.get(owner);
+      const resolution = this.resolutions.get(owner);
+      if (lost && resolution && !resolution.ok)
+        this.reportWorkload(lost, decide(undefined, resolution, false).conditions);
+    }
+    if (winner !== undefined) {
+      const object = this.objects.get(winner);
+      const resolution = this.resolutions.get(winner);
+      if (!object || !resolution) return;
+      const previous = owner === winner ? this.running.get(rolloutKey) : undefined;
+      const decision = decide(previous, resolution, active);
+      if (decision.run) {
+        const before = this.running.get(rolloutKey);
+        this.setOwner(rolloutKey, winner, decision.run);
+        if (!isDeepStrictEqual(before, decision.run))
+          this.emit({ type: 'upsert', workload: decision.run, ...(before ? { previous: before } : {}) });
+      } else if (owner === winner) {
+        const before = this.clearOwner(rolloutKey);
+        if (before) this.emit({ type: 'remove', key: rolloutKey, previous: before });
+      }
+      this.reportWorkload(object, decision.conditions);
+    }
+    for (const loser of claimants) {
+      const object = this.objects.get(loser);
+      if (loser === winner || !object) continue;
+      this.reportWorkload(object, [
+        {
+          type: 'Accepted',
+          status: 'False',
+          reason: 'Duplicate',
+          message: `WorkloadMigration ${winner} already migrates Deployment ${rolloutKey}; delete one of them`,
+        },
+        {
+          type: 'ResolvedRefs',
+          status: 'True',
+          reason: 'ResolvedRefs',
+          message: 'the migration and route resolve',
+        },
+      ]);
+    }
+  }
+
+  private reportWorkload(object: WorkloadMigrationObject, conditions: SourceCondition[]): void {
+    const generation = object.metadata?.generation;
+    this.report({
+      kind: 'WorkloadMigration',
+      namespace: object.metadata?.namespace ?? '',
+      name: object.metadata?.name ?? '',
+      ...(generation !== undefined ? { observedGeneration: generation } : {}),
+      conditions,
+    });
+  }
+
+  private report(update: ObjectConditions): void {
+    const key = `${update.namespace ?? ''}/${update.name}`;
+    if (isDeepStrictEqual(this.reported.get(key), update)) return;
+    if (!this.synced) return;
+    this.reported.set(key, update);
+    for (const listener of this.conditionListeners) listener(update);
+  }
+
+  private emit(change: WorkloadChange): void {
+    for (const listener of this.listeners) listener(change);
+  }
+}

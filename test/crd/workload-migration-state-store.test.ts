@@ -1,0 +1,266 @@
+// WorkloadMigrationStateStore and the Events recorder through the real client against the
+// fake API server: state written to /status and resumed from it, two writers of which one
+// wins, the CR source's conditions written without making the next save a false conflict.
+
+import t from 'tap';
+import { ManualClock } from '../../src/clock.js';
+import { WorkloadMigrationEvents } from '../../src/crd/workload-migration-events.js';
+import { WorkloadMigrationStateStore } from '../../src/crd/workload-migration-state-store.js';
+import { StateConflictError } from '../../src/errors.js';
+import { buildKubeConfig } from '../../src/kube/kubeconfig.js';
+import { newRolloutState } from '../../src/rollout/state-machine.js';
+import type { RolloutState } from '../../src/rollout/types.js';
+import { FakeApiServer, type KubeObject } from '../../src/sandbox/fake-apiserver.js';
+
+const API = 'clustershift.io/v1alpha1';
+const T0 = Date.parse('2026-12-01T08:00:00.000Z');
+
+interface Teardown {
+  teardown(fn: () => unknown): void;
+}
+
+function wlm(name: string, deployment = name, namespace = 'shop'): KubeObject {
+  return {
+    apiVersion: API,
+    kind: 'WorkloadMigration',
+    metadata: { name, namespace },
+    spec: { migration: 'upgrade', workload: { name: deployment } },
+  } as KubeObject;
+}
+
+function progressing(name: string, revision: number, weight = 5): RolloutState {
+  return {
+    ...newRolloutState({ namespace: 'shop', name }, T0),
+    phase: 'Progressing',
+    stepIndex: 1,
+    weight,
+    revision,
+    updatedAt: T0 + revision * 1000,
+    history: [{ at: T0, kind: 'started', message: 'started' }],
+  };
+}
+
+async function setup(t: Teardown) {
+  const server = new FakeApiServer();
+  // What wip/fakeapi's CRD registration will do from the chart's CRD: a namespaced kind with /status.
+  server.registerResource({
+    group: 'clustershift.io',
+    versions: ['v1alpha1'],
+    resource: 'workloadmigrations',
+    singular: 'workloadmigration',
+    kind: 'WorkloadMigration',
+    namespaced: true,
+    shortNames: ['wlm'],
+    status: true,
+  });
+  const { url } = await server.start();
+  t.teardown(() => server.stop());
+  const kubeConfig = buildKubeConfig({ name: 'home', server: url });
+  const makeStore = (objectFor?: ConstructorParameters<typeof WorkloadMigrationStateStore>[0]['objectFor']) =>
+    new WorkloadMigrationStateStore({
+      kubeConfig,
+      requestTimeoutMs: 5000,
+      retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 1 },
+      ...(objectFor ? { objectFor } : {}),
+    });
+  const stored = (name: string) => server.get(API, 'WorkloadMigration', 'shop', name);
+  const statusOf = (name: string) => (stored(name)?.status ?? {}) as Record<string, unknown>;
+  return { server, kubeConfig, makeStore, stored, statusOf };
+}
+
+const signal = () => AbortSignal.timeout(30_000);
+
+t.test('a rollout saved to status is what a new store resumes from', async (t) => {
+  const { server, makeStore, stored } = await setup(t);
+  server.put(wlm('checkout'));
+  server.put(wlm('cart'));
+  const before = stored('checkout')!;
+  const store = makeStore();
+  t.same(await store.loadAll(signal()), [], 'no rollout has state yet');
+  const state = progressing('checkout', 3, 10);
+  await store.save(state, signal());
+  const object = stored('checkout')!;
+  const status = object.status as Record<string, unknown>;
+  t.match(
+    status,
+    { phase: 'Progressing', weight: 10, step: 2, revision: 3 },
+    'kubectl sees phase, weight, step',
+  );
+  t.same(object.spec, before.spec, 'the spec is untouched');
+  t.equal(object.metadata.generation, before.metadata.generation, 'a status write is no spec change');
+  t.same(
+    await makeStore().loadAll(signal()),
+    [state],
+    'a restarted controller resumes at the same step and weight',
+  );
+  t.equal(stored('cart')?.status, undefined, 'other objects untouched');
+});
+
+t.test(
+  'two writers: the one with a stale resourceVersion gets StateConflictError and re-reads',
+  async (t) => {
+    const { server, makeStore } = await setup(t);
+    server.put(wlm('checkout'));
+    const leader = makeStore();
+    await leader.save(progressing('checkout', 1), signal());
+    const stale = makeStore();
+    t.equal((await stale.loadAll(signal())).length, 1);
+    await leader.save(progressing('checkout', 2, 10), signal());
+    await t.rejects(stale.save(progressing('checkout', 2, 25), signal()), StateConflictError);
+    t.match(await stale.load({ namespace: 'shop', name: 'checkout' }, signal()), { revision: 2, weight: 10 });
+    await stale.save(progressing('checkout', 3, 25), signal());
+    t.match(
+      (await makeStore().loadAll(signal()))[0],
+      { revision: 3, weight: 25 },
+      'after re-reading it may write',
+    );
+
+    const first = makeStore();
+    await t.rejects(
+      first.save(progressing('checkout', 1), signal()),
+      {
+        name: 'StateConflictError',
+        message: /already holds rollout state revision 3 written by another writer/,
+      },
+      'a first save never overwrites a state it did not read',
+    );
+  },
+);
+
+t.test('a missing or deleted object is a conflict, with its name', async (t) => {
+  const { server, makeStore } = await setup(t);
+  const store = makeStore();
+  await t.rejects(store.save(progressing('checkout', 1), signal()), {
+    name: 'StateConflictError',
+    message: /WorkloadMigration shop\/checkout does not exist/,
+  });
+  server.put(wlm('checkout'));
+  await store.save(progressing('checkout', 1), signal());
+  server.remove(API, 'WorkloadMigration', 'shop', 'checkout');
+  await t.rejects(store.save(progressing('checkout', 2), signal()), {
+    name: 'StateConflictError',
+    message: /was deleted after this store read it/,
+  });
+});
+
+t.test('the object holding a rollout may be named otherwise than its Deployment', async (t) => {
+  const { server, makeStore, stored } = await setup(t);
+  server.put(wlm('checkout-to-green', 'checkout'));
+  const store = makeStore((key) =>
+    key === 'shop/checkout' ? { namespace: 'shop', name: 'checkout-to-green' } : undefined,
+  );
+  await store.save(progressing('checkout', 1), signal());
+  t.match(stored('checkout-to-green')?.status, { workload: { namespace: 'shop', name: 'checkout' } });
+  t.match(await makeStore().loadAll(signal()), [{ key: 'shop/checkout' }]);
+  t.equal(store.objectOf('shop/checkout')?.name, 'checkout-to-green');
+});
+
+t.test("the source's conditions: written once, kept by saves, never a false conflict", async (t) => {
+  const { server, makeStore, stored, statusOf } = await setup(t);
+  server.put(wlm('checkout'));
+  const store = makeStore();
+  const accepted = {
+    type: 'Accepted',
+    status: 'True' as const,
+    reason: 'Accepted',
+    message: 'runs with ClusterMigration upgrade',
+  };
+  server.clearWrites();
+  t.equal(
+    await store.writeConditions(
+      { namespace: 'shop', name: 'checkout' },
+      { observedGeneration: 1, conditions: [accepted] },
+      T0,
+      signal(),
+    ),
+    true,
+  );
+  t.equal(
+    await store.writeConditions(
+      { namespace: 'shop', name: 'checkout' },
+      { observedGeneration: 1, conditions: [accepted] },
+      T0 + 5,
+      signal(),
+    ),
+    false,
+    'unchanged: no write',
+  );
+  t.equal(server.writes().length, 1, 'one write for two calls');
+  t.match(stored('checkout')?.status, {
+    observedGeneration: 1,
+    conditions: [{ ...accepted, observedGeneration: 1, lastTransitionTime: '2026-12-01T08:00:00.000Z' }],
+  });
+
+  await store.save(progressing('checkout', 1), signal());
+  const types = () =>
+    ((statusOf('checkout') as { conditions: Array<{ type: string }> }).conditions ?? []).map((c) => c.type);
+  t.same(
+    types().sort(),
+    ['Accepted', 'Paused', 'Progressing', 'Succeeded'],
+    "the save adds the rollout's and keeps the source's",
+  );
+  t.equal((statusOf('checkout') as { observedGeneration?: number }).observedGeneration, 1);
+
+  const refused = {
+    type: 'Accepted',
+    status: 'False' as const,
+    reason: 'SpecChangeRefused',
+    message: 'spec.route changed',
+  };
+  t.equal(
+    await store.writeConditions(
+      { namespace: 'shop', name: 'checkout' },
+      { observedGeneration: 2, conditions: [refused] },
+      T0 + 10,
+      signal(),
+    ),
+    true,
+  );
+  await store.save(progressing('checkout', 2, 10), signal());
+  t.match((statusOf('checkout') as { conditions: unknown[] }).conditions, [
+    { type: 'Accepted', status: 'False', reason: 'SpecChangeRefused', observedGeneration: 2 },
+  ]);
+  t.match(
+    stored('checkout')?.status,
+    { weight: 10, observedGeneration: 2 },
+    'the save after it is no conflict',
+  );
+
+  await t.rejects(
+    store.writeConditions({ namespace: 'shop', name: 'gone' }, { conditions: [accepted] }, T0, signal()),
+    /WorkloadMigration shop\/gone does not exist/,
+  );
+});
+
+t.test('Events are recorded against the WorkloadMigration', async (t) => {
+  const { server, kubeConfig, makeStore } = await setup(t);
+  server.put(wlm('checkout'));
+  const store = makeStore();
+  await store.save(progressing('checkout', 1), signal());
+  const object = store.objectOf('shop/checkout')!;
+  t.ok(object.uid, 'the store knows its uid');
+  const events = new WorkloadMigrationEvents({
+    kubeConfig,
+    requestTimeoutMs: 5000,
+    clock: new ManualClock(T0),
+  });
+  await events.record(
+    object,
+    { reason: 'StepAdvanced', message: 'weight 5% -> 10%', type: 'Normal' },
+    signal(),
+  );
+  const recorded = server.list('v1', 'Event', 'shop');
+  t.equal(recorded.length, 1);
+  t.match(recorded[0], {
+    involvedObject: {
+      apiVersion: API,
+      kind: 'WorkloadMigration',
+      namespace: 'shop',
+      name: 'checkout',
+      uid: object.uid,
+    },
+    reason: 'StepAdvanced',
+    type: 'Normal',
+    source: { component: 'clustershift' },
+  });
+});

@@ -4,6 +4,7 @@
 
 import t from 'tap';
 import { ManualClock } from '../../src/clock.js';
+import { workloadMigrationCrd } from '../../src/crd/manifests.js';
 import { WorkloadMigrationEvents } from '../../src/crd/workload-migration-events.js';
 import { WorkloadMigrationStateStore } from '../../src/crd/workload-migration-state-store.js';
 import { StateConflictError } from '../../src/errors.js';
@@ -42,17 +43,8 @@ function progressing(name: string, revision: number, weight = 5): RolloutState {
 
 async function setup(t: Teardown) {
   const server = new FakeApiServer();
-  // What wip/fakeapi's CRD registration will do from the chart's CRD: a namespaced kind with /status.
-  server.registerResource({
-    group: 'clustershift.io',
-    versions: ['v1alpha1'],
-    resource: 'workloadmigrations',
-    singular: 'workloadmigration',
-    kind: 'WorkloadMigration',
-    namespaced: true,
-    shortNames: ['wlm'],
-    status: true,
-  });
+  // The chart's CRD: the fake server then checks every status write against its schema.
+  server.put(workloadMigrationCrd() as KubeObject);
   const { url } = await server.start();
   t.teardown(() => server.stop());
   const kubeConfig = buildKubeConfig({ name: 'home', server: url });
@@ -94,6 +86,11 @@ t.test('a rollout saved to status is what a new store resumes from', async (t) =
     'a restarted controller resumes at the same step and weight',
   );
   t.equal(stored('cart')?.status, undefined, 'other objects untouched');
+  await t.rejects(
+    store.save(progressing('checkout', 4, 140), signal()),
+    { name: 'KubeError', message: /HTTP 422.*status.weight/ },
+    "the CRD's schema refuses a status outside it (weights 0..100)",
+  );
 });
 
 t.test(

@@ -1,0 +1,158 @@
+// What a kubectl user sees of the CRDs, against the fake API server: `kubectl apply -f` of the
+// chart's CRD folder, `kubectl get wlm -A` with PHASE WEIGHT STEP VERDICT AGE from a status the
+// store wrote, the clustershift category and short names, `kubectl describe` with the Events
+// recorded against the object, and an invalid object refused with the rule's message.
+
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { ManualClock } from '../../src/clock.js';
+import { WorkloadMigrationEvents } from '../../src/crd/workload-migration-events.js';
+import { WorkloadMigrationStateStore } from '../../src/crd/workload-migration-state-store.js';
+import { buildKubeConfig } from '../../src/kube/kubeconfig.js';
+import { newRolloutState } from '../../src/rollout/state-machine.js';
+import { FakeApiServer } from '../../src/sandbox/fake-apiserver.js';
+import { locateBinary } from '../helpers/binaries.js';
+
+const kubectlPath = locateBinary('kubectl');
+if (!kubectlPath && process.env.CI)
+  throw new Error(
+    'kubectl is not installed (apt-get install kubectl); under CI a missing kubectl fails the suite',
+  );
+const skip = kubectlPath ? false : 'kubectl is not installed: skipping (these run under CI)';
+
+const CRDS = join(import.meta.dirname, '../../charts/clustershift/files/crds');
+
+t.test('kubectl and the clustershift.io CRDs', { skip }, async (t) => {
+  const server = new FakeApiServer();
+  const { url } = await server.start();
+  t.teardown(() => server.stop());
+  const home = await mkdtemp(join(tmpdir(), 'clustershift-crd-kubectl-'));
+  t.teardown(() => rm(home, { recursive: true, force: true }));
+  const kubectl = (...args: string[]) =>
+    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      execFile(
+        kubectlPath!,
+        ['--server', url, '--cache-dir', join(home, 'cache'), '--request-timeout=20s', ...args],
+        {
+          env: { PATH: process.env.PATH ?? '', HOME: home, KUBECONFIG: join(home, 'none') },
+          timeout: 60_000,
+        },
+        (error, stdout, stderr) =>
+          resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr }),
+      );
+    });
+  const apply = async (name: string, objects: unknown[]) => {
+    const path = join(home, name);
+    await writeFile(path, JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects }));
+    return kubectl('apply', '-f', path);
+  };
+
+  const crds = await kubectl('apply', '-f', CRDS);
+  t.equal(crds.code, 0, crds.stderr);
+  t.match(
+    crds.stdout,
+    'customresourcedefinition.apiextensions.k8s.io/clustermigrations.clustershift.io created',
+  );
+  t.match(
+    crds.stdout,
+    'customresourcedefinition.apiextensions.k8s.io/workloadmigrations.clustershift.io created',
+  );
+
+  const objects = await apply('objects.json', [
+    {
+      apiVersion: 'clustershift.io/v1alpha1',
+      kind: 'ClusterMigration',
+      metadata: { name: 'upgrade' },
+      spec: {
+        clusters: { old: { name: 'blue' }, new: { name: 'green', kubeconfigSecret: { name: 'green' } } },
+      },
+    },
+    {
+      apiVersion: 'clustershift.io/v1alpha1',
+      kind: 'WorkloadMigration',
+      metadata: { name: 'checkout', namespace: 'shop' },
+      spec: {
+        migration: 'upgrade',
+        workload: { name: 'checkout' },
+        route: {
+          type: 'istio',
+          virtualService: 'checkout',
+          oldDestination: { host: 'checkout.shop.svc.cluster.local' },
+          newDestination: { host: 'checkout.shop.global' },
+        },
+      },
+    },
+  ]);
+  t.equal(objects.code, 0, objects.stderr);
+
+  const kubeConfig = buildKubeConfig({ name: 'home', server: url });
+  const store = new WorkloadMigrationStateStore({ kubeConfig, requestTimeoutMs: 5000 });
+  const now = Date.now();
+  const base = newRolloutState({ namespace: 'shop', name: 'checkout' }, now);
+  await store.save(
+    {
+      ...base,
+      phase: 'Progressing',
+      stepIndex: 2,
+      weight: 10,
+      revision: 7,
+      checks: [
+        { at: now, weight: 10, verdict: 'pass', critical: false, reason: 'within margin', metrics: [] },
+      ],
+    },
+    AbortSignal.timeout(10_000),
+  );
+  const events = new WorkloadMigrationEvents({
+    kubeConfig,
+    requestTimeoutMs: 5000,
+    clock: new ManualClock(now),
+  });
+  await events.record(
+    store.objectOf('shop/checkout')!,
+    { reason: 'StepAdvanced', message: 'weight 5% -> 10%', type: 'Normal' },
+    AbortSignal.timeout(10_000),
+  );
+
+  const get = await kubectl('get', 'wlm', '-A');
+  t.equal(get.code, 0, get.stderr);
+  t.match(get.stdout, /^NAMESPACE\s+NAME\s+PHASE\s+WEIGHT\s+STEP\s+VERDICT\s+AGE\n/);
+  t.match(get.stdout, /^shop\s+checkout\s+Progressing\s+10\s+3\s+pass\s+\d+s$/m);
+  const wide = await kubectl('get', 'workloadmigrations', '-n', 'shop', '-o', 'wide');
+  t.match(wide.stdout, /MIGRATION\s+WORKLOAD\s+MESSAGE/);
+  const category = await kubectl('get', 'clustershift', '-A');
+  t.equal(category.code, 0, category.stderr);
+  t.match(category.stdout, /checkout\s+Progressing/);
+  t.match(category.stdout, /upgrade\s+blue\s+green/, 'the ClusterMigration too');
+  const cmig = await kubectl('get', 'cmig');
+  t.match(cmig.stdout, /^NAME\s+OLD\s+NEW\s+WORKLOADS\s+SUCCEEDED\s+AGE\n/);
+
+  const describe = await kubectl('describe', 'wlm', 'checkout', '-n', 'shop');
+  t.equal(describe.code, 0, describe.stderr);
+  t.match(describe.stdout, /Phase:\s+Progressing/);
+  t.match(
+    describe.stdout,
+    /Events:[\s\S]*StepAdvanced[\s\S]*weight 5% -> 10%/,
+    'kubectl describe tells the story',
+  );
+
+  const bad = await apply('bad.json', [
+    {
+      apiVersion: 'clustershift.io/v1alpha1',
+      kind: 'WorkloadMigration',
+      metadata: { name: 'broken', namespace: 'shop' },
+      spec: {
+        migration: 'upgrade',
+        workload: { name: 'broken' },
+        route: { type: 'haproxy', backend: 'b', oldServer: 'o', newServer: 'n', virtualService: 'v' },
+        plan: { steps: [10, 50] },
+      },
+    },
+  ]);
+  t.not(bad.code, 0);
+  t.match(bad.stderr, 'The WorkloadMigration "broken" is invalid');
+  t.match(bad.stderr, 'a haproxy route takes only backend, oldServer and newServer');
+  t.match(bad.stderr, 'the last step must be 100');
+});

@@ -29,7 +29,14 @@ import {
   type SourceCondition,
   type WorkloadResolution,
 } from './resolve.js';
-import { type ClusterMigrationObject, GROUP, VERSION, type WorkloadMigrationObject } from './schema.js';
+import {
+  type ClusterMigrationObject,
+  GROUP,
+  type PhaseCounts,
+  phaseCounts,
+  VERSION,
+  type WorkloadMigrationObject,
+} from './schema.js';
 
 /** Conditions the caller should write on one object (WorkloadMigrationStateStore.writeConditions for a WorkloadMigration). */
 export interface ObjectConditions {
@@ -40,6 +47,8 @@ export interface ObjectConditions {
   /** The metadata.generation the conditions speak about. */
   observedGeneration?: number;
   conditions: SourceCondition[];
+  /** ClusterMigration only: its WorkloadMigrations by phase, from their status. */
+  counts?: PhaseCounts;
 }
 
 export interface CrWorkloadSourceOptions extends ResolveOptions {
@@ -70,6 +79,7 @@ export class CrWorkloadSource implements WorkloadSource {
   private readonly listeners = new Set<(change: WorkloadChange) => void>();
   private readonly conditionListeners = new Set<(update: ObjectConditions) => void>();
   private readonly migrations = new Map<string, MigrationResolution>();
+  private readonly migrationGeneration = new Map<string, number>();
   private readonly objects = new Map<string, WorkloadMigrationObject>();
   private readonly resolutions = new Map<string, WorkloadResolution>();
   /** Rollout key (namespace/Deployment) -> what runs now, and the object (namespace/name) it comes from. */
@@ -256,15 +266,18 @@ export class CrWorkloadSource implements WorkloadSource {
   private reportMigration(name: string, generation?: number): void {
     const resolution = this.migrations.get(name);
     if (!resolution) return;
+    const observed =
+      generation ?? (resolution.ok ? resolution.settings.generation : this.migrationGeneration.get(name));
+    if (generation !== undefined) this.migrationGeneration.set(name, generation);
+    const statuses = [...this.objects.values()]
+      .filter((object) => (object.spec as { migration?: unknown } | undefined)?.migration === name)
+      .map((object) => object.status);
     this.report({
       kind: 'ClusterMigration',
       name,
-      ...(generation !== undefined
-        ? { observedGeneration: generation }
-        : resolution.ok && resolution.settings.generation !== undefined
-          ? { observedGeneration: resolution.settings.generation }
-          : {}),
+      ...(observed !== undefined ? { observedGeneration: observed } : {}),
       conditions: migrationConditions(resolution),
+      counts: phaseCounts(statuses),
     });
   }
 
@@ -281,6 +294,17 @@ export class CrWorkloadSource implements WorkloadSource {
       before.metadata?.deletionTimestamp === object.metadata?.deletionTimestamp &&
       isDeepStrictEqual(before.spec, object.spec);
     if (!sameSpec || !this.synced) this.resolve(key);
+    // Its phase may have changed (a status write): the migration's counts follow.
+    this.recount(before, object);
+  }
+
+  private recount(...objects: Array<WorkloadMigrationObject | undefined>): void {
+    const names = new Set(
+      objects
+        .map((object) => (object?.spec as { migration?: unknown } | undefined)?.migration)
+        .filter((name): name is string => typeof name === 'string'),
+    );
+    for (const name of names) this.reportMigration(name);
   }
 
   private workloadGone(object: WorkloadMigrationObject): void {
@@ -288,6 +312,7 @@ export class CrWorkloadSource implements WorkloadSource {
     this.objects.delete(key);
     this.reported.delete(key);
     this.resolve(key);
+    this.recount(object);
   }
 
   /** The rollout key an object runs now, if any. */

@@ -6,7 +6,7 @@
 
 import { type Static, type TObject, type TProperties, type TSchema, Type } from '@sinclair/typebox';
 import { AnalysisSchema, PlanSchema, RouteSchema, ScalingSchema } from '../config/schema.js';
-import { ROLLOUT_PHASES } from '../rollout/types.js';
+import { ROLLOUT_PHASES, type RolloutPhase } from '../rollout/types.js';
 import { PERSISTED_CHECKS } from '../state/state-store.js';
 
 export const GROUP = 'clustershift.io';
@@ -224,6 +224,20 @@ export const PhaseCountsSchema = closed(
   },
   'WorkloadMigrations by phase',
 );
+
+/** `total`, and the count of each phase (Pending -> pending) that has any. */
+export type PhaseCounts = { total: number } & Partial<Record<Uncapitalize<RolloutPhase>, number>>;
+
+/** Counts by phase of WorkloadMigration statuses (one not started yet counts in total only). */
+export function phaseCounts(statuses: ReadonlyArray<WorkloadMigrationStatus | undefined>): PhaseCounts {
+  const counts: Record<string, number> = { total: statuses.length };
+  for (const status of statuses) {
+    if (status?.phase === undefined) continue;
+    const key = lowerFirst(status.phase);
+    counts[key] = (counts[key] ?? 0) + 1;
+  }
+  return counts as PhaseCounts;
+}
 
 export const ClusterMigrationStatusSchema = closed({
   observedGeneration: Type.Optional(Type.Integer({ minimum: 0 })),

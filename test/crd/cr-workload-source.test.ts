@@ -4,16 +4,19 @@
 
 import { CustomObjectsApi } from '@kubernetes/client-node';
 import t from 'tap';
+import { ClusterMigrationStatusWriter } from '../../src/crd/cluster-migration-status-writer.js';
 import { CrWorkloadSource, type ObjectConditions } from '../../src/crd/cr-workload-source.js';
 import { clusterMigrationCrd, workloadMigrationCrd } from '../../src/crd/manifests.js';
 import type { ProcessSettings } from '../../src/crd/resolve.js';
 import { WorkloadMigrationStateStore } from '../../src/crd/workload-migration-state-store.js';
 import { buildKubeConfig } from '../../src/kube/kubeconfig.js';
+import { newRolloutState } from '../../src/rollout/state-machine.js';
 import { FakeApiServer, type KubeObject } from '../../src/sandbox/fake-apiserver.js';
 import type { WorkloadChange } from '../../src/sources/workload-source.js';
 import { pollUntil } from '../helpers/poll.js';
 
 const API = 'clustershift.io/v1alpha1';
+const T0 = Date.parse('2026-12-01T08:00:00.000Z');
 const PROCESS: ProcessSettings = {
   metrics: { type: 'prometheus', address: 'http://prometheus:9090', template: 'istio' },
   defaults: { plan: { steps: [10, 50, 100] } },
@@ -273,4 +276,39 @@ t.test('the API server refuses an invalid WorkloadMigration by the CRD, saying w
   });
   await t.rejects(create({ migration: 'upgrade' }), { code: 422, body: /spec.workload/ });
   await create({ ...base, route: ISTIO });
+});
+
+t.test("a ClusterMigration's status: its conditions and its WorkloadMigrations by phase", async (t) => {
+  const { server, kubeConfig, source, conditions } = await setup(t);
+  const writer = new ClusterMigrationStatusWriter({ kubeConfig, requestTimeoutMs: 5000 });
+  const store = new WorkloadMigrationStateStore({ kubeConfig, requestTimeoutMs: 5000 });
+  server.put(migration());
+  server.put(wlm('checkout'));
+  server.put(wlm('cart'));
+  await source.start(signal());
+  t.match(latest(conditions, 'upgrade'), { counts: { total: 2 } });
+  t.notOk('progressing' in (latest(conditions, 'upgrade')?.counts ?? {}), 'none started');
+  await store.save(
+    { ...newRolloutState({ namespace: 'shop', name: 'checkout' }, T0), phase: 'Progressing', revision: 1 },
+    signal(),
+  );
+  const update = await waitFor('the counts to follow the status', () => {
+    const last = latest(conditions, 'upgrade');
+    return last?.counts?.progressing === 1 ? last : undefined;
+  });
+  t.same(update.counts, { total: 2, progressing: 1 });
+  t.equal(await writer.write(update, T0, signal()), true);
+  t.equal(await writer.write(update, T0 + 1, signal()), false, 'unchanged: no write');
+  t.match(server.get(API, 'ClusterMigration', undefined, 'upgrade')?.status, {
+    observedGeneration: 1,
+    counts: { total: 2, progressing: 1 },
+    conditions: [
+      {
+        type: 'Accepted',
+        status: 'True',
+        reason: 'Accepted',
+        lastTransitionTime: '2026-12-01T08:00:00.000Z',
+      },
+    ],
+  });
 });

@@ -1,0 +1,93 @@
+// Writes what the CR source reports about a ClusterMigration (its conditions and its
+// WorkloadMigrations' counts by phase) into its status subresource. Nothing resumes from this
+// status, so a 409 is simply read again and retried; conditions of types not named are kept.
+
+import { isDeepStrictEqual } from 'node:util';
+import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { ClustershiftError } from '../errors.js';
+import { isNotFound, KubeCaller, type RetryPolicy, requestOptions, type Sleep } from '../kube/kube-call.js';
+import type { ObjectConditions } from './cr-workload-source.js';
+import { CLUSTER_MIGRATION } from './manifests.js';
+import {
+  API_VERSION,
+  type ClusterMigrationObject,
+  type ClusterMigrationStatus,
+  GROUP,
+  VERSION,
+} from './schema.js';
+import { mergeConditions } from './status.js';
+
+export interface ClusterMigrationStatusWriterOptions {
+  /** The home cluster. */
+  kubeConfig: KubeConfig;
+  requestTimeoutMs: number;
+  retry?: RetryPolicy;
+  sleep?: Sleep;
+}
+
+export class ClusterMigrationStatusWriter {
+  private readonly api: CustomObjectsApi;
+  private readonly caller: KubeCaller;
+
+  constructor(options: ClusterMigrationStatusWriterOptions) {
+    this.api = options.kubeConfig.makeApiClient(CustomObjectsApi);
+    this.caller = new KubeCaller({
+      cluster: 'home',
+      requestTimeoutMs: options.requestTimeoutMs,
+      ...(options.retry ? { retry: options.retry } : {}),
+      ...(options.sleep ? { sleep: options.sleep } : {}),
+    });
+  }
+
+  /** Returns false when the status already says this (no write). */
+  async write(update: ObjectConditions, now: number, signal: AbortSignal): Promise<boolean> {
+    const name = update.name;
+    const where = `ClusterMigration ${name}`;
+    const target = { group: GROUP, version: VERSION, plural: CLUSTER_MIGRATION.plural, name };
+    return this.caller.call(
+      { verb: 'update', object: `status of ${where}`, retryConflicts: true },
+      signal,
+      async (s) => {
+        let object: ClusterMigrationObject;
+        try {
+          object = (await this.api.getClusterCustomObject(
+            target,
+            requestOptions(s),
+          )) as ClusterMigrationObject;
+        } catch (error) {
+          if (isNotFound(error))
+            throw new ClustershiftError(`${where} does not exist (deleted?); its status was not written`);
+          throw error;
+        }
+        const before: ClusterMigrationStatus = object.status ?? {};
+        const generation = update.observedGeneration;
+        const status: ClusterMigrationStatus = {
+          ...before,
+          ...(generation !== undefined ? { observedGeneration: generation } : {}),
+          ...(update.counts ? { counts: update.counts } : {}),
+          conditions: mergeConditions(
+            before.conditions,
+            update.conditions.map((c) =>
+              generation !== undefined ? { ...c, observedGeneration: generation } : c,
+            ),
+            new Date(now).toISOString(),
+          ),
+        };
+        if (isDeepStrictEqual(status, before)) return false;
+        await this.api.replaceClusterCustomObjectStatus(
+          {
+            ...target,
+            body: {
+              apiVersion: API_VERSION,
+              kind: CLUSTER_MIGRATION.kind,
+              metadata: { name, resourceVersion: object.metadata?.resourceVersion ?? '' },
+              status,
+            },
+          },
+          requestOptions(s),
+        );
+        return true;
+      },
+    );
+  }
+}

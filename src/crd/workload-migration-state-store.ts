@@ -99,12 +99,33 @@ export class WorkloadMigrationStateStore implements StateStore {
     )) as { items?: WorkloadMigrationObject[] };
     this.seen.clear();
     this.rolloutOf.clear();
-    const states: RolloutState[] = [];
+    // Two objects can hold a state for one Deployment (one was pointed at another Deployment
+    // after it finished, and a second object took the first one's over): the one the CR source
+    // says runs it wins, else the later revision.
+    const byKey = new Map<string, { state: RolloutState; object: WorkloadMigrationObject }>();
     for (const object of list.items ?? []) {
-      const state = this.remember(object);
-      if (state) states.push(state);
+      const state = fromStatus(object.status, where(this.seenOf(object)));
+      if (!state) continue;
+      const other = byKey.get(state.key);
+      if (other && !this.preferred(state, object, other)) continue;
+      byKey.set(state.key, { state, object });
     }
-    return states;
+    for (const { state, object } of byKey.values()) this.keep(state.key, this.seenOf(object));
+    return [...byKey.values()].map(({ state }) => state);
+  }
+
+  private preferred(
+    state: RolloutState,
+    object: WorkloadMigrationObject,
+    other: { state: RolloutState; object: WorkloadMigrationObject },
+  ): boolean {
+    const owner = this.objectFor(state.key, state);
+    const isOwner = (candidate: WorkloadMigrationObject) =>
+      owner !== undefined &&
+      candidate.metadata?.namespace === owner.namespace &&
+      candidate.metadata?.name === owner.name;
+    if (isOwner(object) !== isOwner(other.object)) return isOwner(object);
+    return state.revision > other.state.revision;
   }
 
   /** One rollout's state as stored now (and remembered for the next save), for re-reading after a conflict. */

@@ -150,6 +150,18 @@ t.test('the object holding a rollout may be named otherwise than its Deployment'
   t.match(stored('checkout-to-green')?.status, { workload: { namespace: 'shop', name: 'checkout' } });
   t.match(await makeStore().loadAll(signal()), [{ key: 'shop/checkout' }]);
   t.equal(store.objectOf('shop/checkout')?.name, 'checkout-to-green');
+
+  // A second object holding a state for the same Deployment: the source's owner wins, else the later revision.
+  server.put(wlm('checkout-old', 'checkout'));
+  await makeStore((key) =>
+    key === 'shop/checkout' ? { namespace: 'shop', name: 'checkout-old' } : undefined,
+  ).save(progressing('checkout', 9, 50), signal());
+  t.match(await makeStore().loadAll(signal()), [{ key: 'shop/checkout', revision: 9 }], 'the later revision');
+  const owned = makeStore((key) =>
+    key === 'shop/checkout' ? { namespace: 'shop', name: 'checkout-to-green' } : undefined,
+  );
+  t.match(await owned.loadAll(signal()), [{ key: 'shop/checkout', revision: 1 }], "the source's owner");
+  t.equal(owned.objectOf('shop/checkout')?.name, 'checkout-to-green');
 });
 
 t.test("the source's conditions: written once, kept by saves, never a false conflict", async (t) => {

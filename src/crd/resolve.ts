@@ -8,7 +8,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { Static, TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { resolveConfig } from '../config/load.js';
-import type { MetricsProviderConfig, PolicySchema, RawConfig, RouteConfig } from '../config/schema.js';
+import type { MetricsProviderConfig, PolicySchema, RawConfig } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
 import type { ClusterAccess, MigrationSettings, SourcedWorkload } from '../sources/workload-source.js';
 import {
@@ -263,7 +263,6 @@ export function resolveWorkloadMigration(
     ok: true,
     workload: {
       ...resolved,
-      route: resolved.route as RouteConfig,
       origin: {
         kind: 'WorkloadMigration',
         namespace,

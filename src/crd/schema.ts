@@ -37,14 +37,8 @@ const Time = (description: string) => Type.String({ pattern: TIME_PATTERN, descr
 
 // ---- shared pieces --------------------------------------------------------------------
 
-/**
- * A route as the configuration file writes one, minus the demo's sandbox router (the chart's
- * values schema leaves it out the same way): a migration's objects are production objects.
- */
-export const CrRouteSchema = Type.Union(
-  RouteSchema.anyOf.filter((member) => member.properties.type.const !== 'sandbox'),
-  { description: RouteSchema.description },
-);
+/** A route exactly as the configuration file writes one. */
+export const CrRouteSchema = RouteSchema;
 
 /** The steps rise and end at 100; 100 items is the most a rising list of 1..100 can hold. */
 export const CrPlanSchema = withRules(

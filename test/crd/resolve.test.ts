@@ -97,7 +97,11 @@ t.test('a WorkloadMigration resolves as the file would resolve the same workload
   t.equal(workload.policy.analysis.errorRate.maxRatio, 2);
   t.equal(workload.key, 'shop/checkout');
   t.same(workload.ref, { namespace: 'shop', name: 'checkout' });
-  t.same(workload.route, ISTIO);
+  t.same(
+    workload.route,
+    { ...ISTIO, namespace: 'shop', cluster: 'old' },
+    'with the defaults the file fills in',
+  );
   t.same(workload.origin, {
     kind: 'WorkloadMigration',
     namespace: 'shop',
@@ -135,7 +139,12 @@ t.test('a route template fills in the namespace and name', async (t) => {
     newDestination: { host: '{{name}}.{{namespace}}.global' },
   };
   const workload = resolved(wlm({ route: undefined }), accepted(migration({ routeTemplate: template })));
-  t.same(workload.route, { ...ISTIO, newDestination: { host: 'checkout.shop.global' } });
+  t.same(workload.route, {
+    ...ISTIO,
+    newDestination: { host: 'checkout.shop.global' },
+    namespace: 'shop',
+    cluster: 'old',
+  });
   t.throws(
     () => fillRouteTemplate({ host: '{{cluster}}' }, { namespace: 'a', name: 'b' }),
     /\{\{cluster\}\}, expected only/,
@@ -239,7 +248,8 @@ t.test('an active rollout keeps its migration, workload and route; policy and pa
     },
   );
   const held = decide(before, changedRoute, true);
-  t.same(held.run?.route, ISTIO, 'the route it started with');
+  t.same(held.run?.route, before.route, 'the route it started with');
+  t.equal((held.run!.route as { virtualService?: string }).virtualService, 'checkout');
   t.equal(held.run?.paused, true, 'the pause applies');
   t.equal(held.run?.policy.plan.holdTimeMs, 540_000, 'the policy change applies');
   t.match(held.conditions, [

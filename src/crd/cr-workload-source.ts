@@ -189,16 +189,20 @@ export class CrWorkloadSource implements WorkloadSource {
     informer.on('update', (object) => this.guard(() => handlers.upsert(object as T)));
     informer.on('delete', (object) => this.guard(() => handlers.remove(object as T)));
     // The informer stops on an error other than 410 Gone and a watch timeout: list again later.
+    let failures = 0;
     informer.on('error', (error) => {
       if (this.stopped || !this.listed.has(informer)) return;
+      failures++;
       this.broken.add(plural);
       this.options.logger?.warn({ err: error, plural }, `watch of ${plural} failed; listing again`);
-      void delay(this.options.restartDelayMs ?? 2_000, undefined, { ref: false })
-        .then(() => (this.stopped ? undefined : informer.start()))
-        .then(() => {
-          // start() reports a failed list through 'error' again (which schedules the next try).
-          if (!this.stopped) this.broken.delete(plural);
-        });
+      void delay(this.options.restartDelayMs ?? 2_000, undefined, { ref: false }).then(async () => {
+        if (this.stopped) return;
+        const before = failures;
+        await informer.start();
+        // A failed list reports through 'error' again (which schedules the next try): only a
+        // start without a new failure has listed everything afresh.
+        if (failures === before) this.broken.delete(plural);
+      });
     });
     return informer;
   }

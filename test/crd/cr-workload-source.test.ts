@@ -14,6 +14,7 @@ import { newRolloutState } from '../../src/rollout/state-machine.js';
 import { FakeApiServer, type KubeObject } from '../../src/sandbox/fake-apiserver.js';
 import type { WorkloadChange } from '../../src/sources/workload-source.js';
 import { pollUntil } from '../helpers/poll.js';
+import { freePort } from '../helpers/ports.js';
 
 const API = 'clustershift.io/v1alpha1';
 const T0 = Date.parse('2026-12-01T08:00:00.000Z');
@@ -311,4 +312,38 @@ t.test("a ClusterMigration's status: its conditions and its WorkloadMigrations b
       },
     ],
   });
+});
+
+t.test('a watch that breaks is reported, resumed, and what changed meanwhile arrives', async (t) => {
+  const server = new FakeApiServer({ port: await freePort() });
+  server.put(clusterMigrationCrd() as KubeObject);
+  server.put(workloadMigrationCrd() as KubeObject);
+  server.put(migration());
+  server.put(wlm('checkout'));
+  const { url } = await server.start();
+  t.teardown(() => server.stop());
+  const source = new CrWorkloadSource({
+    kubeConfig: buildKubeConfig({ name: 'home', server: url }),
+    process: PROCESS,
+    isActive: () => false,
+    restartDelayMs: 20,
+    requestTimeoutMs: 2000,
+  });
+  t.teardown(() => source.stop());
+  await source.start(signal());
+  t.ok(source.workloads().has('shop/checkout'));
+  t.ok(source.watchesHealthy());
+  // The API server goes away (every connection closed) and changes happen before it is back.
+  await server.stop();
+  await waitFor('the broken watch to show', () => (source.watchesHealthy() ? undefined : true));
+  server.put(wlm('cart'));
+  server.remove(API, 'WorkloadMigration', 'shop', 'checkout');
+  await server.start();
+  await waitFor('the watches to recover', () => (source.watchesHealthy() ? true : undefined));
+  await waitFor('the changes made meanwhile', () =>
+    source.workloads().has('shop/cart') && !source.workloads().has('shop/checkout') ? true : undefined,
+  );
+  server.put(wlm('orders'));
+  await waitFor('a change after recovery', () => source.workloads().get('shop/orders'));
+  t.pass('followed again after the break');
 });

@@ -79,7 +79,7 @@ export class ConfigWorkloadSource implements WorkloadSource {
     return this.byKey;
   }
 
-  subscribe(): () => void {
+  subscribe(_listener: (change: WorkloadChange) => void): () => void {
     return () => {};
   }
 

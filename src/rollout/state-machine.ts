@@ -589,8 +589,9 @@ export function applyCommand(
     case 'abort':
       if (state.phase === 'RollingBack' || state.phase === 'RolledBack') return { state, actions: [] };
       if (state.phase === 'Pending' && state.queuedAt !== undefined) {
+        // Stays Pending (a start queues it again), with the reason it never ran in view.
         draft.unset('queuedAt');
-        draft.phase('Pending');
+        draft.phase('Pending', `start cancelled: ${command.reason}`);
         draft.record('operator', `start cancelled: ${command.reason}`);
         break;
       }

@@ -66,7 +66,8 @@ export function unzipEntry(zip: Buffer, name: string, where = 'the archive'): Bu
   const entries = zip.readUInt16LE(endOfDirectory + 10);
   let offset = zip.readUInt32LE(endOfDirectory + 16);
   for (let index = 0; index < entries; index++) {
-    if (zip.readUInt32LE(offset) !== 0x02014b50) throw new Error(`${where}: bad central directory at ${offset}`);
+    if (zip.readUInt32LE(offset) !== 0x02014b50)
+      throw new Error(`${where}: bad central directory at ${offset}`);
     const method = zip.readUInt16LE(offset + 10);
     const compressedSize = zip.readUInt32LE(offset + 20);
     const size = zip.readUInt32LE(offset + 24);
@@ -82,7 +83,8 @@ export function unzipEntry(zip: Buffer, name: string, where = 'the archive'): Bu
     const data = zip.subarray(dataStart, dataStart + compressedSize);
     const content = method === 0 ? Buffer.from(data) : method === 8 ? inflateRawSync(data) : undefined;
     if (!content) throw new Error(`${where}: ${name} uses compression method ${method}`);
-    if (content.length !== size) throw new Error(`${where}: ${name} came out ${content.length} bytes, not ${size}`);
+    if (content.length !== size)
+      throw new Error(`${where}: ${name} came out ${content.length} bytes, not ${size}`);
     return content;
   }
   throw new Error(`${where} holds no ${name}`);

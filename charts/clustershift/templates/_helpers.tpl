@@ -55,7 +55,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 The clustershift configuration file: .Values.config plus what the chart owns. Every path
 below is where deployment.yaml mounts the file; the schema forbids these keys in values,
 so nothing here silently overrides a user's setting.
-test/charts/chart.test.ts mirrors these additions (applyChartAdditions); keep both in step.
+test/charts/helm.test.ts renders it with helm, runs the controller's --check on it and checks
+every file it names is mounted.
 */}}
 {{- define "clustershift.config" -}}
 {{- $config := deepCopy .Values.config }}

@@ -21,7 +21,6 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import t from 'tap';
 import { parseAllDocuments, stringify as stringifyYaml } from 'yaml';
-import { prometheusProvider } from '../../src/app.js';
 import { type Config, loadConfigFile, parseConfigText } from '../../src/config/load.js';
 import type { FakeResource } from '../../src/sandbox/fake-api-resources.js';
 import { FakeApiServer } from '../../src/sandbox/fake-apiserver.js';
@@ -235,9 +234,7 @@ function controllerCheck(configPath: string): Promise<{ code: number; stdout: st
  * (below) and the rest through the same functions. Keep this in step with main.ts.
  */
 function checkInProcess(configPath: string): Config {
-  const config = loadConfigFile(configPath);
-  prometheusProvider(config);
-  return config;
+  return loadConfigFile(configPath);
 }
 
 const configFiles = (config: Config) =>

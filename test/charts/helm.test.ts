@@ -22,8 +22,7 @@ import { dirname, join } from 'node:path';
 import t from 'tap';
 import { parseAllDocuments, stringify as stringifyYaml } from 'yaml';
 import { type Config, loadConfigFile, parseConfigText } from '../../src/config/load.js';
-import type { FakeResource } from '../../src/sandbox/fake-api-resources.js';
-import { FakeApiServer } from '../../src/sandbox/fake-apiserver.js';
+import { FakeApiServer, type FakeResource } from '../../src/sandbox/fake-apiserver.js';
 import { chartTools, runTool } from '../helpers/helm.js';
 import { BAD_VALUES, INSTALLER_VALUES } from './chart-values.js';
 

@@ -15,7 +15,7 @@ import {
 } from './errors.js';
 import type { ClusterClient } from './kube/cluster-client.js';
 import type { MetricsSource } from './metrics/metrics.js';
-import { admit, applyCommand, decide, newRolloutState } from './rollout/state-machine.js';
+import { admit, applyCommand, decide, newRolloutState, TERMINAL_PHASES } from './rollout/state-machine.js';
 import {
   ACTIVE_PHASES,
   type Action,
@@ -92,6 +92,8 @@ export class Controller {
   private lastRefreshAt = Number.NEGATIVE_INFINITY;
   /** Rollouts whose latest checks are only in memory (see isTransition). */
   private readonly unsaved = new Set<string>();
+  /** Finished rollouts whose replicas were read since they finished: still settling, or settled. */
+  private readonly finishedReads = new Map<string, 'settling' | 'settled'>();
 
   constructor(private readonly options: ControllerOptions) {
     this.workloads = new Map(options.workloads.map((w) => [w.key, w]));
@@ -284,6 +286,7 @@ export class Controller {
       await this.autoStart();
     }
     await this.admitQueued(now, report);
+    await this.readFinishedReplicas(now);
     const active = [...this.states.values()].filter((s) => ACTIVE_PHASES.has(s.phase));
     report.active = active.length;
     if (active.length === 0) return report;
@@ -317,6 +320,51 @@ export class Controller {
         free--;
       });
     }
+  }
+
+  /**
+   * A rollout's last actions (the old cluster scaled to 0 on success, the new one scaled back on
+   * a rollback) come after its last observation, so the API would show the replicas from before
+   * them for good. A finished rollout's Deployments are read again on later ticks until both
+   * clusters' ready replicas match their desired ones, for at most FINISHED_READS_MS (then the
+   * view stays as last read: `observedAt` says when); once after a restart too.
+   */
+  private async readFinishedReplicas(now: number): Promise<void> {
+    const due = [...this.states.values()].filter((state) => {
+      if (!TERMINAL_PHASES.has(state.phase)) return false;
+      const reads = this.finishedReads.get(state.key);
+      if (reads === undefined) return true;
+      return reads === 'settling' && now - (state.finishedAt ?? now) < FINISHED_READS_MS;
+    });
+    await forEachLimited(due, this.options.settings.parallelism, async (state) => {
+      const workload = this.workloads.get(state.key)!;
+      const reads = this.scopedSignal();
+      const read = (cluster: 'old' | 'new') =>
+        this.options.clusters[cluster].getWorkload(workload.ref, reads.signal).catch((error) => {
+          this.options.logger.debug(
+            { ...this.logFields(state.key), cluster, err: error },
+            'replica read failed',
+          );
+          return undefined;
+        });
+      try {
+        const [old, fresh] = await Promise.all([read('old'), read('new')]);
+        // A retry may have started meanwhile: its own observations own the view now.
+        if (!TERMINAL_PHASES.has(this.get(state.key).phase)) return;
+        const settled = (w: WorkloadObservation | undefined) =>
+          w !== undefined && w.readyReplicas === w.replicas;
+        this.finishedReads.set(state.key, settled(old) && settled(fresh) ? 'settled' : 'settling');
+        this.#changes++;
+        this.live.set(state.key, {
+          ...this.live.get(state.key),
+          ...(old ? { old: pickReplicas(old) } : {}),
+          ...(fresh ? { new: pickReplicas(fresh) } : {}),
+          observedAt: this.options.clock.now(),
+        });
+      } finally {
+        reads.dispose();
+      }
+    });
   }
 
   /** One batch for every rollout whose check is due: one query per metric, not per workload. */
@@ -542,6 +590,7 @@ export class Controller {
   private commit(before: RolloutState, after: RolloutState): void {
     this.#changes++;
     this.states.set(after.key, after);
+    if (!TERMINAL_PHASES.has(after.phase)) this.finishedReads.delete(after.key);
     this.options.telemetry?.observe(before, after);
     const live = this.live.get(after.key);
     if (live?.lastError) this.live.set(after.key, { ...live, lastError: undefined });
@@ -605,6 +654,9 @@ export class Controller {
     }
   }
 }
+
+/** How long after finishing a rollout's replicas are read again until they settle. */
+const FINISHED_READS_MS = 10 * 60_000;
 
 /** How often a follower re-reads the store for its API's sake. */
 const FOLLOWER_REFRESH_MS = 10_000;

@@ -82,6 +82,9 @@ export const RolloutDetailSchema = Type.Composite(
       ),
       createdAt: Type.String({ format: 'date-time' }),
       finishedAt: Type.Optional(Type.String({ format: 'date-time' })),
+      observedAt: Type.Optional(
+        Type.String({ format: 'date-time', description: "when the clusters' replicas were last read" }),
+      ),
     }),
   ],
   { $id: 'RolloutDetail' },
@@ -143,5 +146,6 @@ export function detail(state: RolloutState, workload: RolloutWorkload, live: Liv
     history: state.history.slice(-100).map((h) => ({ ...h, at: iso(h.at) })),
     createdAt: iso(state.createdAt),
     ...(state.finishedAt !== undefined ? { finishedAt: iso(state.finishedAt) } : {}),
+    ...(live.observedAt !== undefined ? { observedAt: iso(live.observedAt) } : {}),
   };
 }

@@ -428,7 +428,10 @@ function checkRouteNeeds(
       'found an haproxy route but no routers.haproxy.socket, expected the admin socket address there',
     );
   if ((route.type === 'alb' || route.type === 'route53') && !raw.routers?.aws)
-    fail(path, `found a ${route.type} route but no routers.aws.region, expected the AWS region there`);
+    fail(
+      path,
+      `found a route of type ${route.type} but no routers.aws.region, expected the AWS region there`,
+    );
 }
 
 export const TEMPLATE_VARIABLES = ['namespace', 'workload', 'cluster', 'window'] as const;

@@ -49,8 +49,18 @@ function card(rollout, now) {
   );
 }
 
+let loaded = false;
+
 async function refresh() {
-  const { rollouts } = await api('/api/v1/rollouts');
+  let rollouts;
+  try {
+    ({ rollouts } = await api('/api/v1/rollouts'));
+  } catch (error) {
+    // "Loading…" only while the first answer is awaited; the error banner says what went wrong.
+    if (!loaded) counts.textContent = 'Not loaded.';
+    throw error;
+  }
+  loaded = true;
   const now = Date.now();
   list.replaceChildren(...rollouts.map((r) => card(r, now)));
   const byPhase = new Map();

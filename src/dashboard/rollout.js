@@ -14,6 +14,7 @@ import {
   verdictText,
   weightBar,
 } from './common.js';
+import { weightSeries } from './weight-series.js';
 
 const params = new URLSearchParams(location.search);
 const namespace = params.get('ns') || '';
@@ -72,7 +73,7 @@ function makeChart(id, series, yLabel, yRange) {
   return chart;
 }
 
-function drawCharts(checks) {
+function drawCharts(checks, history) {
   if (!window.uPlot) return; // the deferred library is not there yet; the next poll draws
   // Rates and latency start at zero so a small wobble does not look like a cliff.
   const fromZero = (_u, _min, max) => [0, max > 0 ? max * 1.15 : 1];
@@ -96,7 +97,7 @@ function drawCharts(checks) {
     checks.map((c) => metric(c, 'latency-p99').old),
     checks.map((c) => metric(c, 'latency-p99').new),
   ]);
-  charts.weight.setData([x, checks.map((c) => c.weight)]);
+  charts.weight.setData(weightSeries(checks, history));
 }
 
 function fact(label, value) {
@@ -131,7 +132,7 @@ function render(rollout) {
     button.disabled = !ALLOWED[button.dataset.action].includes(rollout.phase);
   }
 
-  drawCharts(rollout.checks);
+  drawCharts(rollout.checks, rollout.history);
 
   const checkRows = [...rollout.checks].reverse().map((c) => {
     const errors = metric(c, 'error-rate');
@@ -168,9 +169,25 @@ function render(rollout) {
   document.querySelector('#history tbody').replaceChildren(...historyRows);
 }
 
+function disableButtons() {
+  for (const button of document.querySelectorAll('button[data-action]')) button.disabled = true;
+}
+
 async function refresh() {
-  if (!namespace || !name) throw new Error('No rollout given: open this page from the rollout list.');
-  render(await api(path));
+  if (!namespace || !name) {
+    disableButtons();
+    throw new Error('No rollout given: open this page from the rollout list.');
+  }
+  let rollout;
+  try {
+    rollout = await api(path);
+  } catch (error) {
+    // No such rollout (or no longer): nothing here can be acted on. The buttons start disabled
+    // in the page and only a rollout's phase enables them.
+    if (error.status === 404) disableButtons();
+    throw error;
+  }
+  render(rollout);
 }
 
 const refreshNow = poll(refresh, 1500);

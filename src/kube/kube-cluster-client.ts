@@ -209,7 +209,7 @@ export class KubeClusterClient implements ClusterClient {
       if (observed.exists && caughtUp && observed.readyReplicas >= replicas) return observed;
       if (this.clock.now() >= deadline) {
         throw new TimeoutError(
-          `cluster "${this.name}": deployment ${workloadKey(ref)} has ${observed.readyReplicas} of ${replicas} replicas ready after ${timeoutMs}ms${observed.exists ? '' : ' (it does not exist)'}; check its pods: kubectl -n ${ref.namespace} describe deployment ${ref.name}`,
+          `cluster "${this.name}": deployment ${workloadKey(ref)} has ${observed.readyReplicas} of ${replicas} ${replicas === 1 ? 'replica' : 'replicas'} ready after ${timeoutMs}ms${observed.exists ? '' : ' (it does not exist)'}; check its pods: kubectl -n ${ref.namespace} describe deployment ${ref.name}`,
         );
       }
       await this.sleep(Math.min(this.pollIntervalMs, Math.max(0, deadline - this.clock.now())), signal);

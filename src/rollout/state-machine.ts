@@ -203,7 +203,7 @@ function preflight(draft: Draft, obs: Observation, policy: RolloutPolicy): void 
     draft.set('pendingSince', now);
     draft.record(
       'preflight-passed',
-      `both clusters run the same images; new cluster ready with ${obs.new.readyReplicas} replicas`,
+      `both clusters run the same images; new cluster ready with ${replicaCount(obs.new.readyReplicas)}`,
     );
     draft.event('Started', `canary cluster upgrade started: ${policy.plan.steps.join('% → ')}%`);
     return;
@@ -469,6 +469,11 @@ function pause(draft: Draft, cause: PauseCause, reason: string): void {
 
 // ---- scaling helpers -------------------------------------------------------------------------
 
+/** "1 replica", "3 replicas": what the history and the Events say. */
+function replicaCount(n: number): string {
+  return `${n} ${n === 1 ? 'replica' : 'replicas'}`;
+}
+
 function replicasFor(state: RolloutState, weight: number, policy: RolloutPolicy): number {
   return newClusterReplicas(weight, {
     baseline: state.baseline?.oldReplicas ?? 1,
@@ -483,7 +488,7 @@ function ensureNewReplicas(draft: Draft, fresh: WorkloadObservation, target: num
   if (current < target) {
     draft.act(scaleAction('new', fresh, target));
     if (draft.state.newReplicasTarget !== target)
-      draft.record('scaled', `new cluster scaled to ${target} replicas ahead of the traffic`);
+      draft.record('scaled', `new cluster scaled to ${replicaCount(target)} ahead of the traffic`);
   }
   draft.set('newReplicasTarget', target);
 }
@@ -504,7 +509,7 @@ function restoreNewCluster(draft: Draft, fresh: WorkloadObservation | undefined)
     draft.act({ type: 'scale', cluster: 'new', replicas: baseline.newReplicas });
   }
   draft.unset('newReplicasTarget');
-  draft.record('scaled', `new cluster restored to its starting size (${baseline.newReplicas} replicas)`);
+  draft.record('scaled', `new cluster restored to its starting size (${replicaCount(baseline.newReplicas)})`);
 }
 
 function restoreOldCluster(draft: Draft, old: WorkloadObservation | undefined): void {
@@ -512,7 +517,7 @@ function restoreOldCluster(draft: Draft, old: WorkloadObservation | undefined): 
   if (!baseline || !old?.exists || old.hpa) return;
   if (old.replicas < baseline.oldReplicas) {
     draft.act({ type: 'scale', cluster: 'old', replicas: baseline.oldReplicas });
-    draft.record('scaled', `old cluster restored to ${baseline.oldReplicas} replicas`);
+    draft.record('scaled', `old cluster restored to ${replicaCount(baseline.oldReplicas)}`);
   }
 }
 
@@ -537,7 +542,7 @@ function stepWiseOldScaleDown(draft: Draft, obs: Observation, policy: RolloutPol
   });
   if (obs.old.replicas > target) {
     draft.act({ type: 'scale', cluster: 'old', replicas: target });
-    draft.record('scaled', `old cluster scaled to ${target} replicas as traffic left it`);
+    draft.record('scaled', `old cluster scaled to ${replicaCount(target)} as traffic left it`);
   }
 }
 
@@ -589,8 +594,9 @@ export function applyCommand(
     case 'abort':
       if (state.phase === 'RollingBack' || state.phase === 'RolledBack') return { state, actions: [] };
       if (state.phase === 'Pending' && state.queuedAt !== undefined) {
+        // Stays Pending (a start queues it again), with the reason it never ran in view.
         draft.unset('queuedAt');
-        draft.phase('Pending');
+        draft.phase('Pending', `start cancelled: ${command.reason}`);
         draft.record('operator', `start cancelled: ${command.reason}`);
         break;
       }

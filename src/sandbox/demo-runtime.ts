@@ -19,6 +19,8 @@ export interface DemoWorkloadSpec {
   /** The new cluster misbehaves from this weight on. */
   fault?: { fromWeight: number; errorRate?: number; addedLatencyMs?: number };
   requireApproval?: boolean;
+  /** This workload's hold per step, e.g. slower than the others to leave time for a hand-made call. */
+  holdTime?: string;
 }
 
 export interface DemoTimings {
@@ -103,7 +105,14 @@ export function sandboxConfig(options: {
       workloads: options.workloads.map((w) => ({
         namespace: options.namespace,
         name: w.name,
-        ...(w.requireApproval ? { plan: { requireApproval: true } } : {}),
+        ...(w.requireApproval || w.holdTime
+          ? {
+              plan: {
+                ...(w.requireApproval ? { requireApproval: true } : {}),
+                ...(w.holdTime ? { holdTime: w.holdTime } : {}),
+              },
+            }
+          : {}),
       })),
     },
     'the sandbox configuration',

@@ -3,7 +3,7 @@
 // part-way and is rolled back automatically; one waits for approval and is promoted through a
 // real HTTP call to the running API. Nothing to install beyond `npm ci`.
 
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -13,10 +13,18 @@ import { dashboardPlugin } from '../api/dashboard.js';
 import { openApiPlugin } from '../api/openapi.js';
 import { TERMINAL_PHASES } from '../rollout/state-machine.js';
 import type { RolloutState } from '../rollout/types.js';
-import { type DemoWorkloadSpec, startDemoRuntime } from './demo-runtime.js';
+import { ProgressBoard } from './demo-board.js';
+import { type DemoRuntime, type DemoWorkloadSpec, startDemoRuntime } from './demo-runtime.js';
 
-/** The demo's workloads, each with the story it tells. */
+/** The demo's workloads, each with the story it tells; started in this order. */
 const DEMO_WORKLOADS: Array<DemoWorkloadSpec & { story: string }> = [
+  // First and slow, so the README's abort example finds it mid-rollout for most of the run.
+  {
+    name: 'search',
+    rps: 5000,
+    holdTime: '6s',
+    story: 'healthy but slow (6s a step): abort it by hand with the curl line above',
+  },
   { name: 'frontend', rps: 4000, story: 'healthy' },
   {
     name: 'checkout',
@@ -30,75 +38,161 @@ const DEMO_WORKLOADS: Array<DemoWorkloadSpec & { story: string }> = [
     story: 'breaks at 10% in the new cluster',
     fault: { fromWeight: 10, errorRate: 0.2 },
   },
-  { name: 'search', rps: 5000, story: 'healthy' },
   { name: 'catalog', rps: 2500, story: 'healthy' },
 ];
+
+const PREFERRED_PORT = '8080';
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
-      port: { type: 'string', default: '8080' },
+      port: { type: 'string', default: PREFERRED_PORT },
       keep: { type: 'boolean', default: false },
       'time-limit': { type: 'string', default: '115' },
     },
   });
+  // Ctrl-C ends the run the same way the time limit does: servers stopped, temp folder removed.
+  const interrupted = new AbortController();
+  const onInterrupt = () => interrupted.abort();
+  process.once('SIGINT', onInterrupt);
+  process.once('SIGTERM', onInterrupt);
   const logDir = mkdtempSync(join(tmpdir(), 'clustershift-demo-'));
   const logFile = join(logDir, 'controller.log');
-  const logger = pino({ level: 'info' }, pino.destination({ dest: logFile, sync: false }));
-  const server = { before: [openApiPlugin({ version: '0.1.0' })], after: [dashboardPlugin()] };
-  const start = (port: number) => startDemoRuntime({ workloads: DEMO_WORKLOADS, port, logger, server });
-  // The preferred port may be taken; any free one will do, since the address is printed.
-  const demo = await start(Number(values.port)).catch(() => start(0));
-  const { runtime, address, clusters } = demo;
+  const logDestination = pino.destination({ dest: logFile, sync: false });
+  const logger = pino({ level: 'info' }, logDestination);
   const out = process.stdout;
-  out.write(`\nclustershift demo: canary cluster upgrade prod-v1-30 → prod-v1-32 (simulated clusters)\n`);
-  out.write(
-    `Clusters: two fake Kubernetes API servers, e.g. kubectl --server ${clusters.urls.new} get deploy -n shop\n`,
-  );
-  out.write(`API: ${address}/api/v1/rollouts   (no auth: this local demo runs without tokens)\n`);
-  out.write(`  curl ${address}/api/v1/rollouts/shop/frontend\n`);
-  out.write(
-    `  curl -X POST -H 'content-type: application/json' -d '{"reason":"by hand"}' ${address}/api/v1/rollouts/shop/search/abort\n`,
-  );
-  out.write(`Dashboard: ${address}/   API docs: ${address}/docs\n`);
-  out.write(`Controller log: ${logFile}\n\n`);
-  for (const w of DEMO_WORKLOADS) out.write(`  shop/${w.name.padEnd(10)} ${w.story}\n`);
-  out.write('\n');
+  const board = new ProgressBoard({ out });
+  let demo: DemoRuntime | undefined;
+  try {
+    const server = { before: [openApiPlugin({ version: '0.1.0' })], after: [dashboardPlugin()] };
+    const start = (port: number) => startDemoRuntime({ workloads: DEMO_WORKLOADS, port, logger, server });
+    const preferredPort = Number(values.port);
+    let portTaken: unknown;
+    demo = await start(preferredPort).catch((error: unknown) => {
+      if (preferredPort === 0) throw error;
+      portTaken = error;
+      return start(0);
+    });
+    const { runtime, address, clusters } = demo;
+    board.print(introduction({ address, clusters: clusters.urls, logFile }));
+    if (portTaken !== undefined) board.print(portWarning(preferredPort, address, portTaken));
 
-  for (const workload of DEMO_WORKLOADS) await post(address, `shop/${workload.name}`, 'start', {});
+    for (const workload of DEMO_WORKLOADS) await post(address, `shop/${workload.name}`, 'start', {});
 
-  const startedAt = Date.now();
-  const deadline = startedAt + Number(values['time-limit']) * 1000;
-  const board = new ProgressBoard(out);
-  let approvedOverHttp = false;
-  while (Date.now() < deadline) {
+    const startedAt = Date.now();
+    const deadline = startedAt + Number(values['time-limit']) * 1000;
+    let approvedOverHttp = false;
+    while (Date.now() < deadline && !interrupted.signal.aborted) {
+      const states = runtime.controller.list();
+      board.draw(states, (Date.now() - startedAt) / 1000);
+      const waiting = states.find((s) => s.phase === 'Paused' && s.pauseCause === 'approval');
+      if (waiting && !approvedOverHttp) {
+        const status = await post(address, waiting.key, 'promote', { full: true });
+        board.note(`POST ${address}/api/v1/rollouts/${waiting.key}/promote {"full":true} → HTTP ${status}`);
+        approvedOverHttp = status === 200;
+      }
+      if (states.every(isFinished)) break;
+      await sleep(250, interrupted.signal);
+    }
     const states = runtime.controller.list();
     board.draw(states, (Date.now() - startedAt) / 1000);
-    const waiting = states.find((s) => s.phase === 'Paused' && s.pauseCause === 'approval');
-    if (waiting && !approvedOverHttp) {
-      const status = await post(address, waiting.key, 'promote', { full: true });
-      board.note(`POST ${address}/api/v1/rollouts/${waiting.key}/promote {"full":true} → HTTP ${status}`);
-      approvedOverHttp = status === 200;
-    }
-    if (states.every((s) => TERMINAL_PHASES.has(s.phase))) break;
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  const states = runtime.controller.list();
-  board.draw(states, (Date.now() - startedAt) / 1000);
-  const finished = states.every((s) => TERMINAL_PHASES.has(s.phase));
-  printSummary(out, states, (Date.now() - startedAt) / 1000);
+    board.close();
+    const finished = states.every(isFinished);
+    printSummary(out, states, (Date.now() - startedAt) / 1000);
 
-  if (values.keep) {
-    out.write(`\nStill serving ${address} (--keep); Ctrl-C to stop.\n`);
-    await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
+    if (values.keep && !interrupted.signal.aborted) {
+      out.write(`\nStill serving ${address} (--keep); Ctrl-C to stop.\n`);
+      await sleep(Number.POSITIVE_INFINITY, interrupted.signal);
+    }
+    await demo.stop();
+    logDestination.flushSync();
+    if (interrupted.signal.aborted) {
+      out.write('\nStopped (interrupted).\n');
+      return 130;
+    }
+    if (!finished) {
+      // The log goes with the temp folder: show its end, which says what the controller was doing.
+      out.write(`\nThe demo did not finish within ${values['time-limit']}s. The controller log ends:\n`);
+      out.write(logTail(logFile, 20));
+      return 1;
+    }
+    return 0;
+  } finally {
+    board.close();
+    await demo?.stop();
+    logDestination.end();
+    rmSync(logDir, { recursive: true, force: true });
+    process.off('SIGINT', onInterrupt);
+    process.off('SIGTERM', onInterrupt);
   }
-  await demo.stop();
-  logger.flush();
-  if (!finished) {
-    out.write(`\nThe demo did not finish within ${values['time-limit']}s; see ${logFile}\n`);
-    return 1;
+}
+
+/** A rollout the demo waits for no longer: finished, or never started (its start was cancelled). */
+export function isFinished(state: RolloutState): boolean {
+  return TERMINAL_PHASES.has(state.phase) || (state.phase === 'Pending' && state.queuedAt === undefined);
+}
+
+function introduction(options: {
+  address: string;
+  clusters: { old: string; new: string };
+  logFile: string;
+}): string {
+  const { address, clusters, logFile } = options;
+  const lines = [
+    '',
+    'clustershift demo: canary cluster upgrade prod-v1-30 → prod-v1-32 (simulated clusters)',
+    'Clusters: two fake Kubernetes API servers, one per cluster:',
+    `  kubectl --server ${clusters.old} get deploy -n shop     # old: prod-v1-30`,
+    `  kubectl --server ${clusters.new} get deploy -n shop     # new: prod-v1-32`,
+    `API: ${address}/api/v1/rollouts   (no auth: this local demo runs without tokens)`,
+    `  curl ${address}/api/v1/rollouts/shop/frontend`,
+    `  curl -X POST -H 'content-type: application/json' -d '{"reason":"by hand"}' ${address}/api/v1/rollouts/shop/search/abort`,
+    `  npx tsx src/cli/main.ts --server ${address} status`,
+    `Dashboard: ${address}/   API docs: ${address}/docs`,
+    `Controller log: ${logFile} (removed when the demo ends)`,
+    '',
+    ...DEMO_WORKLOADS.map((w) => `  shop/${w.name.padEnd(10)} ${w.story}`),
+    '',
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+/** Said loudly: the README's curl lines and the CLI's default server both mean port 8080. */
+function portWarning(port: number, address: string, error: unknown): string {
+  const why = (error as NodeJS.ErrnoException).code === 'EADDRINUSE' ? 'is taken' : 'could not be used';
+  const rule = '!'.repeat(72);
+  return [
+    rule,
+    `!! Port ${port} ${why}: this demo listens on ${address} instead.`,
+    `!! Whatever owns ${port} answers the README's curl lines and the CLI's default server;`,
+    `!! use this address, and with the CLI:  --server ${address}`,
+    `!!   e.g. npx tsx src/cli/main.ts --server ${address} status --watch`,
+    rule,
+    '',
+  ].join('\n');
+}
+
+function logTail(file: string, lines: number): string {
+  try {
+    const text = readFileSync(file, 'utf8').trimEnd();
+    return `${text.split('\n').slice(-lines).join('\n')}\n`;
+  } catch {
+    return '(the controller log could not be read)\n';
   }
-  return 0;
+}
+
+/** Resolves after `ms` or as soon as `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = Number.isFinite(ms) ? setTimeout(done, ms) : undefined;
+    signal.addEventListener('abort', done, { once: true });
+  });
 }
 
 async function post(address: string, key: string, command: string, body: object): Promise<number> {
@@ -110,63 +204,6 @@ async function post(address: string, key: string, command: string, body: object)
   });
   await response.body.dump();
   return response.statusCode;
-}
-
-const BAR_WIDTH = 20;
-
-export function weightBar(weight: number): string {
-  const filled = Math.round((weight / 100) * BAR_WIDTH);
-  return `[${'█'.repeat(filled)}${'░'.repeat(BAR_WIDTH - filled)}] ${String(weight).padStart(3)}%`;
-}
-
-function line(state: RolloutState): string {
-  const last = state.checks[state.checks.length - 1];
-  const verdict = last ? last.verdict : '-';
-  const why = state.reason ? `  ${state.reason}` : last && last.verdict !== 'pass' ? `  ${last.reason}` : '';
-  return `${state.key.padEnd(16)} ${weightBar(state.weight)}  ${state.phase.padEnd(11)} ${verdict.padEnd(12)}${why}`.slice(
-    0,
-    160,
-  );
-}
-
-/** Redraws one line per workload on a terminal; prints only changes when piped. */
-class ProgressBoard {
-  private drawnLines = 0;
-  private readonly lastLines = new Map<string, string>();
-  private readonly tty: boolean;
-
-  constructor(private readonly out: NodeJS.WriteStream) {
-    this.tty = Boolean(out.isTTY);
-  }
-
-  draw(states: RolloutState[], seconds: number): void {
-    const lines = states.map(line);
-    if (this.tty) {
-      if (this.drawnLines > 0) this.out.write(`\x1b[${this.drawnLines}A`);
-      const all = [...lines, `  ${seconds.toFixed(0)}s elapsed`];
-      for (const text of all) this.out.write(`\x1b[2K${text}\n`);
-      this.drawnLines = all.length;
-      return;
-    }
-    for (const [index, text] of lines.entries()) {
-      const key = states[index]!.key;
-      const compact = text.replace(/\s+(pass|fail|inconclusive|-)\s.*$/, '');
-      if (this.lastLines.get(key) !== compact) {
-        this.out.write(`${seconds.toFixed(1).padStart(6)}s  ${text}\n`);
-        this.lastLines.set(key, compact);
-      }
-    }
-  }
-
-  note(text: string): void {
-    if (this.tty && this.drawnLines > 0) {
-      this.out.write(`\x1b[${this.drawnLines}A\x1b[2K  ${text}\n`);
-      this.drawnLines = 0;
-      this.out.write('\n');
-    } else {
-      this.out.write(`  ${text}\n`);
-    }
-  }
 }
 
 function printSummary(out: NodeJS.WriteStream, states: RolloutState[], seconds: number): void {
@@ -181,8 +218,9 @@ function printSummary(out: NodeJS.WriteStream, states: RolloutState[], seconds: 
     );
   }
   const count = (phase: string) => states.filter((s) => s.phase === phase).length;
+  const cancelled = states.filter((s) => s.phase === 'Pending' && s.queuedAt === undefined).length;
   out.write(
-    `\n${count('Succeeded')} promoted, ${count('RolledBack')} rolled back, ${count('Failed')} failed\n`,
+    `\n${count('Succeeded')} promoted, ${count('RolledBack')} rolled back, ${count('Failed')} failed${cancelled > 0 ? `, ${cancelled} cancelled before starting` : ''}\n`,
   );
 }
 

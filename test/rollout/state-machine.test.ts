@@ -305,6 +305,19 @@ t.test('operator calls: allowed phases, idempotency and 409s', async (t) => {
   t.ok(h.state.history.length > 5, 'history is kept across a retry');
 });
 
+t.test('an abort while queued cancels the start and says so; a start queues it again', async (t) => {
+  const h = new Harness({ policy, readyLagTicks: 0 });
+  h.command({ type: 'start' });
+  const actions = h.command({ type: 'abort', reason: 'by hand' });
+  t.same(actions, [], 'nothing ran, so nothing is undone');
+  t.equal(h.state.phase, 'Pending');
+  t.equal(h.state.queuedAt, undefined, 'no longer waiting for a slot');
+  t.equal(h.state.reason, 'start cancelled: by hand', 'the reason it never ran is in view');
+  h.command({ type: 'start' });
+  t.ok(h.state.queuedAt !== undefined);
+  t.match(h.state.reason, /^queued/);
+});
+
 t.test('promote full goes to 100% after scaling, skipping the remaining steps', async (t) => {
   const h = new Harness({ policy, readyLagTicks: 2 });
   h.start();

@@ -54,3 +54,76 @@ t.test('a sandbox rollout goes through both fake API servers', async (t) => {
     t.ok(reasons.includes('Succeeded'), `${name} cluster has the Succeeded event`);
   }
 });
+
+t.test("a finished rollout's replicas are read again until they settle, then no more", async (t) => {
+  const demo = await startDemoRuntime({
+    workloads: [
+      { name: 'frontend', rps: 4000 },
+      { name: 'payments', rps: 3000, fault: { fromWeight: 5, errorRate: 0.5 } },
+    ],
+    timings: FAST,
+    startController: false,
+  });
+  t.teardown(() => demo.stop());
+  const { controller, server } = demo.runtime;
+  const shown = async (key: string) => {
+    const response = await server.inject({ method: 'GET', url: `/api/v1/rollouts/${key}` });
+    return response.json() as {
+      phase: string;
+      replicas: {
+        old?: { replicas: number; readyReplicas: number };
+        new?: { replicas: number; readyReplicas: number };
+      };
+      baseline?: { oldReplicas: number; newReplicas: number };
+      observedAt?: string;
+    };
+  };
+  await controller.command('shop/frontend', { type: 'start' });
+  await controller.command('shop/payments', { type: 'start' });
+  await pollUntil(
+    async () => {
+      await controller.tick();
+      const phases = controller.list().map((s) => s.phase);
+      return phases.includes('Succeeded') && phases.includes('RolledBack') ? true : undefined;
+    },
+    { timeoutMs: 60_000, intervalMs: 20, what: 'one rollout to succeed and one to roll back' },
+  );
+
+  // The ticks go on; the views must come to what the clusters hold now, not before the last scale.
+  const settled = await pollUntil(
+    async () => {
+      await controller.tick();
+      const [frontend, payments] = [await shown('shop/frontend'), await shown('shop/payments')];
+      const calm = (r?: { replicas: number; readyReplicas: number }) =>
+        r !== undefined && r.readyReplicas === r.replicas;
+      return frontend.replicas.old?.replicas === 0 &&
+        calm(frontend.replicas.old) &&
+        payments.replicas.new?.replicas === payments.baseline?.newReplicas &&
+        calm(payments.replicas.new)
+        ? { frontend, payments }
+        : undefined;
+    },
+    { timeoutMs: 20_000, intervalMs: 20, what: "the finished rollouts' replicas to match the clusters" },
+  );
+  t.same(
+    settled.frontend.replicas.old,
+    { replicas: 0, readyReplicas: 0 },
+    'promoted: the old cluster shows 0/0',
+  );
+  t.same(
+    settled.payments.replicas.new,
+    {
+      replicas: settled.payments.baseline?.newReplicas,
+      readyReplicas: settled.payments.baseline?.newReplicas,
+    },
+    'rolled back: the new cluster shows what it was scaled back to',
+  );
+  t.equal(replicas(demo.clusters.servers.old), 0, 'as the old cluster holds it');
+
+  // Settled: later ticks leave them alone (no reads for finished rollouts forever).
+  const observedAt = [(await shown('shop/frontend')).observedAt, (await shown('shop/payments')).observedAt];
+  t.ok(observedAt.every(Boolean), 'the detail says when the replicas were read');
+  await controller.tick();
+  await controller.tick();
+  t.same([(await shown('shop/frontend')).observedAt, (await shown('shop/payments')).observedAt], observedAt);
+});

@@ -46,6 +46,39 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 
+{{/*
+What the controller needs in a cluster it moves workloads in: read and scale Deployments, set an
+HPA's minReplicas, record Events, and write weights only on the routers switched on. The
+ClusterRole here and the one for a cluster reached through a kubeconfig
+(remote-cluster-access.yaml) both use it.
+*/}}
+{{- define "clustershift.workloadRules" -}}
+- apiGroups: ["apps"]
+  resources: ["deployments", "deployments/scale"]
+  verbs: ["get", "list", "watch", "patch", "update"]
+- apiGroups: ["autoscaling"]
+  resources: ["horizontalpodautoscalers"]
+  verbs: ["get", "list", "patch"]
+- apiGroups: ["", "events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- if .Values.rbac.routers.istio }}
+- apiGroups: ["networking.istio.io"]
+  resources: ["virtualservices", "destinationrules", "serviceentries"]
+  verbs: ["get", "list", "update", "patch"]
+{{- end }}
+{{- if .Values.rbac.routers.gatewayApi }}
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: ["httproutes"]
+  verbs: ["get", "list", "update", "patch"]
+{{- end }}
+{{- if .Values.rbac.routers.smi }}
+- apiGroups: ["split.smi-spec.io"]
+  resources: ["trafficsplits"]
+  verbs: ["get", "list", "update", "patch"]
+{{- end }}
+{{- end }}
+
 {{/* http, or https when the API serves TLS; used by the probes and the ServiceMonitor. */}}
 {{- define "clustershift.scheme" -}}
 {{- if .Values.api.tls.existingSecret }}https{{ else }}http{{ end }}
@@ -55,7 +88,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 The clustershift configuration file: .Values.config plus what the chart owns. Every path
 below is where deployment.yaml mounts the file; the schema forbids these keys in values,
 so nothing here silently overrides a user's setting.
-test/charts/chart.test.ts mirrors these additions (applyChartAdditions); keep both in step.
+test/charts/helm.test.ts renders it with helm, runs the controller's --check on it and checks
+every file it names is mounted.
 */}}
 {{- define "clustershift.config" -}}
 {{- $config := deepCopy .Values.config }}

@@ -272,7 +272,7 @@ function judgeErrorRate(
     return {
       result: result(
         'inconclusive',
-        `${compare}: not yet shown fine: the traffic so far cannot rule out ${regression(evidence)} before ${input.step.nextWeight}% (evidence ${shown(Math.exp(Math.max(evidence.logBelowRatio, evidence.logBelowRate)))} of ${shown(needed)})`,
+        `${compare}: not yet shown fine: the traffic so far cannot rule out ${regression(evidence)} before ${input.step.nextWeight}% (evidence ${shown(Math.exp(Math.max(evidence.logBelowRatio, evidence.logBelowRate)))} of ${shown(2 * needed)})`,
       ),
       critical: false,
     };
@@ -285,11 +285,13 @@ function judgeErrorRate(
  * upper bound showing that the new cluster is not `bound.ratio` times worse than the old one
  * (from the comparison, over every step so far), or that its own error rate is below
  * `bound.rate` (when there are too few errors to compare, e.g. none at all). Under a regression
- * of that size, present from the start, the chance this ever holds is at most alpha; before 100%
+ * of that size, present from the start, the chance this ever holds is at most alpha (each of the
+ * two bounds runs at alpha / 2); before 100%
  * the bound is 2x the old rate (see regressionBound).
  */
 function shownFine(evidence: RunningEvidence, needed: number): boolean {
-  const threshold = Math.log(needed);
+  // Either of two tests may show it, so each runs at alpha / 2: together at most alpha.
+  const threshold = Math.log(2 * needed);
   return evidence.logBelowRatio >= threshold || evidence.logBelowRate >= threshold;
 }
 

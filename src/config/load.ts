@@ -34,7 +34,13 @@ export interface AnalysisPolicy {
   failureLimit: number;
   inconclusiveLimit: number;
   minRequests: number;
-  errorRate: { alpha: number; maxRatio: number; maxErrorRate: number; criticalErrorRate: number };
+  errorRate: {
+    alpha: number;
+    maxRatio: number;
+    maxErrorRate: number;
+    criticalErrorRate: number;
+    negligibleErrorRate: number;
+  };
   latency: { maxRatio: number; maxP99Ms: number | undefined; minDeltaMs: number };
   trafficShareTolerance: number;
   custom: Array<{ name: string; query: string; max: number | undefined; maxRatio: number | undefined }>;

@@ -205,6 +205,14 @@ export const AnalysisSchema = closed({
       criticalErrorRate: Type.Optional(
         Type.Number({ exclusiveMinimum: 0, maximum: 1, description: 'roll back at once at or above this' }),
       ),
+      negligibleErrorRate: Type.Optional(
+        Type.Number({
+          exclusiveMinimum: 0,
+          maximum: 1,
+          description:
+            'a new-cluster error rate shown below this (scaled by the next weight) passes without a comparison',
+        }),
+      ),
     }),
   ),
   latency: Type.Optional(

@@ -357,6 +357,26 @@ export const WorkloadMigrationStatusSchema = closed({
       'the evidence gathered at this step',
     ),
   ),
+  evidence: Type.Optional(
+    Type.Array(
+      closed(
+        {
+          step: Type.Integer({ minimum: 1, description: 'the plan step, counted from 1' }),
+          weight: Type.Integer({ minimum: 0, maximum: 100, description: 'its new-cluster weight' }),
+          // Prometheus' increase() extrapolates, so counts need not be whole.
+          oldRequests: Type.Number({ minimum: 0, description: 'old-cluster requests counted over the step' }),
+          oldErrors: Type.Number({ minimum: 0, description: 'old-cluster errors counted over the step' }),
+          newRequests: Type.Number({ minimum: 0, description: 'new-cluster requests counted over the step' }),
+          newErrors: Type.Number({ minimum: 0, description: 'new-cluster errors counted over the step' }),
+        },
+        'one completed step',
+      ),
+      {
+        maxItems: 100,
+        description: "each completed step's counts: the error-rate evidence kept over the whole rollout",
+      },
+    ),
+  ),
   lastCheckTime: Type.Optional(Time('when the last check ran')),
   lastCheck: Type.Optional(
     closed(

@@ -37,6 +37,7 @@ export const STATUS_FIELD_OF = {
   consecutiveFailures: 'stepChecks.consecutiveFailures',
   consecutiveInconclusive: 'stepChecks.consecutiveInconclusive',
   stepCounts: 'stepChecks',
+  evidence: 'evidence',
   lastCheckAt: 'lastCheckTime',
   baseline: 'replicas',
   newReplicasTarget: 'replicas.newTarget',
@@ -174,6 +175,14 @@ export function toStatus(state: RolloutState, previous?: WorkloadMigrationStatus
       consecutiveInconclusive: state.consecutiveInconclusive,
       ...state.stepCounts,
     },
+    ...(state.evidence && state.evidence.steps.length > 0
+      ? {
+          evidence: state.evidence.steps.map(({ stepIndex, ...counts }) => ({
+            step: stepIndex + 1,
+            ...counts,
+          })),
+        }
+      : {}),
     ...(state.lastCheckAt !== undefined ? { lastCheckTime: iso(state.lastCheckAt) } : {}),
     ...(last
       ? { lastCheck: { time: iso(last.at), weight: last.weight, verdict: last.verdict, reason: last.reason } }
@@ -257,6 +266,10 @@ export function fromStatus(status: unknown, where: string): RolloutState | undef
       oldErrors: checks.oldErrors,
       newRequests: checks.newRequests,
       newErrors: checks.newErrors,
+    },
+    // A status written before the field existed holds no evidence: the judge is then conservative.
+    evidence: {
+      steps: (s.evidence ?? []).map(({ step, ...counts }) => ({ stepIndex: step - 1, ...counts })),
     },
     ...(s.lastCheckTime !== undefined ? { lastCheckAt: ms(s.lastCheckTime) } : {}),
     ...(replicas?.oldBaseline !== undefined && replicas.newBaseline !== undefined

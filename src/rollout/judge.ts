@@ -2,12 +2,13 @@
 // serving the same workload at the same moment. Pure: counts in, verdicts out.
 
 import type { AnalysisPolicy } from '../config/load.js';
-import { errorShareEvidence } from './sequential-test.js';
+import { EMPTY_EVIDENCE, type RunningEvidence, runningEvidence } from './evidence.js';
 import type {
   CheckRecord,
   ClusterMetrics,
   MetricResult,
   MetricsReading,
+  RolloutEvidence,
   StepCounts,
   Verdict,
 } from './types.js';
@@ -32,12 +33,12 @@ export interface JudgeInput {
   sinceLastCheckMs?: number;
   /** Counts accumulated over the current step before this window. */
   stepCounts: StepCounts;
+  /** The completed steps' counts: evidence is weighed over the whole rollout, not per step. */
+  evidence?: RolloutEvidence;
   policy: AnalysisPolicy;
-  /**
-   * How many steps share the false-rollback budget: each step's sequential test runs at
-   * alpha / steps (Bonferroni), so a whole rollout stays within alpha.
-   */
-  steps: number;
+  /** The current step's index in the plan, how many steps are judged (those below 100%), and the
+   * weight a pass leads to: together they say which regression a pass must rule out. */
+  step: { index: number; judgedSteps: number; nextWeight: number };
 }
 
 export interface JudgeResult {
@@ -180,7 +181,9 @@ function judgeErrorRate(
   });
 
   // A critical breach is judged on the latest window alone as well as on the step, so a sudden
-  // total failure is caught at once instead of being diluted by the step's healthy start.
+  // total failure is caught at once instead of being diluted by the step's healthy start. It is a
+  // point estimate on purpose: at criticalErrorRate (50% by default) over minRequests, noise is
+  // not the question, and errors are worse than load.
   for (const sample of [window, counts]) {
     const sampleNew = rate(sample.newErrors, sample.newRequests);
     const sampleOld = rate(sample.oldErrors, sample.oldRequests) ?? 0;
@@ -208,40 +211,96 @@ function judgeErrorRate(
       critical: false,
     };
   }
-  if (newRate > limits.maxErrorRate) {
+  const evidence = runningEvidence({
+    evidence: input.evidence ?? EMPTY_EVIDENCE,
+    current: counts,
+    stepIndex: input.step.index,
+    judgedSteps: input.step.judgedSteps,
+    nextWeight: input.step.nextWeight,
+    limits,
+  });
+  const needed = 1 / limits.alpha;
+  const compare = `new ${pct(newRate)} vs old ${oldRate === null ? 'n/a' : pct(oldRate)} over ${Math.round(counts.newRequests)} requests`;
+  // The ceiling is a test like the comparison: an anytime-valid lower bound on the new rate above
+  // maxErrorRate, not a point estimate, so a handful of errors in a small step cannot trip it.
+  if (evidence.ceiling >= needed) {
     return {
       result: result(
         'fail',
-        `new cluster error rate ${pct(newRate)} is above the ceiling ${pct(limits.maxErrorRate)}`,
+        `new cluster error rate ${pct(newRate)} is above the ceiling ${pct(limits.maxErrorRate)} with confidence (evidence ${shown(evidence.ceiling)} >= ${shown(needed)})`,
       ),
       critical: false,
     };
   }
-  const evidence = errorShareEvidence({ ...counts, allowedRatio: limits.maxRatio });
-  const threshold = Math.log(input.steps / limits.alpha);
-  const worse = evidence.observedShare > evidence.nullShare;
-  const compare = `new ${pct(newRate)} vs old ${oldRate === null ? 'n/a' : pct(oldRate)}`;
-  if (worse && evidence.logLikelihoodRatio >= threshold) {
+  if (evidence.worse >= needed) {
     return {
       result: result(
         'fail',
-        `${compare}: worse than ${limits.maxRatio}x the old cluster with confidence (evidence ${Math.exp(evidence.logLikelihoodRatio).toPrecision(3)} >= ${Math.exp(threshold).toPrecision(3)})`,
+        `${compare}: worse than ${limits.maxRatio}x the old cluster with confidence (evidence over the rollout ${shown(evidence.worse)} >= ${shown(needed)})`,
       ),
       critical: false,
     };
   }
-  // Worse on its face and the evidence leans that way, but not yet significant: do not advance on it.
-  if (oldRate !== null && newRate > oldRate * limits.maxRatio && evidence.logLikelihoodRatio > 0) {
+  // Not yet shown worse is not shown fine: an estimate beyond the margin holds the step until the
+  // test says fail or the estimate comes back within margin on more requests. Below the absolute
+  // margin (negligibleErrorRate, scaled like the regression bound), a low base rate's few errors
+  // are not "worse".
+  const allowed = Math.max((oldRate ?? 0) * limits.maxRatio, evidence.bound.rate);
+  if (newRate > allowed) {
+    const looks =
+      oldRate !== null && oldRate > 0
+        ? `looks ${(newRate / oldRate).toFixed(1)}x worse than the old cluster`
+        : 'looks worse than the old cluster (which shows no errors)';
     return {
       result: result(
         'inconclusive',
-        `${compare}: looks worse than ${limits.maxRatio}x the old cluster, not yet significant`,
+        `${compare}: ${looks}, not yet significant (evidence ${shown(evidence.worse)} of ${shown(needed)}); the margin is ${pct(allowed)}`,
+      ),
+      critical: false,
+    };
+  }
+  if (newRate > limits.maxErrorRate) {
+    return {
+      result: result(
+        'inconclusive',
+        `new cluster error rate ${pct(newRate)} is above the ceiling ${pct(limits.maxErrorRate)}, not yet significant (evidence ${shown(evidence.ceiling)} of ${shown(needed)})`,
+      ),
+      critical: false,
+    };
+  }
+  if (!shownFine(evidence, needed)) {
+    return {
+      result: result(
+        'inconclusive',
+        `${compare}: not yet shown fine: the traffic so far cannot rule out ${regression(evidence)} before ${input.step.nextWeight}% (evidence ${shown(Math.exp(Math.max(evidence.logBelowRatio, evidence.logBelowRate)))} of ${shown(2 * needed)})`,
       ),
       critical: false,
     };
   }
   return { result: result('pass', compare), critical: false };
 }
+
+/**
+ * A pass needs positive evidence, not only the absence of evidence of harm: an anytime-valid
+ * upper bound showing that the new cluster is not `bound.ratio` times worse than the old one
+ * (from the comparison, over every step so far), or that its own error rate is below
+ * `bound.rate` (when there are too few errors to compare, e.g. none at all). Under a regression
+ * of that size, present from the start, the chance this ever holds is at most alpha (each of the
+ * two bounds runs at alpha / 2); before 100%
+ * the bound is 2x the old rate (see regressionBound).
+ */
+function shownFine(evidence: RunningEvidence, needed: number): boolean {
+  // Either of two tests may show it, so each runs at alpha / 2: together at most alpha.
+  const threshold = Math.log(2 * needed);
+  return evidence.logBelowRatio >= threshold || evidence.logBelowRate >= threshold;
+}
+
+function regression(evidence: RunningEvidence): string {
+  const { ratio, rate } = evidence.bound;
+  return `${Number(ratio.toFixed(1))}x the old error rate or a rate of ${pct(rate)}`;
+}
+
+const shown = (value: number) => (value >= 1e6 ? value.toExponential(2) : value.toPrecision(3));
 
 function judgeLatency(reading: MetricsReading, counts: StepCounts, policy: AnalysisPolicy): MetricResult {
   const name = 'latency-p99';

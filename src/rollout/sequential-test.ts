@@ -69,6 +69,38 @@ export function logUpperRegularizedBeta(x: number, a: number, b: number): number
   return logFront + Math.log(betaContinuedFraction(b, a, 1 - x) / b);
 }
 
+/** ln of the regularised incomplete beta I_x(a, b): the mirror image of the upper one. */
+export function logRegularizedBeta(x: number, a: number, b: number): number {
+  return logUpperRegularizedBeta(1 - x, b, a);
+}
+
+/**
+ * ln of a mixture likelihood ratio for `successes` out of `successes + failures` Bernoulli
+ * trials with a common probability p. `above`: against H0 p <= boundary, mixing over a uniform
+ * prior on (boundary, 1). `below`: against H0 p >= boundary, uniform prior on (0, boundary).
+ * Under its null each is a nonnegative supermartingale in the number of trials with mean at most
+ * 1 (an e-value at every count, however the counts were looked at), which is what Ville's
+ * inequality needs. Counts need not be whole (Prometheus extrapolates).
+ */
+export function binomialMixtureLogRatio(input: {
+  successes: number;
+  failures: number;
+  boundary: number;
+  direction: 'above' | 'below';
+}): number {
+  const { successes: x, failures: y, boundary, direction } = input;
+  if (!(x >= 0 && y >= 0) || x + y <= 0 || !(boundary > 0 && boundary < 1)) return 0;
+  const logBeta = logGamma(x + 1) + logGamma(y + 1) - logGamma(x + y + 2);
+  const logNull = x * Math.log(boundary) + y * Math.log1p(-boundary);
+  const logMixture =
+    direction === 'above'
+      ? logBeta + logUpperRegularizedBeta(boundary, x + 1, y + 1) - Math.log1p(-boundary)
+      : logBeta + logRegularizedBeta(boundary, x + 1, y + 1) - Math.log(boundary);
+  const value = logMixture - logNull;
+  // A tail that underflows means "no evidence at all" on that side, never NaN.
+  return Number.isFinite(value) ? value : value > 0 ? Number.MAX_VALUE : -1e6;
+}
+
 export interface ErrorShareEvidence {
   /** ln of the mixture likelihood ratio against "new is at most ρ times worse". */
   logLikelihoodRatio: number;
@@ -99,12 +131,52 @@ export function errorShareEvidence(input: {
     // No baseline traffic: the comparison cannot speak; absolute bounds still apply elsewhere.
     return { logLikelihoodRatio: 0, nullShare: 1, observedShare };
   }
-  const p0 = (allowedRatio * newRequests) / (allowedRatio * newRequests + oldRequests);
-  const x = newErrors;
-  const rest = totalErrors - newErrors;
+  const p0 = errorShareAt(allowedRatio, newRequests, oldRequests);
   // ∫_{p0}^{1} p^x (1-p)^rest dp / (1 - p0)  divided by  p0^x (1-p0)^rest
-  const logBeta = logGamma(x + 1) + logGamma(rest + 1) - logGamma(x + rest + 2);
-  const logMixture = logBeta + logUpperRegularizedBeta(p0, x + 1, rest + 1) - Math.log1p(-p0);
-  const logNull = x * Math.log(p0) + rest * Math.log1p(-p0);
-  return { logLikelihoodRatio: logMixture - logNull, nullShare: p0, observedShare };
+  const logLikelihoodRatio = binomialMixtureLogRatio({
+    successes: newErrors,
+    failures: totalErrors - newErrors,
+    boundary: p0,
+    direction: 'above',
+  });
+  return { logLikelihoodRatio, nullShare: p0, observedShare };
+}
+
+/** The new cluster's expected share of all errors if its error rate were `ratio` times the old one's. */
+export function errorShareAt(ratio: number, newRequests: number, oldRequests: number): number {
+  return (ratio * newRequests) / (ratio * newRequests + oldRequests);
+}
+
+/** The ratios a below-ratio test mixes over: `ratio` x 0.7^k for k = 1..8 (down to about 6%). */
+const BELOW_RATIO_GRID = Array.from({ length: 8 }, (_, k) => 0.7 ** (k + 1));
+
+/**
+ * Evidence, over several steps' counts at once, that the new cluster's error rate is below
+ * `ratio` times the old one's (against H0 "at least `ratio` times worse at every step"). Each
+ * step conditions on its own errors (the share that came from the new cluster depends on the
+ * step's weight); the alternatives are one ratio common to all steps, mixed over a fixed grid
+ * below `ratio` with equal weights. For each ratio of the grid the product over steps and errors
+ * is a supermartingale under H0, so the mixture is an e-value however the steps were looked at,
+ * and it pays the price of mixing (ln 8) once for the rollout instead of once per step.
+ */
+export function errorRatioEvidenceBelow(
+  steps: ReadonlyArray<{ newRequests: number; newErrors: number; oldRequests: number; oldErrors: number }>,
+  ratio: number,
+): number {
+  const usable = steps.filter((s) => s.newRequests > 0 && s.oldRequests > 0 && s.newErrors + s.oldErrors > 0);
+  if (usable.length === 0) return 0;
+  const logs = BELOW_RATIO_GRID.map((fraction) => {
+    let sum = 0;
+    for (const step of usable) {
+      const atBoundary = errorShareAt(ratio, step.newRequests, step.oldRequests);
+      const alternative = errorShareAt(ratio * fraction, step.newRequests, step.oldRequests);
+      sum +=
+        step.newErrors * Math.log(alternative / atBoundary) +
+        step.oldErrors * Math.log((1 - alternative) / (1 - atBoundary));
+    }
+    return sum;
+  });
+  const top = Math.max(...logs);
+  const mixture = top + Math.log(logs.reduce((acc, value) => acc + Math.exp(value - top), 0) / logs.length);
+  return Number.isFinite(mixture) ? mixture : 0;
 }

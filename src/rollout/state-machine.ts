@@ -8,6 +8,7 @@
 import { formatDuration } from '../config/duration.js';
 import type { RolloutPolicy } from '../config/load.js';
 import { PhaseConflictError } from '../errors.js';
+import { evidenceOf, withCompletedStep } from './evidence.js';
 import { EMPTY_COUNTS, judge } from './judge.js';
 import { newClusterReplicas, oldClusterReplicas } from './scaling.js';
 import type {
@@ -42,6 +43,7 @@ export function newRolloutState(workload: WorkloadRef, now: number): RolloutStat
     consecutiveFailures: 0,
     consecutiveInconclusive: 0,
     stepCounts: { ...EMPTY_COUNTS },
+    evidence: { steps: [] },
     drifts: 0,
     checks: [],
     history: [],
@@ -266,9 +268,14 @@ function analyse(draft: Draft, obs: Observation, policy: RolloutPolicy): void {
     weight: state.weight,
     reading: obs.metrics,
     stepCounts: state.stepCounts,
+    evidence: evidenceOf(state),
     sinceLastCheckMs: now - (state.lastCheckAt ?? state.stepStartedAt),
     policy: policy.analysis,
-    steps: policy.plan.steps.length,
+    step: {
+      index: state.stepIndex,
+      judgedSteps: policy.plan.steps.filter((weight) => weight < 100).length,
+      nextWeight: policy.plan.steps[state.stepIndex + 1] ?? 100,
+    },
   });
   draft.set('stepCounts', stepCounts);
   draft.set('lastCheckAt', now);
@@ -357,6 +364,10 @@ function raiseWhenReady(draft: Draft, obs: Observation, policy: RolloutPolicy): 
     }
     return;
   }
+  // A raise decided in this very decision waits for the next tick: the controller asks the gate
+  // only about a raise that was already pending when it observed, so writing it now would skip
+  // the gate (seen once a withdrawn raise was earned again with the replicas already ready).
+  if (state.pendingSince === draft.now) return;
   if (obs.gateRefusal !== undefined) {
     const last = state.history[state.history.length - 1];
     const message = `gate held the step to ${pending}%: ${obs.gateRefusal}`;
@@ -370,6 +381,11 @@ function raiseWhenReady(draft: Draft, obs: Observation, policy: RolloutPolicy): 
 function completeStep(draft: Draft, weight: number, policy: RolloutPolicy): void {
   const steps = policy.plan.steps;
   const from = draft.state.weight;
+  // The step's counts join the rollout's evidence before resetStep starts the next step's.
+  draft.set(
+    'evidence',
+    withCompletedStep(evidenceOf(draft.state), draft.state.stepIndex, from, draft.state.stepCounts),
+  );
   const index = steps.indexOf(weight);
   draft.set('stepIndex', index >= 0 ? index : steps.findIndex((s) => s >= weight));
   draft.set('weight', weight);

@@ -162,6 +162,15 @@ export interface StepCounts {
   newErrors: number;
 }
 
+/**
+ * The error-rate evidence kept over the whole rollout: each completed step's counts (at most one
+ * entry per plan step). The current step's counts are `stepCounts`; rollout/evidence.ts combines
+ * both into the rollout's e-values.
+ */
+export interface RolloutEvidence {
+  readonly steps: ReadonlyArray<StepCounts & { stepIndex: number; weight: number }>;
+}
+
 export interface RolloutState {
   key: string;
   workload: WorkloadRef;
@@ -182,6 +191,8 @@ export interface RolloutState {
   consecutiveFailures: number;
   consecutiveInconclusive: number;
   stepCounts: StepCounts;
+  /** Absent in states stored before it existed: read it through evidenceOf(). */
+  evidence?: RolloutEvidence;
   lastCheckAt?: number;
   /** Captured at start: what to restore and what to scale from. */
   baseline?: {

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { run as runApi } from '../../bench/api.js';
 import { replaceSection } from '../../bench/common.js';
-import { run as runPolicy } from '../../bench/policy.js';
+import { POLICY_NAMES, SCENARIOS as POLICY_SCENARIOS, run as runPolicy } from '../../bench/policy.js';
 import { run as runRollback } from '../../bench/rollback.js';
 import { run as runScale } from '../../bench/scale.js';
 import { stackBinaries } from '../e2e/stack.js';
@@ -42,20 +42,40 @@ t.test('bench:scale runs a tiny fleet and reports per-size figures', async (t) =
   );
 });
 
-t.test('bench:policy compares both policies on a tiny fleet', async (t) => {
+t.test('bench:policy compares the policies on a tiny fleet', async (t) => {
   const output = scratch(t);
+  t.same(
+    POLICY_SCENARIOS.map((s) => s.name),
+    [
+      'faulty',
+      'healthy-0.1%',
+      'healthy-1%',
+      '1.5x-from-1%',
+      '2x-from-1%',
+      '3x-from-1%',
+      '1.5x-from-0.1%',
+      '2x-from-0.1%',
+      '3x-from-0.1%',
+      'low-traffic-healthy-1%',
+      'low-traffic-3x-from-1%',
+    ],
+    'every scenario the README reports',
+  );
+  // A subset keeps this shape check quick; the full set runs in `npm run bench:policy`.
   const results = await runPolicy({
     fleetSize: 8,
     seeds: [1],
     tickSeconds: 5,
     maxVirtualMinutes: 60,
+    scenarios: ['faulty', 'healthy-0.1%', 'healthy-1%', '3x-from-1%'],
     output,
   });
   t.same(
     results.scenarios.map((s) => s.name),
-    ['faulty', 'healthy-0.1%', 'healthy-1%'],
+    ['faulty', 'healthy-0.1%', 'healthy-1%', '3x-from-1%'],
   );
   for (const scenario of results.scenarios) {
+    t.same(Object.keys(scenario.results), [...POLICY_NAMES]);
     for (const figures of Object.values(scenario.results)) {
       t.equal(figures.rollouts, 8);
       t.equal(figures.promoted + figures.rolledBack + figures.unfinished, 8);
@@ -64,8 +84,20 @@ t.test('bench:policy compares both policies on a tiny fleet', async (t) => {
   const faulty = results.scenarios[0]!.results;
   // Every new cluster in this scenario breaks, so every figure here counts served failures.
   t.ok(faulty['fixed-step (Flagger example)'].faultErrorsServed > 0);
+  t.ok(results.scenarios[3]!.results.clustershift.faultErrorsServed > 0, 'a regression serves failures too');
   t.type(results.verdict.faultErrorsRatio, 'number');
   t.ok(existsSync(join(output.resultsDir, 'policy.json')));
+  await t.rejects(
+    runPolicy({
+      fleetSize: 1,
+      seeds: [1],
+      tickSeconds: 5,
+      maxVirtualMinutes: 1,
+      scenarios: ['nope'],
+      output,
+    }),
+    /unknown scenario nope/,
+  );
 });
 
 t.test('bench:api loads the list (whole, paged, filtered) and detail endpoints', async (t) => {

@@ -47,6 +47,19 @@ function everyField(): RolloutState {
     consecutiveFailures: 1,
     consecutiveInconclusive: 2,
     stepCounts: { oldRequests: 900, oldErrors: 9, newRequests: 300, newErrors: 4 },
+    evidence: {
+      steps: [
+        { stepIndex: 0, weight: 1, oldRequests: 9900, oldErrors: 99, newRequests: 100, newErrors: 1 },
+        {
+          stepIndex: 2,
+          weight: 10,
+          oldRequests: 8999.5,
+          oldErrors: 90.25,
+          newRequests: 1000.5,
+          newErrors: 10,
+        },
+      ],
+    },
     lastCheckAt: T0 + 3_000,
     baseline: { oldReplicas: 10, newReplicas: 1, oldHpaMinReplicas: 5, newHpaMinReplicas: 1 },
     newReplicasTarget: 4,

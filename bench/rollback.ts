@@ -7,7 +7,7 @@
 
 import { setTimeout as delay } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import type { AnalysisPolicy } from '../src/config/load.js';
+import type { AnalysisPolicy } from '../src/rollout/policy.js';
 import type { RolloutState } from '../src/rollout/types.js';
 import type { Fault } from '../test/e2e/fault-app.js';
 import {

@@ -6,10 +6,11 @@ import { readFileSync } from 'node:fs';
 import { type TSchema, TypeGuard } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { isNode, LineCounter, parseDocument } from 'yaml';
+import { parseDuration } from '../duration.js';
 import { ConfigError } from '../errors.js';
+import type { RolloutPolicy } from '../rollout/policy.js';
 import type { WorkloadRef } from '../rollout/types.js';
 import { DEFAULT_POLICY, DEFAULTS } from './defaults.js';
-import { parseDuration } from './duration.js';
 import {
   ConfigSchema,
   EmbeddedConfigSchema,
@@ -20,48 +21,6 @@ import {
   type RouteConfig,
   type SecretRef,
 } from './schema.js';
-
-export interface PlanPolicy {
-  steps: number[];
-  holdTimeMs: number;
-  minPassingChecks: number;
-  requireApproval: boolean;
-}
-
-export interface AnalysisPolicy {
-  intervalMs: number;
-  latencyWindowMs: number;
-  failureLimit: number;
-  inconclusiveLimit: number;
-  minRequests: number;
-  errorRate: {
-    alpha: number;
-    maxRatio: number;
-    maxErrorRate: number;
-    criticalErrorRate: number;
-    negligibleErrorRate: number;
-  };
-  latency: { maxRatio: number; maxP99Ms: number | undefined; minDeltaMs: number };
-  trafficShareTolerance: number;
-  custom: Array<{ name: string; query: string; max: number | undefined; maxRatio: number | undefined }>;
-}
-
-export type OldScaleDown = 'never' | 'afterPromotion' | 'stepwise';
-
-export interface ScalingPolicy {
-  headroom: number;
-  minReplicas: number;
-  readyTimeoutMs: number;
-  drainDelayMs: number;
-  oldScaleDown: OldScaleDown;
-  oldScaleDownDelayMs: number;
-}
-
-export interface RolloutPolicy {
-  plan: PlanPolicy;
-  analysis: AnalysisPolicy;
-  scaling: ScalingPolicy;
-}
 
 /** A workload as the controller and the API know it: which Deployment, under which policy. */
 export interface RolloutWorkload {

@@ -1,8 +1,8 @@
 // The analysis judge: one check of one window, comparing the new cluster with the old one
 // serving the same workload at the same moment. Pure: counts in, verdicts out.
 
-import type { AnalysisPolicy } from '../config/load.js';
 import { EMPTY_EVIDENCE, type RunningEvidence, runningEvidence } from './evidence.js';
+import type { AnalysisPolicy } from './policy.js';
 import type {
   CheckRecord,
   ClusterMetrics,

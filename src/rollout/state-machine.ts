@@ -5,11 +5,11 @@
 //  - the weight is lowered before anything is scaled down;
 //  - nothing advances or promotes on inconclusive or missing data.
 
-import { formatDuration } from '../config/duration.js';
-import type { RolloutPolicy } from '../config/load.js';
+import { formatDuration } from '../duration.js';
 import { PhaseConflictError } from '../errors.js';
 import { evidenceOf, withCompletedStep } from './evidence.js';
 import { EMPTY_COUNTS, judge } from './judge.js';
+import type { RolloutPolicy } from './policy.js';
 import { newClusterReplicas, oldClusterReplicas } from './scaling.js';
 import type {
   Action,

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { DEFAULT_POLICY, DEFAULTS } from '../../src/config/defaults.js';
-import { parseDuration } from '../../src/config/duration.js';
 import { parseConfigText, resolveEmbeddedConfig } from '../../src/config/load.js';
+import { parseDuration } from '../../src/duration.js';
 import { ConfigError } from '../../src/errors.js';
 
 const valid = `clusters:

@@ -1,4 +1,4 @@
-// Durations in the configuration are strings: 500ms, 30s, 5m, 1h.
+// Durations as the configuration writes them (500ms, 30s, 5m, 1h) and as messages show them.
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
 

@@ -54,6 +54,9 @@ export const DEFAULTS = {
     // The largest body any route takes is an abort reason; 16 KiB is generous.
     bodyLimit: 16_384,
   },
+  // A query that takes longer than 10s is a Prometheus in trouble; two scrape intervals (15s each
+  // by default) is the shortest range that reliably holds two samples.
+  metrics: { timeout: '10s', minWindow: '30s' },
   // A notification is worth a few retries, never a stuck queue: 4 attempts of at most 5s each.
   notifications: { timeout: '5s', retries: 3 },
   // A gate that cannot answer in 5s refuses the step (fail closed); the next tick asks again.

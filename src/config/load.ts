@@ -13,6 +13,7 @@ import type { WorkloadRef } from '../rollout/types.js';
 import { DEFAULT_POLICY, DEFAULTS } from './defaults.js';
 import {
   ConfigSchema,
+  DURATION_PATTERN,
   EmbeddedConfigSchema,
   type EmbeddedRawConfig,
   type MetricsProviderConfig,
@@ -45,6 +46,14 @@ export interface NotificationsConfig {
   slack: Array<{ name: string; url: SecretRef }>;
   timeoutMs: number;
   retries: number;
+}
+
+/** The Prometheus provider as the file has it, with its durations in milliseconds. */
+export interface PrometheusConfig extends Omit<MetricsProviderConfig, 'timeout' | 'minWindow'> {
+  /** Per query: the client's deadline and Prometheus's own evaluation timeout. */
+  timeoutMs: number;
+  /** The shortest range a query uses. */
+  minWindowMs: number;
 }
 
 export interface GatesConfig {
@@ -83,7 +92,7 @@ export interface Config {
     /** The largest request body in bytes, for Fastify's `bodyLimit`. */
     bodyLimit: number;
   };
-  metrics: MetricsProviderConfig;
+  metrics: PrometheusConfig;
   routers: NonNullable<RawConfig['routers']>;
   notifications: NotificationsConfig;
   gates: GatesConfig;
@@ -119,9 +128,13 @@ export function parseConfigText(text: string, source: string): Config {
       `${source}${pos ? `:${pos.line}:${pos.col}` : ''}: not valid YAML: ${yamlError.message.split('\n')[0]}`,
     );
   }
+  // The line of the node at `path`; for a key that is missing, the line of the nearest
+  // enclosing node that is there, so every message points somewhere in the file.
   const lineOf = (path: string[]): string => {
-    const node = doc.getIn(path, true);
-    if (isNode(node) && node.range) return `:${lineCounter.linePos(node.range[0]).line}`;
+    for (let depth = path.length; depth >= 0; depth--) {
+      const node = depth === 0 ? doc.contents : doc.getIn(path.slice(0, depth), true);
+      if (isNode(node) && node.range) return `:${lineCounter.linePos(node.range[0]).line}`;
+    }
     return '';
   };
   return resolveConfig(doc.toJS(), source, lineOf);
@@ -133,15 +146,20 @@ export function resolveConfig(
   source: string,
   lineOf: (path: string[]) => string = () => '',
 ): Config {
-  const fail = validate(ConfigSchema, raw, source, lineOf);
+  const r = resolution(ConfigSchema, raw, source, lineOf);
   const config = raw as RawConfig;
-  const runtime = buildConfig(config, source, fail);
+  const runtime = buildConfig(r);
   const workloads = runtime.workloads.map((workload, index): ResolvedWorkload => {
     const route = (config.workloads[index] as RawConfig['workloads'][number]).route;
-    checkRouteNeeds(config, route, `/workloads/${index}/route`, fail);
+    checkRouteNeeds(config, route, `/workloads/${index}/route`, r.fail);
     return { ...workload, route: resolveRoute(route, workload.ref.namespace) };
   });
-  return deepFreeze({ ...runtime, metrics: config.metrics, routers: config.routers ?? {}, workloads });
+  return deepFreeze({
+    ...runtime,
+    metrics: resolveMetrics(config.metrics, r),
+    routers: config.routers ?? {},
+    workloads,
+  });
 }
 
 /**
@@ -150,27 +168,47 @@ export function resolveConfig(
  * (EmbeddedConfigSchema), resolved the same way.
  */
 export function resolveEmbeddedConfig(raw: unknown, source: string): RuntimeConfig {
-  const fail = validate(EmbeddedConfigSchema, raw, source, () => '');
-  return deepFreeze(buildConfig(raw as EmbeddedRawConfig, source, fail));
+  return deepFreeze(buildConfig(resolution(EmbeddedConfigSchema, raw, source, () => '')));
 }
 
-/** Throws the first schema problem as a ConfigError; returns how to fail on a later one. */
-function validate(
+/** The file's parts the runtime needs; `metrics` is absent for an embedded configuration. */
+type BuildInput = EmbeddedRawConfig & { metrics?: RawConfig['metrics'] };
+
+/**
+ * What the resolvers share. Every `path` handed to `fail` or `dur` is a path in the file
+ * (`/defaults/plan/steps/1`, not the resolved workload's), so the message can name its line.
+ */
+interface Resolution {
+  raw: BuildInput;
+  source: string;
+  fail: (path: string, message: string) => never;
+  /** A duration in ms: `value`, else the built-in `fallback`; `path` is where `value` was written. */
+  dur: (value: string | undefined, fallback: string, path: string) => number;
+}
+
+/** Throws the first schema problem as a ConfigError; returns how to resolve the rest. */
+function resolution(
   schema: TSchema,
   raw: unknown,
   source: string,
   lineOf: (path: string[]) => string,
-): (path: string, message: string) => never {
+): Resolution {
   const problem = firstProblem(schema, raw, '');
   if (problem) {
     const segments = problem.path.split('/').filter(Boolean);
-    throw new ConfigError(
-      `${source}${lineOf(segments)}: ${problem.path || '/'}: found ${describeValue(problem.value)}, expected ${problem.expected}`,
-    );
+    throw new ConfigError(`${source}${lineOf(segments)}: ${problem.path || '/'}: ${explain(problem)}`);
   }
-  return (path: string, message: string): never => {
+  const fail = (path: string, message: string): never => {
     throw new ConfigError(`${source}${lineOf(path.split('/').filter(Boolean))}: ${path}: ${message}`);
   };
+  const dur = (value: string | undefined, fallback: string, path: string): number => {
+    try {
+      return parseDuration(value ?? fallback);
+    } catch (error) {
+      return fail(path, (error as Error).message);
+    }
+  };
+  return { raw: raw as BuildInput, source, fail, dur };
 }
 
 /** A Kubernetes route's namespace defaults to its workload's, its cluster to old. */
@@ -180,120 +218,114 @@ function resolveRoute(route: RouteConfig, workloadNamespace: string): ResolvedRo
   return route;
 }
 
-/** The file's parts the runtime needs; `metrics` is absent for an embedded configuration. */
-type BuildInput = EmbeddedRawConfig & { metrics?: RawConfig['metrics'] };
-
-function buildConfig(
-  raw: BuildInput,
-  source: string,
-  fail: (path: string, message: string) => never,
-): RuntimeConfig {
-  const dur = (value: string | undefined, fallback: string, path: string): number => {
-    try {
-      return parseDuration(value ?? fallback);
-    } catch (error) {
-      return fail(path, (error as Error).message);
-    }
-  };
-  const controller = raw.controller ?? {};
-  const election = controller.leaderElection ?? {};
-  const seen = new Set<string>();
-  const workloads = raw.workloads.map((workload, index): RolloutWorkload => {
-    const key = `${workload.namespace}/${workload.name}`;
-    if (seen.has(key)) fail(`/workloads/${index}`, `found ${key} a second time, expected each workload once`);
-    seen.add(key);
-    return {
-      key,
-      ref: { namespace: workload.namespace, name: workload.name },
-      policy: resolvePolicy(raw, workload, `/workloads/${index}`, dur, fail),
-    };
-  });
-  if (raw.metrics) {
-    for (const [index, metric] of (raw.metrics.custom ?? []).entries()) {
-      checkTemplateVariables(metric.query, `/metrics/custom/${index}/query`, fail);
-      if (metric.max === undefined && metric.maxRatio === undefined)
-        fail(`/metrics/custom/${index}`, 'found neither max nor maxRatio, expected at least one of them');
-    }
-    dur(raw.metrics.timeout, '10s', '/metrics/timeout');
-  }
+function buildConfig(r: Resolution): RuntimeConfig {
+  const { raw } = r;
   if (raw.clusters.old.name === raw.clusters.new.name)
-    fail(
+    r.fail(
       '/clusters/new/name',
       `found ${raw.clusters.new.name}, the same as the old cluster, expected another name`,
     );
   return {
-    source,
+    source: r.source,
     clusters: { old: { ...raw.clusters.old }, new: { ...raw.clusters.new } },
-    controller: {
-      namespace: controller.namespace ?? DEFAULTS.controller.namespace,
-      intervalMs: dur(controller.interval, DEFAULTS.controller.interval, '/controller/interval'),
-      maxConcurrent: controller.maxConcurrent ?? DEFAULTS.controller.maxConcurrent,
-      requestTimeoutMs: dur(
-        controller.requestTimeout,
-        DEFAULTS.controller.requestTimeout,
-        '/controller/requestTimeout',
-      ),
-      parallelism: controller.parallelism ?? DEFAULTS.controller.parallelism,
-      autoStart: controller.autoStart ?? DEFAULTS.controller.autoStart,
-      state: controller.state ?? { type: 'configmap' },
-      leaderElection: {
-        enabled: election.enabled ?? DEFAULTS.leaderElection.enabled,
-        leaseName: election.leaseName ?? DEFAULTS.leaderElection.leaseName,
-        leaseDurationMs: dur(
-          election.leaseDuration,
-          DEFAULTS.leaderElection.leaseDuration,
-          '/controller/leaderElection/leaseDuration',
-        ),
-        renewDeadlineMs: dur(
-          election.renewDeadline,
-          DEFAULTS.leaderElection.renewDeadline,
-          '/controller/leaderElection/renewDeadline',
-        ),
-        retryPeriodMs: dur(
-          election.retryPeriod,
-          DEFAULTS.leaderElection.retryPeriod,
-          '/controller/leaderElection/retryPeriod',
-        ),
-      },
-    },
-    api: {
-      host: raw.api?.host ?? DEFAULTS.api.host,
-      port: raw.api?.port ?? DEFAULTS.api.port,
-      auth: {
-        enabled: raw.api?.auth?.enabled ?? DEFAULTS.api.auth.enabled,
-        tokensFile: raw.api?.auth?.tokensFile,
-        tokensEnv: raw.api?.auth?.tokensEnv,
-        openPaths: [...(raw.api?.auth?.openPaths ?? DEFAULTS.api.auth.openPaths)],
-      },
-      tls: raw.api?.tls && { ...raw.api.tls },
-      rateLimit: {
-        max: raw.api?.rateLimit?.max ?? DEFAULTS.api.rateLimit.max,
-        windowMs: dur(raw.api?.rateLimit?.window, DEFAULTS.api.rateLimit.window, '/api/rateLimit/window'),
-      },
-      bodyLimit: raw.api?.bodyLimit ?? DEFAULTS.api.bodyLimit,
-    },
-    notifications: resolveNotifications(raw, dur, fail),
-    gates: raw.gates?.webhook
-      ? {
-          webhook: {
-            url: raw.gates.webhook.url,
-            timeoutMs: dur(
-              raw.gates.webhook.timeout,
-              DEFAULTS.gates.webhook.timeout,
-              '/gates/webhook/timeout',
-            ),
-          },
-        }
-      : {},
-    workloads,
+    controller: resolveController(r),
+    api: resolveApi(r),
+    notifications: resolveNotifications(r),
+    gates: resolveGates(r),
+    workloads: resolveWorkloads(r),
   };
 }
 
-function resolveNotifications(
-  raw: BuildInput,
-  dur: (value: string | undefined, fallback: string, path: string) => number,
-  fail: (path: string, message: string) => never,
-): NotificationsConfig {
+function resolveController({ raw, dur }: Resolution): Config['controller'] {
+  const controller = raw.controller ?? {};
+  const election = controller.leaderElection ?? {};
+  const C = DEFAULTS.controller;
+  const L = DEFAULTS.leaderElection;
+  const at = '/controller/leaderElection';
+  return {
+    namespace: controller.namespace ?? C.namespace,
+    intervalMs: dur(controller.interval, C.interval, '/controller/interval'),
+    maxConcurrent: controller.maxConcurrent ?? C.maxConcurrent,
+    requestTimeoutMs: dur(controller.requestTimeout, C.requestTimeout, '/controller/requestTimeout'),
+    parallelism: controller.parallelism ?? C.parallelism,
+    autoStart: controller.autoStart ?? C.autoStart,
+    state: controller.state ?? { type: 'configmap' },
+    leaderElection: {
+      enabled: election.enabled ?? L.enabled,
+      leaseName: election.leaseName ?? L.leaseName,
+      leaseDurationMs: dur(election.leaseDuration, L.leaseDuration, `${at}/leaseDuration`),
+      renewDeadlineMs: dur(election.renewDeadline, L.renewDeadline, `${at}/renewDeadline`),
+      retryPeriodMs: dur(election.retryPeriod, L.retryPeriod, `${at}/retryPeriod`),
+    },
+  };
+}
+
+function resolveApi({ raw, dur }: Resolution): Config['api'] {
+  const api = raw.api ?? {};
+  const A = DEFAULTS.api;
+  return {
+    host: api.host ?? A.host,
+    port: api.port ?? A.port,
+    auth: {
+      enabled: api.auth?.enabled ?? A.auth.enabled,
+      tokensFile: api.auth?.tokensFile,
+      tokensEnv: api.auth?.tokensEnv,
+      openPaths: [...(api.auth?.openPaths ?? A.auth.openPaths)],
+    },
+    tls: api.tls && { ...api.tls },
+    rateLimit: {
+      max: api.rateLimit?.max ?? A.rateLimit.max,
+      windowMs: dur(api.rateLimit?.window, A.rateLimit.window, '/api/rateLimit/window'),
+    },
+    bodyLimit: api.bodyLimit ?? A.bodyLimit,
+  };
+}
+
+function resolveMetrics(metrics: RawConfig['metrics'], { dur, fail }: Resolution): PrometheusConfig {
+  const { timeout, minWindow, ...provider } = metrics;
+  for (const [index, metric] of (provider.custom ?? []).entries()) {
+    checkTemplateVariables(metric.query, `/metrics/custom/${index}/query`, fail);
+    if (metric.max === undefined && metric.maxRatio === undefined)
+      fail(`/metrics/custom/${index}`, 'found neither max nor maxRatio, expected at least one of them');
+  }
+  return {
+    ...provider,
+    timeoutMs: dur(timeout, DEFAULTS.metrics.timeout, '/metrics/timeout'),
+    minWindowMs: dur(minWindow, DEFAULTS.metrics.minWindow, '/metrics/minWindow'),
+  };
+}
+
+function resolveGates({ raw, dur }: Resolution): GatesConfig {
+  const webhook = raw.gates?.webhook;
+  if (!webhook) return {};
+  return {
+    webhook: {
+      url: webhook.url,
+      timeoutMs: dur(webhook.timeout, DEFAULTS.gates.webhook.timeout, '/gates/webhook/timeout'),
+    },
+  };
+}
+
+function resolveWorkloads(r: Resolution): RolloutWorkload[] {
+  const { raw, fail } = r;
+  // A default that is wrong is wrong where it is written, whether or not a workload overrides it.
+  if (raw.defaults?.plan?.steps) checkSteps(raw.defaults.plan.steps, '/defaults/plan/steps', fail);
+  const seen = new Set<string>();
+  return raw.workloads.map((workload, index): RolloutWorkload => {
+    const path = `/workloads/${index}`;
+    const key = `${workload.namespace}/${workload.name}`;
+    if (seen.has(key)) fail(path, `found ${key} a second time, expected each workload once`);
+    seen.add(key);
+    if (workload.plan?.steps) checkSteps(workload.plan.steps, `${path}/plan/steps`, fail);
+    return {
+      key,
+      ref: { namespace: workload.namespace, name: workload.name },
+      policy: resolvePolicy(r, workload, path),
+    };
+  });
+}
+
+function resolveNotifications({ raw, dur, fail }: Resolution): NotificationsConfig {
   const n = raw.notifications ?? {};
   const webhooks = (n.webhooks ?? []).map((w) => ({ name: w.name, url: w.url, headers: { ...w.headers } }));
   const slack = (n.slack ?? []).map((s) => ({ name: s.name, url: s.url }));
@@ -314,28 +346,26 @@ function resolveNotifications(
   };
 }
 
+type PolicySection = 'plan' | 'analysis' | 'scaling';
+
 function resolvePolicy(
-  raw: BuildInput,
+  r: Resolution,
   workload: BuildInput['workloads'][number],
-  path: string,
-  dur: (value: string | undefined, fallback: string, path: string) => number,
-  fail: (path: string, message: string) => never,
+  workloadPath: string,
 ): RolloutPolicy {
+  const { raw } = r;
   const d = raw.defaults ?? {};
   const plan = { ...d.plan, ...workload.plan };
   const analysis = { ...d.analysis, ...workload.analysis };
   const scaling = { ...d.scaling, ...workload.scaling };
+  // Where a merged setting was written: the workload's own section wins over `defaults`.
+  const writtenAt = (section: PolicySection, key: string): string =>
+    (workload[section] as Record<string, unknown> | undefined)?.[key] !== undefined
+      ? `${workloadPath}/${section}/${key}`
+      : `/defaults/${section}/${key}`;
+  const dur = (section: PolicySection, key: string, value: string | undefined, fallback: string) =>
+    r.dur(value, fallback, writtenAt(section, key));
   const P = DEFAULT_POLICY;
-  const steps = plan.steps ?? P.plan.steps;
-  for (let i = 1; i < steps.length; i++) {
-    if ((steps[i] ?? 0) <= (steps[i - 1] ?? 0))
-      fail(`${path}/plan/steps/${i}`, `found ${steps[i]} after ${steps[i - 1]}, expected steps that rise`);
-  }
-  if (steps[steps.length - 1] !== 100)
-    fail(
-      `${path}/plan/steps`,
-      `found a last step of ${steps[steps.length - 1]}, expected the last step to be 100`,
-    );
   const errorRate = { ...P.analysis.errorRate, ...d.analysis?.errorRate, ...workload.analysis?.errorRate };
   const latency = { ...P.analysis.latency, ...d.analysis?.latency, ...workload.analysis?.latency };
   const custom = (raw.metrics?.custom ?? []).map((m) => ({
@@ -346,18 +376,14 @@ function resolvePolicy(
   }));
   return {
     plan: {
-      steps: [...steps],
-      holdTimeMs: dur(plan.holdTime, P.plan.holdTime, `${path}/plan/holdTime`),
+      steps: [...(plan.steps ?? P.plan.steps)],
+      holdTimeMs: dur('plan', 'holdTime', plan.holdTime, P.plan.holdTime),
       minPassingChecks: plan.minPassingChecks ?? P.plan.minPassingChecks,
       requireApproval: plan.requireApproval ?? P.plan.requireApproval,
     },
     analysis: {
-      intervalMs: dur(analysis.interval, P.analysis.interval, `${path}/analysis/interval`),
-      latencyWindowMs: dur(
-        analysis.latencyWindow,
-        P.analysis.latencyWindow,
-        `${path}/analysis/latencyWindow`,
-      ),
+      intervalMs: dur('analysis', 'interval', analysis.interval, P.analysis.interval),
+      latencyWindowMs: dur('analysis', 'latencyWindow', analysis.latencyWindow, P.analysis.latencyWindow),
       failureLimit: analysis.failureLimit ?? P.analysis.failureLimit,
       inconclusiveLimit: analysis.inconclusiveLimit ?? P.analysis.inconclusiveLimit,
       minRequests: analysis.minRequests ?? P.analysis.minRequests,
@@ -369,16 +395,27 @@ function resolvePolicy(
     scaling: {
       headroom: scaling.headroom ?? P.scaling.headroom,
       minReplicas: scaling.minReplicas ?? P.scaling.minReplicas,
-      readyTimeoutMs: dur(scaling.readyTimeout, P.scaling.readyTimeout, `${path}/scaling/readyTimeout`),
-      drainDelayMs: dur(scaling.drainDelay, P.scaling.drainDelay, `${path}/scaling/drainDelay`),
+      readyTimeoutMs: dur('scaling', 'readyTimeout', scaling.readyTimeout, P.scaling.readyTimeout),
+      drainDelayMs: dur('scaling', 'drainDelay', scaling.drainDelay, P.scaling.drainDelay),
       oldScaleDown: scaling.oldScaleDown ?? P.scaling.oldScaleDown,
       oldScaleDownDelayMs: dur(
+        'scaling',
+        'oldScaleDownDelay',
         scaling.oldScaleDownDelay,
         P.scaling.oldScaleDownDelay,
-        `${path}/scaling/oldScaleDownDelay`,
       ),
     },
   };
+}
+
+/** A plan's weights rise and end at 100; `path` is where the list is written. */
+function checkSteps(steps: readonly number[], path: string, fail: (p: string, m: string) => never): void {
+  for (let i = 1; i < steps.length; i++) {
+    if ((steps[i] ?? 0) <= (steps[i - 1] ?? 0))
+      fail(`${path}/${i}`, `found ${steps[i]} after ${steps[i - 1]}, expected steps that rise`);
+  }
+  if (steps[steps.length - 1] !== 100)
+    fail(path, `found a last step of ${steps[steps.length - 1]}, expected the last step to be 100`);
 }
 
 function checkRouteNeeds(
@@ -418,13 +455,31 @@ interface Problem {
   path: string;
   value: unknown;
   expected: string;
+  /** The value sits in a field marked secret: say what kind of value it is, never the value. */
+  secret?: boolean;
+  /** A duration field: say what a duration looks like. */
+  duration?: boolean;
+}
+
+/** The message after the path: what was found and what was expected there. */
+function explain(problem: Problem): string {
+  const found = problem.secret ? describeSecretValue(problem.value) : describeValue(problem.value);
+  if (problem.duration)
+    return `expected a duration like 2m (found ${found}): a number and a unit, one of ms, s, m, h`;
+  return `found ${found}, expected ${problem.expected}`;
 }
 
 /**
  * The most useful single error for `value` against `schema`. For tagged unions the member
  * named by `type` is followed, so the message is about that member's fields, not the union.
+ * Anything found under a schema marked `secret` is reported without its value.
  */
 function firstProblem(schema: TSchema, value: unknown, path: string): Problem | undefined {
+  const problem = problemIn(schema, value, path);
+  return problem && (schema as { secret?: unknown }).secret === true ? { ...problem, secret: true } : problem;
+}
+
+function problemIn(schema: TSchema, value: unknown, path: string): Problem | undefined {
   if (TypeGuard.IsUnion(schema)) {
     if (matches(schema, value)) return undefined;
     const members = schema.anyOf;
@@ -476,6 +531,13 @@ function firstProblem(schema: TSchema, value: unknown, path: string): Problem | 
     }
     return undefined;
   }
+  if (TypeGuard.IsRecord(schema) && isRecord(value)) {
+    const [valueSchema] = Object.values(schema.patternProperties);
+    for (const [key, item] of Object.entries(value)) {
+      const problem = valueSchema && firstProblem(valueSchema, item, `${path}/${key}`);
+      if (problem) return problem;
+    }
+  }
   if (TypeGuard.IsArray(schema)) {
     if (!Array.isArray(value)) return { path, value, expected: 'a list' };
     if (schema.minItems !== undefined && value.length < schema.minItems)
@@ -487,7 +549,8 @@ function firstProblem(schema: TSchema, value: unknown, path: string): Problem | 
     return undefined;
   }
   if (matches(schema, value)) return undefined;
-  return { path, value, expected: describeSchema(schema) };
+  const duration = TypeGuard.IsString(schema) && schema.pattern === DURATION_PATTERN;
+  return { path, value, expected: describeSchema(schema), ...(duration ? { duration } : {}) };
 }
 
 /** Value.Check without its type narrowing, which would make `value` unusable afterwards. */
@@ -519,10 +582,33 @@ function describeSchema(schema: TSchema): string {
   return parts.join(' ');
 }
 
+/**
+ * A scalar as written; a list or an object by its shape only, since its contents may hold
+ * a secret the schema could not mark (an inline URL in a list given where an object belongs).
+ */
 function describeValue(value: unknown): string {
   if (value === undefined) return 'nothing';
+  if (Array.isArray(value))
+    return value.length === 0 ? '[]' : `a list of ${value.length} item${value.length === 1 ? '' : 's'}`;
+  if (isRecord(value)) {
+    const keys = Object.keys(value);
+    return keys.length === 0 ? '{}' : `an object with ${keys.join(', ')}`;
+  }
   const text = JSON.stringify(value);
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+function describeSecretValue(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  const kind =
+    value === null
+      ? 'null'
+      : Array.isArray(value)
+        ? 'a list'
+        : typeof value === 'object'
+          ? 'an object'
+          : `a ${typeof value}`;
+  return `${kind} (not shown: the field holds a secret)`;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -13,10 +13,14 @@ const Duration = (description: string) =>
 const Name = (description: string) =>
   Type.String({ minLength: 1, maxLength: 253, pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$', description });
 
-/** A secret is never written inline: it names an environment variable or a file. */
+/**
+ * A secret is never written inline: it names an environment variable or a file. `secret: true`
+ * (an annotation of ours, not JSON Schema) marks a field whose value a config error must never
+ * show, however malformed: someone may have pasted the secret itself there.
+ */
 export const SecretRef = Type.Union(
   [closed({ env: Type.String({ minLength: 1 }) }), closed({ file: Type.String({ minLength: 1 }) })],
-  { description: 'where to read a secret from: {env: NAME} or {file: /path}' },
+  { description: 'where to read a secret from: {env: NAME} or {file: /path}', secret: true },
 );
 export type SecretRef = Static<typeof SecretRef>;
 
@@ -304,9 +308,15 @@ export const NotificationsSchema = closed(
           name: Name('the sink name in logs and metrics'),
           url: SecretRef,
           headers: Type.Optional(
-            Type.Record(Type.String({ minLength: 1 }), Type.Union([Type.String(), SecretRef]), {
-              description: 'extra request headers; a value may be a secret reference',
-            }),
+            // A header may carry a credential (Authorization): every value is treated as secret.
+            Type.Record(
+              Type.String({ minLength: 1 }),
+              Type.Union([Type.String(), SecretRef], { secret: true }),
+              {
+                description: 'extra request headers; a value may be a secret reference',
+                secret: true,
+              },
+            ),
           ),
         }),
         { description: 'generic JSON webhooks' },
@@ -329,8 +339,10 @@ export const GatesSchema = closed(
   {
     webhook: Type.Optional(
       closed({
+        // Inline is allowed, but a gate URL often carries a token: never shown in an error.
         url: Type.Union([HttpUrl('the gate URL'), SecretRef], {
           description: 'the gate URL, inline or as a secret reference',
+          secret: true,
         }),
         timeout: Type.Optional(Duration('per-call timeout; no answer in time refuses the step')),
       }),

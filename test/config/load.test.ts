@@ -52,7 +52,7 @@ t.test('a bad file is one ConfigError naming file, line, path, found and expecte
     [
       'bad duration',
       `${valid}defaults:\n  plan: { holdTime: 5 minutes }\n`,
-      /\/defaults\/plan\/holdTime: found "5 minutes", expected a string/,
+      /bad\.yaml:17: \/defaults\/plan\/holdTime: expected a duration like 2m \(found "5 minutes"\)/,
     ],
     [
       'steps not rising',
@@ -178,4 +178,139 @@ t.test('an embedded configuration has no metrics, routers or routes, and the sam
       ),
     { message: /demo: \/workloads\/0\/route: found .*, expected no such key/ },
   );
+});
+
+t.test(
+  'a policy error names the path and line where the value is written, not the resolved workload',
+  async (t) => {
+    const message = (text: string) => {
+      try {
+        parseConfigText(text, 'bad.yaml');
+      } catch (error) {
+        t.type(error, ConfigError);
+        return (error as Error).message;
+      }
+      return t.fail('expected a ConfigError') as never;
+    };
+    // valid has 15 lines: `defaults:` is line 16, `plan:` 17, the key under it 18.
+    t.equal(
+      message(`${valid}defaults:\n  plan:\n    steps: [50, 10]\n`),
+      'bad.yaml:18: /defaults/plan/steps/1: found 10 after 50, expected steps that rise',
+    );
+    t.equal(
+      message(`${valid}defaults:\n  plan:\n    steps: [5, 50]\n`),
+      'bad.yaml:18: /defaults/plan/steps: found a last step of 50, expected the last step to be 100',
+      'a default that does not end at 100 is wrong where it is written',
+    );
+    t.equal(
+      message(`${valid}    plan:\n      steps: [50, 10, 100]\n`),
+      'bad.yaml:17: /workloads/0/plan/steps/1: found 10 after 50, expected steps that rise',
+      "a workload's own steps are reported at the workload",
+    );
+    t.match(
+      message(
+        `${valid}defaults:\n  plan:\n    steps: [50, 10]\n`.replace(
+          'workloads:',
+          'workloads:\n  - { namespace: a, name: b, route: { type: istio, virtualService: v, oldDestination: { host: o }, newDestination: { host: n } }, plan: { steps: [1, 100] } }',
+        ),
+      ),
+      /^bad\.yaml:19: \/defaults\/plan\/steps\/1:/,
+      'a bad default is reported even where a workload overrides it',
+    );
+    t.equal(
+      message(`${valid}defaults:\n  plan:\n    holdTime: 2 minutes\n`),
+      'bad.yaml:18: /defaults/plan/holdTime: expected a duration like 2m (found "2 minutes"): a number and a unit, one of ms, s, m, h',
+    );
+    t.match(
+      message(`${valid}    scaling: { readyTimeout: 90 }\n`),
+      /^bad\.yaml:16: \/workloads\/0\/scaling\/readyTimeout: expected a duration like 2m \(found 90\)/,
+      'a number without a unit',
+    );
+    t.match(
+      message(valid.replace('      virtualService: checkout\n', '')),
+      /^bad\.yaml:12: \/workloads\/0\/route\/virtualService: found nothing/,
+      'a missing key is reported at the line of the object that lacks it',
+    );
+  },
+);
+
+t.test('a secret written inline is never echoed, however malformed, in any secret field', async (t) => {
+  const SECRET = 'abc123-do-not-print';
+  const withMetrics = (lines: string) => valid.replace('  template: istio\n', `  template: istio\n${lines}`);
+  const cases: Array<[string, string, RegExp]> = [
+    [
+      'metrics.bearerToken',
+      withMetrics(`  bearerToken: ${SECRET}\n`),
+      /:8: \/metrics\/bearerToken: found a string \(not shown/,
+    ],
+    [
+      'metrics.bearerToken, a wrong key',
+      withMetrics(`  bearerToken: { value: ${SECRET} }\n`),
+      /\/metrics\/bearerToken\/value: found a string \(not shown/,
+    ],
+    [
+      'metrics.bearerToken, a list',
+      withMetrics(`  bearerToken: [${SECRET}]\n`),
+      /\/metrics\/bearerToken: found a list \(not shown/,
+    ],
+    [
+      'metrics.basicAuth.password',
+      withMetrics(`  basicAuth: { username: u, password: ${SECRET} }\n`),
+      /\/metrics\/basicAuth\/password: found a string \(not shown/,
+    ],
+    [
+      'notifications.webhooks url',
+      `${valid}notifications:\n  webhooks:\n    - name: ops\n      url: https://hooks.example/${SECRET}\n`,
+      /\/notifications\/webhooks\/0\/url: found a string \(not shown/,
+    ],
+    [
+      'notifications.webhooks header',
+      `${valid}notifications:\n  webhooks:\n    - name: ops\n      url: { env: HOOK }\n      headers: { authorization: [${SECRET}] }\n`,
+      /\/notifications\/webhooks\/0\/headers\/authorization: found a list \(not shown/,
+    ],
+    [
+      'notifications.webhooks headers as a string',
+      `${valid}notifications:\n  webhooks:\n    - name: ops\n      url: { env: HOOK }\n      headers: "Authorization: ${SECRET}"\n`,
+      /\/notifications\/webhooks\/0\/headers: found a string \(not shown/,
+    ],
+    [
+      'notifications.slack url',
+      `${valid}notifications:\n  slack:\n    - { name: ops, url: "https://hooks.slack.example/${SECRET}" }\n`,
+      /\/notifications\/slack\/0\/url: found a string \(not shown/,
+    ],
+    [
+      'gates.webhook.url',
+      `${valid}gates:\n  webhook:\n    url: ftp://gate.example/${SECRET}\n`,
+      /\/gates\/webhook\/url: found a string \(not shown/,
+    ],
+    [
+      'a list where an object belongs, holding an inline secret',
+      `${valid}notifications:\n  webhooks: { name: ops, url: "https://hooks.example/${SECRET}" }\n`,
+      /\/notifications\/webhooks: found an object with name, url, expected a list/,
+    ],
+  ];
+  for (const [name, text, expected] of cases) {
+    let message = '';
+    try {
+      parseConfigText(text, 'bad.yaml');
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    t.match(message, expected, name);
+    t.notMatch(message, SECRET, `${name}: the value is not in the message`);
+  }
+});
+
+t.test('metrics.timeout and metrics.minWindow resolve to milliseconds, with defaults', async (t) => {
+  const metricsOf = (text: string) => {
+    const { metrics } = parseConfigText(text, 'valid.yaml');
+    if (metrics.type !== 'prometheus') throw new Error('expected prometheus');
+    return metrics;
+  };
+  t.match(metricsOf(valid), { timeoutMs: 10_000, minWindowMs: 30_000 });
+  const set = metricsOf(
+    valid.replace('  template: istio\n', '  template: istio\n  timeout: 45s\n  minWindow: 1m\n'),
+  );
+  t.match(set, { timeoutMs: 45_000, minWindowMs: 60_000 });
+  t.notOk('timeout' in set, 'only the resolved form is kept');
 });

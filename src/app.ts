@@ -3,19 +3,18 @@
 // end-to-end tests start the same thing in-process against the real stack.
 
 import { hostname } from 'node:os';
-import type { Logger } from 'pino';
+import type { KubeConfig } from '@kubernetes/client-node';
+import pino, { type Logger } from 'pino';
 import { DASHBOARD_PATHS, dashboardPlugin } from './api/dashboard.js';
 import { openApiPlugin } from './api/openapi.js';
 import { authDisabledWarning, loadTlsOptions, registerSecurity } from './api/security.js';
 import { type Clock, systemClock } from './clock.js';
-import type { Config } from './config/load.js';
+import type { Config, PrometheusConfig } from './config/load.js';
 import { readSecret } from './config/secrets.js';
-import { parseDuration } from './duration.js';
 import { ConfigMapStateStore } from './kube/configmap-state-store.js';
 import { KubeClusterClient } from './kube/kube-cluster-client.js';
 import { buildKubeConfig } from './kube/kubeconfig.js';
 import { LeaseElector } from './kube/leader-election.js';
-import type { MetricsSource } from './metrics/metrics.js';
 import { PrometheusClient } from './metrics/prometheus-client.js';
 import { PrometheusSource } from './metrics/prometheus-source.js';
 import { webhookGate } from './notify/gate.js';
@@ -43,10 +42,27 @@ export interface App {
   stop(): Promise<void>;
 }
 
-/** Builds every part from the configuration, loads the rollouts, listens and starts the loop. */
-export async function startApp(config: Config, options: AppOptions): Promise<App> {
+/** A built app that has done no I/O yet: nothing loaded, nothing listening, no Lease asked for. */
+export interface AssembledApp {
+  runtime: Runtime;
+  identity: string;
+  /** Loads the rollouts, listens, and starts the loop and the leader election. */
+  start(): Promise<App>;
+  /** Releases what assembly built; after start(), the App's stop() is the way out. */
+  discard(): Promise<void>;
+}
+
+/**
+ * Every start-time check, by building every part exactly as the start does: the configuration's
+ * Prometheus and its secrets and CA file, both kubeconfigs and contexts, the API tokens, the TLS
+ * files, the leader-election timings, the notification and gate URLs, the routers. No cluster,
+ * router or Prometheus is called. A problem is a ConfigError naming what to fix. `startApp` and
+ * `--check` both run this, so `--check` passes exactly what the start accepts.
+ */
+export async function assembleApp(config: Config, options: AppOptions): Promise<AssembledApp> {
   const { logger } = options;
   const clock = options.clock ?? systemClock;
+  const provider = config.metrics;
   const telemetry = new Telemetry();
   const timeoutMs = config.controller.requestTimeoutMs;
   const kube = {
@@ -68,17 +84,16 @@ export async function startApp(config: Config, options: AppOptions): Promise<App
   // The controller keeps its state and its Lease where it runs; that is the old cluster's API
   // (in-cluster credentials when no kubeconfig is given).
   const home = kube.old;
-  const store: StateStore =
-    config.controller.state.type === 'configmap'
-      ? new ConfigMapStateStore({
-          kubeConfig: home,
-          namespace: config.controller.namespace,
-          requestTimeoutMs: timeoutMs,
-        })
-      : config.controller.state.type === 'file'
-        ? new FileStateStore({ directory: config.controller.state.path })
-        : new MemoryStateStore();
-  const metrics = createMetricsSource(config, telemetry, clock);
+  const store = createStateStore(config, home);
+  const prometheus = createPrometheusClient(provider, telemetry);
+  const metrics = new PrometheusSource({
+    client: prometheus,
+    provider,
+    clusters: config.clusters,
+    workloads: config.workloads,
+    clock,
+    minWindowMs: provider.minWindowMs,
+  });
   const routes = createRouteHandles({ config, kube, requestTimeoutMs: timeoutMs });
 
   const election = config.controller.leaderElection;
@@ -119,8 +134,6 @@ export async function startApp(config: Config, options: AppOptions): Promise<App
       : {}),
     server: serverOptions(config),
   });
-  const warning = authDisabledWarning({ auth: config.api.auth });
-  if (warning) logger.warn(warning);
 
   const shutdown = new AbortController();
   let stopped: Promise<void> | undefined;
@@ -131,23 +144,45 @@ export async function startApp(config: Config, options: AppOptions): Promise<App
       await elector?.stop();
       await runtime.server.close();
       await notifier.close(5000);
+      await prometheus.close();
     })();
     return stopped;
   };
-  try {
-    await runtime.controller.load(AbortSignal.any([shutdown.signal, AbortSignal.timeout(timeoutMs * 6)]));
-    const address = await runtime.server.listen({ host: config.api.host, port: config.api.port });
-    logger.info(
-      { address, identity, workloads: config.workloads.length, leaderElection: election.enabled },
-      'clustershift started',
-    );
-    elector?.start(shutdown.signal);
-    runtime.controller.start();
-    return { runtime, address, identity, stop };
-  } catch (error) {
-    await stop();
-    throw error;
-  }
+  const start = async (): Promise<App> => {
+    const warning = authDisabledWarning({ auth: config.api.auth });
+    if (warning) logger.warn(warning);
+    try {
+      await runtime.controller.load(AbortSignal.any([shutdown.signal, AbortSignal.timeout(timeoutMs * 6)]));
+      const address = await runtime.server.listen({ host: config.api.host, port: config.api.port });
+      logger.info(
+        { address, identity, workloads: config.workloads.length, leaderElection: election.enabled },
+        'clustershift started',
+      );
+      elector?.start(shutdown.signal);
+      runtime.controller.start();
+      return { runtime, address, identity, stop };
+    } catch (error) {
+      await stop();
+      throw error;
+    }
+  };
+  return { runtime, identity, start, discard: stop };
+}
+
+/** Builds every part from the configuration, loads the rollouts, listens and starts the loop. */
+export async function startApp(config: Config, options: AppOptions): Promise<App> {
+  return (await assembleApp(config, options)).start();
+}
+
+/**
+ * `--check`: the start's own checks (assembleApp), then nothing is started. Resolves with the
+ * warnings the start would log; throws the ConfigError the start would stop with.
+ */
+export async function checkStart(config: Config): Promise<{ warnings: string[] }> {
+  const assembled = await assembleApp(config, { logger: pino({ level: 'silent' }), identity: 'check' });
+  await assembled.discard();
+  const warning = authDisabledWarning({ auth: config.api.auth });
+  return { warnings: warning ? [warning] : [] };
 }
 
 /**
@@ -176,11 +211,11 @@ function kubeSource(cluster: Config['clusters']['old']) {
   };
 }
 
-function createMetricsSource(config: Config, telemetry: Telemetry, clock: Clock): MetricsSource {
-  const provider = config.metrics;
-  const client = new PrometheusClient({
+/** The client for the configuration's Prometheus, with its secrets read; metrics.timeout bounds each query. */
+function createPrometheusClient(provider: PrometheusConfig, telemetry: Telemetry): PrometheusClient {
+  return new PrometheusClient({
     address: provider.address,
-    timeoutMs: config.controller.requestTimeoutMs,
+    timeoutMs: provider.timeoutMs,
     registry: telemetry.registry,
     ...(provider.bearerToken ? { bearerToken: readSecret(provider.bearerToken, 'metrics.bearerToken') } : {}),
     ...(provider.basicAuth
@@ -193,12 +228,16 @@ function createMetricsSource(config: Config, telemetry: Telemetry, clock: Clock)
       : {}),
     ...(provider.caFile ? { caFile: provider.caFile } : {}),
   });
-  return new PrometheusSource({
-    client,
-    provider,
-    clusters: config.clusters,
-    workloads: config.workloads,
-    clock,
-    ...(provider.minWindow ? { minWindowMs: parseDuration(provider.minWindow) } : {}),
-  });
+}
+
+function createStateStore(config: Config, home: KubeConfig): StateStore {
+  const state = config.controller.state;
+  if (state.type === 'configmap')
+    return new ConfigMapStateStore({
+      kubeConfig: home,
+      namespace: config.controller.namespace,
+      requestTimeoutMs: config.controller.requestTimeoutMs,
+    });
+  if (state.type === 'file') return new FileStateStore({ directory: state.path });
+  return new MemoryStateStore();
 }

@@ -396,7 +396,9 @@ export class Controller {
             countWindowMs: analysis.intervalMs,
             latencyWindowMs: analysis.latencyWindowMs,
           },
-          this.callSignal(),
+          // Only the loop's stop: the source bounds its own queries (metrics.timeout), which
+          // controller.requestTimeout would otherwise cut short when set higher.
+          this.loopAbort.signal,
         );
         for (const member of members) {
           readings.set(member.key, batch.get(member.key) ?? { error: 'no series for this workload' });

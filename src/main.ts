@@ -6,7 +6,7 @@
 
 import { parseArgs } from 'node:util';
 import pino, { type Logger } from 'pino';
-import { startApp } from './app.js';
+import { checkStart, startApp } from './app.js';
 import { type Config, loadConfigFile } from './config/load.js';
 import { ConfigError, errorMessage } from './errors.js';
 
@@ -30,9 +30,13 @@ async function main(argv: string[]): Promise<number> {
     return EXIT_CONFIG_ERROR;
   }
   let config: Config;
+  let warnings: string[] = [];
   try {
     // A bad configuration stops here, before any cluster is touched.
     config = loadConfigFile(values.config);
+    // --check runs the start's own checks (the same assembly, stopped before any I/O); the start
+    // runs them again in startApp, so a ConfigError there is exit 2 too.
+    if (values.check) ({ warnings } = await checkStart(config));
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`clustershift: ${error.message}\n`);
@@ -41,6 +45,7 @@ async function main(argv: string[]): Promise<number> {
     throw error;
   }
   if (values.check) {
+    for (const warning of warnings) process.stderr.write(`clustershift: warning: ${warning}\n`);
     process.stdout.write(`${config.source}: valid, ${config.workloads.length} workload(s)\n`);
     return 0;
   }

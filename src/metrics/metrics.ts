@@ -14,7 +14,8 @@ export interface MetricsQuery {
 export interface MetricsSource {
   /**
    * Readings keyed by `namespace/name`. A workload missing from the map, or a null field,
-   * means no data (never zero). Throws MetricsError when the backend itself fails.
+   * means no data (never zero). Throws MetricsError when the backend itself fails. Bounds
+   * its own calls in time (Prometheus: metrics.timeout per query); `signal` cancels.
    */
   sample(query: MetricsQuery, signal: AbortSignal): Promise<Map<string, MetricsReading>>;
 }

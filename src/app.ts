@@ -15,6 +15,7 @@ import { ConfigMapStateStore } from './kube/configmap-state-store.js';
 import { KubeClusterClient } from './kube/kube-cluster-client.js';
 import { buildKubeConfig } from './kube/kubeconfig.js';
 import { LeaseElector } from './kube/leader-election.js';
+import type { MetricsSource } from './metrics/metrics.js';
 import { PrometheusClient } from './metrics/prometheus-client.js';
 import { PrometheusSource } from './metrics/prometheus-source.js';
 import { webhookGate } from './notify/gate.js';
@@ -46,6 +47,8 @@ export interface App {
 export interface AssembledApp {
   runtime: Runtime;
   identity: string;
+  /** What the controller samples: the configuration's Prometheus. */
+  metrics: MetricsSource;
   /** Loads the rollouts, listens, and starts the loop and the leader election. */
   start(): Promise<App>;
   /** Releases what assembly built; after start(), the App's stop() is the way out. */
@@ -166,7 +169,7 @@ export async function assembleApp(config: Config, options: AppOptions): Promise<
       throw error;
     }
   };
-  return { runtime, identity, start, discard: stop };
+  return { runtime, identity, metrics, start, discard: stop };
 }
 
 /** Builds every part from the configuration, loads the rollouts, listens and starts the loop. */

@@ -1,4 +1,4 @@
-// clustershift's own Prometheus metrics. One registry per process, created in main.ts and
+// clustershift's own Prometheus metrics. One registry per process, created in app.ts and
 // passed to whoever records into it; nothing is registered at module level.
 
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';

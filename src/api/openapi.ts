@@ -7,7 +7,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
 
 export interface OpenApiOptions {
-  /** The API version shown in the document; the package version in main.ts. */
+  /** The API version shown in the document (app.ts passes the package's). */
   version: string;
   /** Base URLs the document lists; absent means "this server". */
   servers?: Array<{ url: string; description?: string }>;

@@ -287,7 +287,7 @@ export const PrometheusProviderSchema = closed({
   template: Type.Union([Type.Literal('istio'), Type.Literal('haproxy')], {
     description: 'built-in queries for requests, errors and p99 latency',
   }),
-  /** HAProxy template only: the backend and server name for each workload come from its route. */
+  // Istio only: the HAProxy template finds each workload's backend and servers in its route.
   clusterLabel: Type.Optional(Type.String({ minLength: 1, description: 'label naming the cluster (Istio)' })),
   custom: Type.Optional(Type.Array(CustomMetricSchema)),
 });
@@ -376,7 +376,9 @@ export const ConfigSchema = closed({
       namespace: Type.Optional(Name('where state ConfigMaps and the Lease live')),
       interval: Type.Optional(Duration('control-loop tick')),
       maxConcurrent: Type.Optional(Type.Integer({ minimum: 1, description: 'rollouts progressing at once' })),
-      requestTimeout: Type.Optional(Duration('timeout of every Kubernetes, router and metrics call')),
+      requestTimeout: Type.Optional(
+        Duration('timeout of every Kubernetes and router call (Prometheus queries: metrics.timeout)'),
+      ),
       parallelism: Type.Optional(
         Type.Integer({ minimum: 1, maximum: 1000, description: 'rollouts stepped at once within one tick' }),
       ),

@@ -12,7 +12,7 @@ import {
   type V2HorizontalPodAutoscaler,
 } from '@kubernetes/client-node';
 import { type Clock, systemClock } from '../clock.js';
-import { KubeError, TimeoutError } from '../errors.js';
+import { KubeError } from '../errors.js';
 import { type WorkloadObservation, type WorkloadRef, workloadKey } from '../rollout/types.js';
 import type { ClusterClient, KubeEvent } from './cluster-client.js';
 import {
@@ -39,10 +39,8 @@ export interface KubeClusterClientOptions {
   /** Default 4 attempts, 200 ms base delay, 5 s cap (DEFAULT_RETRY). */
   retry?: RetryPolicy;
   sleep?: Sleep;
-  /** Event timestamps and waitForReady's deadline. */
+  /** Event timestamps. */
   clock?: Clock;
-  /** waitForReady polls this often (default 2000). */
-  pollIntervalMs?: number;
 }
 
 /** The Event source, as `kubectl describe` shows it. */
@@ -58,7 +56,6 @@ export class KubeClusterClient implements ClusterClient {
   private readonly caller: KubeCaller;
   private readonly sleep: Sleep;
   private readonly clock: Clock;
-  private readonly pollIntervalMs: number;
   private eventSequence = 0;
 
   constructor(options: KubeClusterClientOptions) {
@@ -75,7 +72,6 @@ export class KubeClusterClient implements ClusterClient {
       sleep: this.sleep,
     });
     this.clock = options.clock ?? systemClock;
-    this.pollIntervalMs = options.pollIntervalMs ?? 2000;
   }
 
   async getWorkload(ref: WorkloadRef, signal: AbortSignal): Promise<WorkloadObservation> {
@@ -94,12 +90,6 @@ export class KubeClusterClient implements ClusterClient {
       replicas: deployment.spec?.replicas ?? 1,
       readyReplicas: deployment.status?.readyReplicas ?? 0,
       images,
-      ...(deployment.metadata?.generation !== undefined
-        ? { generation: deployment.metadata.generation }
-        : {}),
-      ...(deployment.status?.observedGeneration !== undefined
-        ? { observedGeneration: deployment.status.observedGeneration }
-        : {}),
       ...(hpa
         ? {
             hpa: {
@@ -193,27 +183,6 @@ export class KubeClusterClient implements ClusterClient {
         }
       },
     );
-  }
-
-  /** Poll until `replicas` are ready and the controller has seen the latest spec; TimeoutError after timeoutMs. */
-  async waitForReady(
-    ref: WorkloadRef,
-    replicas: number,
-    timeoutMs: number,
-    signal: AbortSignal,
-  ): Promise<WorkloadObservation> {
-    const deadline = this.clock.now() + timeoutMs;
-    for (;;) {
-      const observed = await this.getWorkload(ref, signal);
-      const caughtUp = (observed.observedGeneration ?? 0) >= (observed.generation ?? 0);
-      if (observed.exists && caughtUp && observed.readyReplicas >= replicas) return observed;
-      if (this.clock.now() >= deadline) {
-        throw new TimeoutError(
-          `cluster "${this.name}": deployment ${workloadKey(ref)} has ${observed.readyReplicas} of ${replicas} ${replicas === 1 ? 'replica' : 'replicas'} ready after ${timeoutMs}ms${observed.exists ? '' : ' (it does not exist)'}; check its pods: kubectl -n ${ref.namespace} describe deployment ${ref.name}`,
-        );
-      }
-      await this.sleep(Math.min(this.pollIntervalMs, Math.max(0, deadline - this.clock.now())), signal);
-    }
   }
 
   private readDeployment(ref: WorkloadRef, signal: AbortSignal): Promise<V1Deployment | undefined> {

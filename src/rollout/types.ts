@@ -54,8 +54,6 @@ export interface WorkloadObservation {
   readyReplicas: number;
   /** container name -> image */
   images: Record<string, string>;
-  generation?: number;
-  observedGeneration?: number;
   /** Present when a HorizontalPodAutoscaler targets the workload. */
   hpa?: { name: string; minReplicas: number; maxReplicas: number; currentReplicas: number };
 }

@@ -47,8 +47,6 @@ export class SandboxClusters {
           name: options.names[role],
           server: urls[role],
           requestTimeoutMs: options.requestTimeoutMs,
-          // Simulated pods get ready within readyDelayMs; poll faster than a real cluster needs.
-          pollIntervalMs: Math.max(100, Math.min(2000, options.readyDelayMs / 2)),
         });
       return new SandboxClusters({ old: client('old'), new: client('new') }, servers, urls);
     } catch (error) {

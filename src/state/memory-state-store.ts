@@ -7,7 +7,6 @@ import type { StateStore } from './state-store.js';
 
 export class MemoryStateStore implements StateStore {
   private readonly states = new Map<string, RolloutState>();
-  writes = 0;
 
   async loadAll(signal: AbortSignal): Promise<RolloutState[]> {
     signal.throwIfAborted();
@@ -22,7 +21,6 @@ export class MemoryStateStore implements StateStore {
         `rollout ${state.key}: revision ${state.revision} is not newer than the stored ${current.revision}; another writer won`,
       );
     }
-    this.writes++;
     // The controller never mutates a committed state, so keeping the reference is safe and cheap.
     this.states.set(state.key, state);
   }

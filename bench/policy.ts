@@ -7,7 +7,7 @@
 
 import { parseArgs } from 'node:util';
 import { ManualClock } from '../src/clock.js';
-import { TERMINAL_PHASES } from '../src/rollout/state-machine.js';
+import { TERMINAL_PHASES } from '../src/rollout/types.js';
 import { type SimulatedWorkload, SimulatedWorld, seededRandom } from '../src/sandbox/world.js';
 import {
   defaultOutput,

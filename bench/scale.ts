@@ -6,7 +6,7 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
-import { TERMINAL_PHASES } from '../src/rollout/state-machine.js';
+import { TERMINAL_PHASES } from '../src/rollout/types.js';
 import {
   defaultOutput,
   describeMachine,

@@ -15,7 +15,7 @@ import {
 } from './errors.js';
 import type { ClusterClient } from './kube/cluster-client.js';
 import type { MetricsSource } from './metrics/metrics.js';
-import { admit, applyCommand, decide, newRolloutState, TERMINAL_PHASES } from './rollout/state-machine.js';
+import { admit, applyCommand, decide, newRolloutState } from './rollout/state-machine.js';
 import {
   ACTIVE_PHASES,
   type Action,
@@ -24,6 +24,7 @@ import {
   type OperatorCommand,
   type RolloutState,
   type RouteSplit,
+  TERMINAL_PHASES,
   type WorkloadObservation,
 } from './rollout/types.js';
 import type { RouteHandle } from './routers/router.js';

@@ -7,11 +7,11 @@ import { type Static, Type } from '@sinclair/typebox';
 import type { RolloutWorkload } from '../config/load.js';
 import type { Controller, LiveView } from '../controller.js';
 import { BadRequestError } from '../errors.js';
+import { DNS_LABEL, isDnsLabel } from '../kube/names.js';
 import { ROLLOUT_PHASES, type RolloutPhase, type RolloutState } from '../rollout/types.js';
 import { RolloutSummarySchema, summarize } from './views.js';
 
 export const MAX_LIST_LIMIT = 1000;
-const NAMESPACE_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
 const QUERY_KEYS = ['phase', 'namespace', 'limit', 'continue'] as const;
 
 /** The query as documented; parseListQuery does the actual parsing (it knows repeats and commas). */
@@ -22,9 +22,7 @@ export const ListQuerySchema = Type.Object(
         description: 'Only rollouts in these phases; repeat the parameter or separate phases with commas.',
       }),
     ),
-    namespace: Type.Optional(
-      Type.String({ pattern: NAMESPACE_PATTERN, maxLength: 63, description: 'Only this namespace.' }),
-    ),
+    namespace: Type.Optional(Type.String({ ...DNS_LABEL, description: 'Only this namespace.' })),
     limit: Type.Optional(
       Type.Integer({
         minimum: 1,
@@ -105,7 +103,7 @@ export function parseListQuery(raw: RawQuery | null | undefined): ListQuery {
 
   const namespace = once('namespace');
   if (namespace !== undefined) {
-    if (namespace.length > 63 || !new RegExp(NAMESPACE_PATTERN).test(namespace))
+    if (!isDnsLabel(namespace))
       throw new BadRequestError(
         `namespace=${JSON.stringify(namespace)} is not a Kubernetes namespace name (lower-case letters, digits and '-', at most 63)`,
       );

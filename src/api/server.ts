@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { RolloutWorkload } from '../config/load.js';
 import type { Controller } from '../controller.js';
 import { ClustershiftError, PhaseConflictError, RolloutNotFoundError } from '../errors.js';
+import { DNS_SUBDOMAIN } from '../kube/names.js';
 import type { OperatorCommand } from '../rollout/types.js';
 import type { Telemetry } from '../telemetry.js';
 import {
@@ -35,7 +36,7 @@ export interface ServerOptions {
   https?: { key: string | Buffer; cert: string | Buffer };
 }
 
-const Name = Type.String({ pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$', maxLength: 253 });
+const Name = Type.String({ ...DNS_SUBDOMAIN });
 export const RolloutParams = Type.Object({ namespace: Name, name: Name });
 type RolloutParams = Static<typeof RolloutParams>;
 

@@ -2,6 +2,7 @@
 // answers and the current time, so tests and --watch redraw the same way.
 
 import type { RolloutDetail, RolloutSummary } from '../api/views.js';
+import { isTerminalPhase } from '../rollout/types.js';
 
 const BAR_WIDTH = 10;
 
@@ -33,8 +34,6 @@ export function table(header: readonly string[], rows: readonly (readonly string
   return [line(header), ...rows.map(line)].join('\n');
 }
 
-const TERMINAL = new Set(['Succeeded', 'RolledBack', 'Failed']);
-
 export function statusTable(
   rollouts: readonly RolloutSummary[],
   now: number,
@@ -47,7 +46,9 @@ export function statusTable(
     r.phase,
     `${r.step.index}/${r.step.total}`,
     r.lastVerdict ?? '-',
-    TERMINAL.has(r.phase) || r.phase === 'Pending' ? '-' : formatDuration(now - Date.parse(r.stepStartedAt)),
+    isTerminalPhase(r.phase) || r.phase === 'Pending'
+      ? '-'
+      : formatDuration(now - Date.parse(r.stepStartedAt)),
   ]);
   return table(['WORKLOAD', 'WEIGHT', 'PHASE', 'STEP', 'LAST VERDICT', 'IN STEP'], rows);
 }

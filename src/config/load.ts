@@ -8,6 +8,7 @@ import { Value } from '@sinclair/typebox/value';
 import { isNode, LineCounter, parseDocument } from 'yaml';
 import { parseDuration } from '../duration.js';
 import { ConfigError } from '../errors.js';
+import { isRecord } from '../json.js';
 import type { RolloutPolicy } from '../rollout/policy.js';
 import type { WorkloadRef } from '../rollout/types.js';
 import { DEFAULT_POLICY, DEFAULTS } from './defaults.js';
@@ -609,10 +610,6 @@ function describeSecretValue(value: unknown): string {
           ? 'an object'
           : `a ${typeof value}`;
   return `${kind} (not shown: the field holds a secret)`;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function deepFreeze<T>(value: T): T {

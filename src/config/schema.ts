@@ -3,6 +3,7 @@
 // tagged unions on `type`. Durations are strings like `30s`, `5m`, `1h`.
 
 import { type Static, type TObject, type TProperties, Type } from '@sinclair/typebox';
+import { DNS_SUBDOMAIN } from '../kube/names.js';
 
 const closed = <T extends TProperties>(properties: T, description?: string): TObject<T> =>
   Type.Object(properties, { additionalProperties: false, ...(description ? { description } : {}) });
@@ -10,8 +11,7 @@ const closed = <T extends TProperties>(properties: T, description?: string): TOb
 export const DURATION_PATTERN = '^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$';
 const Duration = (description: string) =>
   Type.String({ pattern: DURATION_PATTERN, description: `${description} (a duration: 500ms, 30s, 5m, 1h)` });
-const Name = (description: string) =>
-  Type.String({ minLength: 1, maxLength: 253, pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$', description });
+const Name = (description: string) => Type.String({ minLength: 1, ...DNS_SUBDOMAIN, description });
 
 /**
  * A secret is never written inline: it names an environment variable or a file. `secret: true`

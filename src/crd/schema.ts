@@ -6,6 +6,7 @@
 
 import { type Static, type TObject, type TProperties, type TSchema, Type } from '@sinclair/typebox';
 import { AnalysisSchema, PlanSchema, RouteSchema, ScalingSchema } from '../config/schema.js';
+import { DNS_SUBDOMAIN } from '../kube/names.js';
 import { ROLLOUT_PHASES, type RolloutPhase } from '../rollout/types.js';
 import { PERSISTED_CHECKS } from '../state/state-store.js';
 
@@ -27,9 +28,13 @@ function withRules<T extends TSchema>(schema: T, rules: CelRule[]): T {
 }
 
 // A Kubernetes object name (DNS subdomain), as the API server requires it.
-const DNS_NAME = '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$';
 const ObjectName = (description: string) =>
-  Type.String({ minLength: 1, maxLength: 253, pattern: DNS_NAME, description });
+  Type.String({
+    minLength: 1,
+    maxLength: DNS_SUBDOMAIN.maxLength,
+    pattern: DNS_SUBDOMAIN.pattern,
+    description,
+  });
 
 /** RFC 3339 in UTC with milliseconds, as Date.toISOString writes it; Kubernetes reads it as a Time. */
 export const TIME_PATTERN = '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?Z$';

@@ -13,6 +13,7 @@ import {
   PrometheusTimeoutError,
   PrometheusUnreachableError,
 } from '../errors.js';
+import { isRecord } from '../json.js';
 
 export interface PrometheusClientOptions {
   /** e.g. `http://prometheus.monitoring:9090` or `https://thanos.example/prometheus` (a path prefix is kept). */
@@ -271,10 +272,6 @@ function stringRecord(raw: Record<string, unknown>): Record<string, string> {
   const labels: Record<string, string> = {};
   for (const [key, value] of Object.entries(raw)) if (typeof value === 'string') labels[key] = value;
   return labels;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** One line, at most `max` characters, saying how much was cut. */

@@ -26,7 +26,7 @@ import type {
   WorkloadObservation,
   WorkloadRef,
 } from './types.js';
-import { workloadKey } from './types.js';
+import { TERMINAL_PHASES, workloadKey } from './types.js';
 
 export const MAX_CHECKS = 50;
 export const MAX_HISTORY = 200;
@@ -52,8 +52,6 @@ export function newRolloutState(workload: WorkloadRef, now: number): RolloutStat
     revision: 0,
   };
 }
-
-export const TERMINAL_PHASES: ReadonlySet<RolloutPhase> = new Set(['Succeeded', 'RolledBack', 'Failed']);
 
 /** Accumulates a decision: a mutable copy of the state plus the actions, committed once. */
 class Draft {

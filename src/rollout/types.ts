@@ -33,6 +33,14 @@ export const ACTIVE_PHASES: ReadonlySet<RolloutPhase> = new Set([
   'RollingBack',
 ]);
 
+/** Phases a rollout ends in: nothing more happens to it until an operator retries it. */
+export const TERMINAL_PHASES: ReadonlySet<RolloutPhase> = new Set(['Succeeded', 'RolledBack', 'Failed']);
+
+/** For a phase read from outside (an API answer): whether it is one of TERMINAL_PHASES. */
+export function isTerminalPhase(phase: string): boolean {
+  return (TERMINAL_PHASES as ReadonlySet<string>).has(phase);
+}
+
 export type ClusterRole = 'old' | 'new';
 export type PauseCause = 'operator' | 'inconclusive' | 'not-ready' | 'approval' | 'gate';
 export type Verdict = 'pass' | 'fail' | 'inconclusive';

@@ -160,10 +160,6 @@ export function isMissingObject(error: unknown): boolean {
   );
 }
 
-export function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 /** One KubeObjects per cluster; a route's `cluster` picks which holds its object. */
 export interface ClusterObjects {
   old: KubeObjects;

@@ -4,7 +4,8 @@
 
 import type { ResolvedRouteOf } from '../config/schema.js';
 import { RouteNotFoundError, RouterError } from '../errors.js';
-import { type ClusterObjects, type CustomObject, isRecord } from './kube-objects.js';
+import { isRecord } from '../json.js';
+import type { ClusterObjects, CustomObject } from './kube-objects.js';
 import { kubeRouteHandle, type WeightSlot } from './kube-route.js';
 import type { RouteHandle } from './router.js';
 

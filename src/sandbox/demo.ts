@@ -11,8 +11,7 @@ import pino from 'pino';
 import { request } from 'undici';
 import { dashboardPlugin } from '../api/dashboard.js';
 import { openApiPlugin } from '../api/openapi.js';
-import { TERMINAL_PHASES } from '../rollout/state-machine.js';
-import type { RolloutState } from '../rollout/types.js';
+import { type RolloutState, TERMINAL_PHASES } from '../rollout/types.js';
 import { ProgressBoard } from './demo-board.js';
 import { type DemoRuntime, type DemoWorkloadSpec, startDemoRuntime } from './demo-runtime.js';
 

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { type TSchema, TypeGuard } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
-import { isNode, LineCounter, parseDocument } from 'yaml';
+import { type Alias, isNode, LineCounter, parseDocument, visit } from 'yaml';
 import { parseDuration } from '../duration.js';
 import { ConfigError } from '../errors.js';
 import { isRecord } from '../json.js';
@@ -138,7 +138,32 @@ export function parseConfigText(text: string, source: string): Config {
     }
     return '';
   };
-  return resolveConfig(doc.toJS(), source, lineOf);
+  // An alias with no anchor fails only when the document is converted, with a message that
+  // echoes the alias (which could be anything pasted there): name the line instead.
+  let unresolved: Alias | undefined;
+  visit(doc, {
+    Alias(_key, alias) {
+      if (!alias.resolve(doc)) {
+        unresolved = alias;
+        return visit.BREAK;
+      }
+      return undefined;
+    },
+  });
+  const at = (offset: number | undefined) =>
+    offset === undefined ? '' : `:${lineCounter.linePos(offset).line}:${lineCounter.linePos(offset).col}`;
+  if (unresolved)
+    throw new ConfigError(
+      `${source}${at(unresolved.range?.[0])}: not valid YAML: an alias (*) names no anchor (&) defined before it`,
+    );
+  let raw: unknown;
+  try {
+    raw = doc.toJS();
+  } catch (error) {
+    // The parser's own limits (e.g. too many aliases: a "billion laughs" file).
+    throw new ConfigError(`${source}: not valid YAML: ${(error as Error).message.split('\n')[0]}`);
+  }
+  return resolveConfig(raw, source, lineOf);
 }
 
 /** Validates an already-parsed configuration object (tests, the Helm values test). */

@@ -289,7 +289,20 @@ t.test('a secret written inline is never echoed, however malformed, in any secre
       /\/notifications\/webhooks: found an object with name, url, expected a list/,
     ],
   ];
+  cases.push(
+    [
+      'not YAML: an unterminated quote',
+      withMetrics(`  bearerToken: "${SECRET}\n`),
+      /bad\.yaml:\d+:\d+: not valid YAML: Missing closing "quote/,
+    ],
+    [
+      'not YAML: an alias with no anchor, a ConfigError at its line',
+      withMetrics(`  bearerToken: *${SECRET}\n`),
+      /^bad\.yaml:8:16: not valid YAML: an alias \(\*\) names no anchor/,
+    ],
+  );
   for (const [name, text, expected] of cases) {
+    t.throws(() => parseConfigText(text, 'bad.yaml'), ConfigError, `${name}: a ConfigError`);
     let message = '';
     try {
       parseConfigText(text, 'bad.yaml');

@@ -11,24 +11,8 @@ import { assembleApp, checkStart, startApp } from '../src/app.js';
 import { type Config, resolveConfig } from '../src/config/load.js';
 import type { RawConfig } from '../src/config/schema.js';
 import { ConfigError, PrometheusTimeoutError } from '../src/errors.js';
+import { API_TOKENS_YAML, OFFLINE_KUBECONFIG, writeFiles } from './fixtures/mounted-files.js';
 import { startFakePrometheus } from './helpers/fake-prometheus.js';
-
-const TOKEN = 'op-0123456789abcdef0123456789abcdef';
-
-// Nothing listens on port 1: assembly must not call the clusters, so it never notices.
-const kubeconfig = `apiVersion: v1
-kind: Config
-clusters:
-  - name: c
-    cluster: { server: "http://127.0.0.1:1", insecure-skip-tls-verify: true }
-users:
-  - name: u
-    user: { token: not-used }
-contexts:
-  - name: ctx
-    context: { cluster: c, user: u }
-current-context: ctx
-`;
 
 type Api = NonNullable<RawConfig['api']>;
 /** A configuration file's content with the sections these tests edit always present. */
@@ -49,9 +33,11 @@ interface Files {
 async function files(t: Test): Promise<Files> {
   const dir = await mkdtemp(join(tmpdir(), 'clustershift-app-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
-  await writeFile(join(dir, 'kubeconfig-old.yaml'), kubeconfig);
-  await writeFile(join(dir, 'kubeconfig-new.yaml'), kubeconfig);
-  await writeFile(join(dir, 'tokens.yaml'), `- { name: ops, role: operator, token: ${TOKEN} }\n`);
+  await writeFiles(dir, {
+    'kubeconfig-old.yaml': OFFLINE_KUBECONFIG,
+    'kubeconfig-new.yaml': OFFLINE_KUBECONFIG,
+    'tokens.yaml': API_TOKENS_YAML,
+  });
   const raw = (): Raw => ({
     clusters: {
       old: { name: 'old', kubeconfig: join(dir, 'kubeconfig-old.yaml') },

@@ -3,14 +3,15 @@
 // each passes the start's own checks (--check) once the files its header lists are in place.
 
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { checkStart } from '../../src/app.js';
 import { loadConfigFile, parseConfigText } from '../../src/config/load.js';
 import { ConfigError } from '../../src/errors.js';
+import { EXAMPLE_FILES, writeFiles } from '../fixtures/mounted-files.js';
 
 const directory = fileURLToPath(new URL('../../config/', import.meta.url));
 const examples = readdirSync(directory).filter((name) => name.endsWith('.yaml'));
@@ -51,25 +52,12 @@ t.test('the Kubernetes router examples', async (t) => {
   t.equal(loadConfigFile(`${directory}haproxy.yaml`).routers.haproxy?.socket, '/var/run/haproxy/admin.sock');
 });
 
-// What each example's header says to put in place, as a test stand-in for each mounted Secret.
 const MOUNTED = '/etc/clustershift/';
-const KUBECONFIG = `apiVersion: v1
-kind: Config
-clusters: [{ name: c, cluster: { server: "https://cluster.example:6443" } }]
-users: [{ name: u, user: { token: not-used } }]
-contexts: [{ name: ctx, context: { cluster: c, user: u } }]
-current-context: ctx
-`;
-const HEADER_FILES: Record<string, string> = {
-  'kubeconfig-old.yaml': KUBECONFIG,
-  'kubeconfig-new.yaml': KUBECONFIG,
-  'api-tokens/tokens.yaml': '- { name: ops, role: operator, token: 0123456789abcdef0123456789abcdef }\n',
-};
 
 for (const name of examples) {
   t.test(`config/${name}: --check refuses it until the files its header lists are there`, async (t) => {
     const text = readFileSync(`${directory}${name}`, 'utf8');
-    for (const file of Object.keys(HEADER_FILES))
+    for (const file of Object.keys(EXAMPLE_FILES))
       t.match(text, `${MOUNTED}${file}`, `the header and the file name ${file}`);
 
     if (!existsSync(MOUNTED)) {
@@ -82,10 +70,7 @@ for (const name of examples) {
 
     const mounted = await mkdtemp(join(tmpdir(), 'clustershift-example-'));
     t.teardown(() => rm(mounted, { recursive: true, force: true }));
-    for (const [file, content] of Object.entries(HEADER_FILES)) {
-      await mkdir(dirname(join(mounted, file)), { recursive: true });
-      await writeFile(join(mounted, file), content);
-    }
+    await writeFiles(mounted, EXAMPLE_FILES);
     const config = parseConfigText(text.replaceAll(MOUNTED, `${mounted}/`), name);
     t.same(await checkStart(config), { warnings: [] }, "with those files, it passes the start's checks");
   });

@@ -2,11 +2,12 @@
 // configuration names is missing, exit 0 with "valid" once it is there (src/main.ts).
 
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
+import { EXAMPLE_FILES, writeFiles } from '../fixtures/mounted-files.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -29,22 +30,14 @@ function check(configPath: string): Promise<Outcome> {
   });
 }
 
-const KUBECONFIG = `apiVersion: v1
-kind: Config
-clusters: [{ name: c, cluster: { server: "https://cluster.example:6443" } }]
-users: [{ name: u, user: { token: not-used } }]
-contexts: [{ name: ctx, context: { cluster: c, user: u } }]
-current-context: ctx
-`;
-
 t.test('--check: exit 2 with the reason the start would give, exit 0 once the files are there', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'clustershift-check-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const example = await readFile(join(REPO, 'config/istio.yaml'), 'utf8');
   const configPath = join(dir, 'istio.yaml');
   await writeFile(configPath, example.replaceAll('/etc/clustershift/', `${dir}/`));
-  await writeFile(join(dir, 'kubeconfig-old.yaml'), KUBECONFIG);
-  await writeFile(join(dir, 'kubeconfig-new.yaml'), KUBECONFIG);
+  const { 'api-tokens/tokens.yaml': tokens, ...kubeconfigs } = EXAMPLE_FILES;
+  await writeFiles(dir, kubeconfigs);
 
   const noTokens = await check(configPath);
   t.equal(noTokens.code, 2, 'a missing tokens file is a configuration error');
@@ -54,11 +47,7 @@ t.test('--check: exit 2 with the reason the start would give, exit 0 once the fi
   );
   t.equal(noTokens.stdout, '', 'nothing claims the file is valid');
 
-  await mkdir(join(dir, 'api-tokens'));
-  await writeFile(
-    join(dir, 'api-tokens/tokens.yaml'),
-    '- { name: ops, role: operator, token: 0123456789abcdef0123456789abcdef }\n',
-  );
+  await writeFiles(dir, { 'api-tokens/tokens.yaml': tokens ?? '' });
   const valid = await check(configPath);
   t.equal(valid.code, 0, valid.stderr);
   t.equal(valid.stdout, `${configPath}: valid, 1 workload(s)\n`);

@@ -194,8 +194,9 @@ t.test('each problem is a reason and a message naming the field, never an except
   });
   t.match(problem(wlm(), accepted(migration({ defaults: { plan: { steps: [10, 50] } } }))), {
     reason: 'Invalid',
+    // A bad default is reported where the defaults are written (issue 14), not at the workload.
     message:
-      /^spec\/plan\/steps: found a last step of 50.*\(from ClusterMigration upgrade's spec.defaults or the file's defaults\)/,
+      /^the defaults \(ClusterMigration upgrade's spec.defaults over the file's\)\/plan\/steps: found a last step of 50, expected the last step to be 100$/,
   });
   const notOk = accepted(
     migration({ clusters: { old: { name: 'a' }, new: { name: 'a', kubeconfigSecret: { name: 's' } } } }),

@@ -50,12 +50,7 @@ async function files(t: Test): Promise<Files> {
       {
         namespace: 'shop',
         name: 'checkout',
-        route: {
-          type: 'istio',
-          virtualService: 'checkout',
-          oldDestination: { host: 'checkout', subset: 'old' },
-          newDestination: { host: 'checkout', subset: 'new' },
-        },
+        route: { type: 'smi', trafficSplit: 'checkout', oldService: 'checkout', newService: 'checkout-new' },
       },
     ],
   });
@@ -142,11 +137,11 @@ t.test('--check and the start refuse the same things, with the same message', as
       /gates\.webhook\.url: cannot read the secret file/,
     ],
     [
-      'the HAProxy template over an Istio route',
+      'the HAProxy template over an SMI route',
       (raw) => {
         raw.metrics.template = 'haproxy';
       },
-      /metrics\.template haproxy reads HAProxy's per-server counters, but the workload's route is istio/,
+      /metrics\.template haproxy reads HAProxy's per-server counters, but the workload's route is smi/,
     ],
   ];
   for (const [name, change, expected] of cases) {

@@ -10,7 +10,7 @@ import { replaceSection } from '../../bench/common.js';
 import { POLICY_NAMES, SCENARIOS as POLICY_SCENARIOS, run as runPolicy } from '../../bench/policy.js';
 import { run as runRollback } from '../../bench/rollback.js';
 import { run as runScale } from '../../bench/scale.js';
-import { stackBinaries } from '../e2e/stack.js';
+import { stackBinaries } from '../fixtures/stack.js';
 
 function scratch(t: { teardown(fn: () => unknown): void }) {
   const dir = mkdtempSync(join(tmpdir(), 'clustershift-bench-'));

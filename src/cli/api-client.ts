@@ -5,6 +5,7 @@
 import { request } from 'undici';
 import type { CommandName } from '../api/server.js';
 import type { RolloutDetail, RolloutSummary } from '../api/views.js';
+import { deadline } from '../timing.js';
 
 /** An error the CLI prints as one message and turns into an exit code. */
 export class CliError extends Error {
@@ -113,7 +114,7 @@ export class ApiClient {
       path.replace(/^\//, ''),
       this.base.href.endsWith('/') ? this.base : `${this.base.href}/`,
     );
-    const timeout = AbortSignal.timeout(this.options.timeoutMs);
+    const timeout = deadline(this.options.timeoutMs, signal ? { parent: signal } : {});
     const headers: Record<string, string> = { accept: 'application/json', ...extraHeaders };
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
@@ -124,12 +125,12 @@ export class ApiClient {
         method,
         headers,
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-        signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+        signal: timeout.signal,
       });
       text = await response.body.text();
     } catch (error) {
       if (signal?.aborted) throw error;
-      const why = timeout.aborted
+      const why = timeout.expired
         ? `no answer within ${this.options.timeoutMs}ms`
         : describeNetworkError(error);
       throw new CliError(
@@ -137,6 +138,8 @@ export class ApiClient {
           'check --server (or CLUSTERSHIFT_SERVER) and that the controller is running',
         2,
       );
+    } finally {
+      timeout.dispose();
     }
     const etag = response.headers.etag;
     return {

@@ -5,10 +5,11 @@
 //   clustershift --config config.yaml --check               validate the file and exit
 
 import { parseArgs } from 'node:util';
-import pino, { type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { startApp } from './app.js';
 import { type Config, loadConfigFile } from './config/load.js';
 import { ConfigError, errorMessage } from './errors.js';
+import { createLogger } from './logging.js';
 
 export const EXIT_CONFIG_ERROR = 2;
 
@@ -21,10 +22,7 @@ async function main(argv: string[]): Promise<number> {
       'log-level': { type: 'string', default: process.env.LOG_LEVEL ?? 'info' },
     },
   });
-  const logger = pino({
-    level: values['log-level'],
-    redact: { paths: ['req.headers.authorization', '*.token', '*.password', '*.url'], censor: '[redacted]' },
-  });
+  const logger = createLogger(values['log-level']);
   if (!values.config) {
     process.stderr.write('clustershift: --config <file> is required (or set CLUSTERSHIFT_CONFIG)\n');
     return EXIT_CONFIG_ERROR;

@@ -22,10 +22,6 @@ export type CommandBody<C extends CommandName> = Static<(typeof COMMAND_BODIES)[
 
 export const COMMANDS = Object.keys(COMMAND_BODIES) as CommandName[];
 
-export function isCommandName(name: string): name is CommandName {
-  return Object.hasOwn(COMMAND_BODIES, name);
-}
-
 export const COMMAND_HELP: Record<CommandName, string> = {
   start: 'Queue the rollout; it enters preflight when a slot is free (controller.maxConcurrent).',
   promote:

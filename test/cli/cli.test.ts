@@ -11,6 +11,7 @@ import { registerSecurity } from '../../src/api/security.js';
 import type { RolloutDetail } from '../../src/api/views.js';
 import type { RolloutPhase } from '../../src/rollout/types.js';
 import { type DemoRuntime, startDemoRuntime } from '../../src/sandbox/demo-runtime.js';
+import { FakeApiServer } from '../../src/sandbox/fake-apiserver.js';
 import { pollUntil } from '../helpers/poll.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -70,6 +71,18 @@ async function closedPort(): Promise<number> {
   await new Promise((resolve) => server.close(resolve));
   return port;
 }
+
+t.test('pointed at a Kubernetes API server instead, it says so and exits 2', async (t) => {
+  // The demo prints such a URL for kubectl; answers.test.ts covers the other cases in-process.
+  const kube = new FakeApiServer();
+  const { url } = await kube.start();
+  t.teardown(() => kube.stop());
+  const result = await cli(['status', '--server', url]);
+  t.equal(result.code, 2, result.stderr);
+  t.match(result.stderr, /that is not a clustershift API; check --server/);
+  t.notMatch(result.stderr, /TypeError|at statusTable/, 'no stack trace');
+  t.equal(result.stdout, '');
+});
 
 t.test('against a sandbox runtime', async (t) => {
   // Status codes of the list calls, to see --watch revalidate instead of fetching again.
@@ -310,6 +323,7 @@ t.test('the bearer token is sent from --token or CLUSTERSHIFT_TOKEN', async (t) 
   const without = await cli(['status', '--server', demo.address]);
   t.equal(without.code, 1);
   t.match(without.stderr, /HTTP 401/);
+  t.match(without.stderr, /this API needs a token: pass --token TOKEN or set CLUSTERSHIFT_TOKEN/);
   const flag = await cli(['status', '--server', demo.address, '--token', token]);
   t.equal(flag.code, 0, flag.stderr);
   t.match(flag.stdout, /shop\/frontend/);
@@ -324,4 +338,5 @@ t.test('the bearer token is sent from --token or CLUSTERSHIFT_TOKEN', async (t) 
     'op-wrong-wrong-wrong-wrong-wrong-00',
   ]);
   t.equal(wrong.code, 1);
+  t.match(wrong.stderr, /HTTP 401.*the token given \(--token or CLUSTERSHIFT_TOKEN\) was refused/);
 });

@@ -1,24 +1,13 @@
 #!/usr/bin/env node
-// The `clustershift` command: wires the process (argv, output, env, Ctrl-C) to runCli.
+// The `clustershift` command: checks the Node.js version before anything heavy is loaded, then
+// runs the CLI (cli-process.ts).
 
-import { runCli } from './run.js';
+import { EXIT_UNSUPPORTED_NODE, unsupportedNode } from '../node-version.js';
 
-const interrupt = new AbortController();
-process.once('SIGINT', () => interrupt.abort());
-
-runCli(process.argv.slice(2), {
-  stdout: process.stdout,
-  stderr: process.stderr,
-  env: process.env,
-  signal: interrupt.signal,
-}).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (error: unknown) => {
-    process.stderr.write(
-      `clustershift: unexpected error: ${error instanceof Error ? error.stack : String(error)}\n`,
-    );
-    process.exitCode = 2;
-  },
-);
+const problem = unsupportedNode();
+if (problem) {
+  process.stderr.write(`${problem}\n`);
+  process.exitCode = EXIT_UNSUPPORTED_NODE;
+} else {
+  await import('./cli-process.js');
+}

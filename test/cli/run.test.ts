@@ -1,9 +1,9 @@
-// The CLI reads only what a clustershift API answers: runCli in-process against real servers on
-// loopback (a web server, a Kubernetes API server, a clustershift runtime behind a proxy that
-// cuts one connection), with its output captured.
+// The CLI in-process (runCli, its output captured) against real servers on loopback: a web
+// server, a Kubernetes API server, clustershift runtimes (one behind a proxy that cuts a
+// connection). It reads only what a clustershift API answers, and says what is wrong with usage.
 
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import t, { type Test } from 'tap';
 import { COMMANDS } from '../../src/api/commands.js';
 import { registerSecurity } from '../../src/api/security.js';
@@ -25,13 +25,13 @@ async function run(args: string[], extra: Partial<CliIo> = {}) {
   return { code, stdout: out.join(''), stderr: err.join('') };
 }
 
-async function listen(t: Test, server: Server | HttpServer): Promise<string> {
+async function listen(t: Test, server: HttpServer): Promise<string> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.teardown(
     () =>
       new Promise<void>((resolve) => {
-        if ('closeAllConnections' in server) server.closeAllConnections();
         server.close(() => resolve());
+        server.closeAllConnections();
       }),
   );
   return `http://127.0.0.1:${(server.address() as { port: number }).port}`;
@@ -61,10 +61,14 @@ async function flakyProxy(t: Test, target: string, cutRequest: number): Promise<
     client.on('error', cut).on('close', cut);
     upstream.on('error', cut).on('close', cut);
   });
-  t.teardown(() => {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  // The in-process client keeps its connections alive: cut them, or close() waits them out.
+  t.teardown(async () => {
+    const closed = new Promise((resolve) => server.close(resolve));
     for (const socket of sockets) socket.destroy();
+    await closed;
   });
-  return listen(t, server);
+  return `http://127.0.0.1:${(server.address() as { port: number }).port}`;
 }
 
 t.test('the usage names every operator call the API serves', async (t) => {
@@ -183,4 +187,33 @@ t.test('against a clustershift API', async (t) => {
     t.match(result.stderr, /cannot reach the clustershift API/);
     t.notMatch(result.stderr, /retrying/);
   });
+});
+
+t.test('bad usage exits 2 with a message and touches nothing', async (t) => {
+  const demo = await startDemoRuntime({ workloads: [{ name: 'search', rps: 1000 }], startController: false });
+  t.teardown(() => demo.stop());
+  const server = ['--server', demo.address];
+  const cases: Array<[string[], RegExp]> = [
+    [['abort', 'shop/search'], /abort needs --reason/],
+    [['get', 'search'], /"search" is not <namespace>\/<name>/],
+    [['start'], /missing the rollout/],
+    [['explode', 'shop/search'], /unknown command "explode"/],
+    [['status', '--bogus'], /Unknown option '--bogus'/],
+    [['status', '-o', 'yaml'], /-o yaml: use text or json/],
+    [['status', '--watch-count', 'x', '--watch'], /--watch-count x: expected a positive integer/],
+    [['promote', 'shop/search', '--reason', 'x'], /--reason does not apply to promote/],
+    [['get', 'shop/search', '--phase', 'Pending'], /--phase does not apply to get/],
+    [['pause', 'shop/search', '--reason', ' '], /--reason must not be empty/],
+    [['status', '--server', 'not a url'], /is not a URL/],
+    [[], /Usage: clustershift/],
+  ];
+  for (const [args, message] of cases) {
+    const result = await run(args[0] === 'status' && args.includes('--server') ? args : [...args, ...server]);
+    t.equal(result.code, 2, `clustershift ${args.join(' ')}: ${result.stderr}`);
+    t.match(result.stderr, message, args.join(' '));
+  }
+  t.equal(demo.runtime.controller.get('shop/search').phase, 'Pending');
+  const help = await run(['--help']);
+  t.equal(help.code, 0);
+  t.match(help.stdout, /Exit codes: 0 ok, 1 refused by the server, 2 usage or connection error/);
 });

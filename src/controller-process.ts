@@ -34,11 +34,18 @@ Exit codes: 0 stopped by SIGTERM or SIGINT, or --check passed; 1 failed while ru
 
 class UsageError extends Error {}
 
-function parseControllerArgs(argv: string[]) {
+/** What the process touches before it runs: output and environment; tests pass their own. */
+export interface ControllerIo {
+  stdout: { write(text: string): unknown };
+  stderr: { write(text: string): unknown };
+  env: Readonly<Record<string, string | undefined>>;
+}
+
+function parseControllerArgs(argv: string[], env: ControllerIo['env']) {
   const options = {
-    config: { type: 'string', short: 'c', default: process.env.CLUSTERSHIFT_CONFIG },
+    config: { type: 'string', short: 'c', default: env.CLUSTERSHIFT_CONFIG || undefined },
     check: { type: 'boolean', default: false },
-    'log-level': { type: 'string', default: process.env.LOG_LEVEL ?? 'info' },
+    'log-level': { type: 'string', default: env.LOG_LEVEL || 'info' },
     help: { type: 'boolean', short: 'h', default: false },
   } as const;
   let values: ReturnType<typeof parseArgs<{ options: typeof options }>>['values'];
@@ -52,22 +59,26 @@ function parseControllerArgs(argv: string[]) {
   return values;
 }
 
-async function main(argv: string[]): Promise<number> {
+/**
+ * Runs the controller as `argv` asks: --help, --check, or until SIGTERM or SIGINT. Answers the
+ * exit code; usage and configuration errors answer 2 before anything is touched.
+ */
+export async function controllerMain(argv: string[], io: ControllerIo = process): Promise<number> {
   let values: ReturnType<typeof parseControllerArgs>;
   try {
-    values = parseControllerArgs(argv);
+    values = parseControllerArgs(argv, io.env);
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
-    process.stderr.write(`${PROGRAM}: ${error.message}\nRun \`${PROGRAM} --help\` for usage.\n`);
+    io.stderr.write(`${PROGRAM}: ${error.message}\nRun \`${PROGRAM} --help\` for usage.\n`);
     return EXIT_USAGE;
   }
   if (values.help) {
-    process.stdout.write(`${CONTROLLER_USAGE}\n`);
+    io.stdout.write(`${CONTROLLER_USAGE}\n`);
     return 0;
   }
   const logger = createLogger(values['log-level']);
   if (!values.config) {
-    process.stderr.write(
+    io.stderr.write(
       `${PROGRAM}: --config <file> is required (or set CLUSTERSHIFT_CONFIG)\nRun \`${PROGRAM} --help\` for usage.\n`,
     );
     return EXIT_USAGE;
@@ -78,13 +89,13 @@ async function main(argv: string[]): Promise<number> {
     config = loadConfigFile(values.config);
   } catch (error) {
     if (error instanceof ConfigError) {
-      process.stderr.write(`${PROGRAM}: ${error.message}\n`);
+      io.stderr.write(`${PROGRAM}: ${error.message}\n`);
       return EXIT_CONFIG_ERROR;
     }
     throw error;
   }
   if (values.check) {
-    process.stdout.write(`${config.source}: valid, ${config.workloads.length} workload(s)\n`);
+    io.stdout.write(`${config.source}: valid, ${config.workloads.length} workload(s)\n`);
     return 0;
   }
   return run(config, logger);
@@ -100,10 +111,13 @@ async function run(config: Config, logger: Logger): Promise<number> {
   return 0;
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (error) => {
-    process.stderr.write(`${PROGRAM}: ${errorMessage(error)}\n`);
-    process.exit(error instanceof ConfigError ? EXIT_CONFIG_ERROR : 1);
-  },
-);
+/** The process: controllerMain on the command line, its answer as the exit code. */
+export function runControllerProcess(): void {
+  controllerMain(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (error) => {
+      process.stderr.write(`${PROGRAM}: ${errorMessage(error)}\n`);
+      process.exit(error instanceof ConfigError ? EXIT_CONFIG_ERROR : 1);
+    },
+  );
+}

@@ -10,5 +10,6 @@ if (problem) {
   process.stderr.write(`${problem}\n`);
   process.exitCode = EXIT_UNSUPPORTED_NODE;
 } else {
-  await import('./controller-process.js');
+  const { runControllerProcess } = await import('./controller-process.js');
+  runControllerProcess();
 }

@@ -54,7 +54,7 @@ Options:
   --keep                 keep running after the rollouts finish, until Ctrl-C
   -h, --help             this text`;
 
-function demoArgs(argv: string[]) {
+export function demoArgs(argv: string[]) {
   try {
     return parseArgs({
       args: argv,

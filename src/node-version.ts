@@ -18,3 +18,14 @@ export function unsupportedNode(version: string = process.versions.node): string
 
 /** Exit code 2, as for every usage or setup problem. */
 export const EXIT_UNSUPPORTED_NODE = 2;
+
+/**
+ * Runs `start` (which imports the rest of the program) when this Node is supported; otherwise
+ * says which Node is needed and sets exit code 2.
+ */
+export async function onSupportedNode(start: () => Promise<void>): Promise<void> {
+  const problem = unsupportedNode();
+  if (!problem) return start();
+  process.stderr.write(`${problem}\n`);
+  process.exitCode = EXIT_UNSUPPORTED_NODE;
+}

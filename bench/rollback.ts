@@ -17,7 +17,7 @@ import {
   type Stack,
   stackBinaries,
   startStack,
-} from '../test/e2e/stack.js';
+} from '../test/fixtures/stack.js';
 import { pollUntil } from '../test/helpers/poll.js';
 import {
   defaultOutput,

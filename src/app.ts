@@ -26,6 +26,7 @@ import { FileStateStore } from './state/file-state-store.js';
 import { MemoryStateStore } from './state/memory-state-store.js';
 import type { StateStore } from './state/state-store.js';
 import { Telemetry } from './telemetry.js';
+import { budgetMs, timeoutSignal } from './timing.js';
 
 export interface AppOptions {
   logger: Logger;
@@ -155,7 +156,7 @@ export async function assembleApp(config: Config, options: AppOptions): Promise<
     const warning = authDisabledWarning({ auth: config.api.auth });
     if (warning) logger.warn(warning);
     try {
-      await runtime.controller.load(AbortSignal.any([shutdown.signal, AbortSignal.timeout(timeoutMs * 6)]));
+      await runtime.controller.load(timeoutSignal(budgetMs(timeoutMs, 'loadAtStart'), shutdown.signal));
       const address = await runtime.server.listen({ host: config.api.host, port: config.api.port });
       logger.info(
         { address, identity, workloads: config.workloads.length, leaderElection: election.enabled },

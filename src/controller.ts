@@ -10,7 +10,6 @@ import {
   errorMessage,
   NotLeaderError,
   RolloutNotFoundError,
-  TimeoutError,
   WeightMismatchError,
 } from './errors.js';
 import type { ClusterClient } from './kube/cluster-client.js';
@@ -30,6 +29,7 @@ import {
 import type { RouteHandle } from './routers/router.js';
 import { isTransition, type StateStore } from './state/state-store.js';
 import type { Telemetry } from './telemetry.js';
+import { budgetMs, type Deadline, deadline, type RequestBudget, timeoutSignal } from './timing.js';
 
 /** Asked before each traffic increase; a string is the refusal that holds the step. */
 export type TrafficGate = (
@@ -112,7 +112,7 @@ export class Controller {
     this.lastRefreshAt = now;
     let persisted: RolloutState[];
     try {
-      persisted = await this.options.store.loadAll(this.callSignal(3));
+      persisted = await this.options.store.loadAll(this.callSignal('rereadStore'));
     } catch (error) {
       this.leading = false;
       this.options.logger.warn({ err: error }, 'could not re-read rollout state from the store');
@@ -196,7 +196,7 @@ export class Controller {
       const before = this.get(key);
       const decision = applyCommand(before, command, this.options.clock.now(), workload.policy);
       if (decision.state === before) return before;
-      const signal = AbortSignal.timeout(this.options.settings.requestTimeoutMs * 3);
+      const signal = timeoutSignal(budgetMs(this.options.settings.requestTimeoutMs, 'actOnDecision'));
       // An abort is recorded before the weight is lowered, so a crash mid-way resumes the rollback.
       await this.save(decision.state, signal);
       this.commit(before, decision.state);
@@ -248,7 +248,7 @@ export class Controller {
   /** Saves every rollout whose latest checks are only in memory; best effort, one bounded round. */
   async flush(): Promise<number> {
     if (!this.isLeader() || this.unsaved.size === 0) return 0;
-    const signal = AbortSignal.timeout(this.options.settings.requestTimeoutMs * 2);
+    const signal = timeoutSignal(budgetMs(this.options.settings.requestTimeoutMs, 'flush'));
     const keys = [...this.unsaved];
     const results = await Promise.allSettled(
       keys.map((key) =>
@@ -446,7 +446,7 @@ export class Controller {
       this.leading = false;
       return;
     }
-    const signal = this.callSignal(3);
+    const signal = this.callSignal('actOnDecision');
     const rollbackStarts = decision.state.phase === 'RollingBack' && before.phase !== 'RollingBack';
     if (rollbackStarts) {
       // Write-ahead: a rollback is recorded before the weight is lowered.
@@ -612,32 +612,24 @@ export class Controller {
     this.options.logger[level]({ ...this.logFields(key), err: error }, message);
   }
 
-  private callSignal(multiple = 1): AbortSignal {
-    const timeout = this.options.settings.requestTimeoutMs * multiple;
-    return AbortSignal.any([this.loopAbort.signal, timeoutSignal(timeout)]);
+  /** One request timeout, or a named budget of them, cut short by stop(). */
+  private callSignal(budget?: RequestBudget): AbortSignal {
+    const { requestTimeoutMs } = this.options.settings;
+    return timeoutSignal(
+      budget ? budgetMs(requestTimeoutMs, budget) : requestTimeoutMs,
+      this.loopAbort.signal,
+    );
   }
 
   /**
-   * Like callSignal, with a timer and a stop listener the caller removes once its calls are
-   * done. Plain listeners instead of AbortSignal.any: at thousands of rollouts per tick the
-   * weak references behind AbortSignal.any were a large share of the tick's CPU and garbage.
+   * Like callSignal, disposed by the caller once its calls are done (timing.ts says why that is
+   * cheaper at thousands of rollouts per tick).
    */
-  private scopedSignal(): { signal: AbortSignal; dispose: () => void } {
-    const ms = this.options.settings.requestTimeoutMs;
-    const stop = this.loopAbort.signal;
-    const scoped = new AbortController();
-    if (stop.aborted) scoped.abort(stop.reason);
-    const onStop = () => scoped.abort(stop.reason);
-    stop.addEventListener('abort', onStop, { once: true });
-    const timer = setTimeout(() => scoped.abort(new TimeoutError(`no answer within ${ms}ms`)), ms);
-    timer.unref();
-    return {
-      signal: scoped.signal,
-      dispose: () => {
-        clearTimeout(timer);
-        stop.removeEventListener('abort', onStop);
-      },
-    };
+  private scopedSignal(): Deadline {
+    return deadline(this.options.settings.requestTimeoutMs, {
+      parent: this.loopAbort.signal,
+      keepsProcessAlive: false,
+    });
   }
 
   private logFields(key: string) {
@@ -675,12 +667,4 @@ async function forEachLimited<T>(items: readonly T[], limit: number, run: (item:
 
 function pickReplicas(workload: WorkloadObservation) {
   return { replicas: workload.replicas, readyReplicas: workload.readyReplicas };
-}
-
-/** AbortSignal.timeout with a typed reason, so a timed-out call reads as such in messages. */
-function timeoutSignal(ms: number): AbortSignal {
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(new TimeoutError(`no answer within ${ms}ms`)), ms);
-  timer.unref();
-  return controller.signal;
 }

@@ -1,71 +1,8 @@
-// The composition root's process: arguments, configuration, signals. The wiring itself is in
-// app.ts.
-//
-//   clustershift --config /etc/clustershift/config.yaml     run the controller
-//   clustershift --config config.yaml --check               validate the file and exit
+#!/usr/bin/env node
+// The `clustershift-controller` command (dist/main.js, the container's entrypoint): checks the
+// Node.js version before anything heavy is loaded, then runs the controller process
+// (controller-process.ts).
 
-import { parseArgs } from 'node:util';
-import pino, { type Logger } from 'pino';
-import { checkStart, startApp } from './app.js';
-import { type Config, loadConfigFile } from './config/load.js';
-import { ConfigError, errorMessage } from './errors.js';
+import { onSupportedNode } from './node-version.js';
 
-export const EXIT_CONFIG_ERROR = 2;
-
-async function main(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      config: { type: 'string', short: 'c', default: process.env.CLUSTERSHIFT_CONFIG },
-      check: { type: 'boolean', default: false },
-      'log-level': { type: 'string', default: process.env.LOG_LEVEL ?? 'info' },
-    },
-  });
-  const logger = pino({
-    level: values['log-level'],
-    redact: { paths: ['req.headers.authorization', '*.token', '*.password', '*.url'], censor: '[redacted]' },
-  });
-  if (!values.config) {
-    process.stderr.write('clustershift: --config <file> is required (or set CLUSTERSHIFT_CONFIG)\n');
-    return EXIT_CONFIG_ERROR;
-  }
-  let config: Config;
-  let warnings: string[] = [];
-  try {
-    // A bad configuration stops here, before any cluster is touched.
-    config = loadConfigFile(values.config);
-    // --check runs the start's own checks (the same assembly, stopped before any I/O); the start
-    // runs them again in startApp, so a ConfigError there is exit 2 too.
-    if (values.check) ({ warnings } = await checkStart(config));
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`clustershift: ${error.message}\n`);
-      return EXIT_CONFIG_ERROR;
-    }
-    throw error;
-  }
-  if (values.check) {
-    for (const warning of warnings) process.stderr.write(`clustershift: warning: ${warning}\n`);
-    process.stdout.write(`${config.source}: valid, ${config.workloads.length} workload(s)\n`);
-    return 0;
-  }
-  return run(config, logger);
-}
-
-async function run(config: Config, logger: Logger): Promise<number> {
-  const app = await startApp(config, { logger });
-  await new Promise<void>((resolve) => {
-    for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => resolve());
-  });
-  logger.info('shutting down');
-  await app.stop();
-  return 0;
-}
-
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (error) => {
-    process.stderr.write(`clustershift: ${errorMessage(error)}\n`);
-    process.exit(error instanceof ConfigError ? EXIT_CONFIG_ERROR : 1);
-  },
-);
+await onSupportedNode(async () => (await import('./controller-process.js')).runControllerProcess());

@@ -5,22 +5,15 @@
 // so every API security setting lives in one file.
 
 import { readFileSync } from 'node:fs';
-import { STATUS_CODES } from 'node:http';
 import { createSecureContext } from 'node:tls';
 import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DEFAULTS } from '../config/defaults.js';
 import { formatDuration, parseDuration } from '../duration.js';
-import {
-  type ClustershiftError,
-  ConfigError,
-  errorMessage,
-  ForbiddenError,
-  RateLimitedError,
-  UnauthorizedError,
-} from '../errors.js';
+import { ConfigError, errorMessage, ForbiddenError, RateLimitedError, UnauthorizedError } from '../errors.js';
 import { ANONYMOUS, ApiTokenVerifier, type Caller, loadApiTokens } from './api-tokens.js';
+import { sendError } from './error-body.js';
 
 export { ANONYMOUS, type ApiToken, type Caller, type CallerRole } from './api-tokens.js';
 
@@ -141,10 +134,10 @@ export async function registerSecurity(app: FastifyInstance, options: SecurityOp
     } else {
       if (isOpenPath(pathOf(request))) return;
       const found = authenticate(request, verifier);
-      if ('challenge' in found) return deny(reply, found.error, { 'www-authenticate': found.challenge });
+      if ('challenge' in found) return sendError(reply, found.error, { 'www-authenticate': found.challenge });
       request.caller = found.caller;
       if (mutating && found.caller.role !== 'operator')
-        return deny(
+        return sendError(
           reply,
           new ForbiddenError(
             `token ${found.caller.name} has role ${found.caller.role}, which may only read; ` +
@@ -159,7 +152,7 @@ export async function registerSecurity(app: FastifyInstance, options: SecurityOp
     reply.header('x-ratelimit-remaining', counted.remaining);
     reply.header('x-ratelimit-reset', counted.ttlInSeconds);
     if (!counted.isExceeded) return;
-    return deny(
+    return sendError(
       reply,
       new RateLimitedError(
         `too many mutating calls from ${request.caller?.name ?? ANONYMOUS}: at most ${counted.max} per ` +
@@ -248,16 +241,6 @@ function authenticate(request: FastifyRequest, verifier: ApiTokenVerifier): Auth
       challenge: `${AUTH_REALM}, error="invalid_token"`,
     };
   return { caller };
-}
-
-/** Answers at once with the API's error body; returning the reply ends the hook chain. */
-function deny(
-  reply: FastifyReply,
-  error: ClustershiftError,
-  headers: Record<string, string | number> = {},
-): FastifyReply {
-  reply.code(error.statusCode).headers(headers);
-  return reply.send({ error: STATUS_CODES[error.statusCode], code: error.code, message: error.message });
 }
 
 /** A route may also declare itself mutating (`config: {mutating: true}`); a non-read method always is. */

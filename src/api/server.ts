@@ -7,10 +7,11 @@ import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstanc
 import type { Logger } from 'pino';
 import type { RolloutWorkload } from '../config/load.js';
 import type { Controller } from '../controller.js';
-import { ClustershiftError, PhaseConflictError, RolloutNotFoundError } from '../errors.js';
+import { ClustershiftError, PathNotFoundError, RolloutNotFoundError } from '../errors.js';
 import { DNS_SUBDOMAIN } from '../kube/names.js';
-import type { OperatorCommand } from '../rollout/types.js';
 import type { Telemetry } from '../telemetry.js';
+import { COMMAND_BODIES, COMMAND_HELP, COMMANDS, toCommand } from './commands.js';
+import { clientErrorOf, ErrorSchema, sendError } from './error-body.js';
 import {
   ifNoneMatch,
   type ListQuery,
@@ -40,43 +41,8 @@ const Name = Type.String({ ...DNS_SUBDOMAIN });
 export const RolloutParams = Type.Object({ namespace: Name, name: Name });
 type RolloutParams = Static<typeof RolloutParams>;
 
-export const ErrorSchema = Type.Object(
-  {
-    error: Type.String(),
-    code: Type.String(),
-    message: Type.String(),
-    phase: Type.Optional(Type.String()),
-  },
-  { $id: 'Error' },
-);
-
-const Empty = Type.Object({}, { additionalProperties: false });
-const COMMAND_BODIES = {
-  start: Empty,
-  promote: Type.Object({ full: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
-  abort: Type.Object(
-    { reason: Type.String({ minLength: 1, maxLength: 1000 }) },
-    { additionalProperties: false },
-  ),
-  pause: Type.Object(
-    { reason: Type.Optional(Type.String({ minLength: 1, maxLength: 1000 })) },
-    { additionalProperties: false },
-  ),
-  resume: Empty,
-  retry: Empty,
-} as const;
-export type CommandName = keyof typeof COMMAND_BODIES;
-export const COMMANDS = Object.keys(COMMAND_BODIES) as CommandName[];
-
-const COMMAND_HELP: Record<CommandName, string> = {
-  start: 'Queue the rollout; it enters preflight when a slot is free (controller.maxConcurrent).',
-  promote:
-    'Advance to the next step now, or with {"full": true} straight to 100%. Replicas are still scaled first.',
-  abort: 'Roll back now: traffic returns to the old cluster, then the new cluster scales back.',
-  pause: 'Hold the current weight; checks still run and a failure still rolls back.',
-  resume: 'Continue a paused rollout.',
-  retry: 'Start again from preflight after a rollback or a failed preflight.',
-};
+export type { CommandName } from './commands.js';
+export { ErrorSchema } from './error-body.js';
 
 export async function buildServer(options: ServerOptions): Promise<FastifyInstance> {
   // Typed as the plain HTTP server: with TLS, Fastify only swaps the node server underneath.
@@ -86,44 +52,31 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     ...((options.https ? { https: options.https } : {}) as object),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
   });
-  const workloads = new Map(options.workloads.map((w) => [w.key, w]));
   app.addSchema(ErrorSchema);
+  registerErrorAnswers(app);
+  for (const plugin of options.before ?? []) await plugin(app);
+  registerProbes(app, options);
+  registerRolloutRoutes(app, options);
+  for (const plugin of options.after ?? []) await plugin(app);
+  return app;
+}
 
+/** Every error answer is built by errorBody, with a code from the registry in errors.ts. */
+function registerErrorAnswers(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
-    if (error.validation) {
-      return reply.code(400).send({
-        error: 'Bad Request',
-        code: 'CS_BAD_REQUEST',
-        message: `${error.validationContext ?? 'request'}${error.validation[0]?.instancePath ?? ''} ${error.validation[0]?.message ?? 'is invalid'}`,
-      });
-    }
-    if (error instanceof ClustershiftError) {
-      return reply.code(error.statusCode).send({
-        error: error.name,
-        code: error.code,
-        message: error.message,
-        ...(error instanceof PhaseConflictError ? { phase: error.phase } : {}),
-      });
-    }
-    const status =
-      error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
-    if (status === 500) request.log.error({ err: error }, 'request failed');
-    return reply.code(status).send({
-      error: status === 500 ? 'Internal Server Error' : (error.name ?? 'Bad Request'),
-      code: error.code ?? 'CS_ERROR',
-      message: status === 500 ? 'internal error; see the controller log' : error.message,
-    });
+    const known = clientErrorOf(error);
+    if (known) return sendError(reply, known);
+    request.log.error({ err: error }, 'request failed');
+    // Its message may say more than a caller should see; the log has it.
+    return sendError(reply, new ClustershiftError('internal error; see the controller log'));
   });
   app.setNotFoundHandler((request, reply) =>
-    reply.code(404).send({
-      error: 'Not Found',
-      code: 'CS_NOT_FOUND',
-      message: `no route ${request.method} ${request.url}`,
-    }),
+    sendError(reply, new PathNotFoundError(`no route ${request.method} ${request.url}`)),
   );
+}
 
-  for (const plugin of options.before ?? []) await plugin(app);
-
+/** Liveness, readiness (and who leads) and the Prometheus metrics: outside /api, without a schema. */
+function registerProbes(app: FastifyInstance, options: ServerOptions): void {
   app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
   app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
     const leader = options.leader?.();
@@ -134,7 +87,11 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     const text = await options.telemetry.registry.metrics();
     return reply.type(options.telemetry.registry.contentType).send(text);
   });
+}
 
+/** The rollout API: the list, one rollout, and a POST per operator call in commands.ts. */
+function registerRolloutRoutes(app: FastifyInstance, options: ServerOptions): void {
+  const workloads = new Map(options.workloads.map((w) => [w.key, w]));
   const lookup = (params: RolloutParams) => {
     const key = `${params.namespace}/${params.name}`;
     const workload = workloads.get(key);
@@ -215,22 +172,6 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
         return detail(state, workload, options.controller.liveView(key));
       },
     );
-  }
-
-  for (const plugin of options.after ?? []) await plugin(app);
-  return app;
-}
-
-function toCommand(command: CommandName, body: Record<string, unknown>): OperatorCommand {
-  switch (command) {
-    case 'promote':
-      return { type: 'promote', full: body.full === true };
-    case 'abort':
-      return { type: 'abort', reason: String(body.reason) };
-    case 'pause':
-      return typeof body.reason === 'string' ? { type: 'pause', reason: body.reason } : { type: 'pause' };
-    default:
-      return { type: command };
   }
 }
 

@@ -1,10 +1,20 @@
 // The CLI's side of the HTTP API: one undici request per call, a timeout on each, the bearer
-// token when given, and every failure sorted into "the server said no" (exit 1) or "could not
-// talk to the server at all" (exit 2), because scripts need to tell the two apart.
+// token when given, every answer checked against the server's own response schemas, and every
+// failure sorted into "the server said no" (exit 1) or "could not talk to a clustershift API at
+// all" (exit 2), because scripts need to tell the two apart.
 
+import { FormatRegistry, type Static, type TSchema, Type } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
 import { request } from 'undici';
-import type { CommandName } from '../api/server.js';
-import type { RolloutDetail, RolloutSummary } from '../api/views.js';
+import type { CommandBody, CommandName } from '../api/commands.js';
+import { ErrorSchema } from '../api/error-body.js';
+import {
+  type RolloutDetail,
+  RolloutDetailSchema,
+  type RolloutSummary,
+  RolloutSummarySchema,
+} from '../api/views.js';
+import { deadline } from '../timing.js';
 
 /** An error the CLI prints as one message and turns into an exit code. */
 export class CliError extends Error {
@@ -32,11 +42,35 @@ export class RefusedError extends CliError {
     readonly code: string,
     serverMessage: string,
     readonly phase?: string,
+    hint?: string,
   ) {
-    super(`${serverMessage} (HTTP ${status}, ${code}${phase ? `, phase ${phase}` : ''})`, 1);
+    super(
+      `${serverMessage} (HTTP ${status}, ${code}${phase ? `, phase ${phase}` : ''})${hint ? `; ${hint}` : ''}`,
+      1,
+    );
     this.name = 'RefusedError';
   }
 }
+
+/** No answer at all (refused connection, DNS, timeout): exit 2; --watch tries again. */
+export class ConnectionError extends CliError {
+  constructor(message: string) {
+    super(message, 2);
+    this.name = 'ConnectionError';
+  }
+}
+
+/** Something answered, but not as a clustershift API does (an HTML page, another API): exit 2. */
+export class NotClustershiftError extends CliError {
+  constructor(message: string) {
+    super(message, 2);
+    this.name = 'NotClustershiftError';
+  }
+}
+
+/** The answers this client reads, as the server's response schemas (views.ts, error-body.ts) say. */
+const ListAnswer = Type.Object({ rollouts: Type.Array(RolloutSummarySchema) });
+const DetailAnswer = RolloutDetailSchema;
 
 export interface ApiClientOptions {
   /** Base URL, e.g. http://127.0.0.1:8080 */
@@ -81,25 +115,22 @@ export class ApiClient {
       previous?.etag ? { 'if-none-match': previous.etag } : {},
     );
     if (answer.statusCode === 304 && previous) return previous;
-    const body = this.json<{ rollouts: RolloutSummary[] }>(answer);
+    const body = this.json(answer, ListAnswer, 'a list of rollouts');
     return { rollouts: body.rollouts, ...(answer.etag ? { etag: answer.etag } : {}) };
   }
 
-  get(key: RolloutKey, signal?: AbortSignal): Promise<RolloutDetail> {
-    return this.call('GET', rolloutPath(key), undefined, signal);
+  async get(key: RolloutKey, signal?: AbortSignal): Promise<RolloutDetail> {
+    return this.json(await this.send('GET', rolloutPath(key), undefined, signal), DetailAnswer, 'a rollout');
   }
 
-  command(key: RolloutKey, command: CommandName, body: object, signal?: AbortSignal): Promise<RolloutDetail> {
-    return this.call('POST', `${rolloutPath(key)}/${command}`, body, signal);
-  }
-
-  private async call<T>(
-    method: 'GET' | 'POST',
-    path: string,
-    body: object | undefined,
+  async command<C extends CommandName>(
+    key: RolloutKey,
+    command: C,
+    body: CommandBody<C>,
     signal?: AbortSignal,
-  ): Promise<T> {
-    return this.json<T>(await this.send(method, path, body, signal));
+  ): Promise<RolloutDetail> {
+    const answer = await this.send('POST', `${rolloutPath(key)}/${command}`, body, signal);
+    return this.json(answer, DetailAnswer, 'a rollout');
   }
 
   private async send(
@@ -113,7 +144,7 @@ export class ApiClient {
       path.replace(/^\//, ''),
       this.base.href.endsWith('/') ? this.base : `${this.base.href}/`,
     );
-    const timeout = AbortSignal.timeout(this.options.timeoutMs);
+    const timeout = deadline(this.options.timeoutMs, signal ? { parent: signal } : {});
     const headers: Record<string, string> = { accept: 'application/json', ...extraHeaders };
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
@@ -124,63 +155,94 @@ export class ApiClient {
         method,
         headers,
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-        signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+        signal: timeout.signal,
       });
       text = await response.body.text();
     } catch (error) {
       if (signal?.aborted) throw error;
-      const why = timeout.aborted
+      const why = timeout.expired
         ? `no answer within ${this.options.timeoutMs}ms`
         : describeNetworkError(error);
-      throw new CliError(
+      throw new ConnectionError(
         `cannot reach the clustershift API at ${this.base.origin}: ${why}; ` +
           'check --server (or CLUSTERSHIFT_SERVER) and that the controller is running',
-        2,
       );
+    } finally {
+      timeout.dispose();
     }
     const etag = response.headers.etag;
+    const contentType = response.headers['content-type'];
     return {
       method,
       url,
       statusCode: response.statusCode,
+      contentType: (Array.isArray(contentType) ? contentType[0] : contentType) ?? '',
       text,
       ...(typeof etag === 'string' ? { etag } : {}),
     };
   }
 
-  /** The answer's JSON, or the server's refusal as a RefusedError. */
-  private json<T>(answer: Answer): T {
-    const { method, url, statusCode, text } = answer;
+  /**
+   * The answer as `schema` says, the server's refusal as a RefusedError, or, when the answer is
+   * neither (a web page, another API), a NotClustershiftError.
+   */
+  private json<S extends TSchema>(answer: Answer, schema: S, expected: string): Static<S> {
+    const { statusCode, text } = answer;
     let parsed: unknown;
     try {
       parsed = text === '' ? undefined : JSON.parse(text);
     } catch {
       parsed = undefined;
     }
+    ensureFormats();
     if (statusCode >= 400) {
-      const error = (parsed ?? {}) as { code?: unknown; message?: unknown; phase?: unknown };
-      throw new RefusedError(
-        statusCode,
-        typeof error.code === 'string' ? error.code : 'CS_HTTP_ERROR',
-        typeof error.message === 'string'
-          ? error.message
-          : `${method} ${url.pathname} failed: ${text.slice(0, 200)}`,
-        typeof error.phase === 'string' ? error.phase : undefined,
-      );
+      if (!Value.Check(ErrorSchema, parsed)) throw this.notClustershift(answer, parsed, 'an error');
+      throw new RefusedError(statusCode, parsed.code, parsed.message, parsed.phase, this.hintFor(statusCode));
     }
-    if (parsed === undefined)
-      throw new CliError(
-        `${method} ${url.pathname} answered HTTP ${statusCode} without JSON; is ${this.base.origin} a clustershift API?`,
-        2,
-      );
-    return parsed as T;
+    if (!Value.Check(schema, parsed)) throw this.notClustershift(answer, parsed, expected);
+    return parsed;
   }
+
+  private hintFor(status: number): string | undefined {
+    if (status !== 401) return undefined;
+    return this.options.token
+      ? 'the token given (--token or CLUSTERSHIFT_TOKEN) was refused: check it, or ask for a new one'
+      : 'this API needs a token: pass --token TOKEN or set CLUSTERSHIFT_TOKEN';
+  }
+
+  private notClustershift(answer: Answer, parsed: unknown, expected: string): NotClustershiftError {
+    return new NotClustershiftError(
+      `${this.base.origin} answered ${answer.method} ${answer.url.pathname} with HTTP ${answer.statusCode} ` +
+        `and ${describeBody(answer, parsed)} instead of ${expected}: that is not a clustershift API; ` +
+        "check --server (or CLUSTERSHIFT_SERVER): it is the controller's API address, e.g. http://127.0.0.1:8080",
+    );
+  }
+}
+
+/** A few words on what an unexpected answer was, never its content (it may be large or secret). */
+function describeBody(answer: Answer, parsed: unknown): string {
+  if (answer.text.trim() === '') return 'no body';
+  if (/html/i.test(answer.contentType) || /^\s*</.test(answer.text)) return 'an HTML page';
+  if (parsed === undefined) return `${answer.contentType || 'a body'} that is not JSON`;
+  const kind = (parsed as { kind?: unknown } | null)?.kind;
+  if (typeof kind === 'string') return `JSON of kind ${kind} (a Kubernetes API server?)`;
+  return 'JSON of another shape';
+}
+
+/** TypeBox checks `format` only for registered formats; the API's times are ISO 8601. */
+function ensureFormats(): void {
+  if (!FormatRegistry.Has('date-time'))
+    FormatRegistry.Set(
+      'date-time',
+      (value) => /^\d{4}-\d\d-\d\dT/.test(value) && !Number.isNaN(Date.parse(value)),
+    );
 }
 
 interface Answer {
   method: string;
   url: URL;
   statusCode: number;
+  contentType: string;
   text: string;
   etag?: string;
 }

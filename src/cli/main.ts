@@ -1,24 +1,9 @@
 #!/usr/bin/env node
-// The `clustershift` command: wires the process (argv, output, env, Ctrl-C) to runCli.
+// The `clustershift` command: checks the Node.js version before anything heavy is loaded, then
+// runs the CLI (cli-process.ts, which starts on import).
 
-import { runCli } from './run.js';
+import { onSupportedNode } from '../node-version.js';
 
-const interrupt = new AbortController();
-process.once('SIGINT', () => interrupt.abort());
-
-runCli(process.argv.slice(2), {
-  stdout: process.stdout,
-  stderr: process.stderr,
-  env: process.env,
-  signal: interrupt.signal,
-}).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (error: unknown) => {
-    process.stderr.write(
-      `clustershift: unexpected error: ${error instanceof Error ? error.stack : String(error)}\n`,
-    );
-    process.exitCode = 2;
-  },
-);
+await onSupportedNode(async () => {
+  await import('./cli-process.js');
+});

@@ -1,13 +1,16 @@
 // The clustershift CLI: parses the command line and runs one command against the HTTP API.
 // Exit codes: 0 done, 1 the server refused (its message and code are printed), 2 a usage or
-// connection problem. Everything the process touches (output, env, Ctrl-C) is passed in.
+// connection problem, or an answer that is not a clustershift API's. Everything the process
+// touches (output, env, Ctrl-C) is passed in. Commands dispatch through one map whose operator
+// calls are the API's own list (api/commands.ts), so the CLI cannot miss or invent one.
 
-import { setTimeout as delay } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import type { CommandName } from '../api/server.js';
+import { COMMANDS, type CommandBody, type CommandName } from '../api/commands.js';
+import { abortableSleep, type Sleep } from '../timing.js';
 import {
   ApiClient,
   CliError,
+  ConnectionError,
   type ListFilter,
   parseRolloutKey,
   type RolloutListing,
@@ -18,18 +21,28 @@ import { detailText, statusTable } from './render.js';
 export const DEFAULT_SERVER = 'http://127.0.0.1:8080';
 const WATCH_INTERVAL_MS = 2000;
 
+/** What people read: status and get, and every operator call of the API. */
+export type CliCommand = 'status' | 'get' | CommandName;
+
+const COMMAND_USAGE: Record<CliCommand, string> = {
+  status:
+    'status [--watch] [--watch-count N]   every rollout: weight, phase, step, last verdict\n' +
+    '         [--phase P[,P]] [-n NS]      only rollouts in these phases / this namespace',
+  get: 'get <namespace>/<name>               one rollout: checks with old/new values, history',
+  start: 'start <namespace>/<name>             queue the rollout',
+  promote: 'promote <namespace>/<name> [--full]  next step now, or straight to 100% with --full',
+  abort: 'abort <namespace>/<name> --reason R  roll back now',
+  pause: 'pause <namespace>/<name> [--reason R]',
+  resume: 'resume <namespace>/<name>',
+  retry: 'retry <namespace>/<name>             start again after a rollback or failed preflight',
+};
+
 export const USAGE = `Usage: clustershift <command> [options]
 
 Commands:
-  status [--watch] [--watch-count N]   every rollout: weight, phase, step, last verdict
-         [--phase P[,P]] [-n NS]      only rollouts in these phases / this namespace
-  get <namespace>/<name>               one rollout: checks with old/new values, history
-  start <namespace>/<name>             queue the rollout
-  promote <namespace>/<name> [--full]  next step now, or straight to 100% with --full
-  abort <namespace>/<name> --reason R  roll back now
-  pause <namespace>/<name> [--reason R]
-  resume <namespace>/<name>
-  retry <namespace>/<name>             start again after a rollback or failed preflight
+${Object.values(COMMAND_USAGE)
+  .map((line) => `  ${line}`)
+  .join('\n')}
 
 Options:
   --server URL     API address (env CLUSTERSHIFT_SERVER, default ${DEFAULT_SERVER})
@@ -47,6 +60,8 @@ export interface CliIo {
   /** Aborted on Ctrl-C: ends --watch cleanly. */
   signal?: AbortSignal;
   now?: () => number;
+  /** The wait between --watch polls; tests pass one that does not really wait. */
+  sleep?: Sleep;
 }
 
 const OPTIONS = {
@@ -63,7 +78,67 @@ const OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-const ROLLOUT_COMMANDS: readonly CommandName[] = ['start', 'promote', 'abort', 'pause', 'resume', 'retry'];
+type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
+type CommandFlag = 'watch' | 'watch-count' | 'phase' | 'namespace' | 'full' | 'reason';
+
+/** The flags each command takes beyond the global ones; any other is a usage error. */
+const COMMAND_FLAGS: Record<CliCommand, readonly CommandFlag[]> = {
+  status: ['watch', 'watch-count', 'phase', 'namespace'],
+  get: [],
+  start: [],
+  promote: ['full'],
+  abort: ['reason'],
+  pause: ['reason'],
+  resume: [],
+  retry: [],
+};
+const ALL_COMMAND_FLAGS = [...new Set(Object.values(COMMAND_FLAGS).flat())];
+
+/** What one command needs: its arguments, the parsed flags, the client, and how to print. */
+interface CommandContext {
+  command: CliCommand;
+  rest: string[];
+  values: Values;
+  client: ApiClient;
+  io: CliIo;
+  output: 'text' | 'json';
+  now: () => number;
+  print(text: string): void;
+  printJson(value: unknown): void;
+}
+
+type CommandHandler = (context: CommandContext) => Promise<number>;
+
+/** The body each operator call sends, from the flags; typed by the API's own body schemas. */
+const COMMAND_BODY: { [C in CommandName]: (values: Values) => CommandBody<C> } = {
+  start: () => ({}),
+  promote: (values) => (values.full ? { full: true } : {}),
+  abort: (values) => {
+    if (!values.reason?.trim())
+      throw new UsageError('abort needs --reason "why", which is recorded in the rollout history');
+    return { reason: values.reason };
+  },
+  pause: (values) => {
+    if (values.reason === undefined) return {};
+    if (!values.reason.trim()) throw new UsageError('--reason must not be empty');
+    return { reason: values.reason };
+  },
+  resume: () => ({}),
+  retry: () => ({}),
+};
+
+const HANDLERS: Record<CliCommand, CommandHandler> = {
+  status: showStatus,
+  get: showRollout,
+  ...(Object.fromEntries(COMMANDS.map((name) => [name, operatorCall(name)])) as Record<
+    CommandName,
+    CommandHandler
+  >),
+};
+
+function isCliCommand(name: string): name is CliCommand {
+  return Object.hasOwn(HANDLERS, name);
+}
 
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
   try {
@@ -90,7 +165,11 @@ async function dispatch(argv: readonly string[], io: CliIo): Promise<number> {
     (values.help ? io.stdout : io.stderr).write(`${USAGE}\n`);
     return values.help ? 0 : 2;
   }
-  const [command, ...rest] = positionals;
+  const [command = '', ...rest] = positionals;
+  if (!isCliCommand(command)) throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+  for (const flag of ALL_COMMAND_FLAGS)
+    if (values[flag] !== undefined && !COMMAND_FLAGS[command].includes(flag))
+      throw new UsageError(`--${flag} does not apply to ${command}`);
   const output = values.output ?? 'text';
   if (output !== 'text' && output !== 'json') throw new UsageError(`-o ${output}: use text or json`);
   const timeoutMs = positiveInteger(values.timeout ?? '10000', '--timeout');
@@ -99,91 +178,89 @@ async function dispatch(argv: readonly string[], io: CliIo): Promise<number> {
     token: values.token ?? io.env.CLUSTERSHIFT_TOKEN,
     timeoutMs,
   });
-  const now = io.now ?? Date.now;
   const print = (text: string) => io.stdout.write(`${text}\n`);
-  const printJson = (value: unknown) => print(JSON.stringify(value, null, output === 'json' ? 2 : 0));
+  return HANDLERS[command]({
+    command,
+    rest,
+    values,
+    client,
+    io,
+    output,
+    now: io.now ?? Date.now,
+    print,
+    printJson: (value) => print(JSON.stringify(value, null, output === 'json' ? 2 : 0)),
+  });
+}
 
-  const onlyFor = (flag: keyof typeof values, commands: string[]) => {
-    if (values[flag] !== undefined && !commands.includes(command!))
-      throw new UsageError(`--${flag} does not apply to ${command}`);
+async function showStatus(context: CommandContext): Promise<number> {
+  const { rest, values, client, io, output, now, print, printJson } = context;
+  if (rest.length > 0) throw new UsageError(`status takes no arguments, got ${rest.join(' ')}`);
+  const count = values['watch-count'] ? positiveInteger(values['watch-count'], '--watch-count') : Infinity;
+  // The server checks the phase names and says which ones exist.
+  const filter: ListFilter = {
+    ...(values.phase ? { phases: values.phase.flatMap((p) => p.split(',')) } : {}),
+    ...(values.namespace !== undefined ? { namespace: values.namespace } : {}),
   };
-  onlyFor('watch', ['status']);
-  onlyFor('watch-count', ['status']);
-  onlyFor('phase', ['status']);
-  onlyFor('namespace', ['status']);
-  onlyFor('full', ['promote']);
-  onlyFor('reason', ['abort', 'pause']);
-
-  if (command === 'status') {
-    if (rest.length > 0) throw new UsageError(`status takes no arguments, got ${rest.join(' ')}`);
-    const count = values['watch-count'] ? positiveInteger(values['watch-count'], '--watch-count') : Infinity;
-    // The server checks the phase names and says which ones exist.
-    const filter: ListFilter = {
-      ...(values.phase ? { phases: values.phase.flatMap((p) => p.split(',')) } : {}),
-      ...(values.namespace !== undefined ? { namespace: values.namespace } : {}),
-    };
-    const empty =
-      filter.phases || filter.namespace !== undefined
-        ? 'No rollouts match the filter.'
-        : 'No rollouts are configured.';
-    if (!values.watch) {
-      const { rollouts } = await client.list(filter, undefined, io.signal);
-      if (output === 'json') printJson({ rollouts });
-      else print(statusTable(rollouts, now(), empty));
-      return 0;
+  const empty =
+    filter.phases || filter.namespace !== undefined
+      ? 'No rollouts match the filter.'
+      : 'No rollouts are configured.';
+  if (!values.watch) {
+    const { rollouts } = await client.list(filter, undefined, io.signal);
+    if (output === 'json') printJson({ rollouts });
+    else print(statusTable(rollouts, now(), empty));
+    return 0;
+  }
+  // Each poll sends the last answer's ETag: while nothing changed the server answers 304.
+  let listing: RolloutListing | undefined;
+  let drawn = 0;
+  for (let poll = 0; drawn < count && !io.signal?.aborted; poll++) {
+    if (poll > 0 && !(await pause(io.sleep ?? abortableSleep, WATCH_INTERVAL_MS, io.signal))) break;
+    try {
+      listing = await client.list(filter, listing, io.signal);
+    } catch (error) {
+      if (io.signal?.aborted) break;
+      // A connection lost after the first answer (a restart, a network blip) is waited out;
+      // anything else, or a server that never answered, ends the watch.
+      if (!(error instanceof ConnectionError) || listing === undefined) throw error;
+      io.stderr.write(`clustershift: ${error.message}; retrying every ${WATCH_INTERVAL_MS / 1000}s\n`);
+      continue;
     }
-    // Each poll sends the last answer's ETag: while nothing changed the server answers 304.
-    let listing: RolloutListing | undefined;
-    for (let drawn = 0; drawn < count && !io.signal?.aborted; drawn++) {
-      if (drawn > 0) {
-        const slept = await delay(WATCH_INTERVAL_MS, true, io.signal ? { signal: io.signal } : {}).catch(
-          () => false,
-        );
-        if (!slept) break;
-      }
-      try {
-        listing = await client.list(filter, listing, io.signal);
-      } catch (error) {
-        if (io.signal?.aborted) break;
-        throw error;
-      }
-      const { rollouts } = listing;
-      if (output === 'json') {
-        // One JSON document per line, so a script can read the stream line by line.
-        io.stdout.write(`${JSON.stringify({ rollouts })}\n`);
-        continue;
-      }
+    const { rollouts } = listing;
+    if (output === 'json') {
+      // One JSON document per line, so a script can read the stream line by line.
+      io.stdout.write(`${JSON.stringify({ rollouts })}\n`);
+    } else {
       const stamp = `Every ${WATCH_INTERVAL_MS / 1000}s: ${new Date(now()).toISOString().slice(11, 19)}`;
       if (io.stdout.isTTY) io.stdout.write('\x1b[2J\x1b[H');
       else if (drawn > 0) io.stdout.write('\n');
       print(`${stamp}\n\n${statusTable(rollouts, now(), empty)}`);
     }
-    return 0;
+    drawn++;
   }
+  return 0;
+}
 
-  if (command === 'get') {
-    const key = oneRollout(command, rest);
-    const rollout = await client.get(key, io.signal);
-    if (output === 'json') printJson(rollout);
-    else print(detailText(rollout, now()));
-    return 0;
-  }
+/** Waits, or answers false at once when Ctrl-C aborts the wait. */
+function pause(sleep: Sleep, ms: number, signal: AbortSignal | undefined): Promise<boolean> {
+  return sleep(ms, signal ?? new AbortController().signal).then(
+    () => true,
+    () => false,
+  );
+}
 
-  if (ROLLOUT_COMMANDS.includes(command as CommandName)) {
-    const name = command as CommandName;
+async function showRollout(context: CommandContext): Promise<number> {
+  const { command, rest, client, io, output, now, print, printJson } = context;
+  const rollout = await client.get(oneRollout(command, rest), io.signal);
+  if (output === 'json') printJson(rollout);
+  else print(detailText(rollout, now()));
+  return 0;
+}
+
+function operatorCall<C extends CommandName>(name: C): CommandHandler {
+  return async ({ rest, values, client, io, output, print, printJson }) => {
     const key = oneRollout(name, rest);
-    let body: Record<string, unknown> = {};
-    if (name === 'promote' && values.full) body = { full: true };
-    if (name === 'abort') {
-      if (!values.reason?.trim())
-        throw new UsageError('abort needs --reason "why", which is recorded in the rollout history');
-      body = { reason: values.reason };
-    }
-    if (name === 'pause' && values.reason !== undefined) {
-      if (!values.reason.trim()) throw new UsageError('--reason must not be empty');
-      body = { reason: values.reason };
-    }
-    const rollout = await client.command(key, name, body, io.signal);
+    const rollout = await client.command(key, name, COMMAND_BODY[name](values), io.signal);
     if (output === 'json') printJson(rollout);
     else
       print(
@@ -191,9 +268,7 @@ async function dispatch(argv: readonly string[], io: CliIo): Promise<number> {
           `(step ${rollout.step.index}/${rollout.step.total})${rollout.reason ? `: ${rollout.reason}` : ''}`,
       );
     return 0;
-  }
-
-  throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+  };
 }
 
 function oneRollout(command: string, rest: string[]) {

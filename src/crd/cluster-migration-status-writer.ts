@@ -5,7 +5,8 @@
 import { isDeepStrictEqual } from 'node:util';
 import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { ClustershiftError } from '../errors.js';
-import { isNotFound, KubeCaller, type RetryPolicy, requestOptions, type Sleep } from '../kube/kube-call.js';
+import { isNotFound, KubeCaller, type RetryPolicy, requestOptions } from '../kube/kube-call.js';
+import type { Sleep } from '../timing.js';
 import type { ObjectConditions } from './cr-workload-source.js';
 import { CLUSTER_MIGRATION } from './manifests.js';
 import {

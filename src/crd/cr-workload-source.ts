@@ -18,6 +18,7 @@ import type { Logger } from 'pino';
 import { errorMessage, KubeError } from '../errors.js';
 import { requestOptions } from '../kube/kube-call.js';
 import type { SourcedWorkload, WorkloadChange, WorkloadSource } from '../sources/workload-source.js';
+import { abortableSleep, timeoutSignal } from '../timing.js';
 import { CLUSTER_MIGRATION, WORKLOAD_MIGRATION } from './manifests.js';
 import {
   decide,
@@ -178,7 +179,7 @@ export class CrWorkloadSource implements WorkloadSource {
     const list = async () =>
       (await this.api.listClusterCustomObject(
         { group: GROUP, version: VERSION, plural },
-        requestOptions(AbortSignal.timeout(timeoutMs)),
+        requestOptions(timeoutSignal(timeoutMs)),
       )) as { items: KubernetesObject[]; metadata?: { resourceVersion?: string } };
     const informer = makeInformer<KubernetesObject>(
       this.options.kubeConfig,
@@ -195,6 +196,7 @@ export class CrWorkloadSource implements WorkloadSource {
       failures++;
       this.broken.add(plural);
       this.options.logger?.warn({ err: error, plural }, `watch of ${plural} failed; listing again`);
+      // A timer that does not keep the process alive: a stopped source must not hold it open.
       void delay(this.options.restartDelayMs ?? 2_000, undefined, { ref: false }).then(async () => {
         if (this.stopped) return;
         const before = failures;
@@ -236,7 +238,7 @@ export class CrWorkloadSource implements WorkloadSource {
         throw new KubeError(`home cluster: listing ${kind}s failed: ${errorMessage(failure)}`, undefined, {
           cause: failure,
         });
-      await delay(this.options.restartDelayMs ?? 2_000, undefined, { signal }).catch(() => {});
+      await abortableSleep(this.options.restartDelayMs ?? 2_000, signal).catch(() => {});
       if (signal.aborted)
         throw new KubeError(`home cluster: listing ${kind}s failed: ${errorMessage(failure)}`, undefined, {
           cause: failure,

@@ -4,7 +4,8 @@
 import { CoreV1Api, type CoreV1Event, type KubeConfig } from '@kubernetes/client-node';
 import { type Clock, systemClock } from '../clock.js';
 import type { KubeEvent } from '../kube/cluster-client.js';
-import { httpStatusOf, KubeCaller, type RetryPolicy, requestOptions, type Sleep } from '../kube/kube-call.js';
+import { httpStatusOf, KubeCaller, type RetryPolicy, requestOptions } from '../kube/kube-call.js';
+import type { Sleep } from '../timing.js';
 import { WORKLOAD_MIGRATION } from './manifests.js';
 import { API_VERSION } from './schema.js';
 

@@ -8,16 +8,10 @@
 import { isDeepStrictEqual } from 'node:util';
 import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { ClustershiftError, KubeError, StateConflictError } from '../errors.js';
-import {
-  httpStatusOf,
-  isNotFound,
-  KubeCaller,
-  type RetryPolicy,
-  requestOptions,
-  type Sleep,
-} from '../kube/kube-call.js';
+import { httpStatusOf, isNotFound, KubeCaller, type RetryPolicy, requestOptions } from '../kube/kube-call.js';
 import type { RolloutState } from '../rollout/types.js';
 import type { StateStore } from '../state/state-store.js';
+import type { Sleep } from '../timing.js';
 import { WORKLOAD_MIGRATION } from './manifests.js';
 import {
   API_VERSION,

@@ -9,14 +9,8 @@ import { ClustershiftError, errorMessage, StateConflictError } from '../errors.j
 import type { RolloutState, WorkloadRef } from '../rollout/types.js';
 import { workloadKey } from '../rollout/types.js';
 import { persistedJson, type StateStore } from '../state/state-store.js';
-import {
-  httpStatusOf,
-  isNotFound,
-  KubeCaller,
-  type RetryPolicy,
-  requestOptions,
-  type Sleep,
-} from './kube-call.js';
+import type { Sleep } from '../timing.js';
+import { httpStatusOf, isNotFound, KubeCaller, type RetryPolicy, requestOptions } from './kube-call.js';
 
 export interface ConfigMapStateStoreOptions {
   kubeConfig: KubeConfig;

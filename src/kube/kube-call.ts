@@ -6,7 +6,6 @@
 // client-node 2 sends requests with undici's fetch and takes the AbortSignal from its
 // RequestContext; a call-time middleware puts ours there, so an abort really cancels the request.
 
-import { setTimeout as delay } from 'node:timers/promises';
 import {
   ApiException,
   type ConfigurationOptions,
@@ -15,6 +14,7 @@ import {
   setHeaderMiddleware,
 } from '@kubernetes/client-node';
 import { ClustershiftError, errorMessage, KubeError } from '../errors.js';
+import { abortableSleep, backoffDelayMs, deadline, type Sleep } from '../timing.js';
 
 export interface RetryPolicy {
   /** Tries in all, the first included. */
@@ -24,11 +24,6 @@ export interface RetryPolicy {
 }
 
 export const DEFAULT_RETRY: RetryPolicy = { attempts: 4, baseDelayMs: 200, maxDelayMs: 5000 };
-
-/** Waits, and rejects when the signal aborts; injected so tests need not wait for real. */
-export type Sleep = (ms: number, signal: AbortSignal) => Promise<void>;
-
-export const abortableSleep: Sleep = (ms, signal) => delay(ms, undefined, { signal });
 
 /** A Retry-After longer than this is a misbehaving server, not advice. */
 const MAX_RETRY_AFTER_MS = 60_000;
@@ -166,14 +161,16 @@ export class KubeCaller {
     const attempts = Math.max(1, policy.attempts);
     for (let tryNumber = 1; ; tryNumber++) {
       this.throwIfCancelled(what, signal);
-      const timeout = AbortSignal.timeout(timeoutMs);
+      const timeout = deadline(timeoutMs, { parent: signal });
       try {
-        return await attempt(AbortSignal.any([signal, timeout]));
+        return await attempt(timeout.signal);
       } catch (error) {
+        timeout.dispose();
         this.throwIfCancelled(what, signal, error);
-        if (error instanceof ClustershiftError) throw error;
+        // The deadline's reason is a TimeoutError, which client-node rethrows as it is.
+        const timedOut = timeout.expired;
+        if (error instanceof ClustershiftError && !timedOut) throw error;
         const status = httpStatusOf(error);
-        const timedOut = timeout.aborted;
         const retryable =
           timedOut ||
           status === 429 ||
@@ -183,8 +180,7 @@ export class KubeCaller {
         if (!retryable || tryNumber >= attempts) {
           throw this.failure(what, error, { status, timedOut, timeoutMs, tries: tryNumber });
         }
-        const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (tryNumber - 1));
-        const backoff = this.random() * ceiling;
+        const backoff = backoffDelayMs({ ...policy, jitter: 'full' }, tryNumber, this.random);
         const waitMs = Math.max(backoff, retryAfterMs(error) ?? 0);
         try {
           await this.sleep(waitMs, signal);
@@ -192,6 +188,8 @@ export class KubeCaller {
           this.throwIfCancelled(what, signal, sleepError);
           throw sleepError;
         }
+      } finally {
+        timeout.dispose();
       }
     }
   }

@@ -14,16 +14,9 @@ import {
 import { type Clock, systemClock } from '../clock.js';
 import { KubeError } from '../errors.js';
 import { type WorkloadObservation, type WorkloadRef, workloadKey } from '../rollout/types.js';
+import { abortableSleep, type Sleep } from '../timing.js';
 import type { ClusterClient, KubeEvent } from './cluster-client.js';
-import {
-  abortableSleep,
-  httpStatusOf,
-  isNotFound,
-  KubeCaller,
-  type RetryPolicy,
-  requestOptions,
-  type Sleep,
-} from './kube-call.js';
+import { httpStatusOf, isNotFound, KubeCaller, type RetryPolicy, requestOptions } from './kube-call.js';
 import { buildKubeConfig } from './kubeconfig.js';
 
 export interface KubeClusterClientOptions {

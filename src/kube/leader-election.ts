@@ -17,15 +17,8 @@ import {
 } from '@kubernetes/client-node';
 import type { Clock } from '../clock.js';
 import { ConfigError } from '../errors.js';
-import {
-  abortableSleep,
-  httpStatusOf,
-  isNotFound,
-  KubeCaller,
-  type RetryPolicy,
-  requestOptions,
-  type Sleep,
-} from './kube-call.js';
+import { abortableSleep, type Sleep, timeoutSignal } from '../timing.js';
+import { httpStatusOf, isNotFound, KubeCaller, type RetryPolicy, requestOptions } from './kube-call.js';
 
 export interface LeaseElectorOptions {
   kubeConfig: KubeConfig;
@@ -184,8 +177,8 @@ export class LeaseElector {
   private async round(signal: AbortSignal): Promise<void> {
     this.stepDownIfLate();
     const startedAt = this.clock.now();
-    // Whole ms, rounded down: the monotonic clock is fractional, and AbortSignal.timeout throws
-    // a RangeError for a fractional delay (every renewal would fail and leadership would flap).
+    // Whole ms, rounded down: the monotonic clock is fractional, and the error message and the
+    // timer should say the same number (never more than the renew deadline allows).
     const timeoutMs = this.holding
       ? Math.max(
           1,
@@ -307,7 +300,7 @@ export class LeaseElector {
     try {
       await this.caller.call(
         { verb: 'release', object: `lease ${this.namespace}/${this.name}` },
-        AbortSignal.timeout(this.requestTimeoutMs),
+        timeoutSignal(this.requestTimeoutMs),
         (s) =>
           this.coordination.replaceNamespacedLease(
             {

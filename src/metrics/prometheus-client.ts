@@ -14,6 +14,7 @@ import {
   PrometheusUnreachableError,
 } from '../errors.js';
 import { isRecord } from '../json.js';
+import { deadline } from '../timing.js';
 
 export interface PrometheusClientOptions {
   /** e.g. `http://prometheus.monitoring:9090` or `https://thanos.example/prometheus` (a path prefix is kept). */
@@ -164,7 +165,7 @@ export class PrometheusClient implements PrometheusQuerier {
     signal: AbortSignal,
   ): Promise<{ statusCode: number; contentType: string; text: string }> {
     signal.throwIfAborted();
-    const timeout = AbortSignal.timeout(this.#timeoutMs);
+    const timeout = deadline(this.#timeoutMs, { parent: signal });
     const headers: Record<string, string> = { accept: 'application/json' };
     if (request.body !== undefined) headers['content-type'] = 'application/x-www-form-urlencoded';
     if (this.#authorization) headers.authorization = this.#authorization;
@@ -174,7 +175,7 @@ export class PrometheusClient implements PrometheusQuerier {
         path: `${this.#basePath}${request.path}`,
         headers,
         body: request.body ?? null,
-        signal: AbortSignal.any([signal, timeout]),
+        signal: timeout.signal,
       });
       const text = await response.body.text();
       const contentType = response.headers['content-type'];
@@ -186,7 +187,7 @@ export class PrometheusClient implements PrometheusQuerier {
     } catch (error) {
       if (signal.aborted) throw signal.reason;
       const what = promql === undefined ? request.path : `query "${shorten(promql, QUERY_SHOWN_CHARS)}"`;
-      if (timeout.aborted)
+      if (timeout.expired)
         throw new PrometheusTimeoutError(
           `Prometheus at ${this.address} did not answer ${what} within ${this.#timeoutMs}ms; raise metrics.timeout, or check Prometheus's load`,
           { cause: error },
@@ -195,6 +196,8 @@ export class PrometheusClient implements PrometheusQuerier {
         `cannot reach Prometheus at ${this.address} for ${what}: ${describeTransportError(error)}; check metrics.address and that Prometheus is running`,
         { cause: error },
       );
+    } finally {
+      timeout.dispose();
     }
   }
 }

@@ -9,6 +9,7 @@ import { readSecret } from '../config/secrets.js';
 import type { TrafficGate } from '../controller.js';
 import { ConfigError, errorMessage } from '../errors.js';
 import type { RolloutState } from '../rollout/types.js';
+import { deadline } from '../timing.js';
 
 export interface WebhookGateOptions {
   /** The gate URL, inline or as a secret reference (it may carry a token). */
@@ -49,13 +50,13 @@ export function webhookGate(options: WebhookGateOptions): TrafficGate {
       nextWeight: weight,
       phase: state.phase,
     };
-    const timeout = AbortSignal.timeout(options.timeoutMs);
+    const timeout = deadline(options.timeoutMs, { parent: signal });
     try {
       const response = await request(url, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify(body),
-        signal: AbortSignal.any([signal, timeout]),
+        signal: timeout.signal,
       });
       const text = await response.body.text();
       if (response.statusCode >= 200 && response.statusCode < 300) return undefined;
@@ -66,13 +67,15 @@ export function webhookGate(options: WebhookGateOptions): TrafficGate {
       );
       return refusal;
     } catch (error) {
-      const why = timeout.aborted
+      const why = timeout.expired
         ? `no answer within ${options.timeoutMs}ms`
         : signal.aborted
           ? 'the call was cancelled'
           : scrub(errorMessage(error));
       log?.warn({ rollout: state.key, nextWeight: weight, error: why }, 'gate unreachable; holding the step');
       return `gate unreachable: ${why} (${host})`;
+    } finally {
+      timeout.dispose();
     }
   };
 }

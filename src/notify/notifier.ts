@@ -3,7 +3,6 @@
 // timeout per attempt and bounded retries with exponential backoff and jitter.
 // Sink URLs carry tokens: they are read from secret references and never logged (name and host only).
 
-import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import { request } from 'undici';
@@ -13,6 +12,7 @@ import { readSecret } from '../config/secrets.js';
 import type { TransitionListener } from '../controller.js';
 import { ConfigError, errorMessage } from '../errors.js';
 import type { RolloutState } from '../rollout/types.js';
+import { abortableSleep, backoffDelayMs, deadline } from '../timing.js';
 import { type Notification, notificationsFor, slackBody } from './messages.js';
 
 export type DeliveryOutcome = 'delivered' | 'failed' | 'dropped';
@@ -24,7 +24,7 @@ export interface NotifierOptions {
   registry?: Registry;
   /** Deliveries waiting per sink; beyond it the oldest is dropped. Default 1000. */
   queueSize?: number;
-  /** Backoff before retry n (0-based) is up to min(maxMs, baseMs * 2^n), jittered. */
+  /** Backoff before retry n (1-based) is min(maxMs, baseMs * 2^(n-1)), equal-jittered (timing.ts). */
   backoff?: { baseMs: number; maxMs: number };
   /** Reads a secret reference; tests may hand in their own. Default: env or file. */
   readSecret?: (ref: SecretRef, where: string) => string;
@@ -200,33 +200,36 @@ export class Notifier {
           return;
         }
         sink.log.info({ ...fields, attempt, error: why }, 'notification attempt failed; retrying');
-        const ceiling = Math.min(this.backoff.maxMs, this.backoff.baseMs * 2 ** (attempt - 1));
         // Equal jitter: at least half the backoff, so retries never hammer a struggling sink.
-        await delay(ceiling / 2 + Math.random() * (ceiling / 2), undefined, {
-          signal: this.stopping.signal,
-        }).catch(() => undefined);
+        const backoff = {
+          baseDelayMs: this.backoff.baseMs,
+          maxDelayMs: this.backoff.maxMs,
+          jitter: 'equal',
+        } as const;
+        await abortableSleep(backoffDelayMs(backoff, attempt), this.stopping.signal).catch(() => undefined);
       }
     }
   }
 
   private async post(sink: Sink, body: string): Promise<void> {
     const timeoutMs = this.options.config.timeoutMs;
-    const timeout = AbortSignal.timeout(timeoutMs);
-    const signal = AbortSignal.any([this.stopping.signal, timeout]);
+    const timeout = deadline(timeoutMs, { parent: this.stopping.signal });
     const answer = async () => {
       const response = await request(sink.url, {
         method: 'POST',
         headers: { 'content-type': 'application/json', ...sink.headers },
         body,
-        signal,
+        signal: timeout.signal,
       });
       return { statusCode: response.statusCode, text: await response.body.text() };
     };
-    const { statusCode, text } = await answer().catch((error: unknown) => {
-      if (timeout.aborted) throw new Error(`no answer within ${timeoutMs}ms`);
-      if (this.stopping.signal.aborted) throw new Error('cancelled: the notifier is closing');
-      throw error;
-    });
+    const { statusCode, text } = await answer()
+      .catch((error: unknown) => {
+        if (timeout.expired) throw new Error(`no answer within ${timeoutMs}ms`);
+        if (this.stopping.signal.aborted) throw new Error('cancelled: the notifier is closing');
+        throw error;
+      })
+      .finally(() => timeout.dispose());
     const response = { statusCode };
     if (response.statusCode >= 200 && response.statusCode < 300) return;
     const message = `HTTP ${response.statusCode}: ${text.slice(0, 200)}`;

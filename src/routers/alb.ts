@@ -16,7 +16,8 @@ import {
 import type { RouteOf } from '../config/schema.js';
 import { RouteNotFoundError, RouterError } from '../errors.js';
 import type { ClusterRole, RouteSplit } from '../rollout/types.js';
-import { AwsApiCaller, type AwsErrorShape, type AwsRetryPolicy, type Sleep } from './aws-call.js';
+import type { Sleep } from '../timing.js';
+import { AwsApiCaller, type AwsErrorShape, type AwsRetryPolicy } from './aws-call.js';
 import { checkWholePercent, type RouteHandle, splitWith } from './router.js';
 
 export interface AlbRouteOptions {

@@ -2,8 +2,8 @@
 // with a per-attempt timeout, throttling retried with exponential backoff and jitter, and
 // every other AWS error turned into a RouterError that names the route and the IAM action.
 
-import { setTimeout as delay } from 'node:timers/promises';
 import { ClustershiftError, RouterError, TimeoutError } from '../errors.js';
+import { abortableSleep, backoffDelayMs, deadline, type Sleep } from '../timing.js';
 
 export interface AwsRetryPolicy {
   /** Attempts in total, the first one included. */
@@ -17,11 +17,6 @@ export const DEFAULT_AWS_RETRY: Readonly<AwsRetryPolicy> = {
   baseDelayMs: 200,
   maxDelayMs: 5_000,
 };
-
-/** Waits `ms`, rejecting early when `signal` aborts. Injected so tests never really wait. */
-export type Sleep = (ms: number, signal: AbortSignal) => Promise<void>;
-
-export const abortableSleep: Sleep = (ms, signal) => delay(ms, undefined, { signal });
 
 /** The fields of an AWS SDK v3 ServiceException this module looks at. */
 export interface AwsErrorShape {
@@ -80,22 +75,18 @@ export class AwsApiCaller {
   async send<T>(call: AwsCall<T>, signal: AbortSignal): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       signal.throwIfAborted();
-      // Not AbortSignal.timeout(): its timer is unref'd, so a stalled call could let the
-      // process idle instead of failing on time.
-      const timeout = new AbortController();
-      const timer = setTimeout(() => timeout.abort(new Error('request timeout')), this.#requestTimeoutMs);
-      const combined = AbortSignal.any([signal, timeout.signal]);
+      const timeout = deadline(this.#requestTimeoutMs, { parent: signal });
       let error: unknown;
       try {
         // Raced against the signal too, so a client that ignores abortSignal still cannot hang us.
-        return await raceAbort(call.send(combined), combined);
+        return await raceAbort(call.send(timeout.signal), timeout.signal);
       } catch (caught) {
         error = caught;
       } finally {
-        clearTimeout(timer);
+        timeout.dispose();
       }
       signal.throwIfAborted();
-      if (timeout.signal.aborted)
+      if (timeout.expired)
         throw new TimeoutError(
           `${call.target}: ${call.operation} did not answer within ${this.#requestTimeoutMs}ms; ` +
             'check that the controller can reach the AWS API endpoint of routers.aws.region',
@@ -111,17 +102,10 @@ export class AwsApiCaller {
             'or ask AWS for a higher API rate limit',
           { cause: error },
         );
-      await this.#sleep(this.#backoff(attempt), signal);
+      // Equal jitter: the delay always grows (the API gets its breather) while concurrent callers
+      // still spread out.
+      await this.#sleep(backoffDelayMs({ ...this.#retry, jitter: 'equal' }, attempt, this.#random), signal);
     }
-  }
-
-  /**
-   * "Equal jitter": half of the exponential step is fixed and half is random, so the delay
-   * always grows (the API gets its breather) while concurrent callers still spread out.
-   */
-  #backoff(attempt: number): number {
-    const step = Math.min(this.#retry.maxDelayMs, this.#retry.baseDelayMs * 2 ** (attempt - 1));
-    return Math.round(step / 2 + (this.#random() * step) / 2);
   }
 
   #isRetryable(error: AwsErrorShape | undefined): boolean {

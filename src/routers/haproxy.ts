@@ -12,6 +12,7 @@ import { createConnection, type Socket } from 'node:net';
 import type { RouteOf } from '../config/schema.js';
 import { errorMessage, RouteNotFoundError, RouterError } from '../errors.js';
 import type { ClusterRole } from '../rollout/types.js';
+import { deadline } from '../timing.js';
 import { checkWholePercent, type RouteHandle, splitWith } from './router.js';
 
 export interface HaproxyRuntimeApiOptions {
@@ -207,8 +208,8 @@ export class HaproxyRuntimeApi {
    */
   async run(commands: string[], signal: AbortSignal): Promise<string[][]> {
     signal.throwIfAborted();
-    const timeout = AbortSignal.timeout(this.#timeoutMs);
-    const both = AbortSignal.any([signal, timeout]);
+    const timeout = deadline(this.#timeoutMs, { parent: signal });
+    const both = timeout.signal;
     const text = await new Promise<string>((resolve, reject) => {
       let received = '';
       let socket: Socket | undefined;
@@ -253,7 +254,7 @@ export class HaproxyRuntimeApi {
           ),
         );
       });
-    });
+    }).finally(() => timeout.dispose());
     const answers = splitAnswers(text);
     if (answers.length !== commands.length)
       throw new RouterError(

@@ -5,7 +5,8 @@
 
 import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { ClustershiftError, KubeError, RouteNotFoundError, RouterError } from '../errors.js';
-import { KubeCaller, type RetryPolicy, requestOptions, type Sleep } from '../kube/kube-call.js';
+import { KubeCaller, type RetryPolicy, requestOptions } from '../kube/kube-call.js';
+import type { Sleep } from '../timing.js';
 
 /** Which object: the group/version/plural of its resource, its kind (for messages), where it is. */
 export interface CustomObjectRef {

@@ -13,13 +13,8 @@ import { type Clock, systemClock } from '../clock.js';
 import type { RouteOf } from '../config/schema.js';
 import { RouteNotFoundError, RouterError, TimeoutError } from '../errors.js';
 import type { RouteSplit } from '../rollout/types.js';
-import {
-  AwsApiCaller,
-  type AwsErrorShape,
-  type AwsRetryPolicy,
-  abortableSleep,
-  type Sleep,
-} from './aws-call.js';
+import { abortableSleep, type Sleep } from '../timing.js';
+import { AwsApiCaller, type AwsErrorShape, type AwsRetryPolicy } from './aws-call.js';
 import { checkWholePercent, type RouteHandle, weightsOnly } from './router.js';
 
 /** How to wait for a change to reach every Route 53 name server (GetChange says INSYNC). */

@@ -42,14 +42,43 @@ const DEMO_WORKLOADS: Array<DemoWorkloadSpec & { story: string }> = [
 
 const PREFERRED_PORT = '8080';
 
+export const DEMO_USAGE = `Usage: npm run demo -- [--port N] [--time-limit SECONDS] [--keep]
+
+Runs the real controller, state machine and HTTP API against simulated clusters: five
+workloads move from the old cluster to the new one; one breaks and is rolled back.
+
+Options:
+  --port N               the API and dashboard port (default ${PREFERRED_PORT}; a free one if taken)
+  --time-limit SECONDS   stop after this long (default 115)
+  --keep                 keep running after the rollouts finish, until Ctrl-C
+  -h, --help             this text`;
+
+export function demoArgs(argv: string[]) {
+  try {
+    return parseArgs({
+      args: argv,
+      options: {
+        port: { type: 'string', default: PREFERRED_PORT },
+        keep: { type: 'boolean', default: false },
+        'time-limit': { type: 'string', default: '115' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    }).values;
+  } catch (error) {
+    return { error: (error as Error).message };
+  }
+}
+
 async function main(): Promise<number> {
-  const { values } = parseArgs({
-    options: {
-      port: { type: 'string', default: PREFERRED_PORT },
-      keep: { type: 'boolean', default: false },
-      'time-limit': { type: 'string', default: '115' },
-    },
-  });
+  const values = demoArgs(process.argv.slice(2));
+  if ('error' in values) {
+    process.stderr.write(`demo: ${values.error}\n${DEMO_USAGE}\n`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(`${DEMO_USAGE}\n`);
+    return 0;
+  }
   // Ctrl-C ends the run the same way the time limit does: servers stopped, temp folder removed.
   const interrupted = new AbortController();
   const onInterrupt = () => interrupted.abort();

@@ -6,9 +6,9 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import { ClustershiftError, errorMessage, StateConflictError, TimeoutError } from '../errors.js';
 import type { RolloutState, WorkloadRef } from '../rollout/types.js';
+import { abortableSleep } from '../timing.js';
 import { persistedJson, type StateStore } from './state-store.js';
 
 export interface FileStateStoreOptions {
@@ -138,7 +138,7 @@ export class FileStateStore implements StateStore {
         );
       }
       // The lock is held for one small write; check again shortly.
-      await delay(5, undefined, { signal });
+      await abortableSleep(5, signal);
     }
   }
 }

@@ -4,15 +4,15 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { run as runApi } from '../../bench/api.js';
 import { replaceSection } from '../../bench/common.js';
 import { POLICY_NAMES, SCENARIOS as POLICY_SCENARIOS, run as runPolicy } from '../../bench/policy.js';
 import { run as runRollback } from '../../bench/rollback.js';
 import { run as runScale } from '../../bench/scale.js';
-import { stackBinaries } from '../e2e/stack.js';
+import { stackBinaries } from '../fixtures/stack.js';
 
-function scratch(t: { teardown(fn: () => unknown): void }) {
+function scratch(t: Test) {
   const dir = mkdtempSync(join(tmpdir(), 'clustershift-bench-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   return { resultsDir: join(dir, 'results'), readme: join(dir, 'README.md') };

@@ -3,7 +3,7 @@
 // (written through the status store as the controller will), an active rollout keeps its route.
 
 import { CustomObjectsApi } from '@kubernetes/client-node';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { ClusterMigrationStatusWriter } from '../../src/crd/cluster-migration-status-writer.js';
 import { CrWorkloadSource, type ObjectConditions } from '../../src/crd/cr-workload-source.js';
 import { clusterMigrationCrd, workloadMigrationCrd } from '../../src/crd/manifests.js';
@@ -28,10 +28,6 @@ const ISTIO = {
   oldDestination: { host: 'checkout.shop.svc.cluster.local' },
   newDestination: { host: 'checkout.shop.global' },
 };
-
-interface Teardown {
-  teardown(fn: () => unknown): void;
-}
 
 function migration(name = 'upgrade', spec: Record<string, unknown> = {}): KubeObject {
   return {
@@ -58,7 +54,7 @@ function wlm(name: string, spec: Record<string, unknown> = {}): KubeObject {
   ) as KubeObject;
 }
 
-async function setup(t: Teardown, active: Set<string> = new Set()) {
+async function setup(t: Test, active: Set<string> = new Set()) {
   const server = new FakeApiServer();
   server.put(clusterMigrationCrd() as KubeObject);
   server.put(workloadMigrationCrd() as KubeObject);

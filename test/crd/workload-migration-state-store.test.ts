@@ -2,7 +2,7 @@
 // fake API server: state written to /status and resumed from it, two writers of which one
 // wins, the CR source's conditions written without making the next save a false conflict.
 
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { ManualClock } from '../../src/clock.js';
 import { workloadMigrationCrd } from '../../src/crd/manifests.js';
 import { WorkloadMigrationEvents } from '../../src/crd/workload-migration-events.js';
@@ -15,10 +15,6 @@ import { FakeApiServer, type KubeObject } from '../../src/sandbox/fake-apiserver
 
 const API = 'clustershift.io/v1alpha1';
 const T0 = Date.parse('2026-12-01T08:00:00.000Z');
-
-interface Teardown {
-  teardown(fn: () => unknown): void;
-}
 
 function wlm(name: string, deployment = name, namespace = 'shop'): KubeObject {
   return {
@@ -41,7 +37,7 @@ function progressing(name: string, revision: number, weight = 5): RolloutState {
   };
 }
 
-async function setup(t: Teardown) {
+async function setup(t: Test) {
   const server = new FakeApiServer();
   // The chart's CRD: the fake server then checks every status write against its schema.
   server.put(workloadMigrationCrd() as KubeObject);

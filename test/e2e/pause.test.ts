@@ -3,7 +3,7 @@
 // a workload with too little traffic pauses at its first step and never promotes.
 
 import t from 'tap';
-import { expectPhase, stackBinaries, startStack } from './stack.js';
+import { expectPhase, stackBinaries, startStack } from '../fixtures/stack.js';
 
 // Each scenario starts prometheus and haproxy and runs a rollout in real time.
 t.setTimeout(300_000);

@@ -2,7 +2,7 @@
 // promoted; and a haproxy reload mid-rollout (runtime weights lost) is noticed and corrected.
 
 import t from 'tap';
-import { expectPhase, type Stack, stackBinaries, startStack } from './stack.js';
+import { expectPhase, type Stack, stackBinaries, startStack } from '../fixtures/stack.js';
 
 // Each scenario starts prometheus and haproxy and walks a whole rollout in real time.
 t.setTimeout(300_000);

@@ -4,7 +4,7 @@
 // workload on one stack, each started again with `retry` after its rollback.
 
 import t from 'tap';
-import { expectPhase, stackBinaries, startStack } from './stack.js';
+import { expectPhase, stackBinaries, startStack } from '../fixtures/stack.js';
 
 t.setTimeout(240_000);
 const binaries = stackBinaries();

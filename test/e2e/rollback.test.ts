@@ -2,7 +2,7 @@
 // rolls it back on its own, once for 5xx answers and once for latency alone.
 
 import t, { type Test } from 'tap';
-import { expectPhase, type Stack, stackBinaries, startStack } from './stack.js';
+import { expectPhase, type Stack, stackBinaries, startStack } from '../fixtures/stack.js';
 
 // Each scenario starts prometheus and haproxy and runs a rollout in real time.
 t.setTimeout(300_000);

@@ -4,6 +4,7 @@
 
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Test } from 'tap';
 
 export interface RecordedRequest {
   method: string;
@@ -41,7 +42,7 @@ export const scalar = (value: string) => ({
   data: { resultType: 'scalar', result: [1700000000, value] },
 });
 
-export async function startFakePrometheus(t: { teardown(fn: () => unknown): void }): Promise<FakePrometheus> {
+export async function startFakePrometheus(t: Pick<Test, 'teardown'>): Promise<FakePrometheus> {
   const open = new Set<ServerResponse>();
   const fake: FakePrometheus = {
     url: '',

@@ -6,6 +6,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Test } from 'tap';
 import { PollAbort, pollUntil } from './poll.js';
 import { freePorts } from './ports.js';
 import { ChildServer } from './process.js';
@@ -48,7 +49,7 @@ export interface RunningHaproxy {
 }
 
 export async function startHaproxy(
-  t: { teardown(fn: () => unknown): void },
+  t: Pick<Test, 'teardown'>,
   options: HaproxyOptions,
 ): Promise<RunningHaproxy> {
   const dir = await mkdtemp(join(tmpdir(), 'clustershift-haproxy-'));

@@ -2,14 +2,11 @@
 // KubeObjects that reach it through @kubernetes/client-node, with backoff sleeps recorded
 // instead of waited.
 
+import type { Test } from 'tap';
 import type { RetryPolicy } from '../../src/kube/kube-call.js';
 import { buildKubeConfig } from '../../src/kube/kubeconfig.js';
 import { type ClusterObjects, KubeObjects } from '../../src/routers/kube-objects.js';
 import { FakeApiServer, type KubeObject } from '../../src/sandbox/fake-apiserver.js';
-
-export interface Teardown {
-  teardown(fn: () => unknown): void;
-}
 
 export interface KubeRouterFixture {
   /** The API server of the `old` cluster, where routes live by default. */
@@ -23,7 +20,7 @@ export interface KubeRouterFixture {
 export const TEST_RETRY: RetryPolicy = { attempts: 4, baseDelayMs: 100, maxDelayMs: 1000 };
 
 export async function startKubeRouterFixture(
-  t: Teardown,
+  t: Test,
   options: { oldUrl?: (url: string) => Promise<string> } = {},
 ): Promise<KubeRouterFixture> {
   const server = new FakeApiServer();

@@ -5,17 +5,34 @@ import { type ChildProcess, spawn } from 'node:child_process';
 
 const KEPT_OUTPUT_CHARS = 8_000;
 
+export interface ChildServerOptions {
+  binary: string;
+  args: string[];
+  /** Default: the test process's working directory. */
+  cwd?: string;
+  /** Default: the test process's environment. */
+  env?: NodeJS.ProcessEnv;
+  /** How much of the latest stdout and stderr to keep for failure messages (default 8,000 chars). */
+  keptOutputChars?: number;
+}
+
 export class ChildServer {
   readonly #binary: string;
   readonly #args: string[];
+  readonly #cwd: string | undefined;
+  readonly #env: NodeJS.ProcessEnv | undefined;
+  readonly #keptOutputChars: number;
   #child: ChildProcess | undefined;
   #exited: Promise<void> = Promise.resolve();
   #output = '';
   readonly #killOnExit = () => this.#child?.kill('SIGKILL');
 
-  constructor(options: { binary: string; args: string[] }) {
+  constructor(options: ChildServerOptions) {
     this.#binary = options.binary;
     this.#args = options.args;
+    this.#cwd = options.cwd;
+    this.#env = options.env;
+    this.#keptOutputChars = options.keptOutputChars ?? KEPT_OUTPUT_CHARS;
   }
 
   #alive = false;
@@ -31,11 +48,15 @@ export class ChildServer {
 
   start(): void {
     if (this.running) throw new Error(`${this.#binary} is already running`);
-    const child = spawn(this.#binary, this.#args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(this.#binary, this.#args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...(this.#cwd === undefined ? {} : { cwd: this.#cwd }),
+      ...(this.#env === undefined ? {} : { env: this.#env }),
+    });
     this.#child = child;
     this.#alive = true;
     const keep = (chunk: Buffer) => {
-      this.#output = (this.#output + chunk.toString('utf8')).slice(-KEPT_OUTPUT_CHARS);
+      this.#output = (this.#output + chunk.toString('utf8')).slice(-this.#keptOutputChars);
     };
     child.stdout?.on('data', keep);
     child.stderr?.on('data', keep);
@@ -58,6 +79,17 @@ export class ChildServer {
     if (!this.running) throw new Error(`${what} exited early; its output:\n${this.#output}`);
   }
 
+  /** SIGKILL: no shutdown hook runs, nothing is released or flushed. */
+  async kill(): Promise<void> {
+    const child = this.#child;
+    if (!child) return;
+    process.removeListener('exit', this.#killOnExit);
+    if (this.running) child.kill('SIGKILL');
+    await this.#exited;
+    this.#child = undefined;
+  }
+
+  /** SIGTERM, then SIGKILL after a grace period. */
   async stop(graceMs = 5_000): Promise<void> {
     const child = this.#child;
     if (!child) return;

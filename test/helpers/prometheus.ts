@@ -5,6 +5,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Test } from 'tap';
 import { PollAbort, pollUntil } from './poll.js';
 import { freePort } from './ports.js';
 import { ChildServer } from './process.js';
@@ -38,7 +39,7 @@ export interface RunningPrometheus {
 }
 
 export async function startPrometheus(
-  t: { teardown(fn: () => unknown): void },
+  t: Pick<Test, 'teardown'>,
   options: PrometheusOptions,
 ): Promise<RunningPrometheus> {
   const dir = await mkdtemp(join(tmpdir(), 'clustershift-prometheus-'));

@@ -1,6 +1,6 @@
 // ConfigMapStateStore through the real client against the fake API server.
 
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { StateConflictError } from '../../src/errors.js';
 import {
   ConfigMapStateStore,
@@ -17,15 +17,11 @@ import { FakeApiServer, type KubeObject } from '../../src/sandbox/fake-apiserver
 const CONTROLLER_NS = 'clustershift-system';
 const checkout = { namespace: 'shop', name: 'checkout' };
 
-interface Teardown {
-  teardown(fn: () => unknown): void;
-}
-
 function state(ref: WorkloadRef, revision: number, weight = 0): RolloutState {
   return { ...newRolloutState(ref, 1_000), phase: 'Progressing', revision, weight };
 }
 
-async function setup(t: Teardown) {
+async function setup(t: Test) {
   const server = new FakeApiServer();
   const { url } = await server.start();
   t.teardown(() => server.stop());

@@ -1,6 +1,6 @@
 // KubeClusterClient through the real @kubernetes/client-node against the fake API server.
 
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { ManualClock } from '../../src/clock.js';
 import { KubeError } from '../../src/errors.js';
 import { KubeClusterClient, type KubeClusterClientOptions } from '../../src/kube/kube-cluster-client.js';
@@ -11,10 +11,6 @@ import {
 } from '../../src/sandbox/fake-apiserver.js';
 
 const web = { namespace: 'shop', name: 'web' };
-
-interface Teardown {
-  teardown(fn: () => unknown): void;
-}
 
 function deployment(name: string, replicas: number): KubeObject {
   return {
@@ -53,7 +49,7 @@ function hpa(name: string, target: string, minReplicas: number, maxReplicas: num
 
 /** A fake API server and a client for it whose sleeps are recorded instead of waited. */
 async function setup(
-  t: Teardown,
+  t: Test,
   serverOptions: FakeApiServerOptions = {},
   clientOptions: Partial<KubeClusterClientOptions> = {},
 ) {

@@ -1,6 +1,6 @@
 // Two LeaseElectors against one fake API server, with short real durations and bounded polls.
 
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { ManualClock } from '../../src/clock.js';
 import { ConfigError, KubeError } from '../../src/errors.js';
 import { buildKubeConfig } from '../../src/kube/kubeconfig.js';
@@ -17,10 +17,6 @@ const LEASE = 'clustershift-leader';
 /** Short but ordered like the defaults: leaseDuration > renewDeadline > 1.2 x retryPeriod. */
 const TIMING = { leaseDurationMs: 300, renewDeadlineMs: 200, retryPeriodMs: 50 };
 
-interface Teardown {
-  teardown(fn: () => unknown): void;
-}
-
 interface Candidate {
   elector: LeaseElector;
   identity: string;
@@ -30,7 +26,7 @@ interface Candidate {
   kill: () => void;
 }
 
-async function setup(t: Teardown) {
+async function setup(t: Test) {
   const server = new FakeApiServer();
   const { url } = await server.start();
   const candidates: Candidate[] = [];

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Registry } from 'prom-client';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import {
   ConfigError,
   MetricsError,
@@ -30,7 +30,7 @@ const openssl = needBinary('openssl');
 const signal = () => AbortSignal.timeout(15_000);
 
 function clientFor(
-  t: { teardown(fn: () => unknown): void },
+  t: Test,
   options: Partial<PrometheusClientOptions> & { address: string },
 ): PrometheusClient {
   const client = new PrometheusClient({ timeoutMs: 5_000, ...options });

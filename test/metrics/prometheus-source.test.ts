@@ -5,7 +5,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { ManualClock } from '../../src/clock.js';
 import type { RouteConfig } from '../../src/config/schema.js';
 import {
@@ -52,7 +52,7 @@ const haproxyRoute = (backend: string, oldServer: string, newServer: string): Ro
 const nulls = { requests: null, errors: null, p99LatencyMs: null };
 
 function sourceOver(
-  t: { teardown(fn: () => unknown): void },
+  t: Test,
   fake: FakePrometheus,
   options: Omit<PrometheusSourceOptions, 'client'>,
   registry = new Registry(),

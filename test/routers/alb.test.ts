@@ -20,7 +20,7 @@ import {
   type TargetHealthDescription,
 } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { mockClient } from 'aws-sdk-client-mock';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import type { RouteOf } from '../../src/config/schema.js';
 import { RouteNotFoundError, RouterError, TimeoutError } from '../../src/errors.js';
 import { AlbRoute } from '../../src/routers/alb.js';
@@ -136,7 +136,7 @@ const target = (id: string, state: string, reason?: string): TargetHealthDescrip
  * given (minus the write-only UseExistingClientSecret), as AWS does.
  */
 function fakeAlb(
-  t: { teardown(fn: () => void): void },
+  t: Test,
   options: { listenerActions?: Action[]; ruleActions?: Action[]; retry?: AwsRetryPolicy } = {},
 ): FakeAlb {
   const client = new ElasticLoadBalancingV2Client({ region: 'eu-west-1' });

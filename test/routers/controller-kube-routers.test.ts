@@ -8,7 +8,7 @@
 // follows what the router really wrote.
 
 import pino from 'pino';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { ManualClock } from '../../src/clock.js';
 import { resolveConfig } from '../../src/config/load.js';
 import type { RawConfig } from '../../src/config/schema.js';
@@ -20,7 +20,7 @@ import { FakeApiServer, type KubeObject } from '../../src/sandbox/fake-apiserver
 import { SimulatedWorld } from '../../src/sandbox/world.js';
 import { MemoryStateStore } from '../../src/state/memory-state-store.js';
 import { MemoryCluster } from '../fixtures/memory-cluster.js';
-import { TEST_RETRY, type Teardown } from '../helpers/kube-routers.js';
+import { TEST_RETRY } from '../helpers/kube-routers.js';
 
 const KEY = 'shop/checkout';
 const TICK_MS = 1000;
@@ -148,7 +148,7 @@ const CASES: RouterCase[] = [
   },
 ];
 
-async function setup(t: Teardown, routerCase: RouterCase, newErrorRate: number) {
+async function setup(t: Test, routerCase: RouterCase, newErrorRate: number) {
   const server = new FakeApiServer();
   const { url } = await server.start();
   t.teardown(() => server.stop());

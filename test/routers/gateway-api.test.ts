@@ -1,17 +1,12 @@
 // The gatewayApi route handle (gatewayApiRoute) through @kubernetes/client-node against a real FakeApiServer on loopback.
 
-import t from 'tap';
+import t, { type Test } from 'tap';
 import type { ResolvedRouteOf } from '../../src/config/schema.js';
 import { RouteNotFoundError, RouterError } from '../../src/errors.js';
 import { gatewayApiRoute } from '../../src/routers/gateway-api.js';
 import type { RouteHandle } from '../../src/routers/router.js';
 import type { KubeObject } from '../../src/sandbox/fake-apiserver.js';
-import {
-  bumpBeforeNextPut,
-  startKubeRouterFixture,
-  type Teardown,
-  withoutServerFields,
-} from '../helpers/kube-routers.js';
+import { bumpBeforeNextPut, startKubeRouterFixture, withoutServerFields } from '../helpers/kube-routers.js';
 
 const signal = () => AbortSignal.timeout(20_000);
 
@@ -79,7 +74,7 @@ function expectedWith(weight: number): unknown {
   return expected;
 }
 
-async function setup(t: Teardown) {
+async function setup(t: Test) {
   const fixture = await startKubeRouterFixture(t);
   fixture.server.put(httpRoute());
   // One handle per route, as the wiring binds each configured route once.

@@ -2,18 +2,13 @@
 
 import { createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import type { ResolvedRouteOf } from '../../src/config/schema.js';
 import { RouteNotFoundError, RouterError } from '../../src/errors.js';
 import { istioRoute } from '../../src/routers/istio.js';
 import type { RouteHandle } from '../../src/routers/router.js';
 import type { KubeObject } from '../../src/sandbox/fake-apiserver.js';
-import {
-  bumpBeforeNextPut,
-  startKubeRouterFixture,
-  type Teardown,
-  withoutServerFields,
-} from '../helpers/kube-routers.js';
+import { bumpBeforeNextPut, startKubeRouterFixture, withoutServerFields } from '../helpers/kube-routers.js';
 
 const signal = () => AbortSignal.timeout(20_000);
 
@@ -89,7 +84,7 @@ function expectedWith(weight: number): unknown {
   return expected;
 }
 
-async function setup(t: Teardown, options: Parameters<typeof startKubeRouterFixture>[1] = {}) {
+async function setup(t: Test, options: Parameters<typeof startKubeRouterFixture>[1] = {}) {
   const fixture = await startKubeRouterFixture(t, options);
   fixture.server.put(virtualService());
   // One handle per route, as the wiring binds each configured route once.
@@ -258,7 +253,7 @@ t.test('a route held by the new cluster is read and written there', async (t) =>
 });
 
 /** A proxy in front of the fake API server that does not serve networking.istio.io/v1 (Istio < 1.22). */
-async function withoutIstioV1(t: Teardown, target: string): Promise<string> {
+async function withoutIstioV1(t: Test, target: string): Promise<string> {
   const upstream = new URL(target);
   const proxy = createServer((incoming, outgoing) => {
     if (incoming.url?.startsWith('/apis/networking.istio.io/v1/')) {

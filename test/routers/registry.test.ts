@@ -2,7 +2,7 @@
 // clients built once and only when needed, the workload's namespace filled in by config
 // resolution, and missing dependencies reported when the handles are built.
 
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { parseConfigText } from '../../src/config/load.js';
 import type { ResolvedRoute } from '../../src/config/schema.js';
 import { buildKubeConfig } from '../../src/kube/kubeconfig.js';
@@ -31,7 +31,7 @@ function config(workloads: string, routers = '') {
   return parseConfigText(`${HEAD}${routers}\nworkloads:${workloads}\n`, 'registry-test.yaml');
 }
 
-async function kubeFor(t: { teardown(fn: () => unknown): void }) {
+async function kubeFor(t: Test) {
   const server = new FakeApiServer();
   const { url } = await server.start();
   t.teardown(() => server.stop());

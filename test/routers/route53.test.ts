@@ -17,7 +17,7 @@ import {
   ThrottlingException,
 } from '@aws-sdk/client-route-53';
 import { mockClient } from 'aws-sdk-client-mock';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { ManualClock } from '../../src/clock.js';
 import type { RouteOf } from '../../src/config/schema.js';
 import { RouteNotFoundError, RouterError, TimeoutError } from '../../src/errors.js';
@@ -113,7 +113,7 @@ interface FakeZone {
 type Operation = 'ListResourceRecordSets' | 'ChangeResourceRecordSets' | 'GetChange';
 
 function fakeZone(
-  t: { teardown(fn: () => void): void },
+  t: Test,
   options: {
     records?: ResourceRecordSet[];
     pageSize?: number;

@@ -1,7 +1,7 @@
 // The fake API server answers like a real one for the calls clustershift makes.
 
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { ManualClock } from '../../src/clock.js';
 import {
   FakeApiServer,
@@ -16,12 +16,7 @@ interface Answer {
   body: Record<string, unknown> & { metadata?: Record<string, unknown> };
 }
 
-/** Anything with tap's teardown, so helpers can clean up after the test that called them. */
-interface Teardown {
-  teardown(fn: () => unknown): void;
-}
-
-async function startServer(t: Teardown, options: FakeApiServerOptions = {}) {
+async function startServer(t: Test, options: FakeApiServerOptions = {}) {
   const server = new FakeApiServer(options);
   const { url } = await server.start();
   t.teardown(() => server.stop());

@@ -3,7 +3,7 @@
 import { mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { StateConflictError, TimeoutError } from '../../src/errors.js';
 import { newRolloutState } from '../../src/rollout/state-machine.js';
 import type { RolloutState, WorkloadRef } from '../../src/rollout/types.js';
@@ -12,15 +12,11 @@ import { MemoryStateStore } from '../../src/state/memory-state-store.js';
 
 const checkout = { namespace: 'shop', name: 'checkout' };
 
-interface Teardown {
-  teardown(fn: () => unknown): void;
-}
-
 function state(ref: WorkloadRef, revision: number, weight = 0): RolloutState {
   return { ...newRolloutState(ref, 1_000), phase: 'Progressing', revision, weight };
 }
 
-async function tempDir(t: Teardown): Promise<string> {
+async function tempDir(t: Test): Promise<string> {
   const directory = await mkdtemp(join(tmpdir(), 'clustershift-state-'));
   t.teardown(() => rm(directory, { recursive: true, force: true }));
   return directory;

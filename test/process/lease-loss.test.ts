@@ -13,7 +13,7 @@ import {
   startProcessStack,
   untilLeads,
   untilPersisted,
-} from '../fixtures/process-stack.js';
+} from '../fixtures/stack.js';
 import { needBinary } from '../helpers/binaries.js';
 
 const prometheus = needBinary('prometheus');

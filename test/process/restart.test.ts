@@ -12,7 +12,7 @@ import {
   STEPS,
   startProcessStack,
   stateOfWrite,
-} from '../fixtures/process-stack.js';
+} from '../fixtures/stack.js';
 import { needBinary } from '../helpers/binaries.js';
 import { pollUntil } from '../helpers/poll.js';
 

@@ -17,7 +17,7 @@ import {
   stateOfWrite,
   untilLeads,
   untilPersisted,
-} from '../fixtures/process-stack.js';
+} from '../fixtures/stack.js';
 import { needBinary } from '../helpers/binaries.js';
 
 const prometheus = needBinary('prometheus');

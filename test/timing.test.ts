@@ -1,0 +1,108 @@
+// The one way clustershift waits, backs off and gives up (src/timing.ts).
+
+import { getEventListeners, once } from 'node:events';
+import t from 'tap';
+import { TimeoutError } from '../src/errors.js';
+import {
+  abortableSleep,
+  backoffDelayMs,
+  budgetMs,
+  deadline,
+  REQUEST_BUDGETS,
+  timeoutSignal,
+} from '../src/timing.js';
+
+t.test(
+  'backoff: the step doubles up to the cap; full jitter spans [0, step), equal [step/2, step]',
+  async (t) => {
+    const full = { baseDelayMs: 200, maxDelayMs: 5_000, jitter: 'full' } as const;
+    const equal = { ...full, jitter: 'equal' } as const;
+    const top = () => 0.999_999;
+    t.same(
+      [1, 2, 3, 4, 5, 6, 7].map((retry) => backoffDelayMs(full, retry, () => 0.5)),
+      [100, 200, 400, 800, 1_600, 2_500, 2_500],
+      'full jitter at random 0.5: half of 200, 400, 800, ... capped at 5000',
+    );
+    t.equal(
+      backoffDelayMs(full, 1, () => 0),
+      0,
+      'full jitter may retry at once',
+    );
+    t.same(
+      [1, 2, 3, 6].map((retry) => backoffDelayMs(equal, retry, () => 0)),
+      [100, 200, 400, 2_500],
+      'equal jitter never waits less than half the step',
+    );
+    t.same(
+      [1, 2, 3, 6].map((retry) => backoffDelayMs(equal, retry, top)),
+      [200, 400, 800, 5_000],
+      'and never more than the step',
+    );
+    t.ok(Number.isInteger(backoffDelayMs(equal, 3, () => 0.123)), 'equal jitter waits whole ms');
+  },
+);
+
+t.test(
+  'a deadline aborts with a TimeoutError and says so; the parent aborts it with its own reason',
+  async (t) => {
+    const expiring = deadline(1, { message: 'the test call took too long' });
+    await once(expiring.signal, 'abort');
+    t.ok(expiring.expired);
+    t.type(expiring.signal.reason, TimeoutError);
+    t.equal((expiring.signal.reason as Error).message, 'the test call took too long');
+    expiring.dispose();
+
+    const parent = new AbortController();
+    const joined = deadline(60_000, { parent: parent.signal });
+    t.equal(getEventListeners(parent.signal, 'abort').length, 1);
+    parent.abort(new Error('stopping'));
+    t.ok(joined.signal.aborted);
+    t.notOk(joined.expired, 'a parent abort is not a timeout');
+    t.equal((joined.signal.reason as Error).message, 'stopping');
+    joined.dispose();
+
+    const already = deadline(60_000, { parent: AbortSignal.abort('gone') });
+    t.ok(already.signal.aborted, 'an aborted parent aborts the deadline at once');
+    already.dispose();
+  },
+);
+
+t.test('dispose removes the parent listener and the timer', async (t) => {
+  const parent = new AbortController();
+  const done = deadline(5, { parent: parent.signal });
+  done.dispose();
+  done.dispose();
+  t.equal(getEventListeners(parent.signal, 'abort').length, 0, 'no listener left on the parent');
+  // A later deadline firing proves the disposed one had its chance and never fired.
+  const later = deadline(20);
+  await once(later.signal, 'abort');
+  t.notOk(done.signal.aborted, 'the disposed deadline never fired');
+});
+
+t.test('timeoutSignal joins a parent without leaving a listener on it', async (t) => {
+  const parent = new AbortController();
+  const signal = timeoutSignal(60_000, parent.signal);
+  parent.abort(new Error('stop'));
+  t.ok(signal.aborted);
+  t.equal((signal.reason as Error).message, 'stop');
+  // Its timer does not keep the process alive (by design): this test's own timer does, meanwhile.
+  const keepAlive = setInterval(() => undefined, 1_000);
+  const alone = timeoutSignal(1);
+  await once(alone, 'abort');
+  clearInterval(keepAlive);
+  t.type(alone.reason, TimeoutError);
+});
+
+t.test('abortableSleep rejects when its signal aborts', async (t) => {
+  const controller = new AbortController();
+  const sleeping = abortableSleep(60_000, controller.signal);
+  controller.abort(new Error('cancelled'));
+  await t.rejects(sleeping);
+});
+
+t.test('budgets are whole request timeouts, named for the work they cover', async (t) => {
+  t.equal(budgetMs(2_000, 'actOnDecision'), 6_000);
+  t.equal(budgetMs(2_000, 'flush'), 4_000);
+  t.equal(budgetMs(2_000, 'loadAtStart'), 12_000);
+  t.same(Object.keys(REQUEST_BUDGETS).sort(), ['actOnDecision', 'flush', 'loadAtStart', 'rereadStore']);
+});

@@ -15,7 +15,14 @@ import {
 } from './errors.js';
 import type { ClusterClient } from './kube/cluster-client.js';
 import type { MetricsSource } from './metrics/metrics.js';
-import { admit, applyCommand, decide, newRolloutState, TERMINAL_PHASES } from './rollout/state-machine.js';
+import {
+  admit,
+  applyCommand,
+  decide,
+  newRolloutState,
+  resumeAfterRestart,
+  TERMINAL_PHASES,
+} from './rollout/state-machine.js';
 import {
   ACTIVE_PHASES,
   type Action,
@@ -132,7 +139,8 @@ export class Controller {
     const now = this.options.clock.now();
     const persisted = await this.options.store.loadAll(signal);
     for (const state of persisted) {
-      if (this.workloads.has(state.key)) this.states.set(state.key, state);
+      // Nobody watched the rollout while no controller ran: its step's hold starts again.
+      if (this.workloads.has(state.key)) this.states.set(state.key, this.afterRestart(state, now));
       else
         this.options.logger.warn(
           { rollout: state.key },
@@ -283,6 +291,10 @@ export class Controller {
       await this.refresh(now);
       if (!this.isLeader()) return report;
       this.leading = true;
+      for (const state of [...this.states.values()]) {
+        const resumed = this.afterRestart(state, now);
+        if (resumed !== state) this.commit(state, resumed);
+      }
       await this.autoStart();
     }
     await this.admitQueued(now, report);
@@ -300,6 +312,13 @@ export class Controller {
       }),
     );
     return report;
+  }
+
+  /** resumeAfterRestart, kept in memory until the next save (a restart before it does the same again). */
+  private afterRestart(state: RolloutState, now: number): RolloutState {
+    const resumed = resumeAfterRestart(state, now).state;
+    if (resumed !== state) this.unsaved.add(state.key);
+    return resumed;
   }
 
   private async admitQueued(now: number, report: TickReport): Promise<void> {
@@ -494,11 +513,19 @@ export class Controller {
             routeError = errorMessage(error);
           })
         : Promise.resolve();
-    const [old, fresh, routeSplit] = await Promise.all([
+    // Preflight asks whether the judge would see the workload at all, before traffic moves.
+    const coverage =
+      state.phase === 'Preflight'
+        ? this.options.metrics
+            .coverage({ workload: workload.ref, windowMs: workload.policy.analysis.latencyWindowMs }, signal)
+            .catch((error: unknown) => ({ error: errorMessage(error) }))
+        : Promise.resolve(undefined);
+    const [old, fresh, routeSplit, , metricsCoverage] = await Promise.all([
       read('old cluster', (signal) => this.options.clusters.old.getWorkload(workload.ref, signal)),
       read('new cluster', (signal) => this.options.clusters.new.getWorkload(workload.ref, signal)),
       read('route', (signal) => route.getSplit(signal)),
       verify,
+      coverage,
     ]);
     const routeWeight = routeSplit?.weight;
     this.#changes++;
@@ -515,6 +542,7 @@ export class Controller {
       routeWeight,
       ...(routeSplit ? { routeSplit } : {}),
       ...(routeError ? { routeError } : {}),
+      ...(metricsCoverage ? { metricsCoverage } : {}),
     };
   }
 

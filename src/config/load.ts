@@ -43,6 +43,8 @@ export interface AnalysisPolicy {
   };
   latency: { maxRatio: number; maxP99Ms: number | undefined; minDeltaMs: number };
   trafficShareTolerance: number;
+  /** Start even when the metrics see no baseline for the workload; promotion then waits for an operator. */
+  startWithoutBaseline: boolean;
   custom: Array<{ name: string; query: string; max: number | undefined; maxRatio: number | undefined }>;
 }
 
@@ -405,6 +407,7 @@ function resolvePolicy(
       errorRate,
       latency: { maxRatio: latency.maxRatio, maxP99Ms: latency.maxP99Ms, minDeltaMs: latency.minDeltaMs },
       trafficShareTolerance: analysis.trafficShareTolerance ?? P.analysis.trafficShareTolerance,
+      startWithoutBaseline: analysis.startWithoutBaseline ?? P.analysis.startWithoutBaseline,
       custom,
     },
     scaling: {

@@ -49,7 +49,7 @@ const haproxyRoute = (backend: string, oldServer: string, newServer: string): Ro
   oldServer,
   newServer,
 });
-const nulls = { requests: null, errors: null, p99LatencyMs: null };
+const nulls = { requests: null, errors: null, latencyMs: null };
 
 function sourceOver(
   t: { teardown(fn: () => unknown): void },
@@ -183,14 +183,14 @@ t.test('istio template against a recording server', async (t) => {
     );
     t.same(Object.fromEntries(readings), {
       'shop/checkout': {
-        old: { requests: 900, errors: 9, p99LatencyMs: 120 },
-        new: { requests: 100, errors: 0, p99LatencyMs: 180.5 },
+        old: { requests: 900, errors: 9, latencyMs: 120 },
+        new: { requests: 100, errors: 0, latencyMs: 180.5 },
         windowMs: 30_000,
       },
-      'shop/cart': { old: { requests: 50, errors: 0, p99LatencyMs: null }, new: nulls, windowMs: 30_000 },
+      'shop/cart': { old: { requests: 50, errors: 0, latencyMs: null }, new: nulls, windowMs: 30_000 },
       'pay/gateway': {
-        old: { requests: 10, errors: 1, p99LatencyMs: null },
-        new: { requests: 5, errors: 5, p99LatencyMs: null },
+        old: { requests: 10, errors: 1, latencyMs: null },
+        new: { requests: 5, errors: 5, latencyMs: null },
         windowMs: 30_000,
       },
     } satisfies Record<string, MetricsReading>);
@@ -320,13 +320,13 @@ t.test('haproxy template against a recording server', async (t) => {
     );
     t.same(Object.fromEntries(readings), {
       'shop/checkout': {
-        old: { requests: 200, errors: 2, p99LatencyMs: 12 },
-        new: { requests: 20, errors: 20, p99LatencyMs: 30.5 },
+        old: { requests: 200, errors: 2, latencyMs: 12 },
+        new: { requests: 20, errors: 20, latencyMs: 30.5 },
         windowMs: 30_000,
       },
       'shop/cart': {
-        old: { requests: 0, errors: 0, p99LatencyMs: null },
-        new: { requests: 40, errors: 1, p99LatencyMs: 7 },
+        old: { requests: 0, errors: 0, latencyMs: null },
+        new: { requests: 40, errors: 1, latencyMs: 7 },
         windowMs: 30_000,
       },
     });
@@ -576,8 +576,8 @@ t.test(
     t.equal(reading.new.errors, newFailed, "the new app's 500s");
     // HAProxy's average reads low this early (see the template's doc), but the 200ms app is slower.
     t.ok(
-      (reading.new.p99LatencyMs ?? 0) > (reading.old.p99LatencyMs ?? Number.POSITIVE_INFINITY),
-      `new latency ${reading.new.p99LatencyMs}ms above old ${reading.old.p99LatencyMs}ms`,
+      (reading.new.latencyMs ?? 0) > (reading.old.latencyMs ?? Number.POSITIVE_INFINITY),
+      `new latency ${reading.new.latencyMs}ms above old ${reading.old.latencyMs}ms`,
     );
     t.equal(reading.new.custom?.failed, newFailed, 'the custom query ran for the new cluster');
     t.equal(reading.old.custom?.failed, newFailed, 'and for the old one (a backend-wide sum, the same)');

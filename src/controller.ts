@@ -201,7 +201,12 @@ export class Controller {
       );
     return this.withLock(key, async () => {
       const before = this.get(key);
-      const decision = applyCommand(before, command, this.options.clock.now(), workload.policy);
+      // An abort lowers the weight in its own decision as far as the old cluster can carry it.
+      const observation =
+        command.type === 'abort' && ROLLBACK_FROM.has(before.phase)
+          ? await this.observe(workload, before, this.callSignal())
+          : undefined;
+      const decision = applyCommand(before, command, this.options.clock.now(), workload.policy, observation);
       if (decision.state === before) return before;
       const signal = AbortSignal.timeout(this.options.settings.requestTimeoutMs * 3);
       // An abort is recorded before the weight is lowered, so a crash mid-way resumes the rollback.
@@ -685,6 +690,9 @@ export class Controller {
 
 /** How long after finishing a rollout's replicas are read again until they settle. */
 const FINISHED_READS_MS = 10 * 60_000;
+
+/** The phases an abort rolls back from. */
+const ROLLBACK_FROM: ReadonlySet<RolloutState['phase']> = new Set(['Progressing', 'Paused', 'Promoting']);
 
 /** How often a follower re-reads the store for its API's sake. */
 const FOLLOWER_REFRESH_MS = 10_000;

@@ -579,8 +579,8 @@ function promote(draft: Draft, obs: Observation, policy: RolloutPolicy): void {
 /**
  * Starts a rollback. The old cluster is asked for its starting capacity in this same decision.
  * A critical breach sends all traffic back at once (errors are worse than load); otherwise the
- * weight is lowered only as fast as the old cluster's ready replicas can carry the traffic,
- * this tick if the observation shows them, from the next tick's otherwise.
+ * weight is lowered only as fast as the old cluster's ready replicas can carry the traffic: in
+ * this decision as far as the observation shows them, and from each next tick's.
  */
 function startRollback(
   draft: Draft,
@@ -599,10 +599,10 @@ function startRollback(
   draft.set('stepIndex', -1);
   draft.set('stepStartedAt', draft.now);
   if (options.critical) draft.set('rollbackCritical', true);
-  draft.record('rolling-back', reason);
-  draft.event('RollingBack', `rolling back: ${reason}`, true);
   restoreOldCluster(draft, obs?.old, policy);
   lowerRollbackWeight(draft, obs, policy);
+  draft.record('rolling-back', reason);
+  draft.event('RollingBack', `rolling back: ${reason}`, true);
 }
 
 /** Lowers the weight as far as the old cluster can carry now (all the way on a critical breach). */
@@ -805,6 +805,8 @@ export function applyCommand(
   command: OperatorCommand,
   now: number,
   policy: RolloutPolicy,
+  /** A fresh look at the clusters, for an abort: how much the old cluster can take back now. */
+  observation?: Observation,
 ): Decision {
   const draft = new Draft(state, now);
   const conflict = () => new PhaseConflictError(command.type, state.phase, state.key);
@@ -856,9 +858,9 @@ export function applyCommand(
       if (state.phase !== 'Progressing' && state.phase !== 'Paused' && state.phase !== 'Promoting')
         throw conflict();
       draft.record('operator', `abort requested: ${command.reason}`);
-      // No observation here: the weight comes down from the next tick's, as the old cluster's
-      // ready replicas allow (at once when they are all there).
-      startRollback(draft, `aborted: ${command.reason}`, undefined, policy);
+      // Without an observation the weight comes down from the next tick's; either way only as
+      // far as the old cluster's ready replicas allow (all at once when they are all there).
+      startRollback(draft, `aborted: ${command.reason}`, observation, policy);
       break;
     case 'pause':
       if (state.phase === 'Paused') return { state, actions: [] };

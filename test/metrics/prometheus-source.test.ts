@@ -186,12 +186,19 @@ t.test('istio template against a recording server', async (t) => {
         old: { requests: 900, errors: 9, latencyMs: 120 },
         new: { requests: 100, errors: 0, latencyMs: 180.5 },
         windowMs: 30_000,
+        latencyStatistic: 'p99',
       },
-      'shop/cart': { old: { requests: 50, errors: 0, latencyMs: null }, new: nulls, windowMs: 30_000 },
+      'shop/cart': {
+        old: { requests: 50, errors: 0, latencyMs: null },
+        new: nulls,
+        windowMs: 30_000,
+        latencyStatistic: 'p99',
+      },
       'pay/gateway': {
         old: { requests: 10, errors: 1, latencyMs: null },
         new: { requests: 5, errors: 5, latencyMs: null },
         windowMs: 30_000,
+        latencyStatistic: 'p99',
       },
     } satisfies Record<string, MetricsReading>);
   });
@@ -323,11 +330,13 @@ t.test('haproxy template against a recording server', async (t) => {
         old: { requests: 200, errors: 2, latencyMs: 12 },
         new: { requests: 20, errors: 20, latencyMs: 30.5 },
         windowMs: 30_000,
+        latencyStatistic: 'average',
       },
       'shop/cart': {
         old: { requests: 0, errors: 0, latencyMs: null },
         new: { requests: 40, errors: 1, latencyMs: 7 },
         windowMs: 30_000,
+        latencyStatistic: 'average',
       },
     });
   });
@@ -406,11 +415,13 @@ t.test('custom metrics: evaluated per workload and cluster, escaped, into custom
     old: { ...nulls, custom: { cpu: 0.5, queue: null } },
     new: { ...nulls, custom: { cpu: 0.75, queue: 7 } },
     windowMs: 30_000,
+    latencyStatistic: 'p99',
   });
   t.same(readings.get('shop/cart'), {
     old: { ...nulls, custom: { cpu: null, queue: null } },
     new: { ...nulls, custom: { cpu: null, queue: 7 } },
     windowMs: 30_000,
+    latencyStatistic: 'p99',
   });
 
   fake.answer = (request) =>

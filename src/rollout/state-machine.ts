@@ -421,10 +421,12 @@ function resumeIfRecovered(draft: Draft, obs: Observation): void {
     draft.record('resumed', 'a check passed again; resuming');
     draft.event('Resumed', 'analysis data is back and passing; resuming');
   }
+  // Every side back in service (a pause clears the raise that made the new side matter).
   if (
     state.pauseCause === 'route-split' &&
     obs.routeWeight === state.weight &&
-    unrepairableSplit(state, obs) === undefined
+    obs.routeSplit !== undefined &&
+    obs.routeSplit.unavailable.length === 0
   ) {
     draft.phase('Progressing');
     draft.unset('pauseCause');
@@ -561,9 +563,13 @@ function promote(draft: Draft, obs: Observation, policy: RolloutPolicy): void {
     short = `the new cluster has ${obs.new?.readyReplicas ?? 'an unknown number of'}/${fullSize} ready replicas at 100%`;
   if (short !== undefined) {
     if (draft.now - draft.state.oldScaleDownAt > policy.scaling.readyTimeoutMs)
-      block(draft, `${short}; the old cluster keeps its replicas until it does`);
+      block(
+        draft,
+        `${short}; the old cluster keeps its replicas until the new one carries everything at full size`,
+      );
     return;
   }
+  draft.unset('blocker');
   if (policy.scaling.oldScaleDown !== 'never' && obs.old && obs.old.replicas > 0) {
     draft.act({ type: 'scale', cluster: 'old', replicas: 0 });
     draft.record('scaled', 'old cluster scaled to 0 replicas');
@@ -653,6 +659,7 @@ function rollBack(draft: Draft, obs: Observation, policy: RolloutPolicy): void {
       );
     return;
   }
+  draft.unset('blocker');
   // Scale down only after traffic has left the new cluster (read back) and the drain delay passed.
   if (obs.routeWeight !== 0) return;
   if (state.drainUntil === undefined) {

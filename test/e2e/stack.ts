@@ -107,6 +107,8 @@ export interface StackOptions {
   readyDelayMs?: number;
   controllerInterval?: string;
   binaries?: { haproxy: Binary; prometheus: Binary };
+  /** false: prometheus scrapes nothing, so it has no series for the workload (default true). */
+  scrapeHaproxy?: boolean;
 }
 
 export interface Stack {
@@ -168,12 +170,13 @@ export async function startStack(t: Teardowns, options: StackOptions): Promise<S
       },
     ],
   });
+  const scrapeHaproxy = options.scrapeHaproxy ?? true;
   const prometheus = await startPrometheus(cleanup, {
     binary: binaries.prometheus.path,
-    jobs: [{ name: 'haproxy', targets: [haproxy.metricsTarget] }],
+    jobs: scrapeHaproxy ? [{ name: 'haproxy', targets: [haproxy.metricsTarget] }] : [],
     scrapeInterval: E2E_TIMINGS.scrapeInterval,
   });
-  await prometheus.waitForTargetsUp();
+  if (scrapeHaproxy) await prometheus.waitForTargetsUp();
 
   const clusters = {
     old: new FakeApiServer(),

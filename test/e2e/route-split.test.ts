@@ -1,0 +1,72 @@
+// End to end against real haproxy and prometheus: the router's effective split, not just its
+// weights. During the 10% step someone puts the old server in maint, so every request goes to
+// the new cluster whatever the weights say. clustershift sees it in haproxy's server state,
+// pauses with the reason (weights cannot repair it), never advances, and resumes by itself
+// once the server is back in service.
+
+import t from 'tap';
+import { adminCommand } from '../helpers/haproxy.js';
+import { expectPhase, stackBinaries, startStack, WORKLOAD } from './stack.js';
+
+t.setTimeout(300_000);
+const binaries = stackBinaries();
+
+t.test(
+  'a server put in maint mid-rollout is detected and the rollout pauses until it is back',
+  { skip: binaries.skip },
+  async (t) => {
+    const stack = await startStack(t, {
+      requestsPerSecond: 100,
+      binaries,
+      policy: { plan: { holdTime: '6s' } },
+    });
+    const admin = { path: stack.haproxy.adminSocketPath };
+    t.equal((await stack.command('start')).status, 200);
+    await stack.waitFor('the first step (10%) to be in force', () =>
+      stack.state().phase === 'Progressing' && stack.state().weight === 10 ? true : undefined,
+    );
+
+    await adminCommand(admin, `set server ${WORKLOAD}/old state maint`);
+    const maintAt = Date.now();
+    const paused = await stack.waitForPhase(['Paused', 'Promoting', 'Succeeded', 'RollingBack'], 30_000);
+    expectPhase(t, stack, paused, 'Paused', 'paused');
+    t.equal(paused.pauseCause, 'route-split');
+    t.match(paused.reason, /the route cannot carry the split written \(10% to the new cluster\)/);
+    t.match(paused.reason, /old/, `the reason names the server: ${paused.reason}`);
+    t.match(paused.reason, /100% of the traffic reaches the new cluster/);
+    t.ok(Date.now() - maintAt < 10_000, 'detected within a few ticks');
+
+    // While it lasts, nothing advances: the new cluster takes everything, which is not 10%.
+    const before = stack.load.counts();
+    await stack.waitFor('300 more requests through haproxy', () => {
+      const counts = stack.load.counts();
+      return counts.ok + counts.failed >= before.ok + before.failed + 300 ? counts : undefined;
+    });
+    const during = stack.state();
+    t.equal(during.phase, 'Paused');
+    t.equal(during.weight, 10, 'the weight stays at 10%');
+    t.same(await stack.haproxyWeights(), { old: 90, new: 10 }, 'no weight was written');
+    t.same(
+      during.history.filter((h) => h.at > maintAt && ['step-advanced', 'promoting'].includes(h.kind)),
+      [],
+      'no step advanced',
+    );
+    t.notOk(
+      during.checks.some((c) => c.at > maintAt && c.verdict === 'pass'),
+      'no check passed while the new cluster took all the traffic',
+    );
+
+    await adminCommand(admin, `set server ${WORKLOAD}/old state ready`);
+    const resumed = await stack.waitFor('the rollout to resume', () => {
+      const state = stack.state();
+      return state.phase !== 'Paused' ? state : undefined;
+    });
+    t.equal(resumed.phase, 'Progressing', 'resumed by itself');
+    t.match(
+      resumed.history.findLast((h) => h.kind === 'resumed')?.message,
+      /carries the split written again/,
+    );
+    const done = await stack.waitForPhase(['Succeeded', 'RolledBack', 'Failed'], 90_000);
+    expectPhase(t, stack, done, 'Succeeded', 'and then finished');
+  },
+);

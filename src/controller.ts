@@ -398,7 +398,13 @@ export class Controller {
     report: TickReport,
   ): Promise<Map<string, MetricsReading | { error: string }>> {
     const due = active.filter((state) => {
-      if ((state.phase !== 'Progressing' && state.phase !== 'Paused') || state.stepIndex < 0) return false;
+      // A rollback still waiting with traffic on the new cluster watches it for a critical breach.
+      const rollbackWatch = state.phase === 'RollingBack' && state.weight > 0 && !state.rollbackCritical;
+      if (
+        !rollbackWatch &&
+        ((state.phase !== 'Progressing' && state.phase !== 'Paused') || state.stepIndex < 0)
+      )
+        return false;
       const interval = this.workloads.get(state.key)!.policy.analysis.intervalMs;
       return now - (state.lastCheckAt ?? state.stepStartedAt) >= interval;
     });

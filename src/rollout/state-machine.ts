@@ -325,7 +325,7 @@ function analyse(draft: Draft, obs: Observation, policy: RolloutPolicy): void {
   if (!obs.metrics) return;
   // Nothing to judge before the first step, or while the route does not yet show our weight.
   if (state.stepIndex < 0 || obs.routeWeight !== state.weight) return;
-  const { check, stepCounts } = judge({
+  const judged = judge({
     at: now,
     weight: state.weight,
     reading: obs.metrics,
@@ -344,6 +344,14 @@ function analyse(draft: Draft, obs: Observation, policy: RolloutPolicy): void {
   const previousAt = Math.max(state.lastCheckAt ?? state.stepStartedAt, state.stepStartedAt);
   const covered = hasCounts(obs.metrics) ? obs.metrics.windowMs + policy.analysis.intervalMs : 0;
   if (now - previousAt > covered) restartHold(draft);
+  const { stepCounts } = judged;
+  // The route sends the traffic elsewhere than written: whatever the metrics say, this is not
+  // the step being judged, so it cannot pass (failures still count).
+  const splitProblem = unrepairableSplit(state, obs);
+  const check: CheckRecord =
+    splitProblem && judged.check.verdict === 'pass'
+      ? { ...judged.check, verdict: 'inconclusive', reason: `route: ${splitProblem}` }
+      : judged.check;
   draft.set('stepCounts', stepCounts);
   draft.set('lastCheckAt', now);
   draft.check(check);
@@ -641,6 +649,7 @@ function rollBack(draft: Draft, obs: Observation, policy: RolloutPolicy): void {
   const baseline = state.baseline?.oldReplicas ?? 0;
   // The old cluster takes the traffic back: give back anything a stepwise scale-down took.
   restoreOldCluster(draft, obs.old, policy);
+  watchForCriticalBreach(draft, obs, policy);
   lowerRollbackWeight(draft, obs, policy);
   const oldReady = obs.old?.readyReplicas;
   const oldSideDown = obs.routeSplit?.unavailable.filter((side) => side.cluster === 'old') ?? [];
@@ -678,6 +687,29 @@ function rollBack(draft: Draft, obs: Observation, policy: RolloutPolicy): void {
     `all traffic is back on the old cluster with its ${baseline} replicas ready, and the new cluster is scaled back`,
   );
   draft.event('RolledBack', `rolled back: ${state.reason ?? 'by request'}`, true);
+}
+
+/**
+ * While a rollback waits for the old cluster with traffic still on the new one, the new cluster
+ * is still watched: a critical breach sends everything back at once.
+ */
+function watchForCriticalBreach(draft: Draft, obs: Observation, policy: RolloutPolicy): void {
+  const state = draft.state;
+  if (!obs.metrics || state.weight === 0 || state.rollbackCritical) return;
+  const { check } = judge({
+    at: draft.now,
+    weight: state.weight,
+    reading: obs.metrics,
+    // This window alone: the breach must be there now.
+    stepCounts: { ...EMPTY_COUNTS },
+    policy: policy.analysis,
+    steps: policy.plan.steps.length,
+  });
+  draft.set('lastCheckAt', draft.now);
+  if (!check.critical) return;
+  draft.check(check);
+  draft.set('rollbackCritical', true);
+  draft.record('rolling-back', `while rolling back: ${check.reason}; all traffic back at once`);
 }
 
 /** Tells once (event, history, notification through the state) what keeps the rollout from finishing. */

@@ -192,6 +192,17 @@ t.test(
     t.equal(h.state.phase, 'Paused');
     t.equal(h.state.weight, 10);
     t.same(h.weightsWritten(), [10], 'no weight written while it lasted');
+    t.match(
+      h.state.checks.slice(-10),
+      Array.from({ length: 10 }, () => ({ verdict: 'inconclusive' })),
+      'no check passes while the split is not the one written',
+    );
+    // Even where the traffic share looks right, a check is not this step while a side is out.
+    h.tick(healthy(10));
+    t.match(h.state.checks.at(-1), {
+      verdict: 'inconclusive',
+      reason: /^route: the route cannot carry the split/,
+    });
 
     h.unavailable = [];
     h.tick(healthy(10));
@@ -403,6 +414,27 @@ t.test(
     t.equal(h.old.readyReplicas, 10, 'RolledBack once the old cluster is whole');
     t.equal(h.fresh.replicas, 1);
     t.equal(h.state.rollbackCritical, undefined);
+  },
+);
+
+t.test(
+  'a rollback waiting for the old cluster still watches the new one for a critical breach',
+  async (t) => {
+    const h = started({ policy: stepwise });
+    h.run(healthy, (s) => s.weight === 50);
+    h.tick(healthy(50));
+    h.oldReadyCap = 6;
+    tickUntil(h, failing, (s) => s.phase === 'RollingBack');
+    for (let i = 0; i < 5; i++) h.tick(failing(50));
+    t.equal(h.routeWeight, 50, 'failing, not critical: the weight waits for the old cluster');
+    const actions = h.tick(critical(50));
+    t.same(weightsIn(actions), ['0:rollback'], 'critical: all traffic back at once');
+    t.equal(h.state.rollbackCritical, true);
+    t.match(
+      h.state.history.findLast((e) => e.kind === 'rolling-back'),
+      { message: /^while rolling back: critical/ },
+    );
+    t.equal(h.state.phase, 'RollingBack', 'and still waits for the old cluster to be whole');
   },
 );
 

@@ -703,7 +703,11 @@ function watchForCriticalBreach(draft: Draft, obs: Observation, policy: RolloutP
     // This window alone: the breach must be there now.
     stepCounts: { ...EMPTY_COUNTS },
     policy: policy.analysis,
-    steps: policy.plan.steps.length,
+    step: {
+      index: 0,
+      judgedSteps: policy.plan.steps.filter((weight) => weight < 100).length,
+      nextWeight: 0,
+    },
   });
   draft.set('lastCheckAt', draft.now);
   if (!check.critical) return;

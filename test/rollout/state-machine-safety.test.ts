@@ -279,7 +279,7 @@ t.test('the traffic-share gate is two-sided', async (t) => {
       reading: reading(cluster(oldRequests, 0), cluster(newRequests, 0)),
       stepCounts: { oldRequests: 0, oldErrors: 0, newRequests: 0, newErrors: 0 },
       policy: policy.analysis,
-      steps: policy.plan.steps.length,
+      step: { index: 0, judgedSteps: 2, nextWeight: 50 },
     }).check;
   const share = (c: ReturnType<typeof check>) => c.metrics.find((m) => m.name === 'traffic-share');
   t.match(share(check(900, 100, 10)), { verdict: 'pass' });

@@ -14,7 +14,7 @@ import {
 } from './errors.js';
 import type { ClusterClient } from './kube/cluster-client.js';
 import type { MetricsSource } from './metrics/metrics.js';
-import { admit, applyCommand, decide, newRolloutState } from './rollout/state-machine.js';
+import { admit, applyCommand, decide, newRolloutState, resumeAfterRestart } from './rollout/state-machine.js';
 import {
   ACTIVE_PHASES,
   type Action,
@@ -133,7 +133,8 @@ export class Controller {
     const now = this.options.clock.now();
     const persisted = await this.options.store.loadAll(signal);
     for (const state of persisted) {
-      if (this.workloads.has(state.key)) this.states.set(state.key, state);
+      // Nobody watched the rollout while no controller ran: its step's hold starts again.
+      if (this.workloads.has(state.key)) this.states.set(state.key, this.afterRestart(state, now));
       else
         this.options.logger.warn(
           { rollout: state.key },
@@ -194,7 +195,12 @@ export class Controller {
       );
     return this.withLock(key, async () => {
       const before = this.get(key);
-      const decision = applyCommand(before, command, this.options.clock.now(), workload.policy);
+      // An abort lowers the weight in its own decision as far as the old cluster can carry it.
+      const observation =
+        command.type === 'abort' && ROLLBACK_FROM.has(before.phase)
+          ? await this.observe(workload, before, this.callSignal())
+          : undefined;
+      const decision = applyCommand(before, command, this.options.clock.now(), workload.policy, observation);
       if (decision.state === before) return before;
       const signal = timeoutSignal(budgetMs(this.options.settings.requestTimeoutMs, 'actOnDecision'));
       // An abort is recorded before the weight is lowered, so a crash mid-way resumes the rollback.
@@ -284,6 +290,10 @@ export class Controller {
       await this.refresh(now);
       if (!this.isLeader()) return report;
       this.leading = true;
+      for (const state of [...this.states.values()]) {
+        const resumed = this.afterRestart(state, now);
+        if (resumed !== state) this.commit(state, resumed);
+      }
       await this.autoStart();
     }
     await this.admitQueued(now, report);
@@ -301,6 +311,13 @@ export class Controller {
       }),
     );
     return report;
+  }
+
+  /** resumeAfterRestart, kept in memory until the next save (a restart before it does the same again). */
+  private afterRestart(state: RolloutState, now: number): RolloutState {
+    const resumed = resumeAfterRestart(state, now).state;
+    if (resumed !== state) this.unsaved.add(state.key);
+    return resumed;
   }
 
   private async admitQueued(now: number, report: TickReport): Promise<void> {
@@ -375,7 +392,13 @@ export class Controller {
     report: TickReport,
   ): Promise<Map<string, MetricsReading | { error: string }>> {
     const due = active.filter((state) => {
-      if ((state.phase !== 'Progressing' && state.phase !== 'Paused') || state.stepIndex < 0) return false;
+      // A rollback still waiting with traffic on the new cluster watches it for a critical breach.
+      const rollbackWatch = state.phase === 'RollingBack' && state.weight > 0 && !state.rollbackCritical;
+      if (
+        !rollbackWatch &&
+        ((state.phase !== 'Progressing' && state.phase !== 'Paused') || state.stepIndex < 0)
+      )
+        return false;
       const interval = this.workloads.get(state.key)!.policy.analysis.intervalMs;
       return now - (state.lastCheckAt ?? state.stepStartedAt) >= interval;
     });
@@ -497,11 +520,19 @@ export class Controller {
             routeError = errorMessage(error);
           })
         : Promise.resolve();
-    const [old, fresh, routeSplit] = await Promise.all([
+    // Preflight asks whether the judge would see the workload at all, before traffic moves.
+    const coverage =
+      state.phase === 'Preflight'
+        ? this.options.metrics
+            .coverage({ workload: workload.ref, windowMs: workload.policy.analysis.latencyWindowMs }, signal)
+            .catch((error: unknown) => ({ error: errorMessage(error) }))
+        : Promise.resolve(undefined);
+    const [old, fresh, routeSplit, , metricsCoverage] = await Promise.all([
       read('old cluster', (signal) => this.options.clusters.old.getWorkload(workload.ref, signal)),
       read('new cluster', (signal) => this.options.clusters.new.getWorkload(workload.ref, signal)),
       read('route', (signal) => route.getSplit(signal)),
       verify,
+      coverage,
     ]);
     const routeWeight = routeSplit?.weight;
     this.#changes++;
@@ -518,6 +549,7 @@ export class Controller {
       routeWeight,
       ...(routeSplit ? { routeSplit } : {}),
       ...(routeError ? { routeError } : {}),
+      ...(metricsCoverage ? { metricsCoverage } : {}),
     };
   }
 
@@ -652,6 +684,9 @@ export class Controller {
 
 /** How long after finishing a rollout's replicas are read again until they settle. */
 const FINISHED_READS_MS = 10 * 60_000;
+
+/** The phases an abort rolls back from. */
+const ROLLBACK_FROM: ReadonlySet<RolloutState['phase']> = new Set(['Progressing', 'Paused', 'Promoting']);
 
 /** How often a follower re-reads the store for its API's sake. */
 const FOLLOWER_REFRESH_MS = 10_000;

@@ -16,6 +16,9 @@ export const RolloutSummarySchema = Type.Object(
     name: Type.String(),
     phase: Type.String(),
     reason: Type.Optional(Type.String()),
+    blocker: Type.Optional(
+      Type.String({ description: 'what keeps a rollback or promotion from finishing by itself' }),
+    ),
     weight: Type.Integer({ description: 'new-cluster weight in force, percent' }),
     pendingWeight: Type.Optional(Type.Integer({ description: 'next weight, waiting for replicas' })),
     routeWeight: Type.Optional(Type.Integer({ description: 'weight last read from the route' })),
@@ -102,6 +105,7 @@ export function summarize(state: RolloutState, workload: RolloutWorkload, live: 
     name: state.workload.name,
     phase: state.phase,
     ...(state.reason ? { reason: state.reason } : {}),
+    ...(state.blocker ? { blocker: state.blocker } : {}),
     weight: state.weight,
     ...(state.pendingWeight !== undefined ? { pendingWeight: state.pendingWeight } : {}),
     ...(live.routeWeight !== undefined ? { routeWeight: live.routeWeight } : {}),

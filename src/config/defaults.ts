@@ -17,6 +17,7 @@ export const DEFAULT_POLICY = {
     },
     latency: { maxRatio: 1.5, maxP99Ms: undefined as number | undefined, minDeltaMs: 10 },
     trafficShareTolerance: 0.5,
+    startWithoutBaseline: false,
   },
   scaling: {
     headroom: 0.2,

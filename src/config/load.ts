@@ -416,6 +416,7 @@ function resolvePolicy(
       errorRate,
       latency: { maxRatio: latency.maxRatio, maxP99Ms: latency.maxP99Ms, minDeltaMs: latency.minDeltaMs },
       trafficShareTolerance: analysis.trafficShareTolerance ?? P.analysis.trafficShareTolerance,
+      startWithoutBaseline: analysis.startWithoutBaseline ?? P.analysis.startWithoutBaseline,
       custom,
     },
     scaling: {

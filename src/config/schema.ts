@@ -234,7 +234,14 @@ export const AnalysisSchema = closed({
     Type.Number({
       minimum: 0,
       maximum: 1,
-      description: 'a step is judged once the observed share reaches weight x (1 - tolerance)',
+      description:
+        "a step is judged while the observed share is within the tolerance of the weight, both ways (of the new cluster's share below it, of the old cluster's share above it)",
+    }),
+  ),
+  startWithoutBaseline: Type.Optional(
+    Type.Boolean({
+      description:
+        'start even when the metrics see no traffic for the workload in the old cluster; promotion then waits for an operator',
     }),
   ),
 });
@@ -284,11 +291,14 @@ export const PrometheusProviderSchema = closed({
   bearerToken: Type.Optional(SecretRef),
   basicAuth: Type.Optional(closed({ username: Type.String({ minLength: 1 }), password: SecretRef })),
   caFile: Type.Optional(Type.String({ minLength: 1 })),
-  template: Type.Union([Type.Literal('istio'), Type.Literal('haproxy')], {
-    description: 'built-in queries for requests, errors and p99 latency',
+  template: Type.Union([Type.Literal('istio'), Type.Literal('haproxy'), Type.Literal('linkerd')], {
+    description:
+      'built-in queries for requests, errors and latency (a p99 for istio and linkerd, an average response time for haproxy)',
   }),
-  // Istio only: the HAProxy template finds each workload's backend and servers in its route.
-  clusterLabel: Type.Optional(Type.String({ minLength: 1, description: 'label naming the cluster (Istio)' })),
+  // Istio and Linkerd: the HAProxy template finds each workload's backend and servers in its route.
+  clusterLabel: Type.Optional(
+    Type.String({ minLength: 1, description: 'label naming the cluster (Istio, Linkerd)' }),
+  ),
   custom: Type.Optional(Type.Array(CustomMetricSchema)),
 });
 

@@ -300,6 +300,8 @@ export const HISTORY_KINDS = [
   'rolling-back',
   'rolled-back',
   'retried',
+  'hold-restarted',
+  'blocked',
   'operator',
 ] as const;
 
@@ -341,13 +343,23 @@ export const WorkloadMigrationStatusSchema = closed({
   pendingByOperator: Type.Optional(Type.Boolean({ description: "the next weight is an operator's promote" })),
   pauseCause: Type.Optional(
     Type.Union(
-      (['operator', 'inconclusive', 'not-ready', 'approval', 'gate'] as const).map((cause) =>
+      (['operator', 'inconclusive', 'not-ready', 'approval', 'gate', 'route-split'] as const).map((cause) =>
         Type.Literal(cause),
       ),
       { description: 'why the rollout is paused' },
     ),
   ),
   stepStartTime: Type.Optional(Time('when the step in force began')),
+  holdSince: Type.Optional(Time("where the step's hold (observed time only) began")),
+  rollbackCritical: Type.Optional(
+    Type.Boolean({ description: 'the rollback sent all traffic back at once on a critical breach' }),
+  ),
+  blocker: Type.Optional(
+    Type.String({ description: 'what keeps the rollback or promotion from finishing by itself' }),
+  ),
+  approvalRequired: Type.Optional(
+    Type.String({ description: 'why promotion waits for an operator whatever the checks say' }),
+  ),
   stepChecks: Type.Optional(
     closed(
       {

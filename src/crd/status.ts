@@ -33,6 +33,10 @@ export const STATUS_FIELD_OF = {
   pendingSince: 'pendingSince',
   pendingByOperator: 'pendingByOperator',
   stepStartedAt: 'stepStartTime',
+  holdSince: 'holdSince',
+  rollbackCritical: 'rollbackCritical',
+  blocker: 'blocker',
+  approvalRequired: 'approvalRequired',
   passedChecks: 'stepChecks.passed',
   consecutiveFailures: 'stepChecks.consecutiveFailures',
   consecutiveInconclusive: 'stepChecks.consecutiveInconclusive',
@@ -70,6 +74,7 @@ const PAUSE_REASON: Record<PauseCause, string> = {
   'not-ready': 'NotReady',
   approval: 'AwaitingApproval',
   gate: 'GateRefused',
+  'route-split': 'RouteSplit',
 };
 
 function rolloutConditions(state: RolloutState): Array<Omit<Condition, 'lastTransitionTime'>> {
@@ -169,6 +174,10 @@ export function toStatus(state: RolloutState, previous?: WorkloadMigrationStatus
     ...(state.pendingByOperator !== undefined ? { pendingByOperator: state.pendingByOperator } : {}),
     ...(state.pauseCause !== undefined ? { pauseCause: state.pauseCause } : {}),
     stepStartTime: iso(state.stepStartedAt),
+    ...(state.holdSince !== undefined ? { holdSince: iso(state.holdSince) } : {}),
+    ...(state.rollbackCritical !== undefined ? { rollbackCritical: state.rollbackCritical } : {}),
+    ...(state.blocker !== undefined ? { blocker: state.blocker } : {}),
+    ...(state.approvalRequired !== undefined ? { approvalRequired: state.approvalRequired } : {}),
     stepChecks: {
       passed: state.passedChecks,
       consecutiveFailures: state.consecutiveFailures,
@@ -258,6 +267,10 @@ export function fromStatus(status: unknown, where: string): RolloutState | undef
     ...(s.pendingSince !== undefined ? { pendingSince: ms(s.pendingSince) } : {}),
     ...(s.pendingByOperator !== undefined ? { pendingByOperator: s.pendingByOperator } : {}),
     stepStartedAt: ms(s.stepStartTime!),
+    ...(s.holdSince !== undefined ? { holdSince: ms(s.holdSince) } : {}),
+    ...(s.rollbackCritical !== undefined ? { rollbackCritical: s.rollbackCritical } : {}),
+    ...(s.blocker !== undefined ? { blocker: s.blocker } : {}),
+    ...(s.approvalRequired !== undefined ? { approvalRequired: s.approvalRequired } : {}),
     passedChecks: checks.passed,
     consecutiveFailures: checks.consecutiveFailures,
     consecutiveInconclusive: checks.consecutiveInconclusive,

@@ -1,4 +1,4 @@
-// One rollout: overview, operator buttons, charts of both clusters' error rate and p99 latency
+// One rollout: overview, operator buttons, charts of both clusters' error rate and latency
 // and of the weight over the check history (uPlot), and the check and action history tables.
 
 import {
@@ -54,6 +54,14 @@ function metric(check, metricName) {
   return check.metrics.find((m) => m.name === metricName) || { old: null, new: null };
 }
 
+// The latency metric is named for what the metrics template measures: latency-p99, or
+// latency-avg where HAProxy gives only an average response time.
+const LATENCY_LABELS = { 'latency-p99': 'p99 latency', 'latency-avg': 'average latency' };
+
+function latencyMetric(check) {
+  return check.metrics.find((m) => m.name in LATENCY_LABELS) || { name: undefined, old: null, new: null };
+}
+
 function makeChart(id, series, yLabel, yRange) {
   const target = document.getElementById(id);
   const width = Math.max(240, target.clientWidth);
@@ -94,9 +102,14 @@ function drawCharts(checks, history) {
   ]);
   charts.latency.setData([
     x,
-    checks.map((c) => metric(c, 'latency-p99').old),
-    checks.map((c) => metric(c, 'latency-p99').new),
+    checks.map((c) => latencyMetric(c).old),
+    checks.map((c) => latencyMetric(c).new),
   ]);
+  const named = checks.map((c) => latencyMetric(c).name).findLast((name) => name !== undefined);
+  const label = `${named ? LATENCY_LABELS[named] : 'latency'} (ms)`;
+  document.getElementById('latency-caption').textContent = label;
+  document.getElementById('latency-column').textContent =
+    `${named ? LATENCY_LABELS[named] : 'latency'} old / new`;
   charts.weight.setData(weightSeries(checks, history));
 }
 
@@ -125,7 +138,7 @@ function render(rollout) {
       fact('Route drifts', String(rollout.drifts)),
     );
   const reason = document.getElementById('reason');
-  reason.textContent = [rollout.reason, rollout.lastError].filter(Boolean).join(' · ');
+  reason.textContent = [rollout.reason, rollout.blocker, rollout.lastError].filter(Boolean).join(' · ');
   reason.hidden = !reason.textContent;
 
   for (const button of document.querySelectorAll('button[data-action]')) {
@@ -136,7 +149,7 @@ function render(rollout) {
 
   const checkRows = [...rollout.checks].reverse().map((c) => {
     const errors = metric(c, 'error-rate');
-    const latency = metric(c, 'latency-p99');
+    const latency = latencyMetric(c);
     return el(
       'tr',
       {},

@@ -1,7 +1,7 @@
 // Where the controller gets its analysis data. One call per tick covers every active
 // rollout, so a Prometheus implementation issues one query per metric, not per workload.
 
-import type { MetricsReading, WorkloadRef } from '../rollout/types.js';
+import type { MetricsCoverage, MetricsReading, WorkloadRef } from '../rollout/types.js';
 
 export interface MetricsQuery {
   workloads: WorkloadRef[];
@@ -18,4 +18,9 @@ export interface MetricsSource {
    * its own calls in time (Prometheus: metrics.timeout per query); `signal` cancels.
    */
   sample(query: MetricsQuery, signal: AbortSignal): Promise<Map<string, MetricsReading>>;
+  /**
+   * Preflight: whether the metrics see the workload at all over the window (its series in each
+   * cluster, the old cluster's requests), so a blind judge is refused before traffic moves.
+   */
+  coverage(query: { workload: WorkloadRef; windowMs: number }, signal: AbortSignal): Promise<MetricsCoverage>;
 }

@@ -7,6 +7,7 @@ export type NotificationEvent =
   | 'started'
   | 'paused'
   | 'resumed'
+  | 'blocked'
   | 'rolled-back'
   | 'promoted'
   | 'succeeded'
@@ -65,6 +66,9 @@ export function notificationsFor(before: RolloutState, after: RolloutState): Not
     out.push(make('promoted', 'the new cluster receives 100% of the traffic'));
   if (entered('Succeeded')) out.push(make('succeeded', 'the workload now runs on the new cluster'));
   if (entered('Failed')) out.push(make('failed', after.reason ?? 'failed'));
+  // A rollback or promotion that cannot finish by itself (the old cluster short of capacity, a
+  // server out of service): someone has to look.
+  if (after.blocker !== undefined && before.blocker === undefined) out.push(make('blocked', after.blocker));
   return out;
 }
 
@@ -85,6 +89,7 @@ const HEADLINES: Record<NotificationEvent, string> = {
   started: ':arrow_forward: started',
   paused: ':double_vertical_bar: paused',
   resumed: ':arrow_forward: resumed',
+  blocked: ':warning: blocked',
   'rolled-back': ':rotating_light: rolling back',
   promoted: ':rocket: promoted to 100%',
   succeeded: ':white_check_mark: succeeded',

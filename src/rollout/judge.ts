@@ -132,7 +132,11 @@ function addCounts(a: StepCounts, b: StepCounts): StepCounts {
   };
 }
 
-/** A step is not judged until the traffic it was given has actually arrived (DNS TTLs, slow LBs). */
+/**
+ * A step is judged only while the traffic split is the one written, both ways: not until the
+ * traffic it was given has actually arrived (DNS TTLs, slow LBs), and not while the new cluster
+ * takes far more than its weight (a side out of service, a router that ignores the weights).
+ */
 function trafficShare(
   window: StepCounts | undefined,
   weight: number,
@@ -142,17 +146,28 @@ function trafficShare(
   const total = window.newRequests + window.oldRequests;
   if (total < policy.minRequests || weight <= 0) return undefined;
   const observed = window.newRequests / total;
-  const needed = (weight / 100) * (1 - policy.trafficShareTolerance);
-  const ok = observed >= needed;
-  return {
+  const tolerance = policy.trafficShareTolerance;
+  const atLeast = (weight / 100) * (1 - tolerance);
+  // The old cluster's share gets the same tolerance as the new one's.
+  const atMost = 1 - (1 - weight / 100) * (1 - tolerance);
+  const result = (verdict: Verdict, reason: string): MetricResult => ({
     name: 'traffic-share',
     old: null,
     new: observed,
-    verdict: ok ? 'pass' : 'inconclusive',
-    reason: ok
-      ? `new cluster receives ${pct(observed)} of requests at weight ${weight}%`
-      : `new cluster receives ${pct(observed)} of requests, not yet the ${weight}% written (needs ${pct(needed)})`,
-  };
+    verdict,
+    reason,
+  });
+  if (observed < atLeast)
+    return result(
+      'inconclusive',
+      `new cluster receives ${pct(observed)} of requests, not yet the ${weight}% written (needs ${pct(atLeast)})`,
+    );
+  if (observed > atMost)
+    return result(
+      'inconclusive',
+      `new cluster receives ${pct(observed)} of requests, far more than the ${weight}% written (at most ${pct(atMost)}): is a router side out of service?`,
+    );
+  return result('pass', `new cluster receives ${pct(observed)} of requests at weight ${weight}%`);
 }
 
 function judgeErrorRate(
@@ -302,14 +317,17 @@ function regression(evidence: RunningEvidence): string {
 
 const shown = (value: number) => (value >= 1e6 ? value.toExponential(2) : value.toPrecision(3));
 
+/** Named for what the template measures: a p99 (`latency-p99`) or HAProxy's average (`latency-avg`). */
 function judgeLatency(reading: MetricsReading, counts: StepCounts, policy: AnalysisPolicy): MetricResult {
-  const name = 'latency-p99';
-  const oldP99 = finiteOrNull(reading.old.p99LatencyMs);
-  const newP99 = finiteOrNull(reading.new.p99LatencyMs);
+  const average = reading.latencyStatistic === 'average';
+  const name = average ? 'latency-avg' : 'latency-p99';
+  const figure = average ? 'average latency' : 'p99';
+  const oldLatency = finiteOrNull(reading.old.latencyMs);
+  const newLatency = finiteOrNull(reading.new.latencyMs);
   const result = (verdict: Verdict, reason: string): MetricResult => ({
     name,
-    old: oldP99,
-    new: newP99,
+    old: oldLatency,
+    new: newLatency,
     verdict,
     reason,
   });
@@ -319,20 +337,21 @@ function judgeLatency(reading: MetricsReading, counts: StepCounts, policy: Analy
       `too few requests to tell (${Math.round(counts.newRequests)} of ${policy.minRequests})`,
     );
   }
-  if (newP99 === null) return result('inconclusive', 'no latency data for the new cluster');
-  const { maxP99Ms, maxRatio, minDeltaMs } = policy.latency;
-  if (maxP99Ms !== undefined && newP99 > maxP99Ms) {
-    return result('fail', `new p99 ${newP99.toFixed(0)}ms is above the ceiling ${maxP99Ms}ms`);
+  if (newLatency === null) return result('inconclusive', 'no latency data for the new cluster');
+  const { maxP99Ms: ceilingMs, maxRatio, minDeltaMs } = policy.latency;
+  if (ceilingMs !== undefined && newLatency > ceilingMs) {
+    return result('fail', `new ${figure} ${newLatency.toFixed(0)}ms is above the ceiling ${ceilingMs}ms`);
   }
-  if (oldP99 === null) return result('inconclusive', 'no latency data for the old cluster to compare with');
-  const ratio = oldP99 > 0 ? newP99 / oldP99 : Number.POSITIVE_INFINITY;
-  if (ratio > maxRatio && newP99 - oldP99 >= minDeltaMs) {
+  if (oldLatency === null)
+    return result('inconclusive', 'no latency data for the old cluster to compare with');
+  const ratio = oldLatency > 0 ? newLatency / oldLatency : Number.POSITIVE_INFINITY;
+  if (ratio > maxRatio && newLatency - oldLatency >= minDeltaMs) {
     return result(
       'fail',
-      `new p99 ${newP99.toFixed(0)}ms is ${ratio.toFixed(2)}x the old ${oldP99.toFixed(0)}ms (max ${maxRatio}x)`,
+      `new ${figure} ${newLatency.toFixed(0)}ms is ${ratio.toFixed(2)}x the old ${oldLatency.toFixed(0)}ms (max ${maxRatio}x)`,
     );
   }
-  return result('pass', `new p99 ${newP99.toFixed(0)}ms vs old ${oldP99.toFixed(0)}ms`);
+  return result('pass', `new ${figure} ${newLatency.toFixed(0)}ms vs old ${oldLatency.toFixed(0)}ms`);
 }
 
 function judgeCustom(

@@ -32,6 +32,8 @@ export interface AnalysisPolicy {
   };
   latency: { maxRatio: number; maxP99Ms: number | undefined; minDeltaMs: number };
   trafficShareTolerance: number;
+  /** Start even when the metrics see no baseline for the workload; promotion then waits for an operator. */
+  startWithoutBaseline: boolean;
   custom: CustomMetricPolicy[];
 }
 

@@ -24,3 +24,15 @@ export function oldClusterReplicas(weight: number, input: ScalingInput): number 
   const needed = Math.ceil(((input.baseline * (100 - weight)) / 100) * (1 + input.headroom) - 1e-9);
   return Math.min(input.baseline, Math.max(1, needed));
 }
+
+/**
+ * Rollback: the lowest new-cluster weight at which the old cluster's ready replicas carry the
+ * rest of the traffic, by the same sizing rule (`oldClusterReplicas`). 0 once the old cluster
+ * has its starting replicas ready; 100 while it has none.
+ */
+export function lowestWeightOldCarries(readyOldReplicas: number, input: ScalingInput): number {
+  for (let weight = 0; weight < 100; weight++) {
+    if (oldClusterReplicas(weight, input) <= readyOldReplicas) return weight;
+  }
+  return 100;
+}

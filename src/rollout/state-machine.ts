@@ -3,14 +3,19 @@
 // the actions. Ordering invariants live here, so they are tested without any I/O:
 //  - the new cluster is scaled and READY before its weight is raised;
 //  - the weight is lowered before anything is scaled down;
-//  - nothing advances or promotes on inconclusive or missing data.
+//  - nothing advances or promotes on inconclusive or missing data, and a step's hold counts
+//    only observed time with passing checks in a row;
+//  - traffic goes back to the old cluster no faster than its ready replicas carry it (unless
+//    the breach is critical), and the new cluster keeps its replicas until the old one is back
+//    at its starting capacity;
+//  - a route that cannot carry the split written (a server out of service) stops the rollout.
 
 import { formatDuration } from '../duration.js';
 import { PhaseConflictError } from '../errors.js';
 import { evidenceOf, withCompletedStep } from './evidence.js';
 import { EMPTY_COUNTS, judge } from './judge.js';
 import type { RolloutPolicy } from './policy.js';
-import { newClusterReplicas, oldClusterReplicas } from './scaling.js';
+import { lowestWeightOldCarries, newClusterReplicas, oldClusterReplicas } from './scaling.js';
 import type {
   Action,
   CheckRecord,
@@ -18,6 +23,8 @@ import type {
   Decision,
   EventKind,
   HistoryKind,
+  MetricsCoverage,
+  MetricsReading,
   Observation,
   OperatorCommand,
   PauseCause,
@@ -146,12 +153,15 @@ export function decide(
       preflight(draft, observation, policy);
       break;
     case 'Progressing':
-    case 'Paused':
+    case 'Paused': {
       correctDrift(draft, observation);
+      const splitProblem = unrepairableSplit(draft.state, observation);
+      if (splitProblem && draft.state.phase === 'Progressing') pause(draft, 'route-split', splitProblem);
       analyse(draft, observation, policy);
       if (draft.state.phase === 'Progressing') progress(draft, observation, policy);
-      else if (draft.state.phase === 'Paused') resumeIfRecovered(draft);
+      else if (draft.state.phase === 'Paused') resumeIfRecovered(draft, observation);
       break;
+    }
     case 'Promoting':
       correctDrift(draft, observation);
       promote(draft, observation, policy);
@@ -187,6 +197,20 @@ function preflight(draft: Draft, obs: Observation, policy: RolloutPolicy): void 
       `the route already sends ${obs.routeWeight}% to the new cluster; clustershift starts from 0% so that starting never moves traffic (set it to 0 first)`,
     );
   }
+  // The judge must see the workload before any traffic moves, or every check is blind.
+  const blind = blindJudge(obs.metricsCoverage);
+  let waitingForBaseline: string | undefined;
+  if (blind && policy.analysis.startWithoutBaseline) {
+    if (state.approvalRequired === undefined) {
+      const why = `started without a metrics baseline (analysis.startWithoutBaseline): ${blind.reason}`;
+      draft.set('approvalRequired', why);
+      draft.record('operator', `${why}; promotion waits for an operator`);
+    }
+  } else if (blind?.now) {
+    return fail(blind.reason);
+  } else if (blind) {
+    waitingForBaseline = blind.reason;
+  }
   if (!state.baseline) {
     draft.set('baseline', {
       oldReplicas: obs.old.hpa ? Math.max(obs.old.hpa.currentReplicas, obs.old.replicas) : obs.old.replicas,
@@ -197,6 +221,19 @@ function preflight(draft: Draft, obs: Observation, policy: RolloutPolicy): void 
   }
   const first = policy.plan.steps[0] ?? 100;
   const target = replicasFor(draft.state, first, policy);
+  if (waitingForBaseline !== undefined) {
+    // Possibly only a moment after the traffic began; a workload that truly has none is refused.
+    ensureNewReplicas(draft, obs.new, target);
+    return waitOrFail(
+      draft,
+      policy,
+      `${waitingForBaseline}: the judge has no baseline to compare the new cluster with`,
+      (reason) =>
+        fail(
+          `${reason}; if the workload truly has no traffic, set analysis.startWithoutBaseline: true (promotion then waits for an operator)`,
+        ),
+    );
+  }
   if (obs.new.readyReplicas >= target) {
     draft.phase('Progressing');
     draft.set('pendingWeight', first);
@@ -219,6 +256,29 @@ function preflight(draft: Draft, obs: Observation, policy: RolloutPolicy): void 
 function waitOrFail(draft: Draft, policy: RolloutPolicy, what: string, fail: (reason: string) => void): void {
   if (draft.now - draft.state.stepStartedAt > policy.scaling.readyTimeoutMs)
     fail(`${what} for ${formatDuration(policy.scaling.readyTimeoutMs)}`);
+}
+
+/**
+ * Why the judge would be blind, from preflight's look at the metrics: `now` when waiting cannot
+ * help (no series at all: a template, label or scrape problem), otherwise it may be only that
+ * the traffic began a moment ago.
+ */
+function blindJudge(
+  coverage: MetricsCoverage | { error: string } | undefined,
+): { reason: string; now: boolean } | undefined {
+  if (coverage === undefined) return { reason: 'the metrics were not looked at yet', now: false };
+  if ('error' in coverage) return { reason: `the metrics could not be read: ${coverage.error}`, now: false };
+  const window = formatDuration(coverage.windowMs);
+  for (const side of [coverage.old, coverage.new]) {
+    if (side && !side.present)
+      return {
+        reason: `no ${side.series} in the last ${window}: check metrics.template and the scrape config`,
+        now: true,
+      };
+  }
+  if (!coverage.old.requests)
+    return { reason: `${coverage.old.series} counted no requests in the last ${window}`, now: false };
+  return undefined;
 }
 
 /** The application must not change during a cluster upgrade: every container's image must match. */
@@ -251,6 +311,8 @@ function correctDrift(draft: Draft, obs: Observation): void {
   }
   draft.act({ type: 'setWeight', weight: state.weight, reason: 'drift' });
   draft.set('drifts', state.drifts + 1);
+  // The route did not carry the step's weight for a while: that stretch was not this step.
+  if (state.phase === 'Progressing' || state.phase === 'Paused') restartHold(draft);
   const message = `route showed ${obs.routeWeight}% instead of ${state.weight}%; re-applied ${state.weight}%`;
   draft.record('drift-corrected', message);
   draft.event('DriftCorrected', message, true);
@@ -261,7 +323,7 @@ function analyse(draft: Draft, obs: Observation, policy: RolloutPolicy): void {
   if (!obs.metrics) return;
   // Nothing to judge before the first step, or while the route does not yet show our weight.
   if (state.stepIndex < 0 || obs.routeWeight !== state.weight) return;
-  const { check, stepCounts } = judge({
+  const judged = judge({
     at: now,
     weight: state.weight,
     reading: obs.metrics,
@@ -275,22 +337,37 @@ function analyse(draft: Draft, obs: Observation, policy: RolloutPolicy): void {
       nextWeight: policy.plan.steps[state.stepIndex + 1] ?? 100,
     },
   });
+  // A check with no data, or one whose window does not reach back to the previous check (a
+  // restart, a stalled loop), leaves a stretch of the step unobserved: the hold starts again.
+  const previousAt = Math.max(state.lastCheckAt ?? state.stepStartedAt, state.stepStartedAt);
+  const covered = hasCounts(obs.metrics) ? obs.metrics.windowMs + policy.analysis.intervalMs : 0;
+  if (now - previousAt > covered) restartHold(draft);
+  const { stepCounts } = judged;
+  // The route sends the traffic elsewhere than written: whatever the metrics say, this is not
+  // the step being judged, so it cannot pass (failures still count).
+  const splitProblem = unrepairableSplit(state, obs);
+  const check: CheckRecord =
+    splitProblem && judged.check.verdict === 'pass'
+      ? { ...judged.check, verdict: 'inconclusive', reason: `route: ${splitProblem}` }
+      : judged.check;
   draft.set('stepCounts', stepCounts);
   draft.set('lastCheckAt', now);
   draft.check(check);
 
-  if (check.critical) return startRollback(draft, check.reason);
+  if (check.critical) return startRollback(draft, check.reason, obs, policy, { critical: true });
   // A raise earned by earlier checks is withdrawn when the latest one does not pass.
   if (check.verdict !== 'pass' && state.pendingWeight !== undefined && !state.pendingByOperator) {
     draft.unset('pendingWeight');
     draft.unset('pendingSince');
   }
+  // Passing checks count only in a row.
+  if (check.verdict !== 'pass') draft.set('passedChecks', 0);
   if (check.verdict === 'fail') {
     const failures = state.consecutiveFailures + 1;
     draft.set('consecutiveFailures', failures);
     draft.set('consecutiveInconclusive', 0);
     if (failures >= policy.analysis.failureLimit) {
-      startRollback(draft, `${failures} failed checks in a row; last: ${check.reason}`);
+      startRollback(draft, `${failures} failed checks in a row; last: ${check.reason}`, obs, policy);
     }
     return;
   }
@@ -304,11 +381,44 @@ function analyse(draft: Draft, obs: Observation, policy: RolloutPolicy): void {
   }
   draft.set('consecutiveFailures', 0);
   draft.set('consecutiveInconclusive', 0);
-  draft.set('passedChecks', state.passedChecks + 1);
+  draft.set('passedChecks', draft.state.passedChecks + 1);
+  if (draft.state.holdSince === undefined) draft.set('holdSince', now);
 }
 
-/** A pause caused by missing data lifts itself once a check passes again. */
-function resumeIfRecovered(draft: Draft): void {
+function hasCounts(metrics: Observation['metrics']): metrics is MetricsReading {
+  if (!metrics || 'error' in metrics) return false;
+  return [metrics.old.requests, metrics.old.errors, metrics.new.requests, metrics.new.errors].every(
+    (value) => value !== null && Number.isFinite(value),
+  );
+}
+
+/** The step's hold and its passing checks start again at the next check with data. */
+function restartHold(draft: Draft): void {
+  draft.unset('holdSince');
+  draft.set('passedChecks', 0);
+}
+
+/**
+ * A split the route shows but clustershift cannot repair by writing weights: a side that should
+ * take traffic cannot (an HAProxy server in maint, drain or down). A weight that differs is
+ * drift, repaired by correctDrift, and judged here once the route shows it again.
+ */
+function unrepairableSplit(state: RolloutState, obs: Observation): string | undefined {
+  const split = obs.routeSplit;
+  if (!split || obs.routeWeight !== state.weight) return undefined;
+  const newWeight = Math.max(state.weight, state.pendingWeight ?? 0);
+  const blocking = split.unavailable.filter((side) =>
+    side.cluster === 'old' ? state.weight < 100 : newWeight > 0,
+  );
+  if (blocking.length === 0) return undefined;
+  return `the route cannot carry the split written (${state.weight}% to the new cluster): ${blocking.map((side) => side.reason).join('; ')}; ${split.effectiveWeight}% of the traffic reaches the new cluster. Weights cannot repair this: put the server back in service (the rollout resumes by itself)`;
+}
+
+/**
+ * A pause caused by missing data lifts itself once a check passes again; one caused by a route
+ * that could not carry the split, once it carries it again.
+ */
+function resumeIfRecovered(draft: Draft, obs: Observation): void {
   const { state } = draft;
   const last = state.checks[state.checks.length - 1];
   if (state.pauseCause === 'inconclusive' && last?.at === draft.now && last.verdict === 'pass') {
@@ -316,6 +426,24 @@ function resumeIfRecovered(draft: Draft): void {
     draft.unset('pauseCause');
     draft.record('resumed', 'a check passed again; resuming');
     draft.event('Resumed', 'analysis data is back and passing; resuming');
+  }
+  // Every side back in service (a pause clears the raise that made the new side matter).
+  if (
+    state.pauseCause === 'route-split' &&
+    obs.routeWeight === state.weight &&
+    obs.routeSplit !== undefined &&
+    obs.routeSplit.unavailable.length === 0
+  ) {
+    draft.phase('Progressing');
+    draft.unset('pauseCause');
+    // What the checks saw while the split was wrong was not this step.
+    restartHold(draft);
+    draft.set('consecutiveInconclusive', 0);
+    draft.record(
+      'resumed',
+      "the route carries the split written again; resuming (the step's hold starts again)",
+    );
+    draft.event('Resumed', 'the route carries the split written again; resuming');
   }
 }
 
@@ -325,15 +453,17 @@ function progress(draft: Draft, obs: Observation, policy: RolloutPolicy): void {
   const state = draft.state;
 
   if (state.pendingWeight === undefined && state.stepIndex >= 0 && obs.routeWeight === state.weight) {
-    const held = now - state.stepStartedAt >= policy.plan.holdTimeMs;
+    const held = state.holdSince !== undefined && now - state.holdSince >= policy.plan.holdTimeMs;
     const enoughPasses = state.passedChecks >= policy.plan.minPassingChecks;
     if (held && enoughPasses && state.consecutiveFailures === 0 && state.consecutiveInconclusive === 0) {
       const next = steps[state.stepIndex + 1];
-      if (next === undefined) return beginPromotion(draft, 'every step passed');
-      if (next === 100) {
+      if (next === undefined || next === 100) {
+        if (state.approvalRequired !== undefined)
+          return pause(draft, 'approval', `awaiting approval: ${state.approvalRequired}`);
         if (policy.plan.requireApproval) return pause(draft, 'approval', 'awaiting approval');
-        return beginPromotion(draft, 'every step before 100% passed');
       }
+      if (next === undefined) return beginPromotion(draft, 'every step passed');
+      if (next === 100) return beginPromotion(draft, 'every step before 100% passed');
       draft.set('pendingWeight', next);
       draft.set('pendingSince', now);
     }
@@ -397,6 +527,7 @@ function completeStep(draft: Draft, weight: number, policy: RolloutPolicy): void
 
 function resetStep(draft: Draft): void {
   draft.set('stepStartedAt', draft.now);
+  draft.set('holdSince', draft.now);
   draft.set('passedChecks', 0);
   draft.set('consecutiveFailures', 0);
   draft.set('consecutiveInconclusive', 0);
@@ -426,37 +557,116 @@ function promote(draft: Draft, obs: Observation, policy: RolloutPolicy): void {
     draft.event('Promoted', 'the new cluster receives 100% of the traffic');
     return;
   }
-  // Traffic must have left the old cluster (read back) before it is scaled down.
-  if (obs.routeWeight !== 100 || draft.now < draft.state.oldScaleDownAt) return;
+  if (draft.now < draft.state.oldScaleDownAt) return;
+  // The old cluster goes only once the new one carries everything (read back, every server in
+  // service) with its full size ready.
+  const fullSize = replicasFor(draft.state, 100, policy);
+  const newSideDown = obs.routeSplit?.unavailable.filter((side) => side.cluster === 'new') ?? [];
+  let short: string | undefined;
+  if (obs.routeWeight !== 100) short = `the route shows ${obs.routeWeight ?? 'no weight'} instead of 100%`;
+  else if (newSideDown.length > 0) short = newSideDown.map((side) => side.reason).join('; ');
+  else if (!obs.new || obs.new.readyReplicas < fullSize)
+    short = `the new cluster has ${obs.new?.readyReplicas ?? 'an unknown number of'}/${fullSize} ready replicas at 100%`;
+  if (short !== undefined) {
+    if (draft.now - draft.state.oldScaleDownAt > policy.scaling.readyTimeoutMs)
+      block(
+        draft,
+        `${short}; the old cluster keeps its replicas until the new one carries everything at full size`,
+      );
+    return;
+  }
+  draft.unset('blocker');
   if (policy.scaling.oldScaleDown !== 'never' && obs.old && obs.old.replicas > 0) {
     draft.act({ type: 'scale', cluster: 'old', replicas: 0 });
     draft.record('scaled', 'old cluster scaled to 0 replicas');
   }
   restoreHpa(draft, 'new', obs.new);
   draft.unset('oldScaleDownAt');
+  draft.unset('blocker');
   draft.phase('Succeeded');
   draft.record('succeeded', 'the workload now runs on the new cluster');
   draft.event('Succeeded', 'canary cluster upgrade succeeded');
 }
 
-function startRollback(draft: Draft, reason: string): void {
+/**
+ * Starts a rollback. The old cluster is asked for its starting capacity in this same decision.
+ * A critical breach sends all traffic back at once (errors are worse than load); otherwise the
+ * weight is lowered only as fast as the old cluster's ready replicas can carry the traffic: in
+ * this decision as far as the observation shows them, and from each next tick's.
+ */
+function startRollback(
+  draft: Draft,
+  reason: string,
+  obs: Observation | undefined,
+  policy: RolloutPolicy,
+  options: { critical?: boolean } = {},
+): void {
   draft.unset('pendingByOperator');
   draft.phase('RollingBack', reason);
   draft.unset('pauseCause');
   draft.unset('pendingWeight');
   draft.unset('pendingSince');
   draft.unset('oldScaleDownAt');
-  draft.set('weight', 0);
+  draft.unset('blocker');
   draft.set('stepIndex', -1);
-  draft.act({ type: 'setWeight', weight: 0, reason: 'rollback' });
+  draft.set('stepStartedAt', draft.now);
+  if (options.critical) draft.set('rollbackCritical', true);
+  restoreOldCluster(draft, obs?.old, policy);
+  lowerRollbackWeight(draft, obs, policy);
   draft.record('rolling-back', reason);
   draft.event('RollingBack', `rolling back: ${reason}`, true);
 }
 
+/** Lowers the weight as far as the old cluster can carry now (all the way on a critical breach). */
+function lowerRollbackWeight(draft: Draft, obs: Observation | undefined, policy: RolloutPolicy): void {
+  const state = draft.state;
+  if (state.weight === 0) return;
+  let target: number;
+  let why: string;
+  if (state.rollbackCritical) {
+    target = 0;
+    why = 'critical breach: all traffic back at once';
+  } else {
+    const baseline = state.baseline?.oldReplicas;
+    if (!obs?.old?.exists || baseline === undefined) return; // capacity unknown: hold the weight
+    target = lowestWeightOldCarries(obs.old.readyReplicas, {
+      baseline,
+      headroom: policy.scaling.headroom,
+      minReplicas: 1,
+    });
+    why = `the old cluster's ${obs.old.readyReplicas}/${baseline} ready replicas carry ${100 - target}%`;
+  }
+  if (target >= state.weight) return;
+  draft.act({ type: 'setWeight', weight: target, reason: 'rollback' });
+  draft.record('weight-set', `new-cluster weight ${state.weight}% → ${target}%: ${why}`);
+  draft.set('weight', target);
+}
+
 function rollBack(draft: Draft, obs: Observation, policy: RolloutPolicy): void {
   const state = draft.state;
+  const baseline = state.baseline?.oldReplicas ?? 0;
   // The old cluster takes the traffic back: give back anything a stepwise scale-down took.
-  restoreOldCluster(draft, obs.old);
+  restoreOldCluster(draft, obs.old, policy);
+  watchForCriticalBreach(draft, obs, policy);
+  lowerRollbackWeight(draft, obs, policy);
+  const oldReady = obs.old?.readyReplicas;
+  const oldSideDown = obs.routeSplit?.unavailable.filter((side) => side.cluster === 'old') ?? [];
+  let short: string | undefined;
+  if (draft.state.weight > 0)
+    short = `the old cluster has ${oldReady ?? 'an unknown number of'}/${baseline} ready replicas, enough for ${100 - draft.state.weight}% of the traffic: ${draft.state.weight}% stays on the new cluster`;
+  else if (oldSideDown.length > 0)
+    short = `the route cannot send traffic to the old cluster: ${oldSideDown.map((side) => side.reason).join('; ')}`;
+  else if (oldReady === undefined || oldReady < baseline)
+    short = `all traffic is back on the old cluster, but it has ${oldReady ?? 'an unknown number of'}/${baseline} ready replicas (its starting capacity)`;
+  if (short !== undefined) {
+    if (draft.now - state.stepStartedAt > policy.scaling.readyTimeoutMs)
+      block(
+        draft,
+        `${short} after ${formatDuration(policy.scaling.readyTimeoutMs)}; the new cluster keeps its replicas`,
+      );
+    return;
+  }
+  draft.unset('blocker');
   // Scale down only after traffic has left the new cluster (read back) and the drain delay passed.
   if (obs.routeWeight !== 0) return;
   if (state.drainUntil === undefined) {
@@ -465,10 +675,53 @@ function rollBack(draft: Draft, obs: Observation, policy: RolloutPolicy): void {
   }
   if (draft.now < state.drainUntil) return;
   restoreNewCluster(draft, obs.new);
+  restoreHpa(draft, 'old', obs.old);
   draft.unset('drainUntil');
+  draft.unset('blocker');
+  draft.unset('rollbackCritical');
   draft.phase('RolledBack', state.reason);
-  draft.record('rolled-back', 'all traffic is back on the old cluster and the new cluster is scaled back');
+  draft.record(
+    'rolled-back',
+    `all traffic is back on the old cluster with its ${baseline} replicas ready, and the new cluster is scaled back`,
+  );
   draft.event('RolledBack', `rolled back: ${state.reason ?? 'by request'}`, true);
+}
+
+/**
+ * While a rollback waits for the old cluster with traffic still on the new one, the new cluster
+ * is still watched: a critical breach sends everything back at once.
+ */
+function watchForCriticalBreach(draft: Draft, obs: Observation, policy: RolloutPolicy): void {
+  const state = draft.state;
+  if (!obs.metrics || state.weight === 0 || state.rollbackCritical) return;
+  const { check } = judge({
+    at: draft.now,
+    weight: state.weight,
+    reading: obs.metrics,
+    // This window alone: the breach must be there now.
+    stepCounts: { ...EMPTY_COUNTS },
+    policy: policy.analysis,
+    step: {
+      index: 0,
+      judgedSteps: policy.plan.steps.filter((weight) => weight < 100).length,
+      nextWeight: 0,
+    },
+  });
+  draft.set('lastCheckAt', draft.now);
+  if (!check.critical) return;
+  draft.check(check);
+  draft.set('rollbackCritical', true);
+  draft.record('rolling-back', `while rolling back: ${check.reason}; all traffic back at once`);
+}
+
+/** Tells once (event, history, notification through the state) what keeps the rollout from finishing. */
+function block(draft: Draft, blocker: string): void {
+  const before = draft.state.blocker;
+  draft.set('blocker', blocker);
+  if (before === undefined) {
+    draft.record('blocked', blocker);
+    draft.event('Blocked', blocker, true);
+  }
 }
 
 function pause(draft: Draft, cause: PauseCause, reason: string): void {
@@ -526,12 +779,34 @@ function restoreNewCluster(draft: Draft, fresh: WorkloadObservation | undefined)
   draft.record('scaled', `new cluster restored to its starting size (${replicaCount(baseline.newReplicas)})`);
 }
 
-function restoreOldCluster(draft: Draft, old: WorkloadObservation | undefined): void {
+/**
+ * Rollback: ask the old cluster for its starting replicas (through its HPA's minReplicas when it
+ * has one: an HPA may have shrunk it while traffic was away). Without an observation (an abort)
+ * it asks when clustershift itself may have taken replicas away.
+ */
+function restoreOldCluster(draft: Draft, old: WorkloadObservation | undefined, policy: RolloutPolicy): void {
   const baseline = draft.state.baseline;
-  if (!baseline || !old?.exists || old.hpa) return;
-  if (old.replicas < baseline.oldReplicas) {
-    draft.act({ type: 'scale', cluster: 'old', replicas: baseline.oldReplicas });
-    draft.record('scaled', `old cluster restored to ${replicaCount(baseline.oldReplicas)}`);
+  if (!baseline) return;
+  const wanted = baseline.oldReplicas;
+  if (old === undefined) {
+    if (baseline.oldHpaMinReplicas !== undefined && baseline.oldHpaMinReplicas < wanted)
+      draft.act({ type: 'setHpaMinReplicas', cluster: 'old', minReplicas: wanted });
+    else if (baseline.oldHpaMinReplicas === undefined && policy.scaling.oldScaleDown === 'stepwise')
+      draft.act({ type: 'scale', cluster: 'old', replicas: wanted });
+    return;
+  }
+  if (!old.exists) return;
+  if (old.hpa) {
+    if (old.hpa.minReplicas < wanted) {
+      draft.act({ type: 'setHpaMinReplicas', cluster: 'old', minReplicas: wanted });
+      draft.record(
+        'scaled',
+        `old cluster's HPA minReplicas raised to ${wanted} while the traffic comes back`,
+      );
+    }
+  } else if (old.replicas < wanted) {
+    draft.act({ type: 'scale', cluster: 'old', replicas: wanted });
+    draft.record('scaled', `old cluster restored to ${replicaCount(wanted)}`);
   }
 }
 
@@ -571,6 +846,8 @@ export function applyCommand(
   command: OperatorCommand,
   now: number,
   policy: RolloutPolicy,
+  /** A fresh look at the clusters, for an abort: how much the old cluster can take back now. */
+  observation?: Observation,
 ): Decision {
   const draft = new Draft(state, now);
   const conflict = () => new PhaseConflictError(command.type, state.phase, state.key);
@@ -622,7 +899,9 @@ export function applyCommand(
       if (state.phase !== 'Progressing' && state.phase !== 'Paused' && state.phase !== 'Promoting')
         throw conflict();
       draft.record('operator', `abort requested: ${command.reason}`);
-      startRollback(draft, `aborted: ${command.reason}`);
+      // Without an observation the weight comes down from the next tick's; either way only as
+      // far as the old cluster's ready replicas allow (all at once when they are all there).
+      startRollback(draft, `aborted: ${command.reason}`, observation, policy);
       break;
     case 'pause':
       if (state.phase === 'Paused') return { state, actions: [] };
@@ -665,6 +944,23 @@ export function applyCommand(
       break;
     }
   }
+  return draft.done();
+}
+
+/**
+ * A controller (re)started, or began leading: nobody watched the rollout for a while, and its
+ * latest checks may be lost. Only observed time counts towards a step's hold, so the hold and
+ * the passing checks start again; the weight stays where it is (a restart never moves traffic).
+ */
+export function resumeAfterRestart(state: RolloutState, now: number): Decision {
+  const draft = new Draft(state, now);
+  if ((state.phase !== 'Progressing' && state.phase !== 'Paused') || state.stepIndex < 0) return draft.done();
+  if (state.holdSince === undefined && state.passedChecks === 0) return draft.done();
+  restartHold(draft);
+  draft.record(
+    'hold-restarted',
+    `controller started: the ${state.weight}% step's hold and passing checks start again (only observed time counts)`,
+  );
   return draft.done();
 }
 

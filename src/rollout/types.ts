@@ -42,7 +42,7 @@ export function isTerminalPhase(phase: string): boolean {
 }
 
 export type ClusterRole = 'old' | 'new';
-export type PauseCause = 'operator' | 'inconclusive' | 'not-ready' | 'approval' | 'gate';
+export type PauseCause = 'operator' | 'inconclusive' | 'not-ready' | 'approval' | 'gate' | 'route-split';
 export type Verdict = 'pass' | 'fail' | 'inconclusive';
 
 export interface WorkloadRef {
@@ -87,7 +87,8 @@ export interface RouteSplit {
 export interface ClusterMetrics {
   requests: number | null;
   errors: number | null;
-  p99LatencyMs: number | null;
+  /** The template's latency figure in ms: a p99, or an average (see MetricsReading.latencyStatistic). */
+  latencyMs: number | null;
   /** User-defined metrics by name. */
   custom?: Record<string, number | null>;
 }
@@ -97,6 +98,32 @@ export interface MetricsReading {
   new: ClusterMetrics;
   /** Length of the window the counts cover, in ms. */
   windowMs: number;
+  /**
+   * What `latencyMs` is: a 99th percentile from a histogram (Istio, Linkerd), or an average
+   * response time (HAProxy's exporter has no histogram). Absent means p99.
+   */
+  latencyStatistic?: 'p99' | 'average';
+}
+
+/** Whether the metrics can see one cluster's side of a workload (preflight: is the judge blind?). */
+export interface SeriesCoverage {
+  /** What was looked for, for messages: "haproxy_server_http_responses_total for backend checkout server old". */
+  series: string;
+  /** Whether any sample of it exists in the window. */
+  present: boolean;
+  /** Requests counted over the window; null when they could not be counted. */
+  requests: number | null;
+}
+
+export interface MetricsCoverage {
+  /** The window looked at, in ms. */
+  windowMs: number;
+  old: SeriesCoverage;
+  /**
+   * Absent when the template cannot see a cluster before it serves the workload (Istio and
+   * Linkerd series appear with the first request); HAProxy's server counters exist from the start.
+   */
+  new?: SeriesCoverage;
 }
 
 export interface Observation {
@@ -116,6 +143,8 @@ export interface Observation {
   metrics?: MetricsReading | { error: string };
   /** Set when a gate webhook refused the next traffic increase. */
   gateRefusal?: string;
+  /** Preflight only: what the metrics see of the workload, or why they could not be asked. */
+  metricsCoverage?: MetricsCoverage | { error: string };
 }
 
 export interface MetricResult {
@@ -152,6 +181,8 @@ export type HistoryKind =
   | 'rolling-back'
   | 'rolled-back'
   | 'retried'
+  | 'hold-restarted'
+  | 'blocked'
   | 'operator';
 
 export interface HistoryEntry {
@@ -193,6 +224,13 @@ export interface RolloutState {
   /** The pending raise was asked for by an operator's promote, not earned by checks. */
   pendingByOperator?: boolean;
   stepStartedAt: number;
+  /**
+   * Where the step's hold (plan.holdTime) began: the step's start, or the first check with data
+   * after a restart, a stretch without data or a route that did not carry the split. Only
+   * observed time counts; undefined until the next check with data.
+   */
+  holdSince?: number;
+  /** Passing checks in a row at this step, with no check or stretch of missing data between. */
   passedChecks: number;
   consecutiveFailures: number;
   consecutiveInconclusive: number;
@@ -211,6 +249,16 @@ export interface RolloutState {
   newReplicasTarget?: number;
   /** Rollback: when the drain delay ends and the new cluster may scale down. */
   drainUntil?: number;
+  /** Rollback on a critical breach: traffic went back at once, whatever the old cluster had ready. */
+  rollbackCritical?: boolean;
+  /**
+   * What keeps a rollout that should finish by itself from finishing (the old cluster short of
+   * its starting capacity during a rollback, a router side out of service): told with an event
+   * and a notification, cleared once it resolves.
+   */
+  blocker?: string;
+  /** Why promotion waits for an operator whatever the checks say (started without a metrics baseline). */
+  approvalRequired?: string;
   /** Promotion: when the old cluster may scale down. */
   oldScaleDownAt?: number;
   /** Why the rollout is paused: an operator, too many inconclusive checks (resumes by itself
@@ -239,6 +287,7 @@ export type EventKind =
   | 'Succeeded'
   | 'RollingBack'
   | 'RolledBack'
+  | 'Blocked'
   | 'DriftCorrected';
 
 export type Action =

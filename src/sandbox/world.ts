@@ -4,7 +4,7 @@
 
 import { RouteNotFoundError } from '../errors.js';
 import type { MetricsQuery, MetricsSource } from '../metrics/metrics.js';
-import type { ClusterMetrics, MetricsReading } from '../rollout/types.js';
+import type { ClusterMetrics, MetricsCoverage, MetricsReading, WorkloadRef } from '../rollout/types.js';
 import { type RouteHandle, weightsOnly } from '../routers/router.js';
 
 export interface ClusterBehaviour {
@@ -136,13 +136,33 @@ export class SimulatedWorld implements MetricsSource {
     return readings;
   }
 
+  /** The simulated series exist for every simulated workload; requests follow its rate. */
+  async coverage(
+    query: { workload: WorkloadRef; windowMs: number },
+    signal: AbortSignal,
+  ): Promise<MetricsCoverage> {
+    signal.throwIfAborted();
+    if (this.metricsOutage) throw new Error(this.metricsOutage);
+    const key = `${query.workload.namespace}/${query.workload.name}`;
+    const entry = this.workloads.get(key);
+    const series = (cluster: string) => `simulated requests for ${key} in the ${cluster} cluster`;
+    const requests = entry
+      ? Math.round(entry.rps * (query.windowMs / 1000) * (1 - entry.weight / 100))
+      : null;
+    return {
+      windowMs: query.windowMs,
+      old: { series: series('old'), present: entry !== undefined, requests },
+      new: { series: series('new'), present: entry !== undefined, requests: entry ? 0 : null },
+    };
+  }
+
   private clusterReading(requests: number, behaviour: ClusterBehaviour): ClusterMetrics {
-    if (requests === 0) return { requests: 0, errors: 0, p99LatencyMs: null };
+    if (requests === 0) return { requests: 0, errors: 0, latencyMs: null };
     const jitter = 1 + (this.random() - 0.5) * 0.1;
     return {
       requests,
       errors: binomial(requests, behaviour.errorRate, this.random),
-      p99LatencyMs: behaviour.p99LatencyMs * jitter,
+      latencyMs: behaviour.p99LatencyMs * jitter,
     };
   }
 }

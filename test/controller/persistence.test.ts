@@ -2,7 +2,9 @@
 // its counters and record stays in memory until the next transition or a stop. What the store
 // holds must always be exactly resumable: same phase, step, weight, targets and timers.
 
+import pino from 'pino';
 import t from 'tap';
+import { Controller } from '../../src/controller.js';
 import type { RolloutState } from '../../src/rollout/types.js';
 import { isTransition } from '../../src/state/state-store.js';
 import { sandboxRuntime } from '../fixtures/runtime.js';
@@ -55,4 +57,50 @@ t.test('stop writes the checks that were only in memory', async (t) => {
   t.ok(unsavedCheck, 'a check was left in memory');
   await rt.controller.stop();
   t.same(await stored(rt.store, 'shop/checkout'), rt.controller.get('shop/checkout'), 'stop saved it');
+});
+
+t.test('a restarted controller resumes at the same weight and holds the step again', async (t) => {
+  const rt = await sandboxRuntime({ names: ['checkout'] });
+  const key = 'shop/checkout';
+  await rt.controller.command(key, { type: 'start' });
+  for (let i = 0; i < 200; i++) {
+    const state = rt.controller.get(key);
+    if (state.weight === 10 && state.passedChecks >= 1) break;
+    await rt.run(1);
+  }
+  const before = rt.controller.get(key);
+  t.equal(before.weight, 10);
+  t.ok(before.passedChecks >= 1, 'checks had passed at 10%');
+  await rt.controller.stop();
+
+  rt.clock.advance(30_000); // 30s without any controller
+  const restarted = new Controller({
+    workloads: rt.config.workloads,
+    settings: rt.config.controller,
+    clusters: { old: rt.old, new: rt.fresh },
+    routes: new Map([[key, rt.world.routeFor(key)]]),
+    metrics: rt.world,
+    store: rt.store,
+    clock: rt.clock,
+    logger: pino({ level: 'silent' }),
+  });
+  await restarted.load(AbortSignal.timeout(5000));
+  t.teardown(() => restarted.stop());
+  const resumed = restarted.get(key);
+  t.match(resumed, { phase: 'Progressing', weight: 10, stepIndex: before.stepIndex, passedChecks: 0 });
+  t.equal(resumed.holdSince, undefined, 'the downtime does not count towards the hold');
+  t.match(resumed.history.at(-1), { kind: 'hold-restarted' });
+
+  let firstCheckAt: number | undefined;
+  for (let i = 0; i < 200 && restarted.get(key).weight === 10; i++) {
+    rt.clock.advance(1000);
+    await restarted.tick();
+    firstCheckAt ??= restarted.get(key).holdSince;
+  }
+  const advancedAt = restarted.get(key).stepStartedAt;
+  t.equal(restarted.get(key).weight, 50, 'the step advanced after all');
+  t.ok(
+    firstCheckAt !== undefined && advancedAt - firstCheckAt >= rt.config.workloads[0]!.policy.plan.holdTimeMs,
+    'a whole hold after the first check since the restart',
+  );
 });

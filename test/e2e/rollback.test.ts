@@ -79,12 +79,12 @@ t.test(
 
     const done = await stack.waitForPhase(['RolledBack', 'Succeeded', 'Failed'], 60_000);
     expectPhase(t, stack, done, 'RolledBack', 'rolled back');
-    t.match(done.reason, /latency-p99/, `the latency decided it: ${done.reason}`);
+    t.match(done.reason, /latency-avg/, `the latency decided it: ${done.reason}`);
     const failed = done.checks.filter((c) => c.verdict === 'fail');
     t.ok(failed.length > 0, 'checks failed');
     for (const check of failed) {
       t.match(
-        check.metrics.find((m) => m.name === 'latency-p99'),
+        check.metrics.find((m) => m.name === 'latency-avg'),
         { verdict: 'fail' },
         `the failed check at ${check.weight}% failed on latency: ${check.reason}`,
       );

@@ -1,0 +1,125 @@
+// Preflight: both clusters run the same images, the route starts at 0%, the judge can see the
+// workload, and the new cluster is ready for the first step before any traffic moves.
+
+import { formatDuration } from '../duration.js';
+import type { Draft } from './draft.js';
+import type { RolloutPolicy } from './policy.js';
+import { ensureNewReplicas, replicaCount, replicasFor, restoreNewCluster } from './replicas.js';
+import type { MetricsCoverage, Observation, WorkloadObservation } from './types.js';
+
+export function preflight(draft: Draft, obs: Observation, policy: RolloutPolicy): void {
+  const { state, now } = draft;
+  const fail = (reason: string) => {
+    restoreNewCluster(draft, obs.new);
+    draft.phase('Failed', `preflight: ${reason}`);
+    draft.record('preflight-failed', reason);
+    draft.event('PreflightFailed', reason, true);
+  };
+  if (!obs.old || !obs.new) return waitOrFail(draft, policy, 'the clusters could not be read', fail);
+  if (!obs.old.exists) return fail(`${state.key} does not exist in the old cluster`);
+  if (!obs.new.exists) return fail(`${state.key} does not exist in the new cluster`);
+  const imageProblem = compareImages(obs.old, obs.new);
+  if (imageProblem) return fail(imageProblem);
+  if (obs.routeError) return fail(`route: ${obs.routeError}`);
+  if (obs.routeWeight === undefined) return waitOrFail(draft, policy, 'the route could not be read', fail);
+  if (obs.routeWeight !== 0 && state.stepIndex < 0) {
+    return fail(
+      `the route already sends ${obs.routeWeight}% to the new cluster; clustershift starts from 0% so that starting never moves traffic (set it to 0 first)`,
+    );
+  }
+  // The judge must see the workload before any traffic moves, or every check is blind.
+  const blind = blindJudge(obs.metricsCoverage);
+  let waitingForBaseline: string | undefined;
+  if (blind && policy.analysis.startWithoutBaseline) {
+    if (state.approvalRequired === undefined) {
+      const why = `started without a metrics baseline (analysis.startWithoutBaseline): ${blind.reason}`;
+      draft.set('approvalRequired', why);
+      draft.record('operator', `${why}; promotion waits for an operator`);
+    }
+  } else if (blind?.now) {
+    return fail(blind.reason);
+  } else if (blind) {
+    waitingForBaseline = blind.reason;
+  }
+  if (!state.baseline) {
+    draft.set('baseline', {
+      oldReplicas: obs.old.hpa ? Math.max(obs.old.hpa.currentReplicas, obs.old.replicas) : obs.old.replicas,
+      newReplicas: obs.new.replicas,
+      ...(obs.old.hpa ? { oldHpaMinReplicas: obs.old.hpa.minReplicas } : {}),
+      ...(obs.new.hpa ? { newHpaMinReplicas: obs.new.hpa.minReplicas } : {}),
+    });
+  }
+  const first = policy.plan.steps[0] ?? 100;
+  const target = replicasFor(draft.state, first, policy);
+  if (waitingForBaseline !== undefined) {
+    // Possibly only a moment after the traffic began; a workload that truly has none is refused.
+    ensureNewReplicas(draft, obs.new, target);
+    return waitOrFail(
+      draft,
+      policy,
+      `${waitingForBaseline}: the judge has no baseline to compare the new cluster with`,
+      (reason) =>
+        fail(
+          `${reason}; if the workload truly has no traffic, set analysis.startWithoutBaseline: true (promotion then waits for an operator)`,
+        ),
+    );
+  }
+  if (obs.new.readyReplicas >= target) {
+    draft.phase('Progressing');
+    draft.set('pendingWeight', first);
+    draft.set('pendingSince', now);
+    draft.record(
+      'preflight-passed',
+      `both clusters run the same images; new cluster ready with ${replicaCount(obs.new.readyReplicas)}`,
+    );
+    draft.event('Started', `canary cluster upgrade started: ${policy.plan.steps.join('% → ')}%`);
+    return;
+  }
+  ensureNewReplicas(draft, obs.new, target);
+  if (now - state.stepStartedAt > policy.scaling.readyTimeoutMs) {
+    fail(
+      `the new cluster's pods never got ready: ${obs.new.readyReplicas}/${target} ready after ${formatDuration(policy.scaling.readyTimeoutMs)}`,
+    );
+  }
+}
+
+function waitOrFail(draft: Draft, policy: RolloutPolicy, what: string, fail: (reason: string) => void): void {
+  if (draft.now - draft.state.stepStartedAt > policy.scaling.readyTimeoutMs)
+    fail(`${what} for ${formatDuration(policy.scaling.readyTimeoutMs)}`);
+}
+
+/**
+ * Why the judge would be blind, from preflight's look at the metrics: `now` when waiting cannot
+ * help (no series at all: a template, label or scrape problem), otherwise it may be only that
+ * the traffic began a moment ago.
+ */
+function blindJudge(
+  coverage: MetricsCoverage | { error: string } | undefined,
+): { reason: string; now: boolean } | undefined {
+  if (coverage === undefined) return { reason: 'the metrics were not looked at yet', now: false };
+  if ('error' in coverage) return { reason: `the metrics could not be read: ${coverage.error}`, now: false };
+  const window = formatDuration(coverage.windowMs);
+  for (const side of [coverage.old, coverage.new]) {
+    if (side && !side.present)
+      return {
+        reason: `no ${side.series} in the last ${window}: check metrics.template and the scrape config`,
+        now: true,
+      };
+  }
+  if (!coverage.old.requests)
+    return { reason: `${coverage.old.series} counted no requests in the last ${window}`, now: false };
+  return undefined;
+}
+
+/** The application must not change during a cluster upgrade: every container's image must match. */
+export function compareImages(old: WorkloadObservation, fresh: WorkloadObservation): string | undefined {
+  const names = new Set([...Object.keys(old.images), ...Object.keys(fresh.images)]);
+  for (const name of [...names].sort()) {
+    const a = old.images[name];
+    const b = fresh.images[name];
+    if (a === undefined) return `container ${name} exists only in the new cluster (image ${b})`;
+    if (b === undefined) return `container ${name} exists only in the old cluster (image ${a})`;
+    if (a !== b) return `container ${name} runs ${a} in the old cluster but ${b} in the new one`;
+  }
+  return undefined;
+}

@@ -1,10 +1,11 @@
 // Kubernetes Events recorded against a WorkloadMigration, so `kubectl describe wlm` tells the
 // rollout's story. kubectl finds them by the involved object's kind, name, namespace and uid.
 
-import { CoreV1Api, type CoreV1Event, type KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { type Clock, systemClock } from '../clock.js';
 import type { KubeEvent } from '../kube/cluster-client.js';
-import { httpStatusOf, KubeCaller, type RetryPolicy, requestOptions } from '../kube/kube-call.js';
+import { KubeCaller, type RetryPolicy } from '../kube/kube-call.js';
+import { KubeEventWriter } from '../kube/kube-event-writer.js';
 import type { Sleep } from '../timing.js';
 import { WORKLOAD_MIGRATION } from './manifests.js';
 import { API_VERSION } from './schema.js';
@@ -26,35 +27,25 @@ export interface InvolvedWorkloadMigration {
   resourceVersion?: string;
 }
 
-/** The Event source, as `kubectl describe` shows it. */
-const COMPONENT = 'clustershift';
-/** The API server's limit on an Event message. */
-const MAX_EVENT_MESSAGE = 1024;
-
 export class WorkloadMigrationEvents {
-  private readonly core: CoreV1Api;
-  private readonly caller: KubeCaller;
-  private readonly clock: Clock;
-  private sequence = 0;
+  private readonly writer: KubeEventWriter;
 
   constructor(options: WorkloadMigrationEventsOptions) {
-    this.core = options.kubeConfig.makeApiClient(CoreV1Api);
-    this.clock = options.clock ?? systemClock;
-    this.caller = new KubeCaller({
-      cluster: 'home',
-      requestTimeoutMs: options.requestTimeoutMs,
-      ...(options.retry ? { retry: options.retry } : {}),
-      ...(options.sleep ? { sleep: options.sleep } : {}),
+    this.writer = new KubeEventWriter({
+      core: options.kubeConfig.makeApiClient(CoreV1Api),
+      clock: options.clock ?? systemClock,
+      caller: new KubeCaller({
+        cluster: 'home',
+        requestTimeoutMs: options.requestTimeoutMs,
+        ...(options.retry ? { retry: options.retry } : {}),
+        ...(options.sleep ? { sleep: options.sleep } : {}),
+      }),
     });
   }
 
   async record(object: InvolvedWorkloadMigration, event: KubeEvent, signal: AbortSignal): Promise<void> {
-    const now = new Date(this.clock.now());
-    // Like client-go: name.<unix nanoseconds in hex>, plus a counter for events in the same ms.
-    const nanos = BigInt(now.getTime()) * 1_000_000n + BigInt(this.sequence++ % 1_000_000);
-    const body: CoreV1Event = {
-      metadata: { name: `${object.name}.${nanos.toString(16)}`, namespace: object.namespace },
-      involvedObject: {
+    await this.writer.create(
+      {
         apiVersion: API_VERSION,
         kind: WORKLOAD_MIGRATION.kind,
         name: object.name,
@@ -62,29 +53,9 @@ export class WorkloadMigrationEvents {
         ...(object.uid ? { uid: object.uid } : {}),
         ...(object.resourceVersion ? { resourceVersion: object.resourceVersion } : {}),
       },
-      reason: event.reason,
-      message: event.message.slice(0, MAX_EVENT_MESSAGE),
-      type: event.type,
-      source: { component: COMPONENT },
-      reportingComponent: COMPONENT,
-      count: 1,
-      firstTimestamp: now,
-      lastTimestamp: now,
-    };
-    await this.caller.call(
-      {
-        verb: 'create',
-        object: `event ${event.reason} on WorkloadMigration ${object.namespace}/${object.name}`,
-      },
+      event,
+      `WorkloadMigration ${object.namespace}/${object.name}`,
       signal,
-      async (s) => {
-        try {
-          await this.core.createNamespacedEvent({ namespace: object.namespace, body }, requestOptions(s));
-        } catch (error) {
-          // The name is unique to this call: AlreadyExists means an earlier attempt got through.
-          if (httpStatusOf(error) !== 409) throw error;
-        }
-      },
     );
   }
 }

@@ -5,7 +5,6 @@ import {
   AppsV1Api,
   AutoscalingV2Api,
   CoreV1Api,
-  type CoreV1Event,
   type KubeConfig,
   PatchStrategy,
   type V1Deployment,
@@ -16,7 +15,8 @@ import { KubeError } from '../errors.js';
 import { type WorkloadObservation, type WorkloadRef, workloadKey } from '../rollout/types.js';
 import { abortableSleep, type Sleep } from '../timing.js';
 import type { ClusterClient, KubeEvent } from './cluster-client.js';
-import { httpStatusOf, isNotFound, KubeCaller, type RetryPolicy, requestOptions } from './kube-call.js';
+import { isNotFound, KubeCaller, type RetryPolicy, requestOptions } from './kube-call.js';
+import { KubeEventWriter } from './kube-event-writer.js';
 import { buildKubeConfig } from './kubeconfig.js';
 
 export interface KubeClusterClientOptions {
@@ -36,27 +36,19 @@ export interface KubeClusterClientOptions {
   clock?: Clock;
 }
 
-/** The Event source, as `kubectl describe` shows it. */
-const COMPONENT = 'clustershift';
-/** The API server's limit on an Event message. */
-const MAX_EVENT_MESSAGE = 1024;
-
 export class KubeClusterClient implements ClusterClient {
   readonly name: string;
   private readonly apps: AppsV1Api;
   private readonly autoscaling: AutoscalingV2Api;
-  private readonly core: CoreV1Api;
   private readonly caller: KubeCaller;
   private readonly sleep: Sleep;
-  private readonly clock: Clock;
-  private eventSequence = 0;
+  private readonly events: KubeEventWriter;
 
   constructor(options: KubeClusterClientOptions) {
     this.name = options.name;
     const kubeConfig = options.kubeConfig ?? buildKubeConfig(options);
     this.apps = kubeConfig.makeApiClient(AppsV1Api);
     this.autoscaling = kubeConfig.makeApiClient(AutoscalingV2Api);
-    this.core = kubeConfig.makeApiClient(CoreV1Api);
     this.sleep = options.sleep ?? abortableSleep;
     this.caller = new KubeCaller({
       cluster: options.name,
@@ -64,7 +56,11 @@ export class KubeClusterClient implements ClusterClient {
       ...(options.retry ? { retry: options.retry } : {}),
       sleep: this.sleep,
     });
-    this.clock = options.clock ?? systemClock;
+    this.events = new KubeEventWriter({
+      core: kubeConfig.makeApiClient(CoreV1Api),
+      caller: this.caller,
+      clock: options.clock ?? systemClock,
+    });
   }
 
   async getWorkload(ref: WorkloadRef, signal: AbortSignal): Promise<WorkloadObservation> {
@@ -140,12 +136,8 @@ export class KubeClusterClient implements ClusterClient {
   async recordEvent(ref: WorkloadRef, event: KubeEvent, signal: AbortSignal): Promise<void> {
     // A missing workload still gets its event (e.g. "preflight failed: not found"), without a uid.
     const deployment = await this.readDeployment(ref, signal);
-    const now = new Date(this.clock.now());
-    // Like client-go: name.<unix nanoseconds in hex>, plus a counter for events in the same ms.
-    const nanos = BigInt(now.getTime()) * 1_000_000n + BigInt(this.eventSequence++ % 1_000_000);
-    const body: CoreV1Event = {
-      metadata: { name: `${ref.name}.${nanos.toString(16)}`, namespace: ref.namespace },
-      involvedObject: {
+    await this.events.create(
+      {
         apiVersion: 'apps/v1',
         kind: 'Deployment',
         name: ref.name,
@@ -155,26 +147,9 @@ export class KubeClusterClient implements ClusterClient {
           ? { resourceVersion: deployment.metadata.resourceVersion }
           : {}),
       },
-      reason: event.reason,
-      message: event.message.slice(0, MAX_EVENT_MESSAGE),
-      type: event.type,
-      source: { component: COMPONENT },
-      reportingComponent: COMPONENT,
-      count: 1,
-      firstTimestamp: now,
-      lastTimestamp: now,
-    };
-    await this.caller.call(
-      { verb: 'create', object: `event ${event.reason} on deployment ${workloadKey(ref)}` },
+      event,
+      `deployment ${workloadKey(ref)}`,
       signal,
-      async (s) => {
-        try {
-          await this.core.createNamespacedEvent({ namespace: ref.namespace, body }, requestOptions(s));
-        } catch (error) {
-          // The name is unique to this call: AlreadyExists means an earlier attempt got through.
-          if (httpStatusOf(error) !== 409) throw error;
-        }
-      },
     );
   }
 

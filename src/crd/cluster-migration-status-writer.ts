@@ -5,9 +5,10 @@
 import { isDeepStrictEqual } from 'node:util';
 import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { ClustershiftError } from '../errors.js';
-import { isNotFound, KubeCaller, type RetryPolicy, requestOptions } from '../kube/kube-call.js';
+import { isNotFound, type KubeCaller, type RetryPolicy, requestOptions } from '../kube/kube-call.js';
 import type { Sleep } from '../timing.js';
 import type { ObjectConditions } from './cr-workload-source.js';
+import { homeClusterCaller } from './home-cluster.js';
 import { CLUSTER_MIGRATION } from './manifests.js';
 import {
   API_VERSION,
@@ -32,12 +33,7 @@ export class ClusterMigrationStatusWriter {
 
   constructor(options: ClusterMigrationStatusWriterOptions) {
     this.api = options.kubeConfig.makeApiClient(CustomObjectsApi);
-    this.caller = new KubeCaller({
-      cluster: 'home',
-      requestTimeoutMs: options.requestTimeoutMs,
-      ...(options.retry ? { retry: options.retry } : {}),
-      ...(options.sleep ? { sleep: options.sleep } : {}),
-    });
+    this.caller = homeClusterCaller(options);
   }
 
   /** Returns false when the status already says this (no write). */

@@ -4,9 +4,10 @@
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { type Clock, systemClock } from '../clock.js';
 import type { KubeEvent } from '../kube/cluster-client.js';
-import { KubeCaller, type RetryPolicy } from '../kube/kube-call.js';
+import type { RetryPolicy } from '../kube/kube-call.js';
 import { KubeEventWriter } from '../kube/kube-event-writer.js';
 import type { Sleep } from '../timing.js';
+import { homeClusterCaller } from './home-cluster.js';
 import { WORKLOAD_MIGRATION } from './manifests.js';
 import { API_VERSION } from './schema.js';
 
@@ -34,12 +35,7 @@ export class WorkloadMigrationEvents {
     this.writer = new KubeEventWriter({
       core: options.kubeConfig.makeApiClient(CoreV1Api),
       clock: options.clock ?? systemClock,
-      caller: new KubeCaller({
-        cluster: 'home',
-        requestTimeoutMs: options.requestTimeoutMs,
-        ...(options.retry ? { retry: options.retry } : {}),
-        ...(options.sleep ? { sleep: options.sleep } : {}),
-      }),
+      caller: homeClusterCaller(options),
     });
   }
 

@@ -8,10 +8,17 @@
 import { isDeepStrictEqual } from 'node:util';
 import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { ClustershiftError, KubeError, StateConflictError } from '../errors.js';
-import { httpStatusOf, isNotFound, KubeCaller, type RetryPolicy, requestOptions } from '../kube/kube-call.js';
+import {
+  httpStatusOf,
+  isNotFound,
+  type KubeCaller,
+  type RetryPolicy,
+  requestOptions,
+} from '../kube/kube-call.js';
 import type { RolloutState } from '../rollout/types.js';
 import type { StateStore } from '../state/state-store.js';
 import type { Sleep } from '../timing.js';
+import { homeClusterCaller } from './home-cluster.js';
 import { WORKLOAD_MIGRATION } from './manifests.js';
 import {
   API_VERSION,
@@ -70,12 +77,7 @@ export class WorkloadMigrationStateStore implements StateStore {
 
   constructor(options: WorkloadMigrationStateStoreOptions) {
     this.api = options.kubeConfig.makeApiClient(CustomObjectsApi);
-    this.caller = new KubeCaller({
-      cluster: 'home',
-      requestTimeoutMs: options.requestTimeoutMs,
-      ...(options.retry ? { retry: options.retry } : {}),
-      ...(options.sleep ? { sleep: options.sleep } : {}),
-    });
+    this.caller = homeClusterCaller(options);
     this.objectFor =
       options.objectFor ??
       ((_key, state) => ({ namespace: state.workload.namespace, name: state.workload.name }));

@@ -20,7 +20,9 @@ function scratch(t: Test) {
 
 t.test('bench:scale runs a tiny fleet and reports per-size figures', async (t) => {
   const output = scratch(t);
-  const results = await runScale({ sizes: [5, 20], tickSeconds: 5, maxVirtualMinutes: 30, output });
+  // 60 virtual minutes: at the fleet's 0.2% error rate a pass needs more evidence than it did (see
+  // bench/README.md, policy), and one of 20 rollouts takes about 40.
+  const results = await runScale({ sizes: [5, 20], tickSeconds: 5, maxVirtualMinutes: 60, output });
   t.equal(results.rows.length, 2);
   for (const row of results.rows) {
     t.type(row.tickCpuMs.median, 'number');

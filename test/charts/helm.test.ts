@@ -280,7 +280,7 @@ t.test(
           0,
           `${name}: src/main.ts --check exits 0${check.code ? `\n${check.stderr}` : ''}`,
         );
-        t.match(check.stdout, /: valid, 1 workload\(s\)/);
+        t.match(check.stdout, /: valid, 1 workload\n/);
       }
       const config = parseConfigText(text, `${name} -> configmap config.yaml`);
       configs.set(name, config);

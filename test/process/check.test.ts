@@ -50,5 +50,5 @@ t.test('--check: exit 2 with the reason the start would give, exit 0 once the fi
   await writeFiles(dir, { 'api-tokens/tokens.yaml': tokens ?? '' });
   const valid = await check(configPath);
   t.equal(valid.code, 0, valid.stderr);
-  t.equal(valid.stdout, `${configPath}: valid, 1 workload(s)\n`);
+  t.equal(valid.stdout, `${configPath}: valid, 1 workload\n`);
 });

@@ -43,7 +43,7 @@ t.test('--check: exit 2 with the reason the start would give, exit 0 once the fi
   t.equal(noTokens.code, 2, 'a missing tokens file is a configuration error');
   t.match(
     noTokens.stderr,
-    /^clustershift: cannot read the API tokens file .*tokens\.yaml \(api\.auth\.tokensFile\)/,
+    /^clustershift-controller: cannot read the API tokens file .*tokens\.yaml \(api\.auth\.tokensFile\)/,
   );
   t.equal(noTokens.stdout, '', 'nothing claims the file is valid');
 

@@ -204,6 +204,43 @@ export class WorkloadMigrationStateStore implements StateStore {
     );
   }
 
+  /**
+   * Adds or removes `finalizer` on a WorkloadMigration (a GET, and a PUT only when it changes).
+   * Returns whether it is now present; false also when the object is gone. The write bumps the
+   * object's resourceVersion: when this store's last save is what the GET shows, the new
+   * resourceVersion is kept for the next save; otherwise (another writer) the next save still
+   * conflicts, as it must.
+   */
+  async setFinalizer(ref: ObjectRef, finalizer: string, present: boolean, signal: AbortSignal): Promise<boolean> {
+    return this.crdCall(
+      { verb: 'update', object: `finalizers of ${where(ref)}`, retryConflicts: true },
+      signal,
+      async (s) => {
+        const object = await this.getObject(ref, s);
+        if (!object) return false;
+        const finalizers = object.metadata?.finalizers ?? [];
+        if (finalizers.includes(finalizer) === present) return present;
+        const next = present ? [...finalizers, finalizer] : finalizers.filter((f) => f !== finalizer);
+        const written = (await this.api.replaceNamespacedCustomObject(
+          {
+            group: GROUP,
+            version: VERSION,
+            plural: PLURAL,
+            ...ref,
+            body: { ...object, metadata: { ...object.metadata, finalizers: next } },
+          },
+          requestOptions(s),
+        )) as WorkloadMigrationObject | undefined;
+        const rolloutKey = this.rolloutOf.get(objectKey(ref));
+        const seen = rolloutKey !== undefined ? this.seen.get(rolloutKey) : undefined;
+        const resourceVersion = written?.metadata?.resourceVersion;
+        if (rolloutKey !== undefined && seen && resourceVersion && seen.resourceVersion === object.metadata?.resourceVersion)
+          this.keep(rolloutKey, { ...seen, resourceVersion });
+        return present;
+      },
+    );
+  }
+
   /** The object holding a rollout, for Events against it (its uid makes `kubectl describe` find them). */
   objectOf(rolloutKey: string): SeenObject | undefined {
     return this.seen.get(rolloutKey);

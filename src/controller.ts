@@ -638,11 +638,7 @@ export class Controller {
           log.info({ cluster: action.cluster, replicas: action.replicas }, 'scaled');
           break;
         case 'setHpaMinReplicas':
-          await clusters[action.cluster].setHpaMinReplicas(
-            workload.ref,
-            action.minReplicas,
-            signal,
-          );
+          await clusters[action.cluster].setHpaMinReplicas(workload.ref, action.minReplicas, signal);
           log.info({ cluster: action.cluster, minReplicas: action.minReplicas }, 'set HPA minReplicas');
           break;
         case 'setWeight': {

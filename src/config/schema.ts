@@ -476,10 +476,13 @@ export const ConfigSchema = closed({
         kubeconfig: Type.Optional(
           Type.String({
             minLength: 1,
-            description: 'the home cluster; default: the same as the Lease and state (clusters.old, or in-cluster)',
+            description:
+              'the home cluster; default: the same as the Lease and state (clusters.old, or in-cluster)',
           }),
         ),
-        context: Type.Optional(Type.String({ minLength: 1, description: 'kubeconfig context of the home cluster' })),
+        context: Type.Optional(
+          Type.String({ minLength: 1, description: 'kubeconfig context of the home cluster' }),
+        ),
       },
       'the Kubernetes-native API: migrations as custom resources',
     ),

@@ -211,7 +211,12 @@ export class WorkloadMigrationStateStore implements StateStore {
    * resourceVersion is kept for the next save; otherwise (another writer) the next save still
    * conflicts, as it must.
    */
-  async setFinalizer(ref: ObjectRef, finalizer: string, present: boolean, signal: AbortSignal): Promise<boolean> {
+  async setFinalizer(
+    ref: ObjectRef,
+    finalizer: string,
+    present: boolean,
+    signal: AbortSignal,
+  ): Promise<boolean> {
     return this.crdCall(
       { verb: 'update', object: `finalizers of ${where(ref)}`, retryConflicts: true },
       signal,
@@ -234,7 +239,12 @@ export class WorkloadMigrationStateStore implements StateStore {
         const rolloutKey = this.rolloutOf.get(objectKey(ref));
         const seen = rolloutKey !== undefined ? this.seen.get(rolloutKey) : undefined;
         const resourceVersion = written?.metadata?.resourceVersion;
-        if (rolloutKey !== undefined && seen && resourceVersion && seen.resourceVersion === object.metadata?.resourceVersion)
+        if (
+          rolloutKey !== undefined &&
+          seen &&
+          resourceVersion &&
+          seen.resourceVersion === object.metadata?.resourceVersion
+        )
           this.keep(rolloutKey, { ...seen, resourceVersion });
         return present;
       },

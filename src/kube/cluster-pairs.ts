@@ -148,7 +148,9 @@ export class ClusterPairs {
 function withContext(kubeConfig: KubeConfig, context: string, where: string): KubeConfig {
   const known = kubeConfig.getContexts().map((c) => c.name);
   if (!known.includes(context))
-    throw new ConfigError(`${where}: context "${context}" is not in the kubeconfig (it has: ${known.join(', ') || 'none'})`);
+    throw new ConfigError(
+      `${where}: context "${context}" is not in the kubeconfig (it has: ${known.join(', ') || 'none'})`,
+    );
   kubeConfig.setCurrentContext(context);
   return kubeConfig;
 }

@@ -47,6 +47,8 @@ export class WorkloadRunner {
   private readonly options: WorkloadRunnerOptions;
   /** What each workload is bound with now. */
   private readonly bound = new Map<string, SourcedWorkload>();
+  /** Workloads whose binding failed, retried on each sweep. */
+  private readonly unbound = new Map<string, SourcedWorkload>();
   /** Object key -> whether our finalizer is on it, as last written. */
   private readonly finalized = new Map<string, boolean>();
   private readonly unsubscribe: Array<() => void> = [];
@@ -103,6 +105,8 @@ export class WorkloadRunner {
   }
 
   private sweep(): void {
+    for (const workload of this.unbound.values())
+      this.enqueue(() => this.apply({ type: 'upsert', workload }));
     for (const [key, workload] of this.bound)
       if (workload.origin.kind === 'WorkloadMigration') this.enqueue(() => this.reconcile(key));
   }
@@ -124,6 +128,7 @@ export class WorkloadRunner {
 
   private async apply(change: WorkloadChange): Promise<void> {
     if (change.type === 'remove') {
+      this.unbound.delete(change.key);
       const before = this.bound.get(change.key);
       if (!before) return;
       const state = this.stateOf(change.key);
@@ -142,10 +147,24 @@ export class WorkloadRunner {
     const { workload } = change;
     const before = this.bound.get(workload.key);
     if (!before || !isDeepStrictEqual(before, workload)) {
-      const binding = await this.options.bind(workload, this.signal());
+      // Released first: the same workload holding its pair twice would be released as once.
+      // The controller keeps the old binding's clients until the new one replaces it.
+      if (before) this.options.unbind?.(before);
+      let binding: WorkloadBinding;
+      try {
+        binding = await this.options.bind(workload, this.signal());
+      } catch (error) {
+        // E.g. the kubeconfig Secret is missing: tried again on every sweep until it binds.
+        this.unbound.set(workload.key, workload);
+        this.options.logger.warn(
+          { rollout: workload.key, migration: workload.migration?.name, err: error },
+          `workload ${workload.key} cannot be bound to its clusters: ${errorMessage(error)}`,
+        );
+        return;
+      }
+      this.unbound.delete(workload.key);
       await this.options.controller.track(binding);
       this.bound.set(workload.key, workload);
-      if (before) this.options.unbind?.(before);
       this.options.logger.info(
         { rollout: workload.key, origin: workload.origin, migration: workload.migration?.name },
         before ? 'workload changed' : 'workload tracked',
@@ -183,7 +202,10 @@ export class WorkloadRunner {
         return;
       }
       if (state.phase === 'Pending' && state.queuedAt !== undefined)
-        await controller.command(key, { type: 'abort', reason: `WorkloadMigration ${object} is being deleted` });
+        await controller.command(key, {
+          type: 'abort',
+          reason: `WorkloadMigration ${object} is being deleted`,
+        });
       await this.setFinalizer(ref, false);
       return;
     }

@@ -7,10 +7,17 @@
 import pino, { type Logger } from 'pino';
 import { systemClock } from '../clock.js';
 import { type RuntimeConfig, resolveEmbeddedConfig } from '../config/load.js';
+import { CrRuntime } from '../crd/cr-runtime.js';
+import { buildKubeConfig } from '../kube/kubeconfig.js';
 import { createRuntime, type Runtime, type RuntimeParts } from '../runtime.js';
+import type { WorkloadRunner } from '../sources/workload-runner.js';
 import { MemoryStateStore } from '../state/memory-state-store.js';
 import { SandboxClusters } from './sandbox-clusters.js';
+import { SandboxHome } from './sandbox-home.js';
 import { SimulatedWorld } from './world.js';
+
+/** The demo's ClusterMigration (with crds). */
+export const DEMO_MIGRATION = 'prod-upgrade';
 
 export interface DemoWorkloadSpec {
   name: string;
@@ -56,6 +63,11 @@ export interface DemoRuntimeOptions {
   /** Runs the control loop; false leaves ticking to the caller (`runtime.controller.tick()`). */
   startController?: boolean;
   seed?: number;
+  /**
+   * The workloads as WorkloadMigrations of one ClusterMigration in a third fake API server (the
+   * home cluster), watched by the CR source, instead of the configuration's list.
+   */
+  crds?: boolean;
 }
 
 export interface DemoRuntime {
@@ -64,6 +76,9 @@ export interface DemoRuntime {
   config: RuntimeConfig;
   /** The two fake API servers standing for the clusters. */
   clusters: SandboxClusters;
+  /** With crds: the home cluster and the parts running its WorkloadMigrations. */
+  home?: SandboxHome;
+  crRuntime?: CrRuntime;
   /** e.g. http://127.0.0.1:41234 */
   address: string;
   /** Stops the loop, the server and the clusters; safe to call twice. */
@@ -75,6 +90,7 @@ export function sandboxConfig(options: {
   namespace: string;
   timings: DemoTimings;
   port: number;
+  crds?: boolean;
 }): RuntimeConfig {
   const { timings } = options;
   return resolveEmbeddedConfig(
@@ -102,7 +118,8 @@ export function sandboxConfig(options: {
           readyTimeout: '30s',
         },
       },
-      workloads: options.workloads.map((w) => ({
+      ...(options.crds ? { crds: { enabled: true } } : {}),
+      workloads: (options.crds ? [] : options.workloads).map((w) => ({
         namespace: options.namespace,
         name: w.name,
         ...(w.requireApproval || w.holdTime
@@ -122,7 +139,14 @@ export function sandboxConfig(options: {
 export async function startDemoRuntime(options: DemoRuntimeOptions): Promise<DemoRuntime> {
   const namespace = options.namespace ?? 'shop';
   const timings = { ...DEMO_TIMINGS, ...options.timings };
-  const config = sandboxConfig({ workloads: options.workloads, namespace, timings, port: options.port ?? 0 });
+  const crds = options.crds === true;
+  const config = sandboxConfig({
+    workloads: options.workloads,
+    namespace,
+    timings,
+    port: options.port ?? 0,
+    crds,
+  });
   const world = new SimulatedWorld({ seed: options.seed ?? 7 });
   const clusters = await SandboxClusters.start({
     names: { old: config.clusters.old.name, new: config.clusters.new.name },
@@ -146,37 +170,94 @@ export async function startDemoRuntime(options: DemoRuntimeOptions): Promise<Dem
       ...(workload.fault ? { fault: workload.fault } : {}),
     });
   }
+  const logger = options.logger ?? pino({ level: 'silent' });
+  let home: SandboxHome | undefined;
+  let crRuntime: CrRuntime | undefined;
+  let runner: WorkloadRunner | undefined;
   let runtime: Runtime;
   try {
+    if (crds) {
+      home = await SandboxHome.start({ namespace: config.controller.namespace });
+      for (const role of ['old', 'new'] as const)
+        home.putKubeconfigSecret(
+          `${config.clusters[role].name}-kubeconfig`,
+          config.clusters[role].name,
+          clusters.urls[role],
+        );
+      home.putMigration(DEMO_MIGRATION, { old: config.clusters.old.name, new: config.clusters.new.name });
+      for (const workload of options.workloads)
+        home.putWorkloadMigration(namespace, workload.name, DEMO_MIGRATION, {
+          ...(workload.requireApproval ? { plan: { requireApproval: true } } : {}),
+        });
+      crRuntime = new CrRuntime({
+        home: buildKubeConfig({ name: 'home', server: home.url }),
+        namespace: config.controller.namespace,
+        requestTimeoutMs: config.controller.requestTimeoutMs,
+        process: {
+          // The simulated world is the demo's metrics; the resolver still resolves each
+          // WorkloadMigration's policy as the file would, which needs a provider to name.
+          metrics: { type: 'prometheus', address: 'http://127.0.0.1:9', template: 'haproxy' },
+          // Likewise the objects' haproxy routes name a socket; the simulated route is bound instead.
+          routers: { haproxy: { socket: 'tcp://127.0.0.1:9' } },
+          ...(config.crds.fileDefaults ? { defaults: config.crds.fileDefaults } : {}),
+        },
+        logger,
+        clock: systemClock,
+        isLeader: () => true,
+        bindRoute: (workload) => world.routeFor(workload.key),
+        pollIntervalMs: Math.max(100, Math.min(2000, timings.readyDelayMs / 2)),
+        restartDelayMs: 250,
+        sweepIntervalMs: 500,
+      });
+    }
+    const objects = crRuntime;
     runtime = await createRuntime({
       config,
       clusters: clusters.clients,
       routes: world.routes(config.workloads.map((workload) => workload.key)),
       metrics: world,
-      store: new MemoryStateStore(),
+      store: objects ? objects.stateStore(new MemoryStateStore()) : new MemoryStateStore(),
       clock: systemClock,
-      logger: options.logger ?? pino({ level: 'silent' }),
+      logger,
+      ...(objects ? { onTransition: (before, after) => objects.runner?.onTransition(before, after) } : {}),
       ...(options.server ? { server: options.server } : {}),
     });
+    runner = crRuntime?.attach(runtime.controller);
   } catch (error) {
     await clusters.stop();
+    await home?.stop();
     throw error;
   }
 
   let stopped: Promise<void> | undefined;
   const stop = () => {
     stopped ??= (async () => {
+      await runner?.stop();
       await runtime.controller.stop();
       await runtime.server.close();
       await clusters.stop();
+      await home?.stop();
     })();
     return stopped;
   };
   try {
+    await runner?.start(AbortSignal.timeout(10_000));
     await runtime.controller.load(AbortSignal.timeout(10_000));
     const address = await runtime.server.listen({ host: config.api.host, port: config.api.port });
-    if (options.startController ?? true) runtime.controller.start();
-    return { runtime, world, config, address, clusters, stop };
+    if (options.startController ?? true) {
+      runtime.controller.start();
+      runner?.startSweeps();
+    }
+    return {
+      runtime,
+      world,
+      config,
+      address,
+      clusters,
+      ...(home ? { home } : {}),
+      ...(crRuntime ? { crRuntime } : {}),
+      stop,
+    };
   } catch (error) {
     await stop();
     throw error;

@@ -210,6 +210,12 @@ export class WorkloadRunner {
       return;
     }
     if (this.finalized.get(object) !== active) await this.setFinalizer(ref, active);
+    // Creating a WorkloadMigration is the request to migrate: a rollout never started starts
+    // (a paused one too: it then holds at its first step until spec.paused is lifted).
+    if (state.phase === 'Pending' && state.queuedAt === undefined && state.history.length === 0) {
+      await controller.command(key, { type: 'start' });
+      return;
+    }
     if (workload.paused && state.phase === 'Progressing')
       await controller.command(key, {
         type: 'pause',

@@ -282,6 +282,31 @@ export class WorkloadMigrationStateStore implements StateStore {
     signal: AbortSignal,
   ): Promise<{ resourceVersion: string; status: WorkloadMigrationStatus | undefined }> {
     try {
+      return await this.putStatusOnce(seen, status, what, signal);
+    } catch (error) {
+      if (!(error instanceof StateConflictError) || httpStatusOf(error.cause) !== 409) throw error;
+      // A write to the object's metadata (a finalizer, `kubectl delete` setting
+      // deletionTimestamp, a label) moves resourceVersion too. Only a status other than the one
+      // this store last wrote means another writer: then the conflict stands.
+      const current = await this.getObject(seen, signal);
+      if (!current || !isDeepStrictEqual(current.status ?? {}, seen.status)) throw error;
+      if (seen.uid && current.metadata?.uid && current.metadata.uid !== seen.uid) throw error;
+      return this.putStatusOnce(
+        { ...seen, resourceVersion: current.metadata?.resourceVersion ?? '' },
+        status,
+        what,
+        signal,
+      );
+    }
+  }
+
+  private async putStatusOnce(
+    seen: SeenObject,
+    status: WorkloadMigrationStatus,
+    what: string,
+    signal: AbortSignal,
+  ): Promise<{ resourceVersion: string; status: WorkloadMigrationStatus | undefined }> {
+    try {
       const written = (await this.caller.call(
         { verb: 'update', object: `status of ${where(seen)} for ${what}` },
         signal,

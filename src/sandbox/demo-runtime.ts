@@ -68,6 +68,15 @@ export interface DemoRuntimeOptions {
    * home cluster), watched by the CR source, instead of the configuration's list.
    */
   crds?: boolean;
+  /** With crds: put the ClusterMigration and the WorkloadMigrations in the home cluster (default true). */
+  createMigrations?: boolean;
+  /**
+   * The world, clusters and home of an earlier runtime (a restarted process): reused as they
+   * are, and left running by stop().
+   */
+  shared?: { world: SimulatedWorld; clusters: SandboxClusters };
+  /** With crds: this home cluster (left running by stop()) instead of a new one with the CRDs in it. */
+  home?: SandboxHome;
 }
 
 export interface DemoRuntime {
@@ -147,13 +156,20 @@ export async function startDemoRuntime(options: DemoRuntimeOptions): Promise<Dem
     port: options.port ?? 0,
     crds,
   });
-  const world = new SimulatedWorld({ seed: options.seed ?? 7 });
-  const clusters = await SandboxClusters.start({
-    names: { old: config.clusters.old.name, new: config.clusters.new.name },
-    readyDelayMs: timings.readyDelayMs,
-    requestTimeoutMs: config.controller.requestTimeoutMs,
-  });
-  for (const workload of options.workloads) {
+  const shared = options.shared;
+  const world = shared?.world ?? new SimulatedWorld({ seed: options.seed ?? 7 });
+  const clusters =
+    shared?.clusters ??
+    (await SandboxClusters.start({
+      names: { old: config.clusters.old.name, new: config.clusters.new.name },
+      readyDelayMs: timings.readyDelayMs,
+      requestTimeoutMs: config.controller.requestTimeoutMs,
+    }));
+  const owned = {
+    clusters: shared?.clusters ? undefined : clusters,
+    home: undefined as SandboxHome | undefined,
+  };
+  for (const workload of shared ? [] : options.workloads) {
     await clusters.addWorkload(
       { namespace, name: workload.name },
       {
@@ -176,19 +192,27 @@ export async function startDemoRuntime(options: DemoRuntimeOptions): Promise<Dem
   let runner: WorkloadRunner | undefined;
   let runtime: Runtime;
   try {
-    if (crds) {
+    if (crds && options.home) home = options.home;
+    else if (crds) {
       home = await SandboxHome.start({ namespace: config.controller.namespace });
+      owned.home = home;
+    }
+    if (home && !shared) {
       for (const role of ['old', 'new'] as const)
         home.putKubeconfigSecret(
           `${config.clusters[role].name}-kubeconfig`,
           config.clusters[role].name,
           clusters.urls[role],
         );
-      home.putMigration(DEMO_MIGRATION, { old: config.clusters.old.name, new: config.clusters.new.name });
-      for (const workload of options.workloads)
-        home.putWorkloadMigration(namespace, workload.name, DEMO_MIGRATION, {
-          ...(workload.requireApproval ? { plan: { requireApproval: true } } : {}),
-        });
+      if (options.createMigrations ?? true) {
+        home.putMigration(DEMO_MIGRATION, { old: config.clusters.old.name, new: config.clusters.new.name });
+        for (const workload of options.workloads)
+          home.putWorkloadMigration(namespace, workload.name, DEMO_MIGRATION, {
+            ...(workload.requireApproval ? { plan: { requireApproval: true } } : {}),
+          });
+      }
+    }
+    if (home) {
       crRuntime = new CrRuntime({
         home: buildKubeConfig({ name: 'home', server: home.url }),
         namespace: config.controller.namespace,
@@ -224,8 +248,8 @@ export async function startDemoRuntime(options: DemoRuntimeOptions): Promise<Dem
     });
     runner = crRuntime?.attach(runtime.controller);
   } catch (error) {
-    await clusters.stop();
-    await home?.stop();
+    await owned.clusters?.stop();
+    await owned.home?.stop();
     throw error;
   }
 
@@ -235,8 +259,8 @@ export async function startDemoRuntime(options: DemoRuntimeOptions): Promise<Dem
       await runner?.stop();
       await runtime.controller.stop();
       await runtime.server.close();
-      await clusters.stop();
-      await home?.stop();
+      await owned.clusters?.stop();
+      await owned.home?.stop();
     })();
     return stopped;
   };

@@ -15,10 +15,13 @@ export class SandboxHome {
     readonly namespace: string,
   ) {}
 
-  static async start(options: { namespace: string }): Promise<SandboxHome> {
+  /** `installCrds: false` leaves installing the CRDs to the caller (e.g. kubectl apply of the chart's). */
+  static async start(options: { namespace: string; installCrds?: boolean }): Promise<SandboxHome> {
     const server = new FakeApiServer();
-    server.put(clusterMigrationCrd() as KubeObject);
-    server.put(workloadMigrationCrd() as KubeObject);
+    if (options.installCrds ?? true) {
+      server.put(clusterMigrationCrd() as KubeObject);
+      server.put(workloadMigrationCrd() as KubeObject);
+    }
     const { url } = await server.start();
     return new SandboxHome(server, url, options.namespace);
   }

@@ -87,4 +87,41 @@ export class ClusterMigrationStatusWriter {
       },
     );
   }
+
+  /**
+   * Adds or removes `finalizer` on a ClusterMigration (a GET, and a PUT only when it changes).
+   * Returns whether it is now present; false also when the object is gone.
+   */
+  async setFinalizer(
+    name: string,
+    finalizer: string,
+    present: boolean,
+    signal: AbortSignal,
+  ): Promise<boolean> {
+    const target = { group: GROUP, version: VERSION, plural: CLUSTER_MIGRATION.plural, name };
+    return this.caller.call(
+      { verb: 'update', object: `finalizers of ClusterMigration ${name}`, retryConflicts: true },
+      signal,
+      async (s) => {
+        let object: ClusterMigrationObject;
+        try {
+          object = (await this.api.getClusterCustomObject(
+            target,
+            requestOptions(s),
+          )) as ClusterMigrationObject;
+        } catch (error) {
+          if (isNotFound(error)) return false;
+          throw error;
+        }
+        const finalizers = object.metadata?.finalizers ?? [];
+        if (finalizers.includes(finalizer) === present) return present;
+        const next = present ? [...finalizers, finalizer] : finalizers.filter((f) => f !== finalizer);
+        await this.api.replaceClusterCustomObject(
+          { ...target, body: { ...object, metadata: { ...object.metadata, finalizers: next } } },
+          requestOptions(s),
+        );
+        return present;
+      },
+    );
+  }
 }

@@ -101,6 +101,7 @@ export class CrRuntime {
       bind: (workload, signal) => this.bind(workload, signal),
       unbind: (workload) => this.unbind(workload),
       finalizers: this.store,
+      migrationFinalizers: this.migrationStatus,
       writeConditions: (update, signal) =>
         update.kind === 'WorkloadMigration'
           ? this.store.writeConditions(

@@ -34,6 +34,10 @@ export interface WorkloadRunnerOptions {
   finalizers?: {
     setFinalizer(ref: ObjectRef, finalizer: string, present: boolean, signal: AbortSignal): Promise<boolean>;
   };
+  /** Finalizers on ClusterMigrations: held while any of their WorkloadMigrations is active. */
+  migrationFinalizers?: {
+    setFinalizer(name: string, finalizer: string, present: boolean, signal: AbortSignal): Promise<boolean>;
+  };
   /** Writes a source's per-object conditions (leader only). */
   writeConditions?: (update: ObjectConditions, signal: AbortSignal) => Promise<unknown>;
   isLeader: () => boolean;
@@ -49,6 +53,8 @@ export class WorkloadRunner {
   private readonly bound = new Map<string, SourcedWorkload>();
   /** Workloads whose binding failed, retried on each sweep. */
   private readonly unbound = new Map<string, SourcedWorkload>();
+  /** ClusterMigration name -> whether our finalizer is on it, as last written. */
+  private readonly migrationFinalized = new Map<string, boolean>();
   /** Object key -> whether our finalizer is on it, as last written. */
   private readonly finalized = new Map<string, boolean>();
   private readonly unsubscribe: Array<() => void> = [];
@@ -111,6 +117,35 @@ export class WorkloadRunner {
       if (workload.origin.kind === 'WorkloadMigration') this.enqueue(() => this.reconcile(key));
   }
 
+  /**
+   * A ClusterMigration with an active WorkloadMigration carries the finalizer, so deleting it
+   * marks it (deletionTimestamp), its workloads see `deleting` and roll back, and only then does
+   * it go. One with none active is released.
+   */
+  private async reconcileMigration(name: string): Promise<void> {
+    const finalizers = this.options.migrationFinalizers;
+    if (!finalizers || !this.options.isLeader()) return;
+    let active = false;
+    for (const [key, workload] of this.bound) {
+      if (workload.migration?.name !== name) continue;
+      const state = this.stateOf(key);
+      if (state && ACTIVE_PHASES.has(state.phase)) active = true;
+    }
+    if (this.migrationFinalized.get(name) === active) return;
+    try {
+      this.migrationFinalized.set(
+        name,
+        await finalizers.setFinalizer(name, TRAFFIC_FINALIZER, active, this.signal()),
+      );
+    } catch (error) {
+      this.migrationFinalized.delete(name);
+      this.options.logger.warn(
+        { migration: name, err: error },
+        `could not ${active ? 'add' : 'remove'} the finalizer ${TRAFFIC_FINALIZER} on ClusterMigration ${name}: ${errorMessage(error)}; retried on the next sweep`,
+      );
+    }
+  }
+
   private enqueue(run: () => Promise<void>): void {
     this.chain = this.chain.then(async () => {
       if (this.stopping.signal.aborted) return;
@@ -139,6 +174,7 @@ export class WorkloadRunner {
         );
       await this.options.controller.untrack(change.key);
       this.bound.delete(change.key);
+      if (before.migration) await this.reconcileMigration(before.migration.name);
       if (before.origin.kind === 'WorkloadMigration')
         this.finalized.delete(`${before.origin.namespace}/${before.origin.name}`);
       this.options.unbind?.(before);
@@ -183,6 +219,12 @@ export class WorkloadRunner {
 
   /** Brings one WorkloadMigration's pause, deletion and finalizer in line with its spec and phase. */
   private async reconcile(key: string): Promise<void> {
+    await this.reconcileWorkload(key);
+    const migration = this.bound.get(key)?.migration?.name;
+    if (migration !== undefined) await this.reconcileMigration(migration);
+  }
+
+  private async reconcileWorkload(key: string): Promise<void> {
     const workload = this.bound.get(key);
     if (workload?.origin.kind !== 'WorkloadMigration' || !this.options.isLeader()) return;
     const state = this.stateOf(key);

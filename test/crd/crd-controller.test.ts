@@ -241,6 +241,44 @@ t.test('WorkloadMigrations applied with kubectl run in a running clustershift', 
     t.equal(wlmObject(home, 'shop', 'catalog'), undefined, 'no finalizer holds it');
     t.equal(demo.world.workload('shop/catalog').weight, 100, 'its traffic stays where it finished');
   });
+
+  await t.test('deleting a ClusterMigration rolls back its active workloads before it goes', async (t) => {
+    const applied = await kubectl.apply('search', [wlm('shop', 'search', 'upgrade')]);
+    t.equal(applied.code, 0, applied.stderr);
+    await waitFor('shop/search to progress', () => {
+      const state = stateOf(demo, 'shop/search');
+      return state?.phase === 'Progressing' && state.weight > 0 ? true : undefined;
+    });
+    const cmig = () =>
+      home.server.get(API, 'ClusterMigration', '', 'upgrade') as
+        | { metadata?: { finalizers?: string[]; deletionTimestamp?: string } }
+        | undefined;
+    await waitFor('the ClusterMigration to carry the finalizer', () =>
+      cmig()?.metadata?.finalizers?.includes('clustershift.io/traffic') ? true : undefined,
+    );
+    const deleted = await kubectl('delete', 'cmig', 'upgrade', '--wait=false');
+    t.equal(deleted.code, 0, deleted.stderr);
+    let sawDeleting = false;
+    await waitFor(
+      'the ClusterMigration to be released',
+      () => {
+        const object = cmig();
+        if (object) {
+          if (object.metadata?.deletionTimestamp) sawDeleting = true;
+          return undefined;
+        }
+        return true;
+      },
+      90_000,
+    );
+    t.ok(sawDeleting, 'the finalizer held the ClusterMigration while the traffic came back');
+    t.equal(
+      demo.world.workload('shop/search').weight,
+      0,
+      "its workload's traffic is back on the old cluster",
+    );
+    t.equal(replicas(demo.clusters.servers.new, 'shop', 'search'), 1, 'and the new cluster scaled back');
+  });
 });
 
 t.test(

@@ -3,12 +3,13 @@
 // status, so a 409 is simply read again and retried; conditions of types not named are kept.
 
 import { isDeepStrictEqual } from 'node:util';
-import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { CustomObjectsApi, type KubeConfig, PatchStrategy } from '@kubernetes/client-node';
 import { ClustershiftError } from '../errors.js';
 import { isNotFound, type KubeCaller, type RetryPolicy, requestOptions } from '../kube/kube-call.js';
 import type { Sleep } from '../timing.js';
 import type { ObjectConditions } from './cr-workload-source.js';
 import { homeClusterCaller } from './home-cluster.js';
+import { finalizerPatch } from './finalizer-patch.js';
 import { CLUSTER_MIGRATION } from './manifests.js';
 import {
   API_VERSION,
@@ -116,9 +117,9 @@ export class ClusterMigrationStatusWriter {
         const finalizers = object.metadata?.finalizers ?? [];
         if (finalizers.includes(finalizer) === present) return present;
         const next = present ? [...finalizers, finalizer] : finalizers.filter((f) => f !== finalizer);
-        await this.api.replaceClusterCustomObject(
-          { ...target, body: { ...object, metadata: { ...object.metadata, finalizers: next } } },
-          requestOptions(s),
+        await this.api.patchClusterCustomObject(
+          { ...target, body: finalizerPatch(object.metadata?.resourceVersion, next) },
+          requestOptions(s, PatchStrategy.JsonPatch),
         );
         return present;
       },

@@ -6,7 +6,7 @@
 // so its writes never make the rollout's next save look like another writer's.
 
 import { isDeepStrictEqual } from 'node:util';
-import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { CustomObjectsApi, type KubeConfig, PatchStrategy } from '@kubernetes/client-node';
 import { ClustershiftError, KubeError, StateConflictError } from '../errors.js';
 import {
   httpStatusOf,
@@ -19,6 +19,7 @@ import type { RolloutState } from '../rollout/types.js';
 import type { StateStore } from '../state/state-store.js';
 import type { Sleep } from '../timing.js';
 import { homeClusterCaller } from './home-cluster.js';
+import { finalizerPatch } from './finalizer-patch.js';
 import { WORKLOAD_MIGRATION } from './manifests.js';
 import {
   API_VERSION,
@@ -226,15 +227,17 @@ export class WorkloadMigrationStateStore implements StateStore {
         const finalizers = object.metadata?.finalizers ?? [];
         if (finalizers.includes(finalizer) === present) return present;
         const next = present ? [...finalizers, finalizer] : finalizers.filter((f) => f !== finalizer);
-        const written = (await this.api.replaceNamespacedCustomObject(
+        // A patch (the controller's RBAC has patch, not update, on the objects), guarded by the
+        // resourceVersion read: finalizers others added meanwhile are not dropped.
+        const written = (await this.api.patchNamespacedCustomObject(
           {
             group: GROUP,
             version: VERSION,
             plural: PLURAL,
             ...ref,
-            body: { ...object, metadata: { ...object.metadata, finalizers: next } },
+            body: finalizerPatch(object.metadata?.resourceVersion, next),
           },
-          requestOptions(s),
+          requestOptions(s, PatchStrategy.JsonPatch),
         )) as WorkloadMigrationObject | undefined;
         const rolloutKey = this.rolloutOf.get(objectKey(ref));
         const seen = rolloutKey !== undefined ? this.seen.get(rolloutKey) : undefined;

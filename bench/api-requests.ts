@@ -7,7 +7,7 @@
 //   node --import tsx bench/api-requests.ts [--rollouts 5] [--seconds 20] [--interval 1s]
 
 import { parseArgs } from 'node:util';
-import { parseDuration } from '../src/config/duration.js';
+import { parseDuration } from '../src/duration.js';
 import { ACTIVE_PHASES } from '../src/rollout/types.js';
 import { startDemoRuntime } from '../src/sandbox/demo-runtime.js';
 import type { FakeApiServer } from '../src/sandbox/fake-apiserver.js';

@@ -351,7 +351,10 @@ function resolveWorkloads(r: Resolution): RolloutWorkload[] {
   // A default that is wrong is wrong where it is written, whether or not a workload overrides it.
   if (raw.defaults?.plan?.steps) checkSteps(raw.defaults.plan.steps, '/defaults/plan/steps', fail);
   if (raw.workloads.length === 0 && raw.crds?.enabled !== true)
-    fail('/workloads', 'found none, expected at least one workload (or crds.enabled: true, to run WorkloadMigrations)');
+    fail(
+      '/workloads',
+      'found none, expected at least one workload (or crds.enabled: true, to run WorkloadMigrations)',
+    );
   const seen = new Set<string>();
   return raw.workloads.map((workload, index): RolloutWorkload => {
     const path = `/workloads/${index}`;

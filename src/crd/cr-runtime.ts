@@ -36,8 +36,6 @@ export interface CrRuntimeOptions {
   /** Told when a workload is bound to a pair and when it no longer is (e.g. for metrics). */
   onBind?: (workload: SourcedWorkload, pair: ClusterPair) => void;
   onUnbind?: (workload: SourcedWorkload) => void;
-  /** The pairs' clients poll readiness this often. */
-  pollIntervalMs?: number;
   /** After a watch fails, list again after this long (default 2000 ms). */
   restartDelayMs?: number;
   sweepIntervalMs?: number;
@@ -75,7 +73,6 @@ export class CrRuntime {
       home,
       namespace: options.namespace,
       requestTimeoutMs,
-      ...(options.pollIntervalMs !== undefined ? { pollIntervalMs: options.pollIntervalMs } : {}),
     });
   }
 

@@ -23,8 +23,6 @@ export interface ClusterPairsOptions {
   /** clustershift's own namespace in the home cluster. */
   namespace: string;
   requestTimeoutMs: number;
-  /** waitForReady's poll interval for the clients (default: the client's). */
-  pollIntervalMs?: number;
 }
 
 interface Entry {
@@ -93,7 +91,6 @@ export class ClusterPairs {
         name: access.name,
         kubeConfig,
         requestTimeoutMs: this.options.requestTimeoutMs,
-        ...(this.options.pollIntervalMs !== undefined ? { pollIntervalMs: this.options.pollIntervalMs } : {}),
       });
     return {
       migration: migration.name,

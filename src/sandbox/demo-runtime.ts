@@ -229,7 +229,6 @@ export async function startDemoRuntime(options: DemoRuntimeOptions): Promise<Dem
         clock: systemClock,
         isLeader: () => true,
         bindRoute: (workload) => world.routeFor(workload.key),
-        pollIntervalMs: Math.max(100, Math.min(2000, timings.readyDelayMs / 2)),
         restartDelayMs: 250,
         sweepIntervalMs: 500,
       });

@@ -77,6 +77,8 @@ export interface DemoRuntimeOptions {
   shared?: { world: SimulatedWorld; clusters: SandboxClusters };
   /** With crds: this home cluster (left running by stop()) instead of a new one with the CRDs in it. */
   home?: SandboxHome;
+  /** Whether this replica leads (default: always); a follower acts on nothing and writes nothing. */
+  isLeader?: () => boolean;
 }
 
 export interface DemoRuntime {
@@ -227,7 +229,7 @@ export async function startDemoRuntime(options: DemoRuntimeOptions): Promise<Dem
         },
         logger,
         clock: systemClock,
-        isLeader: () => true,
+        isLeader: options.isLeader ?? (() => true),
         bindRoute: (workload) => world.routeFor(workload.key),
         restartDelayMs: 250,
         sweepIntervalMs: 500,
@@ -240,6 +242,7 @@ export async function startDemoRuntime(options: DemoRuntimeOptions): Promise<Dem
       routes: world.routes(config.workloads.map((workload) => workload.key)),
       metrics: world,
       store: objects ? objects.stateStore(new MemoryStateStore()) : new MemoryStateStore(),
+      ...(options.isLeader ? { isLeader: options.isLeader } : {}),
       clock: systemClock,
       logger,
       ...(objects ? { onTransition: (before, after) => objects.runner?.onTransition(before, after) } : {}),

@@ -400,3 +400,34 @@ t.test('two ClusterMigrations with different cluster pairs migrate at once', asy
     'frontend scaled in the first pair',
   );
 });
+
+t.test('of two replicas only the leader writes: a follower starts nothing, then leads', async (t) => {
+  let leading = false;
+  const demo = await startDemoRuntime({
+    workloads: [{ name: 'checkout', rps: 3000 }],
+    timings: FAST,
+    crds: true,
+    isLeader: () => leading,
+  });
+  t.teardown(() => demo.stop());
+  const home = demo.home!;
+  // The follower lists and watches like the leader; a few sweeps and ticks pass.
+  await waitFor('the follower to know the workload', () =>
+    demo.crRuntime?.source.workloads().has('shop/checkout') ? true : undefined,
+  );
+  home.server.resetRequestCounts();
+  const sweeps = Date.now() + 1500;
+  await waitFor('a few sweeps', () => (Date.now() >= sweeps ? true : undefined));
+  const writes = home.server
+    .requestCounts()
+    .filter((c) => ['create', 'update', 'patch', 'delete'].includes(c.verb));
+  t.same(writes, [], 'a follower writes nothing to the home cluster');
+  t.equal(wlmObject(home, 'shop', 'checkout')?.metadata?.finalizers, undefined, 'nor a finalizer');
+  t.equal(demo.world.workload('shop/checkout').weight, 0, 'nor moves traffic');
+  leading = true;
+  await waitFor('the new leader to start the rollout', () => {
+    const state = stateOf(demo, 'shop/checkout');
+    return state?.phase === 'Progressing' && state.weight > 0 ? true : undefined;
+  });
+  t.match((wlmObject(home, 'shop', 'checkout')?.status as { phase?: string }).phase, /Progressing|Paused/);
+});

@@ -3,7 +3,7 @@
 // from the workloads bound to it and rebuilt when they change. One sample() still makes one
 // batch per pair, not one per workload.
 
-import type { MetricsReading, WorkloadRef } from '../rollout/types.js';
+import type { MetricsCoverage, MetricsReading, WorkloadRef } from '../rollout/types.js';
 import type { MetricsQuery, MetricsSource } from './metrics.js';
 
 const keyOf = (ref: WorkloadRef) => `${ref.namespace}/${ref.name}`;
@@ -55,6 +55,14 @@ export class PairedMetricsSource<W> implements MetricsSource {
       ),
     );
     return new Map(answers.flatMap((answer) => [...answer]));
+  }
+
+  coverage(
+    query: { workload: WorkloadRef; windowMs: number },
+    signal: AbortSignal,
+  ): Promise<MetricsCoverage> {
+    const pair = this.bound.get(keyOf(query.workload))?.pair;
+    return (pair === undefined ? this.options.fallback : this.sourceOf(pair)).coverage(query, signal);
   }
 
   private sourceOf(pair: string): MetricsSource {

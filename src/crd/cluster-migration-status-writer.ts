@@ -8,8 +8,8 @@ import { ClustershiftError } from '../errors.js';
 import { isNotFound, type KubeCaller, type RetryPolicy, requestOptions } from '../kube/kube-call.js';
 import type { Sleep } from '../timing.js';
 import type { ObjectConditions } from './cr-workload-source.js';
-import { homeClusterCaller } from './home-cluster.js';
 import { finalizerPatch } from './finalizer-patch.js';
+import { homeClusterCaller } from './home-cluster.js';
 import { CLUSTER_MIGRATION } from './manifests.js';
 import {
   API_VERSION,

@@ -18,8 +18,8 @@ import {
 import type { RolloutState } from '../rollout/types.js';
 import type { StateStore } from '../state/state-store.js';
 import type { Sleep } from '../timing.js';
-import { homeClusterCaller } from './home-cluster.js';
 import { finalizerPatch } from './finalizer-patch.js';
+import { homeClusterCaller } from './home-cluster.js';
 import { WORKLOAD_MIGRATION } from './manifests.js';
 import {
   API_VERSION,

@@ -11,16 +11,18 @@ import { authDisabledWarning, loadTlsOptions, registerSecurity } from './api/sec
 import { type Clock, systemClock } from './clock.js';
 import type { Config, PrometheusConfig } from './config/load.js';
 import { readSecret } from './config/secrets.js';
+import { CrRuntime } from './crd/cr-runtime.js';
 import { ConfigMapStateStore } from './kube/configmap-state-store.js';
 import { KubeClusterClient } from './kube/kube-cluster-client.js';
 import { buildKubeConfig } from './kube/kubeconfig.js';
 import { LeaseElector } from './kube/leader-election.js';
 import type { MetricsSource } from './metrics/metrics.js';
+import { PairedMetricsSource } from './metrics/paired-metrics-source.js';
 import { PrometheusClient } from './metrics/prometheus-client.js';
 import { PrometheusSource } from './metrics/prometheus-source.js';
 import { webhookGate } from './notify/gate.js';
 import { Notifier } from './notify/notifier.js';
-import { createRouteHandles } from './routers/registry.js';
+import { bindRoute, createRouteHandles, type RouterClients, routerClients } from './routers/registry.js';
 import { createRuntime, type Runtime, type RuntimeParts } from './runtime.js';
 import { FileStateStore } from './state/file-state-store.js';
 import { MemoryStateStore } from './state/memory-state-store.js';
@@ -90,7 +92,7 @@ export async function assembleApp(config: Config, options: AppOptions): Promise<
   const home = kube.old;
   const store = createStateStore(config, home);
   const prometheus = createPrometheusClient(provider, telemetry);
-  const metrics = new PrometheusSource({
+  const fileMetrics = new PrometheusSource({
     client: prometheus,
     provider,
     clusters: config.clusters,
@@ -102,6 +104,18 @@ export async function assembleApp(config: Config, options: AppOptions): Promise<
 
   const election = config.controller.leaderElection;
   const identity = options.identity ?? process.env.POD_NAME ?? `${hostname()}-${process.pid}`;
+  let isLeader: () => boolean = () => true;
+  const crds = config.crds.enabled
+    ? createCrRuntime(config, {
+        home: crdHome(config, home),
+        clock,
+        logger,
+        isLeader: () => isLeader(),
+        prometheus,
+        fileMetrics,
+      })
+    : undefined;
+  const metrics = crds?.metrics ?? fileMetrics;
   const elector = election.enabled
     ? new LeaseElector({
         kubeConfig: home,
@@ -115,18 +129,24 @@ export async function assembleApp(config: Config, options: AppOptions): Promise<
       })
     : undefined;
 
+  if (elector) isLeader = () => elector.isLeader();
+
   const notifier = new Notifier({ config: config.notifications, logger, registry: telemetry.registry });
+  const notify = notifier.listener();
   const gateConfig = config.gates.webhook;
   const runtime = await createRuntime({
     config,
     clusters,
     routes,
     metrics,
-    store,
+    store: crds ? crds.runtime.stateStore(store) : store,
     clock,
     logger,
     telemetry,
-    onTransition: notifier.listener(),
+    onTransition: (before, after) => {
+      notify(before, after);
+      crds?.runtime.runner?.onTransition(before, after);
+    },
     ...(gateConfig
       ? { gate: webhookGate({ url: gateConfig.url, timeoutMs: gateConfig.timeoutMs, logger }) }
       : {}),
@@ -139,11 +159,13 @@ export async function assembleApp(config: Config, options: AppOptions): Promise<
     server: serverOptions(config),
   });
 
+  const runner = crds?.runtime.attach(runtime.controller);
   const shutdown = new AbortController();
   let stopped: Promise<void> | undefined;
   const stop = () => {
     stopped ??= (async () => {
       shutdown.abort();
+      await runner?.stop();
       await runtime.controller.stop();
       await elector?.stop();
       await runtime.server.close();
@@ -156,10 +178,19 @@ export async function assembleApp(config: Config, options: AppOptions): Promise<
     const warning = authDisabledWarning({ auth: config.api.auth });
     if (warning) logger.warn(warning);
     try {
+      // The WorkloadMigrations are listed and bound first, so load() resumes each from its status.
+      await runner?.start(timeoutSignal(budgetMs(timeoutMs, 'loadAtStart'), shutdown.signal));
       await runtime.controller.load(timeoutSignal(budgetMs(timeoutMs, 'loadAtStart'), shutdown.signal));
+      runner?.startSweeps();
       const address = await runtime.server.listen({ host: config.api.host, port: config.api.port });
       logger.info(
-        { address, identity, workloads: config.workloads.length, leaderElection: election.enabled },
+        {
+          address,
+          identity,
+          workloads: config.workloads.length,
+          workloadMigrations: crds?.runtime.source.workloads().size,
+          leaderElection: election.enabled,
+        },
         'clustershift started',
       );
       elector?.start(shutdown.signal);
@@ -206,6 +237,89 @@ export function serverOptions(config: Pick<Config, 'api'>): NonNullable<RuntimeP
     ],
     after: [dashboardPlugin()],
   };
+}
+
+/** The home cluster of the custom resources: crds.kubeconfig, else where the state and Lease live. */
+function crdHome(config: Config, stateHome: KubeConfig): KubeConfig {
+  return config.crds.kubeconfig
+    ? buildKubeConfig({
+        name: 'home (crds.kubeconfig)',
+        kubeconfigPath: config.crds.kubeconfig,
+        ...(config.crds.context ? { context: config.crds.context } : {}),
+      })
+    : stateHome;
+}
+
+interface PairMetricsWorkload {
+  ref: { namespace: string; name: string };
+  route: Config['workloads'][number]['route'];
+  clusters: { old: { name: string }; new: { name: string } };
+}
+
+/** WorkloadMigrations: routes bound against their pair's clients, metrics per pair. */
+function createCrRuntime(
+  config: Config,
+  parts: {
+    home: KubeConfig;
+    clock: Clock;
+    logger: Logger;
+    isLeader: () => boolean;
+    prometheus: PrometheusClient;
+    fileMetrics: MetricsSource;
+  },
+) {
+  const timeoutMs = config.controller.requestTimeoutMs;
+  const clientsOf = new WeakMap<object, RouterClients>();
+  const provider = config.metrics;
+  const paired = new PairedMetricsSource<PairMetricsWorkload>({
+    fallback: parts.fileMetrics,
+    build: (_pair, workloads) =>
+      new PrometheusSource({
+        client: parts.prometheus,
+        provider,
+        clusters: workloads[0]!.clusters,
+        workloads,
+        clock: parts.clock,
+        minWindowMs: provider.minWindowMs,
+      }),
+  });
+  const pairId = (pair: { migration: string; clusters: object }) =>
+    `${pair.migration}/${JSON.stringify(pair.clusters)}`;
+  // The resolver takes the metrics entry as the file writes it (its own timing fields aside).
+  const { timeoutMs: _timeout, minWindowMs: _minWindow, ...metricsEntry } = provider;
+  const runtime = new CrRuntime({
+    home: parts.home,
+    namespace: config.controller.namespace,
+    requestTimeoutMs: timeoutMs,
+    process: {
+      metrics: metricsEntry,
+      routers: config.routers,
+      ...(config.crds.fileDefaults ? { defaults: config.crds.fileDefaults } : {}),
+    },
+    logger: parts.logger,
+    clock: parts.clock,
+    isLeader: parts.isLeader,
+    bindRoute: (workload, pair) => {
+      let clients = clientsOf.get(pair);
+      if (!clients) {
+        clients = routerClients({
+          config: { workloads: [], routers: config.routers },
+          kube: pair.kube,
+          requestTimeoutMs: timeoutMs,
+        });
+        clientsOf.set(pair, clients);
+      }
+      return bindRoute(workload.route, clients);
+    },
+    onBind: (workload, pair) =>
+      paired.bind(workload.key, pairId(pair), {
+        ref: workload.ref,
+        route: workload.route,
+        clusters: { old: { name: pair.clusters.old.name }, new: { name: pair.clusters.new.name } },
+      }),
+    onUnbind: (workload) => paired.unbind(workload.key),
+  });
+  return { runtime, metrics: paired };
 }
 
 function kubeSource(cluster: Config['clusters']['old']) {

@@ -101,7 +101,8 @@ export async function controllerMain(argv: string[], io: ControllerIo = process)
   if (values.check) {
     for (const warning of warnings) io.stderr.write(`${PROGRAM}: warning: ${warning}\n`);
     const count = config.workloads.length;
-    io.stdout.write(`${config.source}: valid, ${count} ${count === 1 ? 'workload' : 'workloads'}\n`);
+    const crds = config.crds.enabled ? ', and the WorkloadMigrations of the home cluster (crds.enabled)' : '';
+    io.stdout.write(`${config.source}: valid, ${count} ${count === 1 ? 'workload' : 'workloads'}${crds}\n`);
     return 0;
   }
   return run(config, logger);

@@ -12,7 +12,7 @@ import {
   RolloutNotFoundError,
   WeightMismatchError,
 } from './errors.js';
-import type { ClusterClient } from './kube/cluster-client.js';
+import type { ClusterClient, KubeEvent } from './kube/cluster-client.js';
 import type { MetricsSource } from './metrics/metrics.js';
 import { admit, applyCommand, decide, newRolloutState, resumeAfterRestart } from './rollout/state-machine.js';
 import {
@@ -60,6 +60,20 @@ export interface ControllerOptions {
   onTransition?: TransitionListener;
 }
 
+/**
+ * What one workload runs with: its resolved policy, its cluster pair and its route bound against
+ * that pair. The file's workloads share the process's pair; a WorkloadMigration's comes from its
+ * ClusterMigration. A binding can be replaced while the rollout runs (a policy change applies
+ * from the next step).
+ */
+export interface WorkloadBinding {
+  workload: RolloutWorkload;
+  clusters: { old: ClusterClient; new: ClusterClient };
+  route: RouteHandle;
+  /** Also records each Event here (against the WorkloadMigration), besides both Deployments. */
+  recordEvent?: (event: KubeEvent, signal: AbortSignal) => Promise<void>;
+}
+
 /** What the API shows about the clusters besides the persisted state. */
 export interface LiveView {
   old?: { replicas: number; readyReplicas: number };
@@ -81,7 +95,9 @@ export interface TickReport {
 export class Controller {
   private readonly states = new Map<string, RolloutState>();
   private readonly live = new Map<string, LiveView>();
-  private readonly workloads: Map<string, RolloutWorkload>;
+  private readonly bindings = new Map<string, WorkloadBinding>();
+  /** Persisted states of workloads not (yet) tracked: a source that reports them later resumes them. */
+  private readonly parked = new Map<string, RolloutState>();
   private readonly locks = new Map<string, Promise<unknown>>();
   private loopTimer: NodeJS.Timeout | undefined;
   private loopAbort = new AbortController();
@@ -97,9 +113,14 @@ export class Controller {
   private readonly finishedReads = new Map<string, 'settling' | 'settled'>();
 
   constructor(private readonly options: ControllerOptions) {
-    this.workloads = new Map(options.workloads.map((w) => [w.key, w]));
     const unrouted = options.workloads.filter((w) => !options.routes.has(w.key)).map((w) => w.key);
     if (unrouted.length > 0) throw new Error(`no route handle for workload(s) ${unrouted.join(', ')}`);
+    for (const workload of options.workloads)
+      this.bindings.set(workload.key, {
+        workload,
+        clusters: options.clusters,
+        route: options.routes.get(workload.key)!,
+      });
     // Every rollout's step listens for a stop while its reads run: thousands at once is normal.
     setMaxListeners(0, this.loopAbort.signal);
   }
@@ -134,14 +155,16 @@ export class Controller {
     const persisted = await this.options.store.loadAll(signal);
     for (const state of persisted) {
       // Nobody watched the rollout while no controller ran: its step's hold starts again.
-      if (this.workloads.has(state.key)) this.states.set(state.key, this.afterRestart(state, now));
-      else
+      if (this.bindings.has(state.key)) this.states.set(state.key, this.afterRestart(state, now));
+      else {
+        this.parked.set(state.key, this.afterRestart(state, now));
         this.options.logger.warn(
           { rollout: state.key },
-          'persisted rollout is no longer configured; ignoring it',
+          'persisted rollout is no longer configured; it resumes if its workload is added again',
         );
+      }
     }
-    for (const workload of this.options.workloads) {
+    for (const { workload } of this.bindings.values()) {
       if (!this.states.has(workload.key)) this.states.set(workload.key, newRolloutState(workload.ref, now));
       this.options.telemetry?.observe(undefined, this.states.get(workload.key)!);
     }
@@ -150,6 +173,44 @@ export class Controller {
     this.leading = this.isLeader();
     this.lastRefreshAt = now;
     if (this.leading) await this.autoStart();
+  }
+
+  /**
+   * Runs a workload from now on, or replaces what an existing one runs with (from its next
+   * step). A workload whose state was persisted resumes from it at the same step and weight.
+   */
+  async track(binding: WorkloadBinding): Promise<void> {
+    const key = binding.workload.key;
+    const known = this.bindings.has(key);
+    this.bindings.set(key, binding);
+    this.#changes++;
+    if (known || !this.loaded) return;
+    const parked = this.parked.get(key);
+    this.parked.delete(key);
+    const state = parked ?? newRolloutState(binding.workload.ref, this.options.clock.now());
+    this.states.set(key, state);
+    this.options.telemetry?.observe(undefined, state);
+    if (!parked && this.isLeader() && this.options.settings.autoStart)
+      await this.command(key, { type: 'start' }).catch((error) =>
+        this.options.logger.warn({ rollout: key, err: error }, 'could not start the new workload'),
+      );
+  }
+
+  /** Stops running a workload (its source no longer lists it); its persisted state is left alone. */
+  async untrack(key: string): Promise<void> {
+    await this.withLock(key, async () => {
+      if (!this.bindings.delete(key)) return;
+      this.states.delete(key);
+      this.live.delete(key);
+      this.unsaved.delete(key);
+      this.finishedReads.delete(key);
+      this.#changes++;
+    });
+  }
+
+  /** The binding a workload runs with now. */
+  binding(key: string): WorkloadBinding | undefined {
+    return this.bindings.get(key);
   }
 
   /** With controller.autoStart, the leader starts every rollout that was never started. */
@@ -186,28 +247,35 @@ export class Controller {
 
   /** An operator call. Serialised with the loop per rollout; throws PhaseConflictError (409). */
   async command(key: string, command: OperatorCommand): Promise<RolloutState> {
-    const workload = this.workloads.get(key);
-    if (!workload) throw new RolloutNotFoundError(key);
+    if (!this.bindings.has(key)) throw new RolloutNotFoundError(key);
     // Only the leader acts, operator calls included; a follower's copy may be seconds old.
     if (!this.isLeader())
       throw new NotLeaderError(
         `cannot change rollout ${key} here: this replica is not the leader; retry (GET /readyz names the leader)`,
       );
     return this.withLock(key, async () => {
+      const binding = this.bindings.get(key);
+      if (!binding) throw new RolloutNotFoundError(key);
       const before = this.get(key);
       // An abort lowers the weight in its own decision as far as the old cluster can carry it.
       const observation =
         command.type === 'abort' && ROLLBACK_FROM.has(before.phase)
-          ? await this.observe(workload, before, this.callSignal())
+          ? await this.observe(binding, before, this.callSignal())
           : undefined;
-      const decision = applyCommand(before, command, this.options.clock.now(), workload.policy, observation);
+      const decision = applyCommand(
+        before,
+        command,
+        this.options.clock.now(),
+        binding.workload.policy,
+        observation,
+      );
       if (decision.state === before) return before;
       const signal = timeoutSignal(budgetMs(this.options.settings.requestTimeoutMs, 'actOnDecision'));
       // An abort is recorded before the weight is lowered, so a crash mid-way resumes the rollback.
       await this.save(decision.state, signal);
       this.commit(before, decision.state);
       this.options.logger.info({ ...this.logFields(key), command }, `operator ${command.type}`);
-      await this.perform(workload, decision.state, decision.actions, signal).catch((error) =>
+      await this.perform(binding, decision.state, decision.actions, signal).catch((error) =>
         this.options.logger.error(
           { ...this.logFields(key), err: error },
           'action after an operator call failed; the next tick retries',
@@ -355,10 +423,12 @@ export class Controller {
       return reads === 'settling' && now - (state.finishedAt ?? now) < FINISHED_READS_MS;
     });
     await forEachLimited(due, this.options.settings.parallelism, async (state) => {
-      const workload = this.workloads.get(state.key)!;
+      const binding = this.bindings.get(state.key);
+      if (!binding) return;
+      const { workload } = binding;
       const reads = this.scopedSignal();
       const read = (cluster: 'old' | 'new') =>
-        this.options.clusters[cluster].getWorkload(workload.ref, reads.signal).catch((error) => {
+        binding.clusters[cluster].getWorkload(workload.ref, reads.signal).catch((error) => {
           this.options.logger.debug(
             { ...this.logFields(state.key), cluster, err: error },
             'replica read failed',
@@ -399,19 +469,20 @@ export class Controller {
         ((state.phase !== 'Progressing' && state.phase !== 'Paused') || state.stepIndex < 0)
       )
         return false;
-      const interval = this.workloads.get(state.key)!.policy.analysis.intervalMs;
+      const interval = this.bindings.get(state.key)?.workload.policy.analysis.intervalMs;
+      if (interval === undefined) return false;
       return now - (state.lastCheckAt ?? state.stepStartedAt) >= interval;
     });
     const readings = new Map<string, MetricsReading | { error: string }>();
     // Rollouts with the same windows share one batch (normally there is exactly one group).
     const groups = new Map<string, RolloutState[]>();
     for (const state of due) {
-      const analysis = this.workloads.get(state.key)!.policy.analysis;
+      const analysis = this.bindings.get(state.key)!.workload.policy.analysis;
       const group = `${analysis.intervalMs}/${analysis.latencyWindowMs}`;
       groups.set(group, [...(groups.get(group) ?? []), state]);
     }
     for (const members of groups.values()) {
-      const analysis = this.workloads.get(members[0]!.key)!.policy.analysis;
+      const analysis = this.bindings.get(members[0]!.key)!.workload.policy.analysis;
       try {
         report.metricsQueries++;
         const batch = await this.options.metrics.sample(
@@ -440,7 +511,9 @@ export class Controller {
     readings: Map<string, MetricsReading | { error: string }>,
     report: TickReport,
   ): Promise<void> {
-    const workload = this.workloads.get(key)!;
+    const binding = this.bindings.get(key);
+    if (!binding) return;
+    const { workload } = binding;
     const before = this.get(key);
     if (!ACTIVE_PHASES.has(before.phase)) return;
     // One deadline for the step's reads, cleared as soon as they are done: at thousands of
@@ -448,7 +521,7 @@ export class Controller {
     const reads = this.scopedSignal();
     let observation: Observation;
     try {
-      observation = await this.observe(workload, before, reads.signal);
+      observation = await this.observe(binding, before, reads.signal);
       const reading = readings.get(key);
       if (reading) observation.metrics = reading;
       if (this.options.gate && before.pendingWeight !== undefined && observation.new) {
@@ -476,13 +549,13 @@ export class Controller {
       await this.save(decision.state, signal);
       report.stateWrites++;
       this.commit(before, decision.state);
-      await this.perform(workload, decision.state, decision.actions, signal).catch((error) => {
+      await this.perform(binding, decision.state, decision.actions, signal).catch((error) => {
         this.noteError(key, error);
       });
       return;
     }
     try {
-      await this.perform(workload, decision.state, decision.actions, signal);
+      await this.perform(binding, decision.state, decision.actions, signal);
     } catch (error) {
       // Nothing is recorded that did not happen; the next tick observes and decides again.
       this.noteError(key, error);
@@ -498,16 +571,12 @@ export class Controller {
     this.commit(before, decision.state);
   }
 
-  private routeOf(workload: RolloutWorkload): RouteHandle {
-    return this.options.routes.get(workload.key)!;
-  }
-
   private async observe(
-    workload: RolloutWorkload,
+    binding: WorkloadBinding,
     state: RolloutState,
     signal: AbortSignal,
   ): Promise<Observation> {
-    const route = this.routeOf(workload);
+    const { workload, route, clusters } = binding;
     const read = <T>(what: string, call: (signal: AbortSignal) => Promise<T>): Promise<T | undefined> =>
       call(signal).catch((error) => {
         this.noteError(workload.key, error, what);
@@ -528,8 +597,8 @@ export class Controller {
             .catch((error: unknown) => ({ error: errorMessage(error) }))
         : Promise.resolve(undefined);
     const [old, fresh, routeSplit, , metricsCoverage] = await Promise.all([
-      read('old cluster', (signal) => this.options.clusters.old.getWorkload(workload.ref, signal)),
-      read('new cluster', (signal) => this.options.clusters.new.getWorkload(workload.ref, signal)),
+      read('old cluster', (signal) => clusters.old.getWorkload(workload.ref, signal)),
+      read('new cluster', (signal) => clusters.new.getWorkload(workload.ref, signal)),
       read('route', (signal) => route.getSplit(signal)),
       verify,
       coverage,
@@ -555,29 +624,26 @@ export class Controller {
 
   /** Performs actions in order; a weight write is read back and must match. Events are best effort. */
   private async perform(
-    workload: RolloutWorkload,
+    binding: WorkloadBinding,
     state: RolloutState,
     actions: Action[],
     signal: AbortSignal,
   ): Promise<void> {
+    const { workload, clusters } = binding;
     const log = this.options.logger.child(this.logFields(workload.key));
     for (const action of actions) {
       switch (action.type) {
         case 'scale':
-          await this.options.clusters[action.cluster].scale(workload.ref, action.replicas, signal);
+          await clusters[action.cluster].scale(workload.ref, action.replicas, signal);
           log.info({ cluster: action.cluster, replicas: action.replicas }, 'scaled');
           break;
         case 'setHpaMinReplicas':
-          await this.options.clusters[action.cluster].setHpaMinReplicas(
-            workload.ref,
-            action.minReplicas,
-            signal,
-          );
+          await clusters[action.cluster].setHpaMinReplicas(workload.ref, action.minReplicas, signal);
           log.info({ cluster: action.cluster, minReplicas: action.minReplicas }, 'set HPA minReplicas');
           break;
         case 'setWeight': {
           // The one read-back after a write, for every router: what the router says it now does.
-          const route = this.routeOf(workload);
+          const { route } = binding;
           await route.setWeight(action.weight, signal);
           const readBack = await route.getSplit(signal);
           this.live.set(workload.key, {
@@ -599,13 +665,16 @@ export class Controller {
             message: action.message,
             type: action.warning ? 'Warning' : 'Normal',
           } as const;
-          await Promise.all(
-            (['old', 'new'] as const).map((cluster) =>
-              this.options.clusters[cluster].recordEvent(workload.ref, event, signal).catch((error) => {
+          await Promise.all([
+            ...(['old', 'new'] as const).map((cluster) =>
+              clusters[cluster].recordEvent(workload.ref, event, signal).catch((error) => {
                 log.warn({ cluster, err: error }, 'could not record a Kubernetes event');
               }),
             ),
-          );
+            binding.recordEvent?.(event, signal).catch((error) => {
+              log.warn({ err: error }, 'could not record a Kubernetes event on the WorkloadMigration');
+            }),
+          ]);
           (action.warning ? log.warn.bind(log) : log.info.bind(log))(
             { event: action.kind, phase: state.phase },
             action.message,
@@ -665,7 +734,7 @@ export class Controller {
   }
 
   private logFields(key: string) {
-    const workload = this.workloads.get(key);
+    const workload = this.bindings.get(key)?.workload;
     return workload ? { namespace: workload.ref.namespace, workload: workload.ref.name } : { rollout: key };
   }
 

@@ -159,7 +159,7 @@ const MAX_CACHED_ANSWERS = 32;
 
 export interface RolloutListOptions {
   controller: Pick<Controller, 'changes' | 'list' | 'liveView'>;
-  workloads: ReadonlyMap<string, RolloutWorkload>;
+  workloads: Pick<ReadonlyMap<string, RolloutWorkload>, 'get'>;
 }
 
 /**
@@ -206,7 +206,9 @@ export class RolloutListView {
         entry.live = live;
         continue;
       }
-      const json = JSON.stringify(summarize(state, this.options.workloads.get(state.key)!, live));
+      const workload = this.options.workloads.get(state.key);
+      if (!workload) continue;
+      const json = JSON.stringify(summarize(state, workload, live));
       if (!entry) {
         added = true;
         this.entries.set(state.key, {
@@ -222,7 +224,14 @@ export class RolloutListView {
       if (json !== entry.json) this.generation++;
       Object.assign(entry, { phase: state.phase, state, live, json });
     }
-    if (added) {
+    // A workload whose source dropped it (a WorkloadMigration deleted) leaves the list.
+    let removed = false;
+    if (this.entries.size > states.length || states.some((s) => !this.entries.has(s.key))) {
+      const current = new Set(states.map((state) => state.key));
+      for (const key of [...this.entries.keys()])
+        if (!current.has(key)) removed = this.entries.delete(key) || removed;
+    }
+    if (added || removed) {
       this.generation++;
       this.ordered = [...this.entries.values()].sort((a, b) => compareKeys(a.key, b.key));
       this.keySet = shortHash(this.ordered.map((e) => e.key).join('\n'));

@@ -91,7 +91,12 @@ function registerProbes(app: FastifyInstance, options: ServerOptions): void {
 
 /** The rollout API: the list, one rollout, and a POST per operator call in commands.ts. */
 function registerRolloutRoutes(app: FastifyInstance, options: ServerOptions): void {
-  const workloads = new Map(options.workloads.map((w) => [w.key, w]));
+  // The controller's workloads come and go (WorkloadMigrations): look each one up there.
+  const listed = new Map(options.workloads.map((w) => [w.key, w]));
+  const workloads = {
+    get: (key: string): RolloutWorkload | undefined =>
+      options.controller.binding(key)?.workload ?? listed.get(key),
+  };
   const lookup = (params: RolloutParams) => {
     const key = `${params.namespace}/${params.name}`;
     const workload = workloads.get(key);

@@ -97,6 +97,14 @@ export interface Config {
   routers: NonNullable<RawConfig['routers']>;
   notifications: NotificationsConfig;
   gates: GatesConfig;
+  /** The custom-resource source: off unless the file turns it on. */
+  crds: {
+    enabled: boolean;
+    kubeconfig?: string;
+    context?: string;
+    /** The file's `defaults` as written: a ClusterMigration's defaults are layered over them. */
+    fileDefaults?: RawConfig['defaults'];
+  };
   workloads: ResolvedWorkload[];
 }
 
@@ -258,6 +266,12 @@ function buildConfig(r: Resolution): RuntimeConfig {
     api: resolveApi(r),
     notifications: resolveNotifications(r),
     gates: resolveGates(r),
+    crds: {
+      enabled: raw.crds?.enabled ?? false,
+      ...(raw.crds?.kubeconfig ? { kubeconfig: raw.crds.kubeconfig } : {}),
+      ...(raw.crds?.context ? { context: raw.crds.context } : {}),
+      ...(raw.defaults ? { fileDefaults: raw.defaults } : {}),
+    },
     workloads: resolveWorkloads(r),
   };
 }
@@ -336,6 +350,11 @@ function resolveWorkloads(r: Resolution): RolloutWorkload[] {
   const { raw, fail } = r;
   // A default that is wrong is wrong where it is written, whether or not a workload overrides it.
   if (raw.defaults?.plan?.steps) checkSteps(raw.defaults.plan.steps, '/defaults/plan/steps', fail);
+  if (raw.workloads.length === 0 && raw.crds?.enabled !== true)
+    fail(
+      '/workloads',
+      'found none, expected at least one workload (or crds.enabled: true, to run WorkloadMigrations)',
+    );
   const seen = new Set<string>();
   return raw.workloads.map((workload, index): RolloutWorkload => {
     const path = `/workloads/${index}`;

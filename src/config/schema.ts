@@ -467,7 +467,28 @@ export const ConfigSchema = closed({
   defaults: Type.Optional(PolicySchema),
   notifications: Type.Optional(NotificationsSchema),
   gates: Type.Optional(GatesSchema),
-  workloads: Type.Array(WorkloadSchema, { minItems: 1 }),
+  crds: Type.Optional(
+    closed(
+      {
+        enabled: Type.Boolean({
+          description: 'watch ClusterMigrations and WorkloadMigrations in the home cluster and run them',
+        }),
+        kubeconfig: Type.Optional(
+          Type.String({
+            minLength: 1,
+            description:
+              'the home cluster; default: the same as the Lease and state (clusters.old, or in-cluster)',
+          }),
+        ),
+        context: Type.Optional(
+          Type.String({ minLength: 1, description: 'kubeconfig context of the home cluster' }),
+        ),
+      },
+      'the Kubernetes-native API: migrations as custom resources',
+    ),
+  ),
+  // With crds.enabled the file may list none: every workload then comes from WorkloadMigrations.
+  workloads: Type.Array(WorkloadSchema),
 });
 
 export type RawConfig = Static<typeof ConfigSchema>;
@@ -481,7 +502,7 @@ export type WorkloadConfig = Static<typeof WorkloadSchema>;
 export const EmbeddedConfigSchema = Type.Composite(
   [
     Type.Omit(ConfigSchema, ['metrics', 'routers', 'workloads']),
-    closed({ workloads: Type.Array(Type.Omit(WorkloadSchema, ['route']), { minItems: 1 }) }),
+    closed({ workloads: Type.Array(Type.Omit(WorkloadSchema, ['route'])) }),
   ],
   { additionalProperties: false },
 );

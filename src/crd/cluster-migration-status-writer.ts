@@ -3,11 +3,12 @@
 // status, so a 409 is simply read again and retried; conditions of types not named are kept.
 
 import { isDeepStrictEqual } from 'node:util';
-import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { CustomObjectsApi, type KubeConfig, PatchStrategy } from '@kubernetes/client-node';
 import { ClustershiftError } from '../errors.js';
 import { isNotFound, type KubeCaller, type RetryPolicy, requestOptions } from '../kube/kube-call.js';
 import type { Sleep } from '../timing.js';
 import type { ObjectConditions } from './cr-workload-source.js';
+import { finalizerPatch } from './finalizer-patch.js';
 import { homeClusterCaller } from './home-cluster.js';
 import { CLUSTER_MIGRATION } from './manifests.js';
 import {
@@ -84,6 +85,43 @@ export class ClusterMigrationStatusWriter {
           requestOptions(s),
         );
         return true;
+      },
+    );
+  }
+
+  /**
+   * Adds or removes `finalizer` on a ClusterMigration (a GET, and a PUT only when it changes).
+   * Returns whether it is now present; false also when the object is gone.
+   */
+  async setFinalizer(
+    name: string,
+    finalizer: string,
+    present: boolean,
+    signal: AbortSignal,
+  ): Promise<boolean> {
+    const target = { group: GROUP, version: VERSION, plural: CLUSTER_MIGRATION.plural, name };
+    return this.caller.call(
+      { verb: 'update', object: `finalizers of ClusterMigration ${name}`, retryConflicts: true },
+      signal,
+      async (s) => {
+        let object: ClusterMigrationObject;
+        try {
+          object = (await this.api.getClusterCustomObject(
+            target,
+            requestOptions(s),
+          )) as ClusterMigrationObject;
+        } catch (error) {
+          if (isNotFound(error)) return false;
+          throw error;
+        }
+        const finalizers = object.metadata?.finalizers ?? [];
+        if (finalizers.includes(finalizer) === present) return present;
+        const next = present ? [...finalizers, finalizer] : finalizers.filter((f) => f !== finalizer);
+        await this.api.patchClusterCustomObject(
+          { ...target, body: finalizerPatch(object.metadata?.resourceVersion, next) },
+          requestOptions(s, PatchStrategy.JsonPatch),
+        );
+        return present;
       },
     );
   }

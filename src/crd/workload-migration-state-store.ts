@@ -6,7 +6,7 @@
 // so its writes never make the rollout's next save look like another writer's.
 
 import { isDeepStrictEqual } from 'node:util';
-import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { CustomObjectsApi, type KubeConfig, PatchStrategy } from '@kubernetes/client-node';
 import { ClustershiftError, KubeError, StateConflictError } from '../errors.js';
 import {
   httpStatusOf,
@@ -18,6 +18,7 @@ import {
 import type { RolloutState } from '../rollout/types.js';
 import type { StateStore } from '../state/state-store.js';
 import type { Sleep } from '../timing.js';
+import { finalizerPatch } from './finalizer-patch.js';
 import { homeClusterCaller } from './home-cluster.js';
 import { WORKLOAD_MIGRATION } from './manifests.js';
 import {
@@ -204,6 +205,55 @@ export class WorkloadMigrationStateStore implements StateStore {
     );
   }
 
+  /**
+   * Adds or removes `finalizer` on a WorkloadMigration (a GET, and a PUT only when it changes).
+   * Returns whether it is now present; false also when the object is gone. The write bumps the
+   * object's resourceVersion: when this store's last save is what the GET shows, the new
+   * resourceVersion is kept for the next save; otherwise (another writer) the next save still
+   * conflicts, as it must.
+   */
+  async setFinalizer(
+    ref: ObjectRef,
+    finalizer: string,
+    present: boolean,
+    signal: AbortSignal,
+  ): Promise<boolean> {
+    return this.crdCall(
+      { verb: 'update', object: `finalizers of ${where(ref)}`, retryConflicts: true },
+      signal,
+      async (s) => {
+        const object = await this.getObject(ref, s);
+        if (!object) return false;
+        const finalizers = object.metadata?.finalizers ?? [];
+        if (finalizers.includes(finalizer) === present) return present;
+        const next = present ? [...finalizers, finalizer] : finalizers.filter((f) => f !== finalizer);
+        // A patch (the controller's RBAC has patch, not update, on the objects), guarded by the
+        // resourceVersion read: finalizers others added meanwhile are not dropped.
+        const written = (await this.api.patchNamespacedCustomObject(
+          {
+            group: GROUP,
+            version: VERSION,
+            plural: PLURAL,
+            ...ref,
+            body: finalizerPatch(object.metadata?.resourceVersion, next),
+          },
+          requestOptions(s, PatchStrategy.JsonPatch),
+        )) as WorkloadMigrationObject | undefined;
+        const rolloutKey = this.rolloutOf.get(objectKey(ref));
+        const seen = rolloutKey !== undefined ? this.seen.get(rolloutKey) : undefined;
+        const resourceVersion = written?.metadata?.resourceVersion;
+        if (
+          rolloutKey !== undefined &&
+          seen &&
+          resourceVersion &&
+          seen.resourceVersion === object.metadata?.resourceVersion
+        )
+          this.keep(rolloutKey, { ...seen, resourceVersion });
+        return present;
+      },
+    );
+  }
+
   /** The object holding a rollout, for Events against it (its uid makes `kubectl describe` find them). */
   objectOf(rolloutKey: string): SeenObject | undefined {
     return this.seen.get(rolloutKey);
@@ -229,6 +279,31 @@ export class WorkloadMigrationStateStore implements StateStore {
   }
 
   private async putStatus(
+    seen: SeenObject,
+    status: WorkloadMigrationStatus,
+    what: string,
+    signal: AbortSignal,
+  ): Promise<{ resourceVersion: string; status: WorkloadMigrationStatus | undefined }> {
+    try {
+      return await this.putStatusOnce(seen, status, what, signal);
+    } catch (error) {
+      if (!(error instanceof StateConflictError) || httpStatusOf(error.cause) !== 409) throw error;
+      // A write to the object's metadata (a finalizer, `kubectl delete` setting
+      // deletionTimestamp, a label) moves resourceVersion too. Only a status other than the one
+      // this store last wrote means another writer: then the conflict stands.
+      const current = await this.getObject(seen, signal);
+      if (!current || !isDeepStrictEqual(current.status ?? {}, seen.status)) throw error;
+      if (seen.uid && current.metadata?.uid && current.metadata.uid !== seen.uid) throw error;
+      return this.putStatusOnce(
+        { ...seen, resourceVersion: current.metadata?.resourceVersion ?? '' },
+        status,
+        what,
+        signal,
+      );
+    }
+  }
+
+  private async putStatusOnce(
     seen: SeenObject,
     status: WorkloadMigrationStatus,
     what: string,

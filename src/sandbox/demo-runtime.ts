@@ -7,10 +7,17 @@
 import pino, { type Logger } from 'pino';
 import { systemClock } from '../clock.js';
 import { type RuntimeConfig, resolveEmbeddedConfig } from '../config/load.js';
+import { CrRuntime } from '../crd/cr-runtime.js';
+import { buildKubeConfig } from '../kube/kubeconfig.js';
 import { createRuntime, type Runtime, type RuntimeParts } from '../runtime.js';
+import type { WorkloadRunner } from '../sources/workload-runner.js';
 import { MemoryStateStore } from '../state/memory-state-store.js';
 import { SandboxClusters } from './sandbox-clusters.js';
+import { SandboxHome } from './sandbox-home.js';
 import { SimulatedWorld } from './world.js';
+
+/** The demo's ClusterMigration (with crds). */
+export const DEMO_MIGRATION = 'prod-upgrade';
 
 export interface DemoWorkloadSpec {
   name: string;
@@ -56,6 +63,22 @@ export interface DemoRuntimeOptions {
   /** Runs the control loop; false leaves ticking to the caller (`runtime.controller.tick()`). */
   startController?: boolean;
   seed?: number;
+  /**
+   * The workloads as WorkloadMigrations of one ClusterMigration in a third fake API server (the
+   * home cluster), watched by the CR source, instead of the configuration's list.
+   */
+  crds?: boolean;
+  /** With crds: put the ClusterMigration and the WorkloadMigrations in the home cluster (default true). */
+  createMigrations?: boolean;
+  /**
+   * The world, clusters and home of an earlier runtime (a restarted process): reused as they
+   * are, and left running by stop().
+   */
+  shared?: { world: SimulatedWorld; clusters: SandboxClusters };
+  /** With crds: this home cluster (left running by stop()) instead of a new one with the CRDs in it. */
+  home?: SandboxHome;
+  /** Whether this replica leads (default: always); a follower acts on nothing and writes nothing. */
+  isLeader?: () => boolean;
 }
 
 export interface DemoRuntime {
@@ -64,6 +87,9 @@ export interface DemoRuntime {
   config: RuntimeConfig;
   /** The two fake API servers standing for the clusters. */
   clusters: SandboxClusters;
+  /** With crds: the home cluster and the parts running its WorkloadMigrations. */
+  home?: SandboxHome;
+  crRuntime?: CrRuntime;
   /** e.g. http://127.0.0.1:41234 */
   address: string;
   /** Stops the loop, the server and the clusters; safe to call twice. */
@@ -75,6 +101,7 @@ export function sandboxConfig(options: {
   namespace: string;
   timings: DemoTimings;
   port: number;
+  crds?: boolean;
 }): RuntimeConfig {
   const { timings } = options;
   return resolveEmbeddedConfig(
@@ -102,7 +129,8 @@ export function sandboxConfig(options: {
           readyTimeout: '30s',
         },
       },
-      workloads: options.workloads.map((w) => ({
+      ...(options.crds ? { crds: { enabled: true } } : {}),
+      workloads: (options.crds ? [] : options.workloads).map((w) => ({
         namespace: options.namespace,
         name: w.name,
         ...(w.requireApproval || w.holdTime
@@ -122,14 +150,28 @@ export function sandboxConfig(options: {
 export async function startDemoRuntime(options: DemoRuntimeOptions): Promise<DemoRuntime> {
   const namespace = options.namespace ?? 'shop';
   const timings = { ...DEMO_TIMINGS, ...options.timings };
-  const config = sandboxConfig({ workloads: options.workloads, namespace, timings, port: options.port ?? 0 });
-  const world = new SimulatedWorld({ seed: options.seed ?? 7 });
-  const clusters = await SandboxClusters.start({
-    names: { old: config.clusters.old.name, new: config.clusters.new.name },
-    readyDelayMs: timings.readyDelayMs,
-    requestTimeoutMs: config.controller.requestTimeoutMs,
+  const crds = options.crds === true;
+  const config = sandboxConfig({
+    workloads: options.workloads,
+    namespace,
+    timings,
+    port: options.port ?? 0,
+    crds,
   });
-  for (const workload of options.workloads) {
+  const shared = options.shared;
+  const world = shared?.world ?? new SimulatedWorld({ seed: options.seed ?? 7 });
+  const clusters =
+    shared?.clusters ??
+    (await SandboxClusters.start({
+      names: { old: config.clusters.old.name, new: config.clusters.new.name },
+      readyDelayMs: timings.readyDelayMs,
+      requestTimeoutMs: config.controller.requestTimeoutMs,
+    }));
+  const owned = {
+    clusters: shared?.clusters ? undefined : clusters,
+    home: undefined as SandboxHome | undefined,
+  };
+  for (const workload of shared ? [] : options.workloads) {
     await clusters.addWorkload(
       { namespace, name: workload.name },
       {
@@ -146,37 +188,102 @@ export async function startDemoRuntime(options: DemoRuntimeOptions): Promise<Dem
       ...(workload.fault ? { fault: workload.fault } : {}),
     });
   }
+  const logger = options.logger ?? pino({ level: 'silent' });
+  let home: SandboxHome | undefined;
+  let crRuntime: CrRuntime | undefined;
+  let runner: WorkloadRunner | undefined;
   let runtime: Runtime;
   try {
+    if (crds && options.home) home = options.home;
+    else if (crds) {
+      home = await SandboxHome.start({ namespace: config.controller.namespace });
+      owned.home = home;
+    }
+    if (home && !shared) {
+      for (const role of ['old', 'new'] as const)
+        home.putKubeconfigSecret(
+          `${config.clusters[role].name}-kubeconfig`,
+          config.clusters[role].name,
+          clusters.urls[role],
+        );
+      if (options.createMigrations ?? true) {
+        home.putMigration(DEMO_MIGRATION, { old: config.clusters.old.name, new: config.clusters.new.name });
+        for (const workload of options.workloads)
+          home.putWorkloadMigration(namespace, workload.name, DEMO_MIGRATION, {
+            ...(workload.requireApproval ? { plan: { requireApproval: true } } : {}),
+          });
+      }
+    }
+    if (home) {
+      crRuntime = new CrRuntime({
+        home: buildKubeConfig({ name: 'home', server: home.url }),
+        namespace: config.controller.namespace,
+        requestTimeoutMs: config.controller.requestTimeoutMs,
+        process: {
+          // The simulated world is the demo's metrics; the resolver still resolves each
+          // WorkloadMigration's policy as the file would, which needs a provider to name.
+          metrics: { type: 'prometheus', address: 'http://127.0.0.1:9', template: 'haproxy' },
+          // Likewise the objects' haproxy routes name a socket; the simulated route is bound instead.
+          routers: { haproxy: { socket: 'tcp://127.0.0.1:9' } },
+          ...(config.crds.fileDefaults ? { defaults: config.crds.fileDefaults } : {}),
+        },
+        logger,
+        clock: systemClock,
+        isLeader: options.isLeader ?? (() => true),
+        bindRoute: (workload) => world.routeFor(workload.key),
+        restartDelayMs: 250,
+        sweepIntervalMs: 500,
+      });
+    }
+    const objects = crRuntime;
     runtime = await createRuntime({
       config,
       clusters: clusters.clients,
       routes: world.routes(config.workloads.map((workload) => workload.key)),
       metrics: world,
-      store: new MemoryStateStore(),
+      store: objects ? objects.stateStore(new MemoryStateStore()) : new MemoryStateStore(),
+      ...(options.isLeader ? { isLeader: options.isLeader } : {}),
       clock: systemClock,
-      logger: options.logger ?? pino({ level: 'silent' }),
+      logger,
+      ...(objects ? { onTransition: (before, after) => objects.runner?.onTransition(before, after) } : {}),
       ...(options.server ? { server: options.server } : {}),
     });
+    runner = crRuntime?.attach(runtime.controller);
   } catch (error) {
-    await clusters.stop();
+    await owned.clusters?.stop();
+    await owned.home?.stop();
     throw error;
   }
 
   let stopped: Promise<void> | undefined;
   const stop = () => {
     stopped ??= (async () => {
+      await runner?.stop();
       await runtime.controller.stop();
       await runtime.server.close();
-      await clusters.stop();
+      await owned.clusters?.stop();
+      await owned.home?.stop();
     })();
     return stopped;
   };
   try {
+    await runner?.start(AbortSignal.timeout(10_000));
     await runtime.controller.load(AbortSignal.timeout(10_000));
     const address = await runtime.server.listen({ host: config.api.host, port: config.api.port });
-    if (options.startController ?? true) runtime.controller.start();
-    return { runtime, world, config, address, clusters, stop };
+    if (options.startController ?? true) {
+      runtime.controller.start();
+      runner?.startSweeps();
+    }
+    return {
+      runtime,
+      world,
+      config,
+      address,
+      clusters,
+      ...(home ? { home } : {}),
+      ...(crRuntime ? { crRuntime } : {}),
+      stop,
+    };
   } catch (error) {
     await stop();
     throw error;

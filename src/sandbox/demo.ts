@@ -93,7 +93,8 @@ async function main(): Promise<number> {
   let demo: DemoRuntime | undefined;
   try {
     const server = { before: [openApiPlugin({ version: '0.1.0' })], after: [dashboardPlugin()] };
-    const start = (port: number) => startDemoRuntime({ workloads: DEMO_WORKLOADS, port, logger, server });
+    const start = (port: number) =>
+      startDemoRuntime({ workloads: DEMO_WORKLOADS, port, logger, server, crds: true });
     const preferredPort = Number(values.port);
     let portTaken: unknown;
     demo = await start(preferredPort).catch((error: unknown) => {
@@ -101,8 +102,10 @@ async function main(): Promise<number> {
       portTaken = error;
       return start(0);
     });
-    const { runtime, address, clusters } = demo;
-    board.print(introduction({ address, clusters: clusters.urls, logFile }));
+    const { runtime, address, clusters, home } = demo;
+    board.print(
+      introduction({ address, clusters: clusters.urls, ...(home ? { home: home.url } : {}), logFile }),
+    );
     if (portTaken !== undefined) board.print(portWarning(preferredPort, address, portTaken));
 
     for (const workload of DEMO_WORKLOADS) await post(address, `shop/${workload.name}`, 'start', {});
@@ -163,15 +166,23 @@ export function isFinished(state: RolloutState): boolean {
 function introduction(options: {
   address: string;
   clusters: { old: string; new: string };
+  /** The home cluster holding the WorkloadMigrations. */
+  home?: string;
   logFile: string;
 }): string {
-  const { address, clusters, logFile } = options;
+  const { address, clusters, home, logFile } = options;
   const lines = [
     '',
     'clustershift demo: canary cluster upgrade prod-v1-30 → prod-v1-32 (simulated clusters)',
     'Clusters: two fake Kubernetes API servers, one per cluster:',
     `  kubectl --server ${clusters.old} get deploy -n shop     # old: prod-v1-30`,
     `  kubectl --server ${clusters.new} get deploy -n shop     # new: prod-v1-32`,
+    ...(home
+      ? [
+          'Migrations: WorkloadMigrations in a third fake API server (the home cluster); watch the weights move:',
+          `  kubectl get wlm -A --server ${home}`,
+        ]
+      : []),
     `API: ${address}/api/v1/rollouts   (no auth: this local demo runs without tokens)`,
     `  curl ${address}/api/v1/rollouts/shop/frontend`,
     `  curl -X POST -H 'content-type: application/json' -d '{"reason":"by hand"}' ${address}/api/v1/rollouts/shop/search/abort`,

@@ -1,0 +1,156 @@
+// The parts that run WorkloadMigrations, put together once for app.ts and the demo: the CR
+// source watching the home cluster, the status store and Events against each object, each
+// ClusterMigration's cluster pair, and the runner that feeds the controller. What differs
+// between production and the demo (how a route is bound, the metrics) is passed in.
+
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { Clock } from '../clock.js';
+import type { Controller, WorkloadBinding } from '../controller.js';
+import { type ClusterPair, ClusterPairs } from '../kube/cluster-pairs.js';
+import { ACTIVE_PHASES } from '../rollout/types.js';
+import type { RouteHandle } from '../routers/router.js';
+import { WorkloadRunner } from '../sources/workload-runner.js';
+import type { SourcedWorkload } from '../sources/workload-source.js';
+import { RoutedStateStore } from '../state/routed-state-store.js';
+import type { StateStore } from '../state/state-store.js';
+import { ClusterMigrationStatusWriter } from './cluster-migration-status-writer.js';
+import { CrWorkloadSource } from './cr-workload-source.js';
+import type { ProcessSettings } from './resolve.js';
+import { WorkloadMigrationEvents } from './workload-migration-events.js';
+import { WorkloadMigrationStateStore } from './workload-migration-state-store.js';
+
+export interface CrRuntimeOptions {
+  /** The home cluster: where the custom resources, their Events and the kubeconfig Secrets live. */
+  home: KubeConfig;
+  /** clustershift's namespace in the home cluster (the kubeconfig Secrets). */
+  namespace: string;
+  requestTimeoutMs: number;
+  /** What the configuration file gives every WorkloadMigration (defaults, metrics, routers). */
+  process: ProcessSettings;
+  logger: Logger;
+  clock: Clock;
+  isLeader: () => boolean;
+  /** Binds a WorkloadMigration's route against its pair's clients. */
+  bindRoute: (workload: SourcedWorkload, pair: ClusterPair) => RouteHandle;
+  /** Told when a workload is bound to a pair and when it no longer is (e.g. for metrics). */
+  onBind?: (workload: SourcedWorkload, pair: ClusterPair) => void;
+  onUnbind?: (workload: SourcedWorkload) => void;
+  /** After a watch fails, list again after this long (default 2000 ms). */
+  restartDelayMs?: number;
+  sweepIntervalMs?: number;
+}
+
+export class CrRuntime {
+  readonly source: CrWorkloadSource;
+  readonly store: WorkloadMigrationStateStore;
+  readonly events: WorkloadMigrationEvents;
+  readonly pairs: ClusterPairs;
+  private readonly migrationStatus: ClusterMigrationStatusWriter;
+  private readonly options: CrRuntimeOptions;
+  private controller: Controller | undefined;
+  private runnerInstance: WorkloadRunner | undefined;
+
+  constructor(options: CrRuntimeOptions) {
+    this.options = options;
+    const { home, requestTimeoutMs } = options;
+    this.source = new CrWorkloadSource({
+      kubeConfig: home,
+      process: options.process,
+      isActive: (key) => this.isActive(key),
+      logger: options.logger,
+      requestTimeoutMs,
+      ...(options.restartDelayMs !== undefined ? { restartDelayMs: options.restartDelayMs } : {}),
+    });
+    this.store = new WorkloadMigrationStateStore({
+      kubeConfig: home,
+      requestTimeoutMs,
+      objectFor: (key) => this.source.objectFor(key),
+    });
+    this.events = new WorkloadMigrationEvents({ kubeConfig: home, requestTimeoutMs, clock: options.clock });
+    this.migrationStatus = new ClusterMigrationStatusWriter({ kubeConfig: home, requestTimeoutMs });
+    this.pairs = new ClusterPairs({
+      home,
+      namespace: options.namespace,
+      requestTimeoutMs,
+    });
+  }
+
+  /** The controller's store: the file's workloads in `config`, WorkloadMigrations' in their status. */
+  stateStore(config: StateStore): StateStore {
+    return new RoutedStateStore({
+      config,
+      objects: this.store,
+      isObjectRollout: (key) => this.source.workloads().get(key)?.origin.kind === 'WorkloadMigration',
+    });
+  }
+
+  get runner(): WorkloadRunner | undefined {
+    return this.runnerInstance;
+  }
+
+  /** Connects to the controller; call start() next, before controller.load(). */
+  attach(controller: Controller): WorkloadRunner {
+    this.controller = controller;
+    const runner = new WorkloadRunner({
+      controller,
+      sources: [this.source],
+      bind: (workload, signal) => this.bind(workload, signal),
+      unbind: (workload) => this.unbind(workload),
+      finalizers: this.store,
+      migrationFinalizers: this.migrationStatus,
+      writeConditions: (update, signal) =>
+        update.kind === 'WorkloadMigration'
+          ? this.store.writeConditions(
+              { namespace: update.namespace ?? '', name: update.name },
+              {
+                ...(update.observedGeneration !== undefined
+                  ? { observedGeneration: update.observedGeneration }
+                  : {}),
+                conditions: update.conditions,
+              },
+              this.options.clock.now(),
+              signal,
+            )
+          : this.migrationStatus.write(update, this.options.clock.now(), signal),
+      isLeader: this.options.isLeader,
+      logger: this.options.logger,
+      requestTimeoutMs: this.options.requestTimeoutMs,
+      ...(this.options.sweepIntervalMs !== undefined
+        ? { sweepIntervalMs: this.options.sweepIntervalMs }
+        : {}),
+    });
+    this.source.onConditions(runner.conditionsListener());
+    this.runnerInstance = runner;
+    return runner;
+  }
+
+  private isActive(key: string): boolean {
+    try {
+      return this.controller !== undefined && ACTIVE_PHASES.has(this.controller.get(key).phase);
+    } catch {
+      return false;
+    }
+  }
+
+  private async bind(workload: SourcedWorkload, signal: AbortSignal): Promise<WorkloadBinding> {
+    if (!workload.migration) throw new Error(`workload ${workload.key} has no ClusterMigration to run with`);
+    const pair = await this.pairs.acquire(workload.migration, workload.key, signal);
+    const route = this.options.bindRoute(workload, pair);
+    this.options.onBind?.(workload, pair);
+    return {
+      workload,
+      clusters: pair.clients,
+      route,
+      recordEvent: async (event, signal) => {
+        const object = this.store.objectOf(workload.key) ?? this.source.objectFor(workload.key);
+        if (object) await this.events.record(object, event, signal);
+      },
+    };
+  }
+
+  private unbind(workload: SourcedWorkload): void {
+    if (workload.migration) this.pairs.release(workload.migration, workload.key);
+    this.options.onUnbind?.(workload);
+  }
+}

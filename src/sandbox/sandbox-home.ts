@@ -1,0 +1,91 @@
+// The demo's home cluster: a third fake API server holding the clustershift.io CRDs, the
+// ClusterMigrations and WorkloadMigrations, and the Secrets with each cluster's kubeconfig (a
+// plain http URL: the fake servers need no credentials).
+
+import { stringify } from 'yaml';
+import { clusterMigrationCrd, workloadMigrationCrd } from '../crd/manifests.js';
+import { API_VERSION } from '../crd/schema.js';
+import { FakeApiServer, type KubeObject } from './fake-apiserver.js';
+
+export class SandboxHome {
+  private constructor(
+    readonly server: FakeApiServer,
+    readonly url: string,
+    /** clustershift's namespace here: where the kubeconfig Secrets are. */
+    readonly namespace: string,
+  ) {}
+
+  /** `installCrds: false` leaves installing the CRDs to the caller (e.g. kubectl apply of the chart's). */
+  static async start(options: { namespace: string; installCrds?: boolean }): Promise<SandboxHome> {
+    const server = new FakeApiServer();
+    if (options.installCrds ?? true) {
+      server.put(clusterMigrationCrd() as KubeObject);
+      server.put(workloadMigrationCrd() as KubeObject);
+    }
+    const { url } = await server.start();
+    return new SandboxHome(server, url, options.namespace);
+  }
+
+  /** A Secret `name` whose `kubeconfig` key reaches the API server at `url`. */
+  putKubeconfigSecret(name: string, cluster: string, url: string): void {
+    const kubeconfig = stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: cluster, cluster: { server: url, 'insecure-skip-tls-verify': true } }],
+      users: [{ name: 'anonymous', user: {} }],
+      contexts: [{ name: cluster, context: { cluster, user: 'anonymous' } }],
+      'current-context': cluster,
+    });
+    this.server.put({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name, namespace: this.namespace },
+      type: 'Opaque',
+      data: { kubeconfig: Buffer.from(kubeconfig).toString('base64') },
+    } as KubeObject);
+  }
+
+  /** A ClusterMigration from `old` to `new`, each reached through its kubeconfig Secret. */
+  putMigration(
+    name: string,
+    clusters: { old: string; new: string },
+    spec: Record<string, unknown> = {},
+  ): void {
+    this.server.put({
+      apiVersion: API_VERSION,
+      kind: 'ClusterMigration',
+      metadata: { name },
+      spec: {
+        clusters: {
+          old: { name: clusters.old, kubeconfigSecret: { name: `${clusters.old}-kubeconfig` } },
+          new: { name: clusters.new, kubeconfigSecret: { name: `${clusters.new}-kubeconfig` } },
+        },
+        ...spec,
+      },
+    } as KubeObject);
+  }
+
+  putWorkloadMigration(
+    namespace: string,
+    name: string,
+    migration: string,
+    spec: Record<string, unknown> = {},
+  ): void {
+    this.server.put({
+      apiVersion: API_VERSION,
+      kind: 'WorkloadMigration',
+      metadata: { name, namespace },
+      spec: {
+        migration,
+        workload: { name },
+        // The demo binds its own simulated route; the object still names a real route type.
+        route: { type: 'haproxy', backend: `${namespace}-${name}`, oldServer: 'old', newServer: 'new' },
+        ...spec,
+      },
+    } as KubeObject);
+  }
+
+  stop(): Promise<void> {
+    return this.server.stop();
+  }
+}

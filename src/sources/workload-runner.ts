@@ -1,0 +1,302 @@
+// Feeds the controller from its workload sources and carries out what a WorkloadMigration asks
+// beyond its policy: each workload is bound (cluster pair, route) and tracked as it appears,
+// re-bound when it changes, untracked when it goes; `spec.paused` becomes an operator pause and
+// resume; a finalizer holds an active WorkloadMigration, and deleting one rolls its traffic back
+// to the old cluster before the finalizer lets the object go. Only the leader writes or commands.
+
+import { isDeepStrictEqual } from 'node:util';
+import type { Logger } from 'pino';
+import type { Controller, WorkloadBinding } from '../controller.js';
+import type { ObjectConditions } from '../crd/cr-workload-source.js';
+import { errorMessage } from '../errors.js';
+import { ACTIVE_PHASES, type RolloutState } from '../rollout/types.js';
+import type { SourcedWorkload, WorkloadChange, WorkloadSource } from './workload-source.js';
+
+/** Holds an active WorkloadMigration until its traffic is back on the old cluster. */
+export const TRAFFIC_FINALIZER = 'clustershift.io/traffic';
+
+/** The reason of a pause asked for by a spec, so that only such a pause is lifted by the spec. */
+const SPEC_PAUSE_PREFIX = 'spec.paused';
+
+export interface ObjectRef {
+  namespace: string;
+  name: string;
+}
+
+export interface WorkloadRunnerOptions {
+  controller: Controller;
+  sources: readonly WorkloadSource[];
+  /** What a workload runs with (its cluster pair's clients, its route bound against them). */
+  bind: (workload: SourcedWorkload, signal: AbortSignal) => Promise<WorkloadBinding>;
+  /** The workload no longer uses what `bind` gave it (e.g. its cluster pair may be dropped). */
+  unbind?: (workload: SourcedWorkload) => void;
+  /** Finalizers on WorkloadMigrations (the status store's setFinalizer). */
+  finalizers?: {
+    setFinalizer(ref: ObjectRef, finalizer: string, present: boolean, signal: AbortSignal): Promise<boolean>;
+  };
+  /** Finalizers on ClusterMigrations: held while any of their WorkloadMigrations is active. */
+  migrationFinalizers?: {
+    setFinalizer(name: string, finalizer: string, present: boolean, signal: AbortSignal): Promise<boolean>;
+  };
+  /** Writes a source's per-object conditions (leader only). */
+  writeConditions?: (update: ObjectConditions, signal: AbortSignal) => Promise<unknown>;
+  isLeader: () => boolean;
+  logger: Logger;
+  requestTimeoutMs: number;
+  /** Every WorkloadMigration's pause, deletion and finalizer are checked again this often (default 2000 ms). */
+  sweepIntervalMs?: number;
+}
+
+export class WorkloadRunner {
+  private readonly options: WorkloadRunnerOptions;
+  /** What each workload is bound with now. */
+  private readonly bound = new Map<string, SourcedWorkload>();
+  /** Workloads whose binding failed, retried on each sweep. */
+  private readonly unbound = new Map<string, SourcedWorkload>();
+  /** ClusterMigration name -> whether our finalizer is on it, as last written. */
+  private readonly migrationFinalized = new Map<string, boolean>();
+  /** Object key -> whether our finalizer is on it, as last written. */
+  private readonly finalized = new Map<string, boolean>();
+  private readonly unsubscribe: Array<() => void> = [];
+  private chain: Promise<void> = Promise.resolve();
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private readonly stopping = new AbortController();
+
+  constructor(options: WorkloadRunnerOptions) {
+    this.options = options;
+  }
+
+  /**
+   * Starts every source and binds what they list, before the controller loads its states (so a
+   * restarted process resumes each WorkloadMigration from its status). Changes from then on are
+   * applied one at a time, in order.
+   */
+  async start(signal: AbortSignal): Promise<void> {
+    for (const source of this.options.sources) {
+      this.unsubscribe.push(source.subscribe((change) => this.enqueue(() => this.apply(change))));
+      await source.start(signal);
+      for (const workload of source.workloads().values())
+        this.enqueue(() => this.apply({ type: 'upsert', workload }));
+    }
+    await this.idle();
+  }
+
+  /** After the controller has loaded: reconcile everything now and then on a timer. */
+  startSweeps(): void {
+    const sweep = () => {
+      this.sweep();
+      this.sweepTimer = setTimeout(sweep, this.options.sweepIntervalMs ?? 2_000);
+      this.sweepTimer.unref();
+    };
+    sweep();
+  }
+
+  /** For the controller's onTransition: a WorkloadMigration's finalizer and deletion follow its phase. */
+  readonly onTransition = (_before: RolloutState, after: RolloutState): void => {
+    if (this.bound.get(after.key)?.origin.kind === 'WorkloadMigration')
+      this.enqueue(() => this.reconcile(after.key));
+  };
+
+  /** Resolves when every change and reconcile queued so far is done (tests). */
+  idle(): Promise<void> {
+    return this.chain;
+  }
+
+  async stop(): Promise<void> {
+    this.stopping.abort();
+    if (this.sweepTimer) clearTimeout(this.sweepTimer);
+    for (const unsubscribe of this.unsubscribe.splice(0)) unsubscribe();
+    await Promise.all(this.options.sources.map((source) => source.stop()));
+    await this.chain;
+  }
+
+  private sweep(): void {
+    for (const workload of this.unbound.values())
+      this.enqueue(() => this.apply({ type: 'upsert', workload }));
+    for (const [key, workload] of this.bound)
+      if (workload.origin.kind === 'WorkloadMigration') this.enqueue(() => this.reconcile(key));
+  }
+
+  /**
+   * A ClusterMigration with an active WorkloadMigration carries the finalizer, so deleting it
+   * marks it (deletionTimestamp), its workloads see `deleting` and roll back, and only then does
+   * it go. One with none active is released.
+   */
+  private async reconcileMigration(name: string): Promise<void> {
+    const finalizers = this.options.migrationFinalizers;
+    if (!finalizers || !this.options.isLeader()) return;
+    let active = false;
+    for (const [key, workload] of this.bound) {
+      if (workload.migration?.name !== name) continue;
+      const state = this.stateOf(key);
+      if (state && ACTIVE_PHASES.has(state.phase)) active = true;
+    }
+    if (this.migrationFinalized.get(name) === active) return;
+    try {
+      this.migrationFinalized.set(
+        name,
+        await finalizers.setFinalizer(name, TRAFFIC_FINALIZER, active, this.signal()),
+      );
+    } catch (error) {
+      this.migrationFinalized.delete(name);
+      this.options.logger.warn(
+        { migration: name, err: error },
+        `could not ${active ? 'add' : 'remove'} the finalizer ${TRAFFIC_FINALIZER} on ClusterMigration ${name}: ${errorMessage(error)}; retried on the next sweep`,
+      );
+    }
+  }
+
+  private enqueue(run: () => Promise<void>): void {
+    this.chain = this.chain.then(async () => {
+      if (this.stopping.signal.aborted) return;
+      try {
+        await run();
+      } catch (error) {
+        this.options.logger.error({ err: error }, 'a workload change could not be applied');
+      }
+    });
+  }
+
+  private signal(): AbortSignal {
+    return AbortSignal.any([this.stopping.signal, AbortSignal.timeout(this.options.requestTimeoutMs * 3)]);
+  }
+
+  private async apply(change: WorkloadChange): Promise<void> {
+    if (change.type === 'remove') {
+      this.unbound.delete(change.key);
+      const before = this.bound.get(change.key);
+      if (!before) return;
+      const state = this.stateOf(change.key);
+      if (state && ACTIVE_PHASES.has(state.phase))
+        this.options.logger.warn(
+          { rollout: change.key, phase: state.phase },
+          'a workload with an active rollout is gone from its source (its object was removed without the finalizer?); it is no longer driven',
+        );
+      await this.options.controller.untrack(change.key);
+      this.bound.delete(change.key);
+      if (before.migration) await this.reconcileMigration(before.migration.name);
+      if (before.origin.kind === 'WorkloadMigration')
+        this.finalized.delete(`${before.origin.namespace}/${before.origin.name}`);
+      this.options.unbind?.(before);
+      return;
+    }
+    const { workload } = change;
+    const before = this.bound.get(workload.key);
+    if (!before || !isDeepStrictEqual(before, workload)) {
+      // Released first: the same workload holding its pair twice would be released as once.
+      // The controller keeps the old binding's clients until the new one replaces it.
+      if (before) this.options.unbind?.(before);
+      let binding: WorkloadBinding;
+      try {
+        binding = await this.options.bind(workload, this.signal());
+      } catch (error) {
+        // E.g. the kubeconfig Secret is missing: tried again on every sweep until it binds.
+        this.unbound.set(workload.key, workload);
+        this.options.logger.warn(
+          { rollout: workload.key, migration: workload.migration?.name, err: error },
+          `workload ${workload.key} cannot be bound to its clusters: ${errorMessage(error)}`,
+        );
+        return;
+      }
+      this.unbound.delete(workload.key);
+      await this.options.controller.track(binding);
+      this.bound.set(workload.key, workload);
+      this.options.logger.info(
+        { rollout: workload.key, origin: workload.origin, migration: workload.migration?.name },
+        before ? 'workload changed' : 'workload tracked',
+      );
+    }
+    await this.reconcile(workload.key);
+  }
+
+  private stateOf(key: string): RolloutState | undefined {
+    try {
+      return this.options.controller.get(key);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Brings one WorkloadMigration's pause, deletion and finalizer in line with its spec and phase. */
+  private async reconcile(key: string): Promise<void> {
+    await this.reconcileWorkload(key);
+    const migration = this.bound.get(key)?.migration?.name;
+    if (migration !== undefined) await this.reconcileMigration(migration);
+  }
+
+  private async reconcileWorkload(key: string): Promise<void> {
+    const workload = this.bound.get(key);
+    if (workload?.origin.kind !== 'WorkloadMigration' || !this.options.isLeader()) return;
+    const state = this.stateOf(key);
+    if (!state) return;
+    const ref = { namespace: workload.origin.namespace, name: workload.origin.name };
+    const object = `${ref.namespace}/${ref.name}`;
+    const active = ACTIVE_PHASES.has(state.phase);
+    const controller = this.options.controller;
+    if (workload.deleting) {
+      if (active) {
+        // Traffic goes back first; the finalizer comes off once the rollout is terminal.
+        if (state.phase !== 'RollingBack')
+          await controller.command(key, {
+            type: 'abort',
+            reason: `WorkloadMigration ${object} (or its ClusterMigration) is being deleted; traffic returns to the old cluster before the object goes`,
+          });
+        return;
+      }
+      if (state.phase === 'Pending' && state.queuedAt !== undefined)
+        await controller.command(key, {
+          type: 'abort',
+          reason: `WorkloadMigration ${object} is being deleted`,
+        });
+      await this.setFinalizer(ref, false);
+      return;
+    }
+    if (this.finalized.get(object) !== active) await this.setFinalizer(ref, active);
+    // Creating a WorkloadMigration is the request to migrate: a rollout never started starts
+    // (a paused one too: it then holds at its first step until spec.paused is lifted).
+    if (state.phase === 'Pending' && state.queuedAt === undefined && state.history.length === 0) {
+      await controller.command(key, { type: 'start' });
+      return;
+    }
+    if (workload.paused && state.phase === 'Progressing')
+      await controller.command(key, {
+        type: 'pause',
+        reason: `${SPEC_PAUSE_PREFIX} is true on WorkloadMigration ${object} or its ClusterMigration ${workload.migration?.name ?? ''}`,
+      });
+    else if (
+      !workload.paused &&
+      state.phase === 'Paused' &&
+      state.pauseCause === 'operator' &&
+      state.reason?.startsWith(SPEC_PAUSE_PREFIX)
+    )
+      await controller.command(key, { type: 'resume' });
+  }
+
+  private async setFinalizer(ref: ObjectRef, present: boolean): Promise<void> {
+    const finalizers = this.options.finalizers;
+    if (!finalizers) return;
+    const object = `${ref.namespace}/${ref.name}`;
+    try {
+      const now = await finalizers.setFinalizer(ref, TRAFFIC_FINALIZER, present, this.signal());
+      this.finalized.set(object, now);
+    } catch (error) {
+      this.finalized.delete(object);
+      this.options.logger.warn(
+        { object, err: error },
+        `could not ${present ? 'add' : 'remove'} the finalizer ${TRAFFIC_FINALIZER}: ${errorMessage(error)}; retried on the next sweep`,
+      );
+    }
+  }
+
+  /** Writes a CR source's conditions (leader only; another replica's writes are its own). */
+  conditionsListener(): (update: ObjectConditions) => void {
+    return (update) => {
+      const write = this.options.writeConditions;
+      if (!write) return;
+      this.enqueue(async () => {
+        if (!this.options.isLeader()) return;
+        await write(update, this.signal());
+      });
+    };
+  }
+}

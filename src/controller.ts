@@ -72,6 +72,8 @@ export interface WorkloadBinding {
   route: RouteHandle;
   /** Also records each Event here (against the WorkloadMigration), besides both Deployments. */
   recordEvent?: (event: KubeEvent, signal: AbortSignal) => Promise<void>;
+  /** A ClusterMigration's own limit on its workloads active at once, besides the controller's. */
+  pacing?: { migration: string; maxConcurrent: number };
 }
 
 /** What the API shows about the clusters besides the persisted state. */
@@ -394,8 +396,17 @@ export class Controller {
     const queued = states
       .filter((s) => s.phase === 'Pending' && s.queuedAt !== undefined)
       .sort((a, b) => (a.queuedAt ?? 0) - (b.queuedAt ?? 0));
+    // A ClusterMigration's maxConcurrent: its workloads active now, counted per migration.
+    const activeByMigration = new Map<string, number>();
+    for (const state of states) {
+      const migration = this.bindings.get(state.key)?.pacing?.migration;
+      if (migration !== undefined && ACTIVE_PHASES.has(state.phase))
+        activeByMigration.set(migration, (activeByMigration.get(migration) ?? 0) + 1);
+    }
     for (const state of queued) {
       if (free <= 0) break;
+      const pacing = this.bindings.get(state.key)?.pacing;
+      if (pacing && (activeByMigration.get(pacing.migration) ?? 0) >= pacing.maxConcurrent) continue;
       await this.withLock(state.key, async () => {
         const current = this.get(state.key);
         const decision = admit(current, now);
@@ -404,6 +415,8 @@ export class Controller {
         report.stateWrites++;
         this.commit(current, decision.state);
         free--;
+        if (pacing)
+          activeByMigration.set(pacing.migration, (activeByMigration.get(pacing.migration) ?? 0) + 1);
       });
     }
   }

@@ -142,6 +142,9 @@ export class CrRuntime {
       workload,
       clusters: pair.clients,
       route,
+      ...(workload.migration.maxConcurrent !== undefined
+        ? { pacing: { migration: workload.migration.name, maxConcurrent: workload.migration.maxConcurrent } }
+        : {}),
       recordEvent: async (event, signal) => {
         const object = this.store.objectOf(workload.key) ?? this.source.objectFor(workload.key);
         if (object) await this.events.record(object, event, signal);

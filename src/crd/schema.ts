@@ -42,6 +42,8 @@ const Time = (description: string) => Type.String({ pattern: TIME_PATTERN, descr
 
 // ---- shared pieces --------------------------------------------------------------------
 
+const Count = (description: string) => Type.Integer({ minimum: 0, description });
+
 /** A route exactly as the configuration file writes one. */
 export const CrRouteSchema = RouteSchema;
 
@@ -238,9 +240,101 @@ export function phaseCounts(statuses: ReadonlyArray<WorkloadMigrationStatus | un
   return counts as PhaseCounts;
 }
 
+/** A workload of the migration, as the migration's status lists it. */
+const WorkloadRef = {
+  namespace: ObjectName('namespace'),
+  name: ObjectName('the Deployment'),
+};
+
+/** Lists in a migration's status are capped; their `*Count` sibling says how many there are. */
+export const STATUS_LIST_LIMIT = 100;
+const capped = <T extends TSchema>(item: T, description: string) =>
+  Type.Optional(Type.Array(item, { maxItems: STATUS_LIST_LIMIT, description }));
+
+const ClusterVersion = closed({
+  name: Type.String(),
+  version: Type.Optional(Type.String({ description: "the API server's gitVersion, e.g. v1.31.2" })),
+});
+
+export const WAVE_PHASES = ['Pending', 'Progressing', 'AwaitingApproval', 'Blocked', 'Succeeded'] as const;
+export type WavePhase = (typeof WAVE_PHASES)[number];
+
 export const ClusterMigrationStatusSchema = closed({
   observedGeneration: Type.Optional(Type.Integer({ minimum: 0 })),
   counts: Type.Optional(PhaseCountsSchema),
+  clusters: Type.Optional(
+    closed(
+      { old: ClusterVersion, new: ClusterVersion },
+      'the two clusters and their Kubernetes versions, as last read',
+    ),
+  ),
+  waves: Type.Optional(
+    Type.Array(
+      closed({
+        name: Type.String(),
+        phase: Type.Union(WAVE_PHASES.map((phase) => Type.Literal(phase))),
+        counts: PhaseCountsSchema,
+        startTime: Type.Optional(Time('when the wave started')),
+        completionTime: Type.Optional(Time('when every workload of the wave finished')),
+      }),
+      { maxItems: 64, description: 'each wave in order, with its workloads by phase' },
+    ),
+  ),
+  currentWave: Type.Optional(Type.String({ description: 'the wave in progress (or waiting for approval)' })),
+  blockers: capped(
+    closed({
+      ...WorkloadRef,
+      phase: Type.String(),
+      reason: Type.String({ description: 'why it failed or rolled back, and what to do' }),
+    }),
+    'workloads that failed or rolled back and hold the migration up',
+  ),
+  blockerCount: Type.Optional(Count('workloads that failed or rolled back')),
+  missingInNew: capped(
+    closed(WorkloadRef),
+    'selected workloads the new cluster does not run yet (deploy them there at a small scale first)',
+  ),
+  missingInNewCount: Type.Optional(Count('selected workloads the new cluster does not run yet')),
+  parity: capped(
+    closed({
+      ...WorkloadRef,
+      differences: Type.Array(
+        closed({
+          field: Type.String({ description: 'the pod template field, e.g. containers[app].env[LOG_LEVEL]' }),
+          old: Type.String(),
+          new: Type.String(),
+        }),
+        { maxItems: 32 },
+      ),
+    }),
+    'workloads whose application differs between the clusters (beyond the allowed fields)',
+  ),
+  trafficOnNew: Type.Optional(
+    closed(
+      {
+        percent: Type.Number({ minimum: 0, maximum: 100 }),
+        time: Time('when it was measured'),
+      },
+      "the share of the migration's requests served by the new cluster (request-weighted, from Prometheus)",
+    ),
+  ),
+  estimatedCompletionTime: Type.Optional(Time('an estimate from the step durations observed so far')),
+  leftovers: capped(
+    closed({
+      ...WorkloadRef,
+      oldReplicas: Count('replicas the old cluster still runs'),
+      oldRequestsPerSecond: Type.Optional(Type.Number({ minimum: 0 })),
+      reason: Type.String(),
+    }),
+    'workloads the old cluster still runs replicas for or sends traffic to',
+  ),
+  leftoverCount: Type.Optional(Count('workloads still on the old cluster')),
+  decommissionReady: Type.Optional(
+    Type.Boolean({ description: 'the old cluster runs and serves nothing this migration moves' }),
+  ),
+  decommissionMessage: Type.Optional(
+    Type.String({ description: 'the evidence for decommissionReady, or what is left' }),
+  ),
   conditions: Type.Optional(Conditions),
 });
 export type ClusterMigrationStatus = Static<typeof ClusterMigrationStatusSchema>;
@@ -308,8 +402,6 @@ export const HISTORY_KINDS = [
 /** How many of the latest history entries a status keeps (the state machine keeps 200 in memory). */
 export const PERSISTED_HISTORY = 50;
 
-const Count = (description: string) => Type.Integer({ minimum: 0, description });
-
 /**
  * The rollout, as kubectl shows it and as the controller resumes it: every field of the
  * rollout's state has a place here (src/crd/status.ts maps both ways).
@@ -320,6 +412,7 @@ export const WorkloadMigrationStatusSchema = closed({
   ),
   phase: Type.Optional(Type.Union(ROLLOUT_PHASES.map((phase) => Type.Literal(phase)))),
   message: Type.Optional(Type.String({ description: 'why the rollout is paused, failed or rolling back' })),
+  wave: Type.Optional(Type.String({ description: "the migration's wave this workload moves in" })),
   workload: Type.Optional(
     closed(
       { namespace: ObjectName('namespace'), name: ObjectName('name') },

@@ -1,0 +1,129 @@
+// What the CRD controller tests share: kubectl against a fake home cluster, the demo runtime
+// on fast timings, and object builders. The controller, CR source, status store, cluster
+// clients and fake API servers are real; only the router and the metrics are simulated.
+
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Test } from 'tap';
+import { type DemoRuntime, startDemoRuntime } from '../../src/sandbox/demo-runtime.js';
+import type { FakeApiServer } from '../../src/sandbox/fake-apiserver.js';
+import { SandboxClusters } from '../../src/sandbox/sandbox-clusters.js';
+import type { SandboxHome } from '../../src/sandbox/sandbox-home.js';
+import { locateBinary } from '../helpers/binaries.js';
+import { pollUntil } from '../helpers/poll.js';
+
+export const kubectlPath = locateBinary('kubectl');
+if (!kubectlPath && process.env.CI)
+  throw new Error(
+    'kubectl is not installed (apt-get install kubectl); under CI a missing kubectl fails the suite',
+  );
+export const skip = kubectlPath ? false : 'kubectl is not installed: skipping (these run under CI)';
+
+export const CRDS = join(import.meta.dirname, '../../charts/clustershift/files/crds');
+export const API = 'clustershift.io/v1alpha1';
+
+export const FAST = {
+  interval: '50ms',
+  holdTime: '400ms',
+  analysisInterval: '200ms',
+  drainDelay: '200ms',
+  oldScaleDownDelay: '200ms',
+  readyDelayMs: 150,
+};
+
+export const WORKLOADS = [
+  { name: 'frontend', rps: 4000 },
+  { name: 'search', rps: 3000 },
+  { name: 'catalog', rps: 2500 },
+];
+
+export interface Kubectl {
+  (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }>;
+  apply(name: string, objects: unknown[]): Promise<{ code: number; stdout: string; stderr: string }>;
+}
+
+export async function kubectlFor(t: { teardown(fn: () => unknown): void }, url: string): Promise<Kubectl> {
+  const dir = await mkdtemp(join(tmpdir(), 'clustershift-crd-controller-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const run = (...args: string[]) =>
+    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      execFile(
+        kubectlPath!,
+        ['--server', url, '--cache-dir', join(dir, 'cache'), '--request-timeout=20s', ...args],
+        { env: { PATH: process.env.PATH ?? '', HOME: dir, KUBECONFIG: join(dir, 'none') }, timeout: 60_000 },
+        (error, stdout, stderr) =>
+          resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr }),
+      );
+    });
+  const kubectl = run as Kubectl;
+  kubectl.apply = async (name, objects) => {
+    const path = join(dir, `${name}.json`);
+    await writeFile(path, JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects }));
+    return run('apply', '-f', path);
+  };
+  return kubectl;
+}
+
+export const migration = (name: string, clusters: { old: string; new: string }) => ({
+  apiVersion: API,
+  kind: 'ClusterMigration',
+  metadata: { name },
+  spec: {
+    clusters: {
+      old: { name: clusters.old, kubeconfigSecret: { name: `${clusters.old}-kubeconfig` } },
+      new: { name: clusters.new, kubeconfigSecret: { name: `${clusters.new}-kubeconfig` } },
+    },
+  },
+});
+
+export const wlm = (namespace: string, name: string, migrationName: string) => ({
+  apiVersion: API,
+  kind: 'WorkloadMigration',
+  metadata: { name, namespace },
+  spec: {
+    migration: migrationName,
+    workload: { name },
+    route: { type: 'haproxy', backend: `${namespace}-${name}`, oldServer: 'old', newServer: 'new' },
+  },
+});
+
+export const replicas = (server: FakeApiServer, namespace: string, name: string) =>
+  (server.get('apps/v1', 'Deployment', namespace, name)?.spec as { replicas?: number } | undefined)?.replicas;
+
+export const wlmObject = (home: SandboxHome, namespace: string, name: string) =>
+  home.server.get(API, 'WorkloadMigration', namespace, name) as
+    | { metadata?: { finalizers?: string[]; deletionTimestamp?: string }; status?: unknown }
+    | undefined;
+
+export const waitFor = <T>(
+  what: string,
+  check: () => T | undefined | Promise<T | undefined>,
+  timeoutMs = 60_000,
+) => pollUntil(async () => check(), { what, timeoutMs, intervalMs: 50 });
+
+export const stateOf = (demo: DemoRuntime, key: string) => {
+  try {
+    return demo.runtime.controller.get(key);
+  } catch {
+    return undefined;
+  }
+};
+
+/** The demo (its own pair runs shop/frontend) and a second, empty cluster pair: eu-v1-30 -> eu-v1-32. */
+export async function demoWithSecondPair(t: Test) {
+  const demo = await startDemoRuntime({
+    workloads: [{ name: 'frontend', rps: 3000 }],
+    timings: FAST,
+    crds: true,
+  });
+  t.teardown(() => demo.stop());
+  const eu = await SandboxClusters.start({
+    names: { old: 'eu-v1-30', new: 'eu-v1-32' },
+    readyDelayMs: FAST.readyDelayMs,
+    requestTimeoutMs: 5000,
+  });
+  t.teardown(() => eu.stop());
+  return { demo, home: demo.home!, eu };
+}

@@ -24,6 +24,7 @@ import { webhookGate } from './notify/gate.js';
 import { Notifier } from './notify/notifier.js';
 import { bindRoute, createRouteHandles, type RouterClients, routerClients } from './routers/registry.js';
 import { createRuntime, type Runtime, type RuntimeParts } from './runtime.js';
+import type { WorkloadRunner } from './sources/workload-runner.js';
 import { FileStateStore } from './state/file-state-store.js';
 import { MemoryStateStore } from './state/memory-state-store.js';
 import type { StateStore } from './state/state-store.js';
@@ -75,18 +76,13 @@ export async function assembleApp(config: Config, options: AppOptions): Promise<
     old: buildKubeConfig({ name: config.clusters.old.name, ...kubeSource(config.clusters.old) }),
     new: buildKubeConfig({ name: config.clusters.new.name, ...kubeSource(config.clusters.new) }),
   };
-  const clusters = {
-    old: new KubeClusterClient({
-      name: config.clusters.old.name,
-      kubeConfig: kube.old,
+  const clusterClient = (side: 'old' | 'new') =>
+    new KubeClusterClient({
+      name: config.clusters[side].name,
+      kubeConfig: kube[side],
       requestTimeoutMs: timeoutMs,
-    }),
-    new: new KubeClusterClient({
-      name: config.clusters.new.name,
-      kubeConfig: kube.new,
-      requestTimeoutMs: timeoutMs,
-    }),
-  };
+    });
+  const clusters = { old: clusterClient('old'), new: clusterClient('new') };
   // The controller keeps its state and its Lease where it runs; that is the old cluster's API
   // (in-cluster credentials when no kubeconfig is given).
   const home = kube.old;
@@ -102,7 +98,6 @@ export async function assembleApp(config: Config, options: AppOptions): Promise<
   });
   const routes = createRouteHandles({ config, kube, requestTimeoutMs: timeoutMs });
 
-  const election = config.controller.leaderElection;
   const identity = options.identity ?? process.env.POD_NAME ?? `${hostname()}-${process.pid}`;
   let isLeader: () => boolean = () => true;
   const crds = config.crds.enabled
@@ -116,19 +111,7 @@ export async function assembleApp(config: Config, options: AppOptions): Promise<
       })
     : undefined;
   const metrics = crds?.metrics ?? fileMetrics;
-  const elector = election.enabled
-    ? new LeaseElector({
-        kubeConfig: home,
-        namespace: config.controller.namespace,
-        name: election.leaseName,
-        identity,
-        leaseDurationMs: election.leaseDurationMs,
-        renewDeadlineMs: election.renewDeadlineMs,
-        retryPeriodMs: election.retryPeriodMs,
-        onError: (error) => logger.warn({ err: error }, 'leader election round failed'),
-      })
-    : undefined;
-
+  const elector = createElector(config, { home, identity, logger });
   if (elector) isLeader = () => elector.isLeader();
 
   const notifier = new Notifier({ config: config.notifications, logger, registry: telemetry.registry });
@@ -160,6 +143,38 @@ export async function assembleApp(config: Config, options: AppOptions): Promise<
   });
 
   const runner = crds?.runtime.attach(runtime.controller);
+  const { start, stop } = lifecycle(config, {
+    runtime,
+    runner,
+    crds: crds?.runtime,
+    elector,
+    notifier,
+    prometheus,
+    identity,
+    logger,
+  });
+  return { runtime, identity, metrics, start, discard: stop };
+}
+
+/**
+ * How an assembled app starts (the WorkloadMigrations bound, the rollouts loaded, the API
+ * listening, then the Lease and the loop) and stops (in the reverse order, once).
+ */
+function lifecycle(
+  config: Config,
+  parts: {
+    runtime: Runtime;
+    runner: WorkloadRunner | undefined;
+    crds: CrRuntime | undefined;
+    elector: LeaseElector | undefined;
+    notifier: Notifier;
+    prometheus: PrometheusClient;
+    identity: string;
+    logger: Logger;
+  },
+): { start: () => Promise<App>; stop: () => Promise<void> } {
+  const { runtime, runner, elector, identity, logger } = parts;
+  const timeoutMs = config.controller.requestTimeoutMs;
   const shutdown = new AbortController();
   let stopped: Promise<void> | undefined;
   const stop = () => {
@@ -169,8 +184,8 @@ export async function assembleApp(config: Config, options: AppOptions): Promise<
       await runtime.controller.stop();
       await elector?.stop();
       await runtime.server.close();
-      await notifier.close(5000);
-      await prometheus.close();
+      await parts.notifier.close(5000);
+      await parts.prometheus.close();
     })();
     return stopped;
   };
@@ -188,8 +203,8 @@ export async function assembleApp(config: Config, options: AppOptions): Promise<
           address,
           identity,
           workloads: config.workloads.length,
-          workloadMigrations: crds?.runtime.source.workloads().size,
-          leaderElection: election.enabled,
+          workloadMigrations: parts.crds?.source.workloads().size,
+          leaderElection: config.controller.leaderElection.enabled,
         },
         'clustershift started',
       );
@@ -201,7 +216,26 @@ export async function assembleApp(config: Config, options: AppOptions): Promise<
       throw error;
     }
   };
-  return { runtime, identity, metrics, start, discard: stop };
+  return { start, stop };
+}
+
+/** The Lease elector, when controller.leaderElection is enabled; the Lease lives where the state does. */
+function createElector(
+  config: Config,
+  parts: { home: KubeConfig; identity: string; logger: Logger },
+): LeaseElector | undefined {
+  const election = config.controller.leaderElection;
+  if (!election.enabled) return undefined;
+  return new LeaseElector({
+    kubeConfig: parts.home,
+    namespace: config.controller.namespace,
+    name: election.leaseName,
+    identity: parts.identity,
+    leaseDurationMs: election.leaseDurationMs,
+    renewDeadlineMs: election.renewDeadlineMs,
+    retryPeriodMs: election.retryPeriodMs,
+    onError: (error) => parts.logger.warn({ err: error }, 'leader election round failed'),
+  });
 }
 
 /** Builds every part from the configuration, loads the rollouts, listens and starts the loop. */

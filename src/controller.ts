@@ -1,98 +1,36 @@
 // The control loop: observe -> decide -> act, for every rollout, on the leader only.
-// Decisions come from the pure state machine; this file only does the I/O around them.
+// Decisions come from the pure state machine; this file holds the rollouts, the tick, leadership
+// and operator calls. The reads are in controller/observe.ts, the writes in controller/perform.ts.
 
 import { setMaxListeners } from 'node:events';
-import type { Logger } from 'pino';
-import type { Clock } from './clock.js';
-import type { Config, RolloutWorkload } from './config/load.js';
-import {
-  ClustershiftError,
-  errorMessage,
-  NotLeaderError,
-  RolloutNotFoundError,
-  WeightMismatchError,
-} from './errors.js';
-import type { ClusterClient, KubeEvent } from './kube/cluster-client.js';
-import type { MetricsSource } from './metrics/metrics.js';
+import { AdmissionBudget } from './controller/admission.js';
+import { FinishedReplicaReads } from './controller/finished-replicas.js';
+import { forEachLimited, RolloutLocks } from './controller/locks.js';
+import { type MetricsReadings, observeWorkload, sampleDueMetrics } from './controller/observe.js';
+import { performActions } from './controller/perform.js';
+import type { ControllerOptions, LiveView, TickReport, WorkloadBinding } from './controller/types.js';
+import { ClustershiftError, errorMessage, NotLeaderError, RolloutNotFoundError } from './errors.js';
 import { admit, applyCommand, decide, newRolloutState, resumeAfterRestart } from './rollout/state-machine.js';
 import {
   ACTIVE_PHASES,
   type Action,
-  type MetricsReading,
   type Observation,
   type OperatorCommand,
   type RolloutState,
-  type RouteSplit,
   TERMINAL_PHASES,
   type WorkloadObservation,
 } from './rollout/types.js';
-import type { RouteHandle } from './routers/router.js';
-import { isTransition, type StateStore } from './state/state-store.js';
-import type { Telemetry } from './telemetry.js';
+import { isTransition } from './state/state-store.js';
 import { budgetMs, type Deadline, deadline, type RequestBudget, timeoutSignal } from './timing.js';
 
-/** Asked before each traffic increase; a string is the refusal that holds the step. */
-export type TrafficGate = (
-  state: RolloutState,
-  weight: number,
-  signal: AbortSignal,
-) => Promise<string | undefined>;
-
-/** Told about every committed change, e.g. to send notifications. Must not block. */
-export type TransitionListener = (before: RolloutState, after: RolloutState) => void;
-
-export interface ControllerOptions {
-  workloads: readonly RolloutWorkload[];
-  settings: Pick<
-    Config['controller'],
-    'maxConcurrent' | 'requestTimeoutMs' | 'autoStart' | 'intervalMs' | 'parallelism'
-  >;
-  clusters: { old: ClusterClient; new: ClusterClient };
-  /** Each workload's route, bound at wiring time, by workload key. */
-  routes: ReadonlyMap<string, RouteHandle>;
-  metrics: MetricsSource;
-  store: StateStore;
-  clock: Clock;
-  logger: Logger;
-  telemetry?: Telemetry;
-  isLeader?: () => boolean;
-  gate?: TrafficGate;
-  onTransition?: TransitionListener;
-}
-
-/**
- * What one workload runs with: its resolved policy, its cluster pair and its route bound against
- * that pair. The file's workloads share the process's pair; a WorkloadMigration's comes from its
- * ClusterMigration. A binding can be replaced while the rollout runs (a policy change applies
- * from the next step).
- */
-export interface WorkloadBinding {
-  workload: RolloutWorkload;
-  clusters: { old: ClusterClient; new: ClusterClient };
-  route: RouteHandle;
-  /** Also records each Event here (against the WorkloadMigration), besides both Deployments. */
-  recordEvent?: (event: KubeEvent, signal: AbortSignal) => Promise<void>;
-  /** A ClusterMigration's own limit on its workloads active at once, besides the controller's. */
-  pacing?: { migration: string; maxConcurrent: number };
-}
-
-/** What the API shows about the clusters besides the persisted state. */
-export interface LiveView {
-  old?: { replicas: number; readyReplicas: number };
-  new?: { replicas: number; readyReplicas: number };
-  routeWeight?: number;
-  /** The effective split read with routeWeight. */
-  routeSplit?: RouteSplit;
-  observedAt?: number;
-  lastError?: string;
-}
-
-export interface TickReport {
-  rollouts: number;
-  active: number;
-  metricsQueries: number;
-  stateWrites: number;
-}
+export type {
+  ControllerOptions,
+  LiveView,
+  TickReport,
+  TrafficGate,
+  TransitionListener,
+  WorkloadBinding,
+} from './controller/types.js';
 
 export class Controller {
   private readonly states = new Map<string, RolloutState>();
@@ -100,7 +38,7 @@ export class Controller {
   private readonly bindings = new Map<string, WorkloadBinding>();
   /** Persisted states of workloads not (yet) tracked: a source that reports them later resumes them. */
   private readonly parked = new Map<string, RolloutState>();
-  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly locks = new RolloutLocks();
   private loopTimer: NodeJS.Timeout | undefined;
   private loopAbort = new AbortController();
   private ticking: Promise<TickReport> | undefined;
@@ -111,8 +49,7 @@ export class Controller {
   private lastRefreshAt = Number.NEGATIVE_INFINITY;
   /** Rollouts whose latest checks are only in memory (see isTransition). */
   private readonly unsaved = new Set<string>();
-  /** Finished rollouts whose replicas were read since they finished: still settling, or settled. */
-  private readonly finishedReads = new Map<string, 'settling' | 'settled'>();
+  private readonly finishedReads: FinishedReplicaReads;
 
   constructor(private readonly options: ControllerOptions) {
     const unrouted = options.workloads.filter((w) => !options.routes.has(w.key)).map((w) => w.key);
@@ -125,6 +62,14 @@ export class Controller {
       });
     // Every rollout's step listens for a stop while its reads run: thousands at once is normal.
     setMaxListeners(0, this.loopAbort.signal);
+    this.finishedReads = new FinishedReplicaReads({
+      parallelism: options.settings.parallelism,
+      logger: options.logger,
+      bindingOf: (key) => this.bindings.get(key),
+      phaseOf: (key) => this.get(key).phase,
+      readDeadline: () => this.scopedSignal(),
+      onRead: (key, old, fresh) => this.recordReplicas(key, old, fresh),
+    });
   }
 
   /**
@@ -200,12 +145,12 @@ export class Controller {
 
   /** Stops running a workload (its source no longer lists it); its persisted state is left alone. */
   async untrack(key: string): Promise<void> {
-    await this.withLock(key, async () => {
+    await this.locks.withLock(key, async () => {
       if (!this.bindings.delete(key)) return;
       this.states.delete(key);
       this.live.delete(key);
       this.unsaved.delete(key);
-      this.finishedReads.delete(key);
+      this.finishedReads.forget(key);
       this.#changes++;
     });
   }
@@ -255,7 +200,7 @@ export class Controller {
       throw new NotLeaderError(
         `cannot change rollout ${key} here: this replica is not the leader; retry (GET /readyz names the leader)`,
       );
-    return this.withLock(key, async () => {
+    return this.locks.withLock(key, async () => {
       const binding = this.bindings.get(key);
       if (!binding) throw new RolloutNotFoundError(key);
       const before = this.get(key);
@@ -328,7 +273,7 @@ export class Controller {
     const keys = [...this.unsaved];
     const results = await Promise.allSettled(
       keys.map((key) =>
-        this.withLock(key, async () => {
+        this.locks.withLock(key, async () => {
           if (this.unsaved.has(key)) await this.save(this.get(key), signal);
         }),
       ),
@@ -367,18 +312,27 @@ export class Controller {
       await this.autoStart();
     }
     await this.admitQueued(now, report);
-    await this.readFinishedReplicas(now);
+    await this.finishedReads.readDue(this.states.values(), now);
     const active = [...this.states.values()].filter((s) => ACTIVE_PHASES.has(s.phase));
     report.active = active.length;
     if (active.length === 0) return report;
 
-    const readings = await this.sampleMetrics(active, now, report);
+    const { readings, queries } = await sampleDueMetrics(active, now, {
+      metrics: this.options.metrics,
+      analysisOf: (key) => this.bindings.get(key)?.workload.policy.analysis,
+      // Only the loop's stop: the source bounds its own queries (metrics.timeout), which
+      // controller.requestTimeout would otherwise cut short when set higher.
+      signal: this.loopAbort.signal,
+    });
+    report.metricsQueries += queries;
     // A bounded number of rollouts at once: calls in flight to the clusters and the router, and the
     // tick's working set, stay flat however large the fleet.
     await forEachLimited(active, this.options.settings.parallelism, (state) =>
-      this.withLock(state.key, () => this.step(state.key, now, readings, report)).catch((error) => {
-        this.options.logger.error({ ...this.logFields(state.key), err: error }, 'rollout step failed');
-      }),
+      this.locks
+        .withLock(state.key, () => this.step(state.key, now, readings, report))
+        .catch((error) => {
+          this.options.logger.error({ ...this.logFields(state.key), err: error }, 'rollout step failed');
+        }),
     );
     return report;
   }
@@ -391,139 +345,27 @@ export class Controller {
   }
 
   private async admitQueued(now: number, report: TickReport): Promise<void> {
-    const states = [...this.states.values()];
-    let free = this.options.settings.maxConcurrent - states.filter((s) => ACTIVE_PHASES.has(s.phase)).length;
-    const queued = states
-      .filter((s) => s.phase === 'Pending' && s.queuedAt !== undefined)
-      .sort((a, b) => (a.queuedAt ?? 0) - (b.queuedAt ?? 0));
-    // A ClusterMigration's maxConcurrent: its workloads active now, counted per migration.
-    const activeByMigration = new Map<string, number>();
-    for (const state of states) {
-      const migration = this.bindings.get(state.key)?.pacing?.migration;
-      if (migration !== undefined && ACTIVE_PHASES.has(state.phase))
-        activeByMigration.set(migration, (activeByMigration.get(migration) ?? 0) + 1);
-    }
-    for (const state of queued) {
-      if (free <= 0) break;
-      const pacing = this.bindings.get(state.key)?.pacing;
-      if (pacing && (activeByMigration.get(pacing.migration) ?? 0) >= pacing.maxConcurrent) continue;
-      await this.withLock(state.key, async () => {
+    const budget = new AdmissionBudget({
+      states: [...this.states.values()],
+      maxConcurrent: this.options.settings.maxConcurrent,
+      bindingOf: (key) => this.bindings.get(key),
+    });
+    for (const state of budget.queued()) {
+      if (budget.exhausted) break;
+      if (!budget.allows(state.key)) continue;
+      await this.locks.withLock(state.key, async () => {
         const current = this.get(state.key);
         const decision = admit(current, now);
         if (decision.state === current) return;
         await this.save(decision.state, this.callSignal());
         report.stateWrites++;
         this.commit(current, decision.state);
-        free--;
-        if (pacing)
-          activeByMigration.set(pacing.migration, (activeByMigration.get(pacing.migration) ?? 0) + 1);
+        budget.admitted(state.key);
       });
     }
   }
 
-  /**
-   * A rollout's last actions (the old cluster scaled to 0 on success, the new one scaled back on
-   * a rollback) come after its last observation, so the API would show the replicas from before
-   * them for good. A finished rollout's Deployments are read again on later ticks until both
-   * clusters' ready replicas match their desired ones, for at most FINISHED_READS_MS (then the
-   * view stays as last read: `observedAt` says when); once after a restart too.
-   */
-  private async readFinishedReplicas(now: number): Promise<void> {
-    const due = [...this.states.values()].filter((state) => {
-      if (!TERMINAL_PHASES.has(state.phase)) return false;
-      const reads = this.finishedReads.get(state.key);
-      if (reads === undefined) return true;
-      return reads === 'settling' && now - (state.finishedAt ?? now) < FINISHED_READS_MS;
-    });
-    await forEachLimited(due, this.options.settings.parallelism, async (state) => {
-      const binding = this.bindings.get(state.key);
-      if (!binding) return;
-      const { workload } = binding;
-      const reads = this.scopedSignal();
-      const read = (cluster: 'old' | 'new') =>
-        binding.clusters[cluster].getWorkload(workload.ref, reads.signal).catch((error) => {
-          this.options.logger.debug(
-            { ...this.logFields(state.key), cluster, err: error },
-            'replica read failed',
-          );
-          return undefined;
-        });
-      try {
-        const [old, fresh] = await Promise.all([read('old'), read('new')]);
-        // A retry may have started meanwhile: its own observations own the view now.
-        if (!TERMINAL_PHASES.has(this.get(state.key).phase)) return;
-        const settled = (w: WorkloadObservation | undefined) =>
-          w !== undefined && w.readyReplicas === w.replicas;
-        this.finishedReads.set(state.key, settled(old) && settled(fresh) ? 'settled' : 'settling');
-        this.#changes++;
-        this.live.set(state.key, {
-          ...this.live.get(state.key),
-          ...(old ? { old: pickReplicas(old) } : {}),
-          ...(fresh ? { new: pickReplicas(fresh) } : {}),
-          observedAt: this.options.clock.now(),
-        });
-      } finally {
-        reads.dispose();
-      }
-    });
-  }
-
-  /** One batch for every rollout whose check is due: one query per metric, not per workload. */
-  private async sampleMetrics(
-    active: RolloutState[],
-    now: number,
-    report: TickReport,
-  ): Promise<Map<string, MetricsReading | { error: string }>> {
-    const due = active.filter((state) => {
-      // A rollback still waiting with traffic on the new cluster watches it for a critical breach.
-      const rollbackWatch = state.phase === 'RollingBack' && state.weight > 0 && !state.rollbackCritical;
-      if (
-        !rollbackWatch &&
-        ((state.phase !== 'Progressing' && state.phase !== 'Paused') || state.stepIndex < 0)
-      )
-        return false;
-      const interval = this.bindings.get(state.key)?.workload.policy.analysis.intervalMs;
-      if (interval === undefined) return false;
-      return now - (state.lastCheckAt ?? state.stepStartedAt) >= interval;
-    });
-    const readings = new Map<string, MetricsReading | { error: string }>();
-    // Rollouts with the same windows share one batch (normally there is exactly one group).
-    const groups = new Map<string, RolloutState[]>();
-    for (const state of due) {
-      const analysis = this.bindings.get(state.key)!.workload.policy.analysis;
-      const group = `${analysis.intervalMs}/${analysis.latencyWindowMs}`;
-      groups.set(group, [...(groups.get(group) ?? []), state]);
-    }
-    for (const members of groups.values()) {
-      const analysis = this.bindings.get(members[0]!.key)!.workload.policy.analysis;
-      try {
-        report.metricsQueries++;
-        const batch = await this.options.metrics.sample(
-          {
-            workloads: members.map((m) => m.workload),
-            countWindowMs: analysis.intervalMs,
-            latencyWindowMs: analysis.latencyWindowMs,
-          },
-          // Only the loop's stop: the source bounds its own queries (metrics.timeout), which
-          // controller.requestTimeout would otherwise cut short when set higher.
-          this.loopAbort.signal,
-        );
-        for (const member of members) {
-          readings.set(member.key, batch.get(member.key) ?? { error: 'no series for this workload' });
-        }
-      } catch (error) {
-        for (const member of members) readings.set(member.key, { error: errorMessage(error) });
-      }
-    }
-    return readings;
-  }
-
-  private async step(
-    key: string,
-    now: number,
-    readings: Map<string, MetricsReading | { error: string }>,
-    report: TickReport,
-  ): Promise<void> {
+  private async step(key: string, now: number, readings: MetricsReadings, report: TickReport): Promise<void> {
     const binding = this.bindings.get(key);
     if (!binding) return;
     const { workload } = binding;
@@ -584,118 +426,50 @@ export class Controller {
     this.commit(before, decision.state);
   }
 
+  /** observeWorkload, recorded in the live view. */
   private async observe(
     binding: WorkloadBinding,
     state: RolloutState,
     signal: AbortSignal,
   ): Promise<Observation> {
-    const { workload, route, clusters } = binding;
-    const read = <T>(what: string, call: (signal: AbortSignal) => Promise<T>): Promise<T | undefined> =>
-      call(signal).catch((error) => {
-        this.noteError(workload.key, error, what);
-        return undefined;
-      });
-    let routeError: string | undefined;
-    const verify =
-      state.phase === 'Preflight'
-        ? route.verify(signal).catch((error: unknown) => {
-            routeError = errorMessage(error);
-          })
-        : Promise.resolve();
-    // Preflight asks whether the judge would see the workload at all, before traffic moves.
-    const coverage =
-      state.phase === 'Preflight'
-        ? this.options.metrics
-            .coverage({ workload: workload.ref, windowMs: workload.policy.analysis.latencyWindowMs }, signal)
-            .catch((error: unknown) => ({ error: errorMessage(error) }))
-        : Promise.resolve(undefined);
-    const [old, fresh, routeSplit, , metricsCoverage] = await Promise.all([
-      read('old cluster', (signal) => clusters.old.getWorkload(workload.ref, signal)),
-      read('new cluster', (signal) => clusters.new.getWorkload(workload.ref, signal)),
-      read('route', (signal) => route.getSplit(signal)),
-      verify,
-      coverage,
-    ]);
-    const routeWeight = routeSplit?.weight;
-    this.#changes++;
-    this.live.set(workload.key, {
-      ...this.live.get(workload.key),
-      ...(old ? { old: pickReplicas(old) } : {}),
-      ...(fresh ? { new: pickReplicas(fresh) } : {}),
-      ...(routeSplit ? { routeWeight, routeSplit } : {}),
-      observedAt: this.options.clock.now(),
+    const observation = await observeWorkload(binding, state, signal, {
+      metrics: this.options.metrics,
+      onReadError: this.noteReadError,
     });
-    return {
-      old,
-      new: fresh,
-      routeWeight,
-      ...(routeSplit ? { routeSplit } : {}),
-      ...(routeError ? { routeError } : {}),
-      ...(metricsCoverage ? { metricsCoverage } : {}),
-    };
+    const { routeSplit } = observation;
+    this.recordReplicas(binding.workload.key, observation.old, observation.new, routeSplit);
+    return observation;
   }
 
-  /** Performs actions in order; a weight write is read back and must match. Events are best effort. */
-  private async perform(
+  private perform(
     binding: WorkloadBinding,
     state: RolloutState,
     actions: Action[],
     signal: AbortSignal,
   ): Promise<void> {
-    const { workload, clusters } = binding;
-    const log = this.options.logger.child(this.logFields(workload.key));
-    for (const action of actions) {
-      switch (action.type) {
-        case 'scale':
-          await clusters[action.cluster].scale(workload.ref, action.replicas, signal);
-          log.info({ cluster: action.cluster, replicas: action.replicas }, 'scaled');
-          break;
-        case 'setHpaMinReplicas':
-          await clusters[action.cluster].setHpaMinReplicas(workload.ref, action.minReplicas, signal);
-          log.info({ cluster: action.cluster, minReplicas: action.minReplicas }, 'set HPA minReplicas');
-          break;
-        case 'setWeight': {
-          // The one read-back after a write, for every router: what the router says it now does.
-          const { route } = binding;
-          await route.setWeight(action.weight, signal);
-          const readBack = await route.getSplit(signal);
-          this.live.set(workload.key, {
-            ...this.live.get(workload.key),
-            routeWeight: readBack.weight,
-            routeSplit: readBack,
-          });
-          if (readBack.weight !== action.weight)
-            throw new WeightMismatchError(route.description, action.weight, readBack.weight);
-          log.info(
-            { weight: action.weight, reason: action.reason },
-            `new-cluster weight set to ${action.weight}%`,
-          );
-          break;
-        }
-        case 'event': {
-          const event = {
-            reason: action.kind,
-            message: action.message,
-            type: action.warning ? 'Warning' : 'Normal',
-          } as const;
-          await Promise.all([
-            ...(['old', 'new'] as const).map((cluster) =>
-              clusters[cluster].recordEvent(workload.ref, event, signal).catch((error) => {
-                log.warn({ cluster, err: error }, 'could not record a Kubernetes event');
-              }),
-            ),
-            binding.recordEvent?.(event, signal).catch((error) => {
-              log.warn({ err: error }, 'could not record a Kubernetes event on the WorkloadMigration');
-            }),
-          ]);
-          (action.warning ? log.warn.bind(log) : log.info.bind(log))(
-            { event: action.kind, phase: state.phase },
-            action.message,
-          );
-          break;
-        }
-      }
-    }
+    const key = binding.workload.key;
+    return performActions(binding, state, actions, signal, {
+      logger: this.options.logger,
+      onSplitRead: (split) =>
+        this.live.set(key, { ...this.live.get(key), routeWeight: split.weight, routeSplit: split }),
+    });
+  }
+
+  /** Both clusters' replicas (and the route's split) as just read, for the API. */
+  private recordReplicas(
+    key: string,
+    old: WorkloadObservation | undefined,
+    fresh: WorkloadObservation | undefined,
+    routeSplit?: Observation['routeSplit'],
+  ): void {
+    this.#changes++;
+    this.live.set(key, {
+      ...this.live.get(key),
+      ...(old ? { old: pickReplicas(old) } : {}),
+      ...(fresh ? { new: pickReplicas(fresh) } : {}),
+      ...(routeSplit ? { routeWeight: routeSplit.weight, routeSplit } : {}),
+      observedAt: this.options.clock.now(),
+    });
   }
 
   private async save(state: RolloutState, signal: AbortSignal): Promise<void> {
@@ -707,7 +481,7 @@ export class Controller {
   private commit(before: RolloutState, after: RolloutState): void {
     this.#changes++;
     this.states.set(after.key, after);
-    if (!TERMINAL_PHASES.has(after.phase)) this.finishedReads.delete(after.key);
+    if (!TERMINAL_PHASES.has(after.phase)) this.finishedReads.forget(after.key);
     this.options.telemetry?.observe(before, after);
     const live = this.live.get(after.key);
     if (live?.lastError) this.live.set(after.key, { ...live, lastError: undefined });
@@ -717,6 +491,9 @@ export class Controller {
       this.options.logger.warn({ err: error }, 'transition listener failed');
     }
   }
+
+  private readonly noteReadError = (key: string, error: unknown, what: string) =>
+    this.noteError(key, error, what);
 
   private noteError(key: string, error: unknown, what?: string): void {
     const message = `${what ? `${what}: ` : ''}${errorMessage(error)}`;
@@ -750,37 +527,13 @@ export class Controller {
     const workload = this.bindings.get(key)?.workload;
     return workload ? { namespace: workload.ref.namespace, workload: workload.ref.name } : { rollout: key };
   }
-
-  private async withLock<T>(key: string, run: () => Promise<T>): Promise<T> {
-    const previous = this.locks.get(key) ?? Promise.resolve();
-    const next = previous.then(run, run);
-    const settled = next.catch(() => undefined);
-    this.locks.set(key, settled);
-    try {
-      return await next;
-    } finally {
-      if (this.locks.get(key) === settled) this.locks.delete(key);
-    }
-  }
 }
-
-/** How long after finishing a rollout's replicas are read again until they settle. */
-const FINISHED_READS_MS = 10 * 60_000;
 
 /** The phases an abort rolls back from. */
 const ROLLBACK_FROM: ReadonlySet<RolloutState['phase']> = new Set(['Progressing', 'Paused', 'Promoting']);
 
 /** How often a follower re-reads the store for its API's sake. */
 const FOLLOWER_REFRESH_MS = 10_000;
-
-/** Runs `run` over `items` with at most `limit` in flight. */
-async function forEachLimited<T>(items: readonly T[], limit: number, run: (item: T) => Promise<void>) {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await run(items[next++]!);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-}
 
 function pickReplicas(workload: WorkloadObservation) {
   return { replicas: workload.replicas, readyReplicas: workload.readyReplicas };

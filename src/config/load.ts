@@ -3,18 +3,15 @@
 // result is deeply frozen with every default filled in and durations in milliseconds.
 
 import { readFileSync } from 'node:fs';
-import { type TSchema, TypeGuard } from '@sinclair/typebox';
-import { Value } from '@sinclair/typebox/value';
-import { type Alias, isNode, LineCounter, parseDocument, visit } from 'yaml';
+import type { TSchema } from '@sinclair/typebox';
 import { parseDuration } from '../duration.js';
 import { ConfigError } from '../errors.js';
-import { isRecord } from '../json.js';
 import type { RolloutPolicy } from '../rollout/policy.js';
 import type { WorkloadRef } from '../rollout/types.js';
-import { DEFAULT_POLICY, DEFAULTS } from './defaults.js';
+import { DEFAULTS } from './defaults.js';
+import { checkSteps, resolvePolicy } from './resolve-policy.js';
 import {
   ConfigSchema,
-  DURATION_PATTERN,
   EmbeddedConfigSchema,
   type EmbeddedRawConfig,
   type MetricsProviderConfig,
@@ -23,6 +20,8 @@ import {
   type RouteConfig,
   type SecretRef,
 } from './schema.js';
+import { explain, firstProblem } from './schema-problems.js';
+import { parseYamlDocument } from './yaml-document.js';
 
 /** A workload as the controller and the API know it: which Deployment, under which policy. */
 export interface RolloutWorkload {
@@ -128,50 +127,8 @@ export function loadConfigFile(path: string): Config {
 }
 
 export function parseConfigText(text: string, source: string): Config {
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
-  const yamlError = doc.errors[0];
-  if (yamlError) {
-    const pos = yamlError.linePos?.[0] ?? lineCounter.linePos(yamlError.pos[0]);
-    throw new ConfigError(
-      `${source}${pos ? `:${pos.line}:${pos.col}` : ''}: not valid YAML: ${yamlError.message.split('\n')[0]}`,
-    );
-  }
-  // The line of the node at `path`; for a key that is missing, the line of the nearest
-  // enclosing node that is there, so every message points somewhere in the file.
-  const lineOf = (path: string[]): string => {
-    for (let depth = path.length; depth >= 0; depth--) {
-      const node = depth === 0 ? doc.contents : doc.getIn(path.slice(0, depth), true);
-      if (isNode(node) && node.range) return `:${lineCounter.linePos(node.range[0]).line}`;
-    }
-    return '';
-  };
-  // An alias with no anchor fails only when the document is converted, with a message that
-  // echoes the alias (which could be anything pasted there): name the line instead.
-  let unresolved: Alias | undefined;
-  visit(doc, {
-    Alias(_key, alias) {
-      if (!alias.resolve(doc)) {
-        unresolved = alias;
-        return visit.BREAK;
-      }
-      return undefined;
-    },
-  });
-  const at = (offset: number | undefined) =>
-    offset === undefined ? '' : `:${lineCounter.linePos(offset).line}:${lineCounter.linePos(offset).col}`;
-  if (unresolved)
-    throw new ConfigError(
-      `${source}${at(unresolved.range?.[0])}: not valid YAML: an alias (*) names no anchor (&) defined before it`,
-    );
-  let raw: unknown;
-  try {
-    raw = doc.toJS();
-  } catch (error) {
-    // The parser's own limits (e.g. too many aliases: a "billion laughs" file).
-    throw new ConfigError(`${source}: not valid YAML: ${(error as Error).message.split('\n')[0]}`);
-  }
-  return resolveConfig(raw, source, lineOf);
+  const { value, lineOf } = parseYamlDocument(text, source);
+  return resolveConfig(value, source, lineOf);
 }
 
 /** Validates an already-parsed configuration object (tests, the Helm values test). */
@@ -365,7 +322,11 @@ function resolveWorkloads(r: Resolution): RolloutWorkload[] {
     return {
       key,
       ref: { namespace: workload.namespace, name: workload.name },
-      policy: resolvePolicy(r, workload, path),
+      policy: resolvePolicy(
+        { defaults: raw.defaults, customMetrics: raw.metrics?.custom, dur: r.dur },
+        workload,
+        path,
+      ),
     };
   });
 }
@@ -389,79 +350,6 @@ function resolveNotifications({ raw, dur, fail }: Resolution): NotificationsConf
     timeoutMs: dur(n.timeout, DEFAULTS.notifications.timeout, '/notifications/timeout'),
     retries: n.retries ?? DEFAULTS.notifications.retries,
   };
-}
-
-type PolicySection = 'plan' | 'analysis' | 'scaling';
-
-function resolvePolicy(
-  r: Resolution,
-  workload: BuildInput['workloads'][number],
-  workloadPath: string,
-): RolloutPolicy {
-  const { raw } = r;
-  const d = raw.defaults ?? {};
-  const plan = { ...d.plan, ...workload.plan };
-  const analysis = { ...d.analysis, ...workload.analysis };
-  const scaling = { ...d.scaling, ...workload.scaling };
-  // Where a merged setting was written: the workload's own section wins over `defaults`.
-  const writtenAt = (section: PolicySection, key: string): string =>
-    (workload[section] as Record<string, unknown> | undefined)?.[key] !== undefined
-      ? `${workloadPath}/${section}/${key}`
-      : `/defaults/${section}/${key}`;
-  const dur = (section: PolicySection, key: string, value: string | undefined, fallback: string) =>
-    r.dur(value, fallback, writtenAt(section, key));
-  const P = DEFAULT_POLICY;
-  const errorRate = { ...P.analysis.errorRate, ...d.analysis?.errorRate, ...workload.analysis?.errorRate };
-  const latency = { ...P.analysis.latency, ...d.analysis?.latency, ...workload.analysis?.latency };
-  const custom = (raw.metrics?.custom ?? []).map((m) => ({
-    name: m.name,
-    query: m.query,
-    max: m.max,
-    maxRatio: m.maxRatio,
-  }));
-  return {
-    plan: {
-      steps: [...(plan.steps ?? P.plan.steps)],
-      holdTimeMs: dur('plan', 'holdTime', plan.holdTime, P.plan.holdTime),
-      minPassingChecks: plan.minPassingChecks ?? P.plan.minPassingChecks,
-      requireApproval: plan.requireApproval ?? P.plan.requireApproval,
-    },
-    analysis: {
-      intervalMs: dur('analysis', 'interval', analysis.interval, P.analysis.interval),
-      latencyWindowMs: dur('analysis', 'latencyWindow', analysis.latencyWindow, P.analysis.latencyWindow),
-      failureLimit: analysis.failureLimit ?? P.analysis.failureLimit,
-      inconclusiveLimit: analysis.inconclusiveLimit ?? P.analysis.inconclusiveLimit,
-      minRequests: analysis.minRequests ?? P.analysis.minRequests,
-      errorRate,
-      latency: { maxRatio: latency.maxRatio, maxP99Ms: latency.maxP99Ms, minDeltaMs: latency.minDeltaMs },
-      trafficShareTolerance: analysis.trafficShareTolerance ?? P.analysis.trafficShareTolerance,
-      startWithoutBaseline: analysis.startWithoutBaseline ?? P.analysis.startWithoutBaseline,
-      custom,
-    },
-    scaling: {
-      headroom: scaling.headroom ?? P.scaling.headroom,
-      minReplicas: scaling.minReplicas ?? P.scaling.minReplicas,
-      readyTimeoutMs: dur('scaling', 'readyTimeout', scaling.readyTimeout, P.scaling.readyTimeout),
-      drainDelayMs: dur('scaling', 'drainDelay', scaling.drainDelay, P.scaling.drainDelay),
-      oldScaleDown: scaling.oldScaleDown ?? P.scaling.oldScaleDown,
-      oldScaleDownDelayMs: dur(
-        'scaling',
-        'oldScaleDownDelay',
-        scaling.oldScaleDownDelay,
-        P.scaling.oldScaleDownDelay,
-      ),
-    },
-  };
-}
-
-/** A plan's weights rise and end at 100; `path` is where the list is written. */
-function checkSteps(steps: readonly number[], path: string, fail: (p: string, m: string) => never): void {
-  for (let i = 1; i < steps.length; i++) {
-    if ((steps[i] ?? 0) <= (steps[i - 1] ?? 0))
-      fail(`${path}/${i}`, `found ${steps[i]} after ${steps[i - 1]}, expected steps that rise`);
-  }
-  if (steps[steps.length - 1] !== 100)
-    fail(path, `found a last step of ${steps[steps.length - 1]}, expected the last step to be 100`);
 }
 
 function checkRouteNeeds(
@@ -493,168 +381,6 @@ function checkTemplateVariables(query: string, path: string, fail: (p: string, m
         `found the variable {{${name}}}, expected only ${TEMPLATE_VARIABLES.map((v) => `{{${v}}}`).join(', ')}`,
       );
   }
-}
-
-// ---- explaining schema errors -------------------------------------------------------------
-
-interface Problem {
-  path: string;
-  value: unknown;
-  expected: string;
-  /** The value sits in a field marked secret: say what kind of value it is, never the value. */
-  secret?: boolean;
-  /** A duration field: say what a duration looks like. */
-  duration?: boolean;
-}
-
-/** The message after the path: what was found and what was expected there. */
-function explain(problem: Problem): string {
-  const found = problem.secret ? describeSecretValue(problem.value) : describeValue(problem.value);
-  if (problem.duration)
-    return `expected a duration like 2m (found ${found}): a number and a unit, one of ms, s, m, h`;
-  return `found ${found}, expected ${problem.expected}`;
-}
-
-/**
- * The most useful single error for `value` against `schema`. For tagged unions the member
- * named by `type` is followed, so the message is about that member's fields, not the union.
- * Anything found under a schema marked `secret` is reported without its value.
- */
-function firstProblem(schema: TSchema, value: unknown, path: string): Problem | undefined {
-  const problem = problemIn(schema, value, path);
-  return problem && (schema as { secret?: unknown }).secret === true ? { ...problem, secret: true } : problem;
-}
-
-function problemIn(schema: TSchema, value: unknown, path: string): Problem | undefined {
-  if (TypeGuard.IsUnion(schema)) {
-    if (matches(schema, value)) return undefined;
-    const members = schema.anyOf;
-    const tagOf = (m: TSchema): unknown =>
-      (m as { properties?: { type?: { const?: unknown } } }).properties?.type?.const;
-    const tagged = members.every((m) => TypeGuard.IsObject(m) && tagOf(m) !== undefined);
-    if (tagged && isRecord(value)) {
-      const match = members.find((m) => tagOf(m) === value.type);
-      if (!match) {
-        return {
-          path: `${path}/type`,
-          value: value.type,
-          expected: `one of ${members.map((m) => JSON.stringify(tagOf(m))).join(', ')}`,
-        };
-      }
-      return firstProblem(match, value, path);
-    }
-    if (members.every((m) => TypeGuard.IsLiteral(m)))
-      return { path, value, expected: `one of ${members.map((m) => JSON.stringify(m.const)).join(', ')}` };
-    // An untagged union (e.g. a secret reference): report the closest member's problem.
-    const best = members
-      .map((m) => firstProblem(m, value, path))
-      .filter((p): p is Problem => p !== undefined)
-      .sort((a, b) => b.path.length - a.path.length)[0];
-    return (
-      best && { ...best, expected: `${best.expected} (${schema.description ?? 'one of the allowed forms'})` }
-    );
-  }
-  if (TypeGuard.IsObject(schema)) {
-    if (!isRecord(value))
-      return { path, value, expected: schema.description ? `an object: ${schema.description}` : 'an object' };
-    for (const key of Object.keys(value)) {
-      if (!(key in schema.properties)) {
-        return {
-          path: `${path}/${key}`,
-          value: value[key],
-          expected: `no such key; allowed keys here: ${Object.keys(schema.properties).join(', ')}`,
-        };
-      }
-    }
-    for (const [key, child] of Object.entries(schema.properties)) {
-      const required = schema.required?.includes(key) ?? false;
-      if (value[key] === undefined) {
-        if (required) return { path: `${path}/${key}`, value: undefined, expected: describeSchema(child) };
-        continue;
-      }
-      const problem = firstProblem(child, value[key], `${path}/${key}`);
-      if (problem) return problem;
-    }
-    return undefined;
-  }
-  if (TypeGuard.IsRecord(schema) && isRecord(value)) {
-    const [valueSchema] = Object.values(schema.patternProperties);
-    for (const [key, item] of Object.entries(value)) {
-      const problem = valueSchema && firstProblem(valueSchema, item, `${path}/${key}`);
-      if (problem) return problem;
-    }
-  }
-  if (TypeGuard.IsArray(schema)) {
-    if (!Array.isArray(value)) return { path, value, expected: 'a list' };
-    if (schema.minItems !== undefined && value.length < schema.minItems)
-      return { path, value, expected: `a list of at least ${schema.minItems}` };
-    for (const [index, item] of value.entries()) {
-      const problem = firstProblem(schema.items, item, `${path}/${index}`);
-      if (problem) return problem;
-    }
-    return undefined;
-  }
-  if (matches(schema, value)) return undefined;
-  const duration = TypeGuard.IsString(schema) && schema.pattern === DURATION_PATTERN;
-  return { path, value, expected: describeSchema(schema), ...(duration ? { duration } : {}) };
-}
-
-/** Value.Check without its type narrowing, which would make `value` unusable afterwards. */
-function matches(schema: TSchema, value: unknown): boolean {
-  return Value.Check(schema, value);
-}
-
-function describeSchema(schema: TSchema): string {
-  const s = schema as Record<string, unknown>;
-  const parts: string[] = [];
-  if (TypeGuard.IsLiteral(schema)) return JSON.stringify(schema.const);
-  if (TypeGuard.IsString(schema)) {
-    parts.push('a string');
-    if (s.pattern === '^https?://') parts.push('starting with http:// or https://');
-    else if (typeof s.pattern === 'string' && !String(s.description ?? '').includes('duration'))
-      parts.push(`matching ${s.pattern}`);
-  } else if (TypeGuard.IsInteger(schema)) parts.push('a whole number');
-  else if (TypeGuard.IsNumber(schema)) parts.push('a number');
-  else if (TypeGuard.IsBoolean(schema)) parts.push('true or false');
-  else if (TypeGuard.IsUnion(schema)) parts.push(schema.anyOf.map(describeSchema).join(' or '));
-  else if (TypeGuard.IsObject(schema)) {
-    const required = schema.required ?? [];
-    parts.push(required.length > 0 ? `an object with ${required.join(', ')}` : 'an object');
-  } else if (TypeGuard.IsArray(schema)) parts.push('a list');
-  if (typeof s.minimum === 'number') parts.push(`>= ${s.minimum}`);
-  if (typeof s.exclusiveMinimum === 'number') parts.push(`> ${s.exclusiveMinimum}`);
-  if (typeof s.maximum === 'number') parts.push(`<= ${s.maximum}`);
-  if (typeof s.description === 'string') parts.push(`(${s.description})`);
-  return parts.join(' ');
-}
-
-/**
- * A scalar as written; a list or an object by its shape only, since its contents may hold
- * a secret the schema could not mark (an inline URL in a list given where an object belongs).
- */
-function describeValue(value: unknown): string {
-  if (value === undefined) return 'nothing';
-  if (Array.isArray(value))
-    return value.length === 0 ? '[]' : `a list of ${value.length} item${value.length === 1 ? '' : 's'}`;
-  if (isRecord(value)) {
-    const keys = Object.keys(value);
-    return keys.length === 0 ? '{}' : `an object with ${keys.join(', ')}`;
-  }
-  const text = JSON.stringify(value);
-  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
-}
-
-function describeSecretValue(value: unknown): string {
-  if (value === undefined) return 'nothing';
-  const kind =
-    value === null
-      ? 'null'
-      : Array.isArray(value)
-        ? 'a list'
-        : typeof value === 'object'
-          ? 'an object'
-          : `a ${typeof value}`;
-  return `${kind} (not shown: the field holds a secret)`;
 }
 
 function deepFreeze<T>(value: T): T {

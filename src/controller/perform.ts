@@ -1,0 +1,71 @@
+// The acting half of a step: a decision's actions carried out in order against the clusters and
+// the route.
+
+import type { Logger } from 'pino';
+import { WeightMismatchError } from '../errors.js';
+import type { Action, RolloutState, RouteSplit } from '../rollout/types.js';
+import type { WorkloadBinding } from './types.js';
+
+/**
+ * Performs actions in order; a weight write is read back and must match (the split read back is
+ * told to `onSplitRead` either way). Events are best effort. The first failed scale or weight
+ * write throws, leaving the rest undone for the next tick to decide again.
+ */
+export async function performActions(
+  binding: WorkloadBinding,
+  state: RolloutState,
+  actions: readonly Action[],
+  signal: AbortSignal,
+  deps: { logger: Logger; onSplitRead: (split: RouteSplit) => void },
+): Promise<void> {
+  const { workload, clusters } = binding;
+  const log = deps.logger.child({ namespace: workload.ref.namespace, workload: workload.ref.name });
+  for (const action of actions) {
+    switch (action.type) {
+      case 'scale':
+        await clusters[action.cluster].scale(workload.ref, action.replicas, signal);
+        log.info({ cluster: action.cluster, replicas: action.replicas }, 'scaled');
+        break;
+      case 'setHpaMinReplicas':
+        await clusters[action.cluster].setHpaMinReplicas(workload.ref, action.minReplicas, signal);
+        log.info({ cluster: action.cluster, minReplicas: action.minReplicas }, 'set HPA minReplicas');
+        break;
+      case 'setWeight': {
+        // The one read-back after a write, for every router: what the router says it now does.
+        const { route } = binding;
+        await route.setWeight(action.weight, signal);
+        const readBack = await route.getSplit(signal);
+        deps.onSplitRead(readBack);
+        if (readBack.weight !== action.weight)
+          throw new WeightMismatchError(route.description, action.weight, readBack.weight);
+        log.info(
+          { weight: action.weight, reason: action.reason },
+          `new-cluster weight set to ${action.weight}%`,
+        );
+        break;
+      }
+      case 'event': {
+        const event = {
+          reason: action.kind,
+          message: action.message,
+          type: action.warning ? 'Warning' : 'Normal',
+        } as const;
+        await Promise.all([
+          ...(['old', 'new'] as const).map((cluster) =>
+            clusters[cluster].recordEvent(workload.ref, event, signal).catch((error) => {
+              log.warn({ cluster, err: error }, 'could not record a Kubernetes event');
+            }),
+          ),
+          binding.recordEvent?.(event, signal).catch((error) => {
+            log.warn({ err: error }, 'could not record a Kubernetes event on the WorkloadMigration');
+          }),
+        ]);
+        (action.warning ? log.warn.bind(log) : log.info.bind(log))(
+          { event: action.kind, phase: state.phase },
+          action.message,
+        );
+        break;
+      }
+    }
+  }
+}

@@ -27,6 +27,9 @@ export const DEFAULT_POLICY = {
     oldScaleDown: 'afterPromotion' as const,
     oldScaleDownDelay: '5m',
   },
+  strategy: 'canary' as const,
+  // A bake long enough for a periodic job or a cache expiry to show; a smoke test is one request.
+  blueGreen: { bakeTime: '10m', smokeTest: { timeout: '10s' }, headerPhase: { duration: '5m' } },
 } as const;
 
 export const DEFAULTS = {

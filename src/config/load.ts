@@ -21,6 +21,7 @@ import {
   type SecretRef,
 } from './schema.js';
 import { explain, firstProblem } from './schema-problems.js';
+import { headerPhaseRefusal } from './strategy.js';
 import { parseYamlDocument } from './yaml-document.js';
 
 /** A workload as the controller and the API know it: which Deployment, under which policy. */
@@ -143,6 +144,15 @@ export function resolveConfig(
   const workloads = runtime.workloads.map((workload, index): ResolvedWorkload => {
     const route = (config.workloads[index] as RawConfig['workloads'][number]).route;
     checkRouteNeeds(config, route, `/workloads/${index}/route`, r.fail);
+    if (workload.policy.strategy === 'blueGreen' && workload.policy.blueGreen.headerPhase) {
+      const refusal = headerPhaseRefusal(route);
+      const own = config.workloads[index]?.blueGreen?.headerPhase !== undefined;
+      if (refusal)
+        r.fail(
+          own ? `/workloads/${index}/blueGreen/headerPhase` : '/defaults/blueGreen/headerPhase',
+          refusal,
+        );
+    }
     return { ...workload, route: resolveRoute(route, workload.ref.namespace) };
   });
   return deepFreeze({

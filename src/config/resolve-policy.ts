@@ -4,6 +4,7 @@
 import type { RolloutPolicy } from '../rollout/policy.js';
 import { DEFAULT_POLICY } from './defaults.js';
 import type { EmbeddedRawConfig, RawConfig } from './schema.js';
+import { resolveStrategy } from './strategy.js';
 
 type RawWorkload = EmbeddedRawConfig['workloads'][number];
 
@@ -75,7 +76,23 @@ export function resolvePolicy(r: PolicySources, workload: RawWorkload, workloadP
         P.scaling.oldScaleDownDelay,
       ),
     },
+    ...resolveStrategy(d, workload, (key, value, fallback) =>
+      r.dur(
+        value,
+        fallback,
+        workload.blueGreen !== undefined && pathIn(workload.blueGreen, key) !== undefined
+          ? `${workloadPath}/blueGreen/${key}`
+          : `/defaults/blueGreen/${key}`,
+      ),
+    ),
   };
+}
+
+/** The value at `a/b` in `object`, for telling where a merged setting was written. */
+function pathIn(object: object, path: string): unknown {
+  let value: unknown = object;
+  for (const key of path.split('/')) value = (value as Record<string, unknown> | undefined)?.[key];
+  return value;
 }
 
 /** A plan's weights rise and end at 100; `path` is where the list is written. */

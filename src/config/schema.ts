@@ -11,6 +11,7 @@ const closed = <T extends TProperties>(properties: T, description?: string): TOb
 export const DURATION_PATTERN = '^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$';
 const Duration = (description: string) =>
   Type.String({ pattern: DURATION_PATTERN, description: `${description} (a duration: 500ms, 30s, 5m, 1h)` });
+const HttpUrl = (description: string) => Type.String({ pattern: '^https?://', description });
 const Name = (description: string) => Type.String({ minLength: 1, ...DNS_SUBDOMAIN, description });
 
 /**
@@ -265,10 +266,85 @@ export const ScalingSchema = closed({
   ),
 });
 
+export const StrategySchema = Type.Union([Type.Literal('canary'), Type.Literal('blueGreen')], {
+  description:
+    'canary walks the plan; blueGreen scales the new cluster to full size, validates it, switches all traffic at once and bakes',
+});
+
+/** Istio wants header names in lower case; Gateway API takes any token: lower case suits both. */
+export const HEADER_NAME_PATTERN = '^[a-z0-9][a-z0-9-]*$';
+
+export const HeaderPhaseSchema = closed(
+  {
+    header: Type.String({ pattern: HEADER_NAME_PATTERN, description: 'the request header, lower case' }),
+    value: Type.String({ minLength: 1, description: 'its exact value' }),
+    duration: Type.Optional(Duration('how long (observed time) the header phase runs with analysis')),
+  },
+  'requests carrying the header go to the new cluster before the switch (Istio and Gateway API routes only)',
+);
+
+const smokeTestProperties = {
+  timeout: Type.Optional(
+    Duration('per-attempt timeout; no 2xx answer after the retries fails the rollout before traffic moves'),
+  ),
+};
+const SmokeTestDescription =
+  'POSTed once the new cluster is ready at full size; any answer but 2xx fails the rollout before traffic moves';
+
+export const BlueGreenSchema = closed(
+  {
+    bakeTime: Type.Optional(Duration('observed time at 100% with analysis before promotion')),
+    smokeTest: Type.Optional(
+      closed(
+        {
+          // A smoke-test URL may carry a token: never shown in an error.
+          url: Type.Union([HttpUrl('the smoke-test URL'), SecretRef], {
+            description: 'the smoke-test URL, inline or as a secret reference',
+            secret: true,
+          }),
+          ...smokeTestProperties,
+          headers: Type.Optional(
+            Type.Record(
+              Type.String({ minLength: 1 }),
+              Type.Union([Type.String(), SecretRef], { secret: true }),
+              { description: 'extra request headers; a value may be a secret reference', secret: true },
+            ),
+          ),
+        },
+        SmokeTestDescription,
+      ),
+    ),
+    headerPhase: Type.Optional(HeaderPhaseSchema),
+  },
+  'strategy blueGreen: the smoke test, the header phase, the bake',
+);
+
+/**
+ * The same for a custom resource: no secret references (they would read the controller's own
+ * environment and files) and no smoke test, whose URL the controller would call from where it
+ * runs: a WorkloadMigration's author must not pick that; a ClusterMigration's defaults may
+ * (src/crd/schema.ts).
+ */
+export const CrBlueGreenSchema = closed(
+  { bakeTime: BlueGreenSchema.properties.bakeTime, headerPhase: Type.Optional(HeaderPhaseSchema) },
+  "strategy blueGreen: the header phase and the bake (the smoke test comes from the ClusterMigration's defaults)",
+);
+
+export const CrSmokeTestSchema = closed(
+  {
+    url: HttpUrl('the smoke-test URL'),
+    ...smokeTestProperties,
+    headers: Type.Optional(Type.Record(Type.String({ minLength: 1 }), Type.String())),
+  },
+  SmokeTestDescription,
+);
+
 export const PolicySchema = closed({
   plan: Type.Optional(PlanSchema),
   analysis: Type.Optional(AnalysisSchema),
   scaling: Type.Optional(ScalingSchema),
+  strategy: Type.Optional(StrategySchema),
+  blueGreen: Type.Optional(BlueGreenSchema),
 });
 
 // ---- metrics ------------------------------------------------------------------------------
@@ -307,8 +383,6 @@ export const MetricsProviderSchema = PrometheusProviderSchema;
 export type MetricsProviderConfig = Static<typeof MetricsProviderSchema>;
 
 // ---- notifications and approval gates ----------------------------------------------------
-
-const HttpUrl = (description: string) => Type.String({ pattern: '^https?://', description });
 
 export const NotificationsSchema = closed(
   {
@@ -371,6 +445,8 @@ export const WorkloadSchema = closed({
   plan: Type.Optional(PlanSchema),
   analysis: Type.Optional(AnalysisSchema),
   scaling: Type.Optional(ScalingSchema),
+  strategy: Type.Optional(StrategySchema),
+  blueGreen: Type.Optional(BlueGreenSchema),
 });
 
 export const StateConfigSchema = Type.Union([

@@ -152,6 +152,10 @@ function layerPolicy(under: PolicyConfig | undefined, over: PolicyConfig | undef
     ...(under?.plan || over?.plan ? { plan: { ...under?.plan, ...over?.plan } } : {}),
     ...(analysis ? { analysis } : {}),
     ...(under?.scaling || over?.scaling ? { scaling: { ...under?.scaling, ...over?.scaling } } : {}),
+    ...((over?.strategy ?? under?.strategy) ? { strategy: over?.strategy ?? under?.strategy } : {}),
+    ...(under?.blueGreen || over?.blueGreen
+      ? { blueGreen: { ...under?.blueGreen, ...over?.blueGreen } as NonNullable<PolicyConfig['blueGreen']> }
+      : {}),
   };
 }
 
@@ -240,6 +244,8 @@ export function resolveWorkloadMigration(
         ...(spec.plan ? { plan: spec.plan } : {}),
         ...(spec.analysis ? { analysis: spec.analysis } : {}),
         ...(spec.scaling ? { scaling: spec.scaling } : {}),
+        ...(spec.strategy ? { strategy: spec.strategy } : {}),
+        ...(spec.blueGreen ? { blueGreen: spec.blueGreen } : {}),
       },
     ],
   };
@@ -285,9 +291,9 @@ function explainPolicyError(
   const text = message.replace(/^resolve(:\d+)?: /, '');
   const route = /^\/workloads\/0\/route(\/\S*)?: /.exec(text);
   if (route) return `${context.routeFrom}${route[1] ?? ''}: ${text.slice(route[0].length)}`;
-  const field = /^\/workloads\/0\/(plan|analysis|scaling)(\/\S*)?: /.exec(text);
+  const field = /^\/workloads\/0\/(plan|analysis|scaling|strategy|blueGreen)(\/\S*)?: /.exec(text);
   if (field) {
-    const section = field[1] as 'plan' | 'analysis' | 'scaling';
+    const section = field[1] as 'plan' | 'analysis' | 'scaling' | 'strategy' | 'blueGreen';
     const own = context.spec[section] !== undefined;
     const from = own
       ? ''

@@ -5,7 +5,15 @@
 // and the CR source checks the same things itself (rising steps by the policy resolver).
 
 import { type Static, type TObject, type TProperties, type TSchema, Type } from '@sinclair/typebox';
-import { AnalysisSchema, PlanSchema, RouteSchema, ScalingSchema } from '../config/schema.js';
+import {
+  AnalysisSchema,
+  CrBlueGreenSchema,
+  CrSmokeTestSchema,
+  PlanSchema,
+  RouteSchema,
+  ScalingSchema,
+  StrategySchema,
+} from '../config/schema.js';
 import { DNS_SUBDOMAIN } from '../kube/names.js';
 import { ROLLOUT_PHASES, type RolloutPhase } from '../rollout/types.js';
 import { PERSISTED_CHECKS } from '../state/state-store.js';
@@ -69,6 +77,8 @@ export const PolicyOverridesProperties = {
   plan: Type.Optional(CrPlanSchema),
   analysis: Type.Optional(AnalysisSchema),
   scaling: Type.Optional(ScalingSchema),
+  strategy: Type.Optional(StrategySchema),
+  blueGreen: Type.Optional(CrBlueGreenSchema),
 };
 
 /** metav1.Condition, as the Kubernetes API conventions define it. */
@@ -153,7 +163,16 @@ export const ClusterMigrationSpecSchema = closed({
   ]),
   defaults: Type.Optional(
     closed(
-      PolicyOverridesProperties,
+      {
+        ...PolicyOverridesProperties,
+        // Only here, owned by the platform team: the controller calls the URL from where it runs.
+        blueGreen: Type.Optional(
+          closed(
+            { ...CrBlueGreenSchema.properties, smokeTest: Type.Optional(CrSmokeTestSchema) },
+            CrBlueGreenSchema.description,
+          ),
+        ),
+      },
       "the policy this migration's workloads start from (over the file's defaults)",
     ),
   ),
@@ -516,6 +535,30 @@ export const WorkloadMigrationStatusSchema = closed({
   drainUntil: Type.Optional(Time('rollback: when the new cluster may scale down')),
   oldScaleDownTime: Type.Optional(Time('promotion: when the old cluster may scale down')),
   queuedTime: Type.Optional(Time('when the rollout began waiting for a free slot')),
+  blueGreen: Type.Optional(
+    closed(
+      {
+        stage: Type.Union(
+          (['smokeTest', 'headerPhase', 'baseline', 'bake'] as const).map((stage) => Type.Literal(stage)),
+          { description: 'pre-validation (smokeTest, headerPhase, baseline) at 0%, then bake at 100%' },
+        ),
+        stageStartTime: Time('when the stage began'),
+        baseline: Type.Optional(
+          closed(
+            {
+              // Prometheus' increase() extrapolates, so counts need not be whole.
+              requests: Type.Number({ minimum: 0 }),
+              errors: Type.Number({ minimum: 0 }),
+              windowMs: Type.Number({ minimum: 0, description: 'the time the counts cover' }),
+              latencyMs: Type.Union([Type.Number(), Type.Null()]),
+            },
+            "the old cluster's figures before the switch: what the bake compares the new cluster with",
+          ),
+        ),
+      },
+      'strategy blueGreen: where pre-validation, the switch and the bake stand',
+    ),
+  ),
   drifts: Type.Optional(Count('weights someone else changed that were re-applied')),
   checks: Type.Optional(
     Type.Array(CheckStatusSchema, {

@@ -49,6 +49,7 @@ export const STATUS_FIELD_OF = {
   oldScaleDownAt: 'oldScaleDownTime',
   pauseCause: 'pauseCause',
   queuedAt: 'queuedTime',
+  blueGreen: 'blueGreen',
   drifts: 'drifts',
   checks: 'checks',
   history: 'history',
@@ -200,6 +201,15 @@ export function toStatus(state: RolloutState, previous?: WorkloadMigrationStatus
     ...(state.drainUntil !== undefined ? { drainUntil: iso(state.drainUntil) } : {}),
     ...(state.oldScaleDownAt !== undefined ? { oldScaleDownTime: iso(state.oldScaleDownAt) } : {}),
     ...(state.queuedAt !== undefined ? { queuedTime: iso(state.queuedAt) } : {}),
+    ...(state.blueGreen
+      ? {
+          blueGreen: {
+            stage: state.blueGreen.stage,
+            stageStartTime: iso(state.blueGreen.since),
+            ...(state.blueGreen.baseline ? { baseline: { ...state.blueGreen.baseline } } : {}),
+          },
+        }
+      : {}),
     drifts: state.drifts,
     checks: checks.map(checkStatus),
     history: state.history
@@ -304,6 +314,15 @@ export function fromStatus(status: unknown, where: string): RolloutState | undef
     ...(s.oldScaleDownTime !== undefined ? { oldScaleDownAt: ms(s.oldScaleDownTime) } : {}),
     ...(s.pauseCause !== undefined ? { pauseCause: s.pauseCause } : {}),
     ...(s.queuedTime !== undefined ? { queuedAt: ms(s.queuedTime) } : {}),
+    ...(s.blueGreen
+      ? {
+          blueGreen: {
+            stage: s.blueGreen.stage,
+            since: ms(s.blueGreen.stageStartTime),
+            ...(s.blueGreen.baseline ? { baseline: { ...s.blueGreen.baseline } } : {}),
+          },
+        }
+      : {}),
     drifts: s.drifts!,
     checks: (s.checks ?? []).map((check) => ({
       at: ms(check.time),

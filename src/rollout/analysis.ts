@@ -3,7 +3,7 @@
 
 import { type Draft, pause, restartHold } from './draft.js';
 import { evidenceOf } from './evidence.js';
-import { judge } from './judge.js';
+import { type JudgeResult, judge } from './judge.js';
 import type { RolloutPolicy } from './policy.js';
 import { startRollback } from './rollback.js';
 import type { CheckRecord, MetricsReading, Observation, RolloutState } from './types.js';
@@ -51,6 +51,22 @@ export function analyse(draft: Draft, obs: Observation, policy: RolloutPolicy): 
       nextWeight: policy.plan.steps[state.stepIndex + 1] ?? 100,
     },
   });
+  recordCheck(draft, obs, policy, judged);
+}
+
+/**
+ * Counts a judged check into the step in force: its record, the step's counts, passes in a row,
+ * the failure and inconclusive limits (a rollback, a pause), and the hold. Blue-green's header
+ * phase and bake count theirs here too.
+ */
+export function recordCheck(
+  draft: Draft,
+  obs: Observation,
+  policy: RolloutPolicy,
+  judged: JudgeResult,
+): void {
+  const { state, now } = draft;
+  if (!obs.metrics) return;
   // A check with no data, or one whose window does not reach back to the previous check (a
   // restart, a stalled loop), leaves a stretch of the step unobserved: the hold starts again.
   const previousAt = Math.max(state.lastCheckAt ?? state.stepStartedAt, state.stepStartedAt);

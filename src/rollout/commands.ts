@@ -42,7 +42,8 @@ export function applyCommand(
         'operator',
         command.full ? 'promote to 100% requested' : 'promote to the next step requested',
       );
-      if (command.full || next === undefined || next === 100) {
+      // Blue-green has no steps between: a promote switches (and skips what is left of the bake).
+      if (command.full || next === undefined || next === 100 || state.blueGreen) {
         beginPromotion(draft, command.full ? 'operator promoted fully' : 'operator approved the final step');
       } else {
         if (state.phase === 'Paused') draft.phase('Progressing');
@@ -126,7 +127,8 @@ export function applyCommand(
  */
 export function resumeAfterRestart(state: RolloutState, now: number): Decision {
   const draft = new Draft(state, now);
-  if ((state.phase !== 'Progressing' && state.phase !== 'Paused') || state.stepIndex < 0) return draft.done();
+  const judging = state.stepIndex >= 0 || state.blueGreen?.stage === 'headerPhase';
+  if ((state.phase !== 'Progressing' && state.phase !== 'Paused') || !judging) return draft.done();
   if (state.holdSince === undefined && state.passedChecks === 0) return draft.done();
   restartHold(draft);
   draft.record(

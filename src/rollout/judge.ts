@@ -39,6 +39,11 @@ export interface JudgeInput {
   /** The current step's index in the plan, how many steps are judged (those below 100%), and the
    * weight a pass leads to: together they say which regression a pass must rule out. */
   step: { index: number; judgedSteps: number; nextWeight: number };
+  /**
+   * The reading the traffic share is judged on when `reading`'s old side is not the old cluster
+   * now (blue-green's bake compares with the old cluster's figures from before the switch).
+   */
+  shareReading?: MetricsReading;
 }
 
 export interface JudgeResult {
@@ -70,7 +75,10 @@ export function judge(input: JudgeInput): JudgeResult {
   const metrics: MetricResult[] = [];
   let critical = false;
 
-  const share = trafficShare(window, weight, policy);
+  const shareWindow = input.shareReading
+    ? windowCounts(input.shareReading.old, input.shareReading.new)
+    : window;
+  const share = trafficShare(shareWindow, weight, policy);
   if (share) metrics.push(share);
 
   const errorRate = judgeErrorRate(window, stepCounts, input);

@@ -48,8 +48,36 @@ export interface ScalingPolicy {
   oldScaleDownDelayMs: number;
 }
 
+/** `canary` walks the plan; `blueGreen` scales the new cluster to full size, validates it, switches at once and bakes. */
+export type Strategy = 'canary' | 'blueGreen';
+
+/** Where a secret is read from (the configuration's secret reference); never shown in a message. */
+export type SecretSource = { env: string } | { file: string };
+
+/** A request header sent only to the new cluster during blue-green's header-routed phase. */
+export interface HeaderMatch {
+  name: string;
+  value: string;
+}
+
+export interface BlueGreenPolicy {
+  /** Observed time at 100% with analysis before promotion. */
+  bakeTimeMs: number;
+  /** Asked once the new cluster is ready at full size; any answer but 2xx fails the rollout. */
+  smokeTest?: {
+    url: string | SecretSource;
+    timeoutMs: number;
+    headers: Readonly<Record<string, string | SecretSource>>;
+  };
+  /** Requests carrying the header go to the new cluster for this long, with analysis, before the switch. */
+  headerPhase?: HeaderMatch & { durationMs: number };
+}
+
 export interface RolloutPolicy {
   plan: PlanPolicy;
   analysis: AnalysisPolicy;
   scaling: ScalingPolicy;
+  strategy: Strategy;
+  /** Read when `strategy` is blueGreen. */
+  blueGreen: BlueGreenPolicy;
 }

@@ -2,6 +2,7 @@
 // workload, and the new cluster is ready for the first step before any traffic moves.
 
 import { formatDuration } from '../duration.js';
+import { beginPreValidation } from './blue-green.js';
 import type { Draft } from './draft.js';
 import type { RolloutPolicy } from './policy.js';
 import { ensureNewReplicas, replicaCount, replicasFor, restoreNewCluster } from './replicas.js';
@@ -49,7 +50,8 @@ export function preflight(draft: Draft, obs: Observation, policy: RolloutPolicy)
       ...(obs.new.hpa ? { newHpaMinReplicas: obs.new.hpa.minReplicas } : {}),
     });
   }
-  const first = policy.plan.steps[0] ?? 100;
+  // Blue-green starts with the new cluster at full size.
+  const first = policy.strategy === 'blueGreen' ? 100 : (policy.plan.steps[0] ?? 100);
   const target = replicasFor(draft.state, first, policy);
   if (waitingForBaseline !== undefined) {
     // Possibly only a moment after the traffic began; a workload that truly has none is refused.
@@ -63,6 +65,10 @@ export function preflight(draft: Draft, obs: Observation, policy: RolloutPolicy)
           `${reason}; if the workload truly has no traffic, set analysis.startWithoutBaseline: true (promotion then waits for an operator)`,
         ),
     );
+  }
+  if (obs.new.readyReplicas >= target && policy.strategy === 'blueGreen') {
+    beginPreValidation(draft, obs, policy);
+    return;
   }
   if (obs.new.readyReplicas >= target) {
     draft.phase('Progressing');

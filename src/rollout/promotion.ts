@@ -45,9 +45,11 @@ export function promote(draft: Draft, obs: Observation, policy: RolloutPolicy): 
     draft.record('scaled', 'old cluster scaled to 0 replicas');
   }
   restoreHpa(draft, 'new', obs.new);
+  // Blue-green raised the old cluster's HPA floor for the bake.
+  if (draft.state.blueGreen) restoreHpa(draft, 'old', obs.old);
   draft.unset('oldScaleDownAt');
   draft.unset('blocker');
   draft.phase('Succeeded');
   draft.record('succeeded', 'the workload now runs on the new cluster');
-  draft.event('Succeeded', 'canary cluster upgrade succeeded');
+  draft.event('Succeeded', `${draft.state.blueGreen ? 'blue/green' : 'canary'} cluster upgrade succeeded`);
 }

@@ -22,6 +22,9 @@ export function startRollback(
   policy: RolloutPolicy,
   options: { critical?: boolean } = {},
 ): void {
+  // Blue-green's header phase sends some requests to the new cluster: they come back first.
+  if (draft.state.blueGreen?.stage === 'headerPhase')
+    draft.act({ type: 'setHeaderRoute', header: undefined });
   draft.unset('pendingByOperator');
   draft.phase('RollingBack', reason);
   draft.unset('pauseCause');

@@ -13,9 +13,10 @@
 //
 // This file is the public entry and one tick's dispatch; each concern lives beside it:
 // draft.ts (the decision context), preflight.ts, analysis.ts, step-advance.ts, promotion.ts,
-// rollback.ts, replicas.ts, commands.ts (operator calls, restart, admission).
+// rollback.ts, replicas.ts, commands.ts (operator calls, restart, admission), blue-green.ts.
 
 import { analyse, correctDrift, resumeIfRecovered, unrepairableSplit } from './analysis.js';
+import { blueGreen } from './blue-green.js';
 import { Draft, pause } from './draft.js';
 import type { RolloutPolicy } from './policy.js';
 import { preflight } from './preflight.js';
@@ -42,6 +43,11 @@ export function decide(
     case 'Progressing':
     case 'Paused': {
       correctDrift(draft, observation);
+      // A rollout keeps the strategy it started with (state.blueGreen), whatever the policy says now.
+      if (draft.state.blueGreen) {
+        blueGreen(draft, observation, policy);
+        break;
+      }
       const splitProblem = unrepairableSplit(draft.state, observation);
       if (splitProblem && draft.state.phase === 'Progressing') pause(draft, 'route-split', splitProblem);
       analyse(draft, observation, policy);

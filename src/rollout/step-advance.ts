@@ -99,8 +99,13 @@ function resetStep(draft: Draft): void {
 export function beginPromotion(draft: Draft, why: string): void {
   draft.phase('Promoting');
   draft.unset('pauseCause');
-  draft.set('pendingWeight', 100);
-  draft.set('pendingSince', draft.now);
+  if (draft.state.blueGreen?.stage === 'headerPhase')
+    draft.act({ type: 'setHeaderRoute', header: undefined });
+  // Already at 100% (a blue-green bake): nothing to raise, promotion goes on from there.
+  if (draft.state.weight !== 100) {
+    draft.set('pendingWeight', 100);
+    draft.set('pendingSince', draft.now);
+  }
   draft.record('promoting', why);
   draft.event('Promoting', `promoting: ${why}`);
 }

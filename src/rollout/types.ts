@@ -145,6 +145,30 @@ export interface Observation {
   gateRefusal?: string;
   /** Preflight only: what the metrics see of the workload, or why they could not be asked. */
   metricsCoverage?: MetricsCoverage | { error: string };
+  /** Blue-green pre-validation: the smoke-test webhook's answer, when it was asked this tick. */
+  smokeTest?: SmokeTestResult;
+}
+
+/** What the smoke-test webhook answered: `detail` is "HTTP 200", or the status and first bytes of a refusal. */
+export interface SmokeTestResult {
+  passed: boolean;
+  detail: string;
+}
+
+/**
+ * Blue-green's progress (absent for canary). Pre-validation (`smokeTest`, then `headerPhase`
+ * when configured, then `baseline` until the old cluster's figures are known) runs at weight 0
+ * with the new cluster at full size; `bake` runs at 100%.
+ */
+export interface BlueGreenProgress {
+  stage: 'smokeTest' | 'headerPhase' | 'baseline' | 'bake';
+  /** When the stage began. */
+  since: number;
+  /**
+   * The old cluster's figures just before the switch: during the bake it serves nothing, so the
+   * new cluster is compared with these (per request, and its latency figure).
+   */
+  baseline?: { requests: number; errors: number; windowMs: number; latencyMs: number | null };
 }
 
 export interface MetricResult {
@@ -266,6 +290,8 @@ export interface RolloutState {
   pauseCause?: PauseCause;
   /** Set by `start` while the rollout waits for a free slot under maxConcurrent. */
   queuedAt?: number;
+  /** Blue-green only: where pre-validation, the switch and the bake stand. */
+  blueGreen?: BlueGreenProgress;
   drifts: number;
   checks: CheckRecord[];
   history: HistoryEntry[];
@@ -296,6 +322,8 @@ export type Action =
   /** The workload has an HPA: set its minReplicas (and raise maxReplicas to at least that). */
   | { type: 'setHpaMinReplicas'; cluster: ClusterRole; minReplicas: number }
   | { type: 'setWeight'; weight: number; reason: 'step' | 'drift' | 'rollback' | 'promote' }
+  /** Blue-green's header-routed phase: requests carrying the header go to new (undefined: remove that route). */
+  | { type: 'setHeaderRoute'; header: { name: string; value: string } | undefined }
   | { type: 'event'; kind: EventKind; message: string; warning: boolean };
 
 export interface Decision {

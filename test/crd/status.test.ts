@@ -71,6 +71,11 @@ function everyField(): RolloutState {
     oldScaleDownAt: T0 + 5_000,
     pauseCause: 'not-ready',
     queuedAt: T0 + 6_000,
+    blueGreen: {
+      stage: 'bake',
+      since: T0 + 7_000,
+      baseline: { requests: 1234.5, errors: 12.25, windowMs: 30_000, latencyMs: null },
+    },
     drifts: 2,
     checks: [check(T0 + 2_500), check(T0 + 3_000, 'inconclusive')],
     history: [

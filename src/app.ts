@@ -22,6 +22,7 @@ import { PrometheusClient } from './metrics/prometheus-client.js';
 import { PrometheusSource } from './metrics/prometheus-source.js';
 import { webhookGate } from './notify/gate.js';
 import { Notifier } from './notify/notifier.js';
+import { webhookSmokeTester } from './notify/smoke-test.js';
 import { bindRoute, createRouteHandles, type RouterClients, routerClients } from './routers/registry.js';
 import { createRuntime, type Runtime, type RuntimeParts } from './runtime.js';
 import type { WorkloadRunner } from './sources/workload-runner.js';
@@ -133,6 +134,7 @@ export async function assembleApp(config: Config, options: AppOptions): Promise<
     ...(gateConfig
       ? { gate: webhookGate({ url: gateConfig.url, timeoutMs: gateConfig.timeoutMs, logger }) }
       : {}),
+    smokeTest: webhookSmokeTester({ logger }),
     ...(elector
       ? {
           isLeader: () => elector.isLeader(),

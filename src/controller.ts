@@ -10,6 +10,7 @@ import { type MetricsReadings, observeWorkload, sampleDueMetrics } from './contr
 import { performActions } from './controller/perform.js';
 import type { ControllerOptions, LiveView, TickReport, WorkloadBinding } from './controller/types.js';
 import { ClustershiftError, errorMessage, NotLeaderError, RolloutNotFoundError } from './errors.js';
+import { askSmokeTest } from './notify/smoke-test.js';
 import { admit, applyCommand, decide, newRolloutState, resumeAfterRestart } from './rollout/state-machine.js';
 import {
   ACTIVE_PHASES,
@@ -389,6 +390,14 @@ export class Controller {
     } finally {
       reads.dispose();
     }
+    // Bounded by its own attempts and timeouts, not by the reads' deadline.
+    const smokeTest = await askSmokeTest(
+      this.options.smokeTest,
+      before,
+      workload.policy.blueGreen.smokeTest,
+      this.loopAbort.signal,
+    );
+    if (smokeTest) observation.smokeTest = smokeTest;
     const decision = decide(before, observation, now, workload.policy);
     if (decision.state === before) return;
     // The reads took time: a replica that lost its Lease meanwhile must not act on them, and must

@@ -65,7 +65,9 @@ export async function observeWorkload(
 export function checkDue(state: RolloutState, analysis: AnalysisPolicy, now: number): boolean {
   // A rollback still waiting with traffic on the new cluster watches it for a critical breach.
   const rollbackWatch = state.phase === 'RollingBack' && state.weight > 0 && !state.rollbackCritical;
-  if (!rollbackWatch && ((state.phase !== 'Progressing' && state.phase !== 'Paused') || state.stepIndex < 0))
+  // Blue-green's pre-validation (at 0%, stepIndex -1) is looked at too.
+  const judging = state.stepIndex >= 0 || state.blueGreen !== undefined;
+  if (!rollbackWatch && ((state.phase !== 'Progressing' && state.phase !== 'Paused') || !judging))
     return false;
   return now - (state.lastCheckAt ?? state.stepStartedAt) >= analysis.intervalMs;
 }

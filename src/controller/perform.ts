@@ -2,7 +2,7 @@
 // the route.
 
 import type { Logger } from 'pino';
-import { WeightMismatchError } from '../errors.js';
+import { RouterError, WeightMismatchError } from '../errors.js';
 import type { Action, RolloutState, RouteSplit } from '../rollout/types.js';
 import type { WorkloadBinding } from './types.js';
 
@@ -41,6 +41,17 @@ export async function performActions(
         log.info(
           { weight: action.weight, reason: action.reason },
           `new-cluster weight set to ${action.weight}%`,
+        );
+        break;
+      }
+      case 'setHeaderRoute': {
+        const { route } = binding;
+        if (!route.setHeaderRoute)
+          throw new RouterError(`${route.description}: this router cannot route by request header`);
+        await route.setHeaderRoute(action.header, signal);
+        log.info(
+          { header: action.header?.name ?? null },
+          action.header ? 'header route set' : 'header route removed',
         );
         break;
       }

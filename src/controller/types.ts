@@ -6,6 +6,7 @@ import type { Clock } from '../clock.js';
 import type { Config, RolloutWorkload } from '../config/load.js';
 import type { ClusterClient, KubeEvent } from '../kube/cluster-client.js';
 import type { MetricsSource } from '../metrics/metrics.js';
+import type { SmokeTester } from '../notify/smoke-test.js';
 import type { RolloutState, RouteSplit } from '../rollout/types.js';
 import type { RouteHandle } from '../routers/router.js';
 import type { StateStore } from '../state/state-store.js';
@@ -37,6 +38,8 @@ export interface ControllerOptions {
   telemetry?: Telemetry;
   isLeader?: () => boolean;
   gate?: TrafficGate;
+  /** Blue-green's pre-validation webhook. */
+  smokeTest?: SmokeTester;
   onTransition?: TransitionListener;
 }
 

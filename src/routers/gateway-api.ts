@@ -5,7 +5,7 @@ import type { ResolvedRouteOf } from '../config/schema.js';
 import { RouteNotFoundError } from '../errors.js';
 import { isRecord } from '../json.js';
 import type { ClusterObjects, CustomObject } from './kube-objects.js';
-import { kubeRouteHandle, type WeightSlot } from './kube-route.js';
+import { HEADER_ROUTE_PREFIX, isHeaderRoute, kubeRouteHandle, type WeightSlot } from './kube-route.js';
 import type { RouteHandle } from './router.js';
 
 type GatewayRoute = ResolvedRouteOf<'gatewayApi'>;
@@ -42,6 +42,7 @@ export function gatewayApiRoute(route: GatewayRoute, clusters: ClusterObjects): 
         },
       ],
       locate: (object) => ruleSlots(route, description, object),
+      setHeaderRoute: (object, header) => setGatewayHeaderRoute(route, description, object, header),
     },
     clusters[route.cluster],
   );
@@ -89,7 +90,9 @@ function ruleSlots(gateway: GatewayRoute, target: string, object: CustomObject):
   const selected = rules
     .map((rule, ruleIndex) => ({ rule, ruleIndex }))
     .filter(
-      ({ rule }) => gateway.ruleName === undefined || (isRecord(rule) && rule.name === gateway.ruleName),
+      ({ rule }) =>
+        !isHeaderRoute(rule) &&
+        (gateway.ruleName === undefined || (isRecord(rule) && rule.name === gateway.ruleName)),
     );
   if (selected.length === 0)
     throw new RouteNotFoundError(
@@ -127,4 +130,45 @@ function ruleSlots(gateway: GatewayRoute, target: string, object: CustomObject):
       },
     };
   });
+}
+
+/**
+ * Gateway API prefers, among matches for the same path, the one with more header matches: for
+ * each selected rule a rule with the same matches plus the header, its filters, and only the new
+ * cluster's backendRef. Other rules of the HTTPRoute are not touched.
+ */
+function setGatewayHeaderRoute(
+  gateway: GatewayRoute,
+  target: string,
+  object: CustomObject,
+  header: { name: string; value: string } | undefined,
+): void {
+  const spec = object.spec ?? {};
+  const rules = (Array.isArray(spec.rules) ? spec.rules : []).filter((rule) => !isHeaderRoute(rule));
+  if (!header) {
+    object.spec = { ...spec, rules };
+    return;
+  }
+  const selected = new Set(
+    ruleSlots(gateway, target, { ...object, spec: { ...spec, rules } }).map((s) => s.label),
+  );
+  const added: unknown[] = [];
+  for (const [index, rule] of rules.entries()) {
+    const label = isRecord(rule) && typeof rule.name === 'string' ? `rule ${rule.name}` : `rules[${index}]`;
+    if (!isRecord(rule) || !selected.has(label)) continue;
+    const refs = Array.isArray(rule.backendRefs) ? rule.backendRefs : [];
+    const fresh = refs.find((ref) => matches(ref, gateway.newBackend, gateway.namespace));
+    const exact = { type: 'Exact', name: header.name, value: header.value };
+    const conditions = Array.isArray(rule.matches) && rule.matches.length > 0 ? rule.matches : [{}];
+    added.push({
+      name: `${HEADER_ROUTE_PREFIX}-${added.length}`,
+      matches: conditions.map((condition) => {
+        const c = isRecord(condition) ? condition : {};
+        return { ...c, headers: [...(Array.isArray(c.headers) ? c.headers : []), exact] };
+      }),
+      ...(Array.isArray(rule.filters) ? { filters: structuredClone(rule.filters) } : {}),
+      backendRefs: [{ ...structuredClone(fresh as Record<string, unknown>), weight: 1 }],
+    });
+  }
+  object.spec = { ...spec, rules: [...rules, ...added] };
 }

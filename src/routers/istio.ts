@@ -5,7 +5,7 @@ import type { ResolvedRouteOf } from '../config/schema.js';
 import { RouteNotFoundError, RouterError } from '../errors.js';
 import { isRecord } from '../json.js';
 import type { ClusterObjects, CustomObject, CustomObjectRef } from './kube-objects.js';
-import { kubeRouteHandle, type WeightSlot } from './kube-route.js';
+import { HEADER_ROUTE_PREFIX, isHeaderRoute, kubeRouteHandle, type WeightSlot } from './kube-route.js';
 import type { RouteHandle } from './router.js';
 
 type IstioRoute = ResolvedRouteOf<'istio'>;
@@ -46,6 +46,7 @@ export function istioRoute(route: IstioRoute, clusters: ClusterObjects): RouteHa
         }),
       ),
       locate: (object) => httpRouteSlots(route, description, object),
+      setHeaderRoute: (object, header) => setIstioHeaderRoute(route, description, object, header),
       verifyMore: ({ objects, ref }, signal) =>
         verifySubsets(route, description, objects, ref.version, signal),
     },
@@ -147,7 +148,9 @@ function httpRouteSlots(istio: IstioRoute, target: string, object: CustomObject)
   const selected = http
     .map((entry, httpIndex) => ({ entry, httpIndex }))
     .filter(
-      ({ entry }) => istio.routeName === undefined || (isRecord(entry) && entry.name === istio.routeName),
+      ({ entry }) =>
+        !isHeaderRoute(entry) &&
+        (istio.routeName === undefined || (isRecord(entry) && entry.name === istio.routeName)),
     );
   if (selected.length === 0)
     throw new RouteNotFoundError(
@@ -189,4 +192,48 @@ function httpRouteSlots(istio: IstioRoute, target: string, object: CustomObject)
 function weightOf(entry: unknown): number {
   const weight = isRecord(entry) ? entry.weight : undefined;
   return typeof weight === 'number' ? weight : 0;
+}
+
+/**
+ * Istio takes an http route's first match, in order: before each selected route goes a copy of
+ * its match conditions with the header added, routing to the new cluster's destination alone.
+ * Requests for other routes of the VirtualService are not touched.
+ */
+function setIstioHeaderRoute(
+  istio: IstioRoute,
+  target: string,
+  object: CustomObject,
+  header: { name: string; value: string } | undefined,
+): void {
+  const spec = object.spec ?? {};
+  const http = (Array.isArray(spec.http) ? spec.http : []).filter((entry) => !isHeaderRoute(entry));
+  if (header) {
+    const selected = new Set(
+      httpRouteSlots(istio, target, { ...object, spec: { ...spec, http } }).map((s) => s.label),
+    );
+    const withHeader: unknown[] = [];
+    let added = 0;
+    for (const [index, entry] of http.entries()) {
+      const label =
+        isRecord(entry) && typeof entry.name === 'string' ? `http route ${entry.name}` : `http[${index}]`;
+      if (isRecord(entry) && selected.has(label)) {
+        const destinations = Array.isArray(entry.route) ? entry.route : [];
+        const fresh = destinations.find((d) => matches(d, istio.newDestination)) as Record<string, unknown>;
+        const exact = { [header.name]: { exact: header.value } };
+        const conditions = Array.isArray(entry.match) && entry.match.length > 0 ? entry.match : [{}];
+        withHeader.push({
+          name: `${HEADER_ROUTE_PREFIX}-${added++}`,
+          match: conditions.map((condition) => {
+            const c = isRecord(condition) ? condition : {};
+            return { ...c, headers: { ...(isRecord(c.headers) ? c.headers : {}), ...exact } };
+          }),
+          route: [{ destination: structuredClone(fresh.destination), weight: 100 }],
+        });
+      }
+      withHeader.push(entry);
+    }
+    object.spec = { ...spec, http: withHeader };
+    return;
+  }
+  object.spec = { ...spec, http };
 }

@@ -35,6 +35,12 @@ export interface KubeRouteAdapter {
   refs: readonly CustomObjectRef[];
   /** Where the two clusters' weights are in `object`; throws RouteNotFoundError saying what is missing. */
   locate(object: CustomObject): WeightSlot[];
+  /**
+   * Blue-green's header phase: adds (or, for undefined, removes) the entries that send requests
+   * carrying the header to the new cluster. Their names start with HEADER_ROUTE_PREFIX, and
+   * `locate` passes over them.
+   */
+  setHeaderRoute?(object: CustomObject, header: { name: string; value: string } | undefined): void;
   /** Preflight checks beyond the object itself, at the version that answered. */
   verifyMore?(context: { objects: KubeObjects; ref: CustomObjectRef }, signal: AbortSignal): Promise<void>;
 }
@@ -65,7 +71,20 @@ export function kubeRouteHandle(adapter: KubeRouteAdapter, objects: KubeObjects)
     throw firstError ?? new RouterError(`${description}: no API version to read it at`);
   };
   const read = (signal: AbortSignal) => atServedVersion((ref) => objects.get(ref, signal));
+  const headerRoute = adapter.setHeaderRoute?.bind(adapter);
   return {
+    ...(headerRoute
+      ? {
+          async setHeaderRoute(header: { name: string; value: string } | undefined, signal: AbortSignal) {
+            await atServedVersion((ref) =>
+              objects.update(ref, signal, (object) => {
+                headerRoute(object, header);
+                return object;
+              }),
+            );
+          },
+        }
+      : {}),
     description,
     async getSplit(signal) {
       return weightsOnly(agreedPercent(description, adapter.locate(await read(signal))));
@@ -84,6 +103,19 @@ export function kubeRouteHandle(adapter: KubeRouteAdapter, objects: KubeObjects)
       if (adapter.verifyMore && served) await adapter.verifyMore({ objects, ref: served }, signal);
     },
   };
+}
+
+/** The name (a prefix, then the index) of each route entry clustershift adds for the header phase. */
+export const HEADER_ROUTE_PREFIX = 'clustershift-header-phase';
+
+export function isHeaderRoute(entry: unknown): boolean {
+  return (
+    typeof entry === 'object' &&
+    entry !== null &&
+    typeof (entry as { name?: unknown }).name === 'string' &&
+    ((entry as { name: string }).name === HEADER_ROUTE_PREFIX ||
+      (entry as { name: string }).name.startsWith(`${HEADER_ROUTE_PREFIX}-`))
+  );
 }
 
 /**

@@ -23,6 +23,11 @@ export interface RouteHandle {
    * Throws RouteNotFoundError (or another RouterError) saying what is missing.
    */
   verify(signal: AbortSignal): Promise<void>;
+  /**
+   * Blue-green's header phase, on routers that can (Istio, Gateway API): requests carrying the
+   * header go to the new cluster whatever the weights say; undefined removes that rule.
+   */
+  setHeaderRoute?(header: { name: string; value: string } | undefined, signal: AbortSignal): Promise<void>;
 }
 
 /** The split of a router that can tell only its weights: both sides take traffic as weighted. */

@@ -69,7 +69,7 @@ export const HEADER_ROUTING: Record<RouterType, { supported: true } | { supporte
   gatewayApi: { supported: true },
   smi: {
     supported: false,
-    why: "an SMI TrafficSplit carries only backend weights here (Linkerd's SMI extension ignores the spec's HTTPRouteGroup matches)",
+    why: "Linkerd's SMI extension serves TrafficSplit v1alpha2, which has backend weights only (header matches came with v1alpha3); Linkerd 2.13 and later route by header through a Gateway API HTTPRoute: a gatewayApi route can",
   },
   haproxy: {
     supported: false,

@@ -78,6 +78,9 @@ function preValidate(draft: Draft, obs: Observation, policy: RolloutPolicy): voi
   const progress = draft.state.blueGreen;
   if (!progress) return;
   if (obs.metrics && !('error' in obs.metrics)) gatherBaseline(draft, obs.metrics);
+  // Outside the header phase nothing is judged: the look only gathers the baseline (the header
+  // phase's check records its own time).
+  if (obs.metrics && progress.stage !== 'headerPhase') draft.set('lastCheckAt', draft.now);
   if (progress.stage === 'headerPhase') {
     if (obs.metrics) {
       const state = draft.state;
@@ -149,7 +152,6 @@ function gatherBaseline(draft: Draft, metrics: MetricsReading): void {
       latencyMs: latencyMs !== null && Number.isFinite(latencyMs) ? latencyMs : before.latencyMs,
     },
   });
-  if (draft.state.blueGreen?.stage !== 'headerPhase') draft.set('lastCheckAt', draft.now);
 }
 
 /**
@@ -276,13 +278,15 @@ function bake(draft: Draft, obs: Observation, policy: RolloutPolicy): void {
 
 /**
  * Until the bake ends the old cluster keeps its full size: it is asked again for anything taken
- * from it, and a shortfall is told (a failure would then go back only as fast as it can carry).
+ * from it (someone scaled it down, an HPA without traffic), and that is told as a blocker (a
+ * failure would then go back only as fast as it can carry). A pod that is briefly not ready is
+ * not a blocker.
  */
 function keepOldAtFullSize(draft: Draft, obs: Observation, policy: RolloutPolicy): void {
   const wanted = draft.state.baseline?.oldReplicas;
   if (!obs.old?.exists || wanted === undefined) return;
-  if (obs.old.readyReplicas >= wanted) {
-    if (draft.state.blocker !== undefined) draft.unset('blocker');
+  if (obs.old.replicas >= wanted) {
+    if (draft.state.blocker !== undefined && obs.old.readyReplicas >= wanted) draft.unset('blocker');
     return;
   }
   restoreOldCluster(draft, obs.old, policy);

@@ -213,3 +213,33 @@ t.test('promote during pre-validation switches without the rest of pre-validatio
   t.equal(decision.state.phase, 'Promoting');
   t.equal(decision.state.pendingWeight, 100, 'the switch waits for readiness and the gate as any raise');
 });
+
+t.test(
+  'an HPA in the old cluster gets its floor raised for the bake, and back after promotion',
+  async (t) => {
+    const h = new Harness({
+      policy: blueGreen(),
+      readyLagTicks: 1,
+      old: { hpa: { name: 'checkout', minReplicas: 2, maxReplicas: 20, currentReplicas: 10 } },
+    });
+    h.start();
+    runUntil(h, healthyReading, (s) => s.weight === 100);
+    const switchAt = h.actions.findIndex((a) => a.action.type === 'setWeight');
+    t.same(
+      h.actions[switchAt - 1]?.action,
+      { type: 'setHpaMinReplicas', cluster: 'old', minReplicas: 10 },
+      'raised to its starting replicas just before the switch, so it cannot shrink without traffic',
+    );
+    runUntil(h, healthyReading, (s) => s.phase === 'Succeeded');
+    t.same(
+      h.actions
+        .filter((a) => a.action.type === 'setHpaMinReplicas' && a.action.cluster === 'old')
+        .map((a) => a.action),
+      [
+        { type: 'setHpaMinReplicas', cluster: 'old', minReplicas: 10 },
+        { type: 'setHpaMinReplicas', cluster: 'old', minReplicas: 2 },
+      ],
+      'restored once promoted',
+    );
+  },
+);

@@ -20,6 +20,7 @@ import type { MetricsSource } from './metrics/metrics.js';
 import { PairedMetricsSource } from './metrics/paired-metrics-source.js';
 import { PrometheusClient } from './metrics/prometheus-client.js';
 import { PrometheusSource } from './metrics/prometheus-source.js';
+import type { MigrationNotification } from './migration/migration-events.js';
 import { webhookGate } from './notify/gate.js';
 import { Notifier } from './notify/notifier.js';
 import { webhookSmokeTester } from './notify/smoke-test.js';
@@ -101,6 +102,8 @@ export async function assembleApp(config: Config, options: AppOptions): Promise<
 
   const identity = options.identity ?? process.env.POD_NAME ?? `${hostname()}-${process.pid}`;
   let isLeader: () => boolean = () => true;
+  const notifier = new Notifier({ config: config.notifications, logger, registry: telemetry.registry });
+  const notify = notifier.listener();
   const crds = config.crds.enabled
     ? createCrRuntime(config, {
         home: crdHome(config, home),
@@ -109,14 +112,13 @@ export async function assembleApp(config: Config, options: AppOptions): Promise<
         isLeader: () => isLeader(),
         prometheus,
         fileMetrics,
+        notify: (notification) => notifier.enqueue(notification),
       })
     : undefined;
   const metrics = crds?.metrics ?? fileMetrics;
   const elector = createElector(config, { home, identity, logger });
   if (elector) isLeader = () => elector.isLeader();
 
-  const notifier = new Notifier({ config: config.notifications, logger, registry: telemetry.registry });
-  const notify = notifier.listener();
   const gateConfig = config.gates.webhook;
   const runtime = await createRuntime({
     config,
@@ -302,6 +304,7 @@ function createCrRuntime(
     isLeader: () => boolean;
     prometheus: PrometheusClient;
     fileMetrics: MetricsSource;
+    notify: (notification: MigrationNotification) => void;
   },
 ) {
   const timeoutMs = config.controller.requestTimeoutMs;
@@ -335,6 +338,7 @@ function createCrRuntime(
     logger: parts.logger,
     clock: parts.clock,
     isLeader: parts.isLeader,
+    notify: parts.notify,
     bindRoute: (workload, pair) => {
       let clients = clientsOf.get(pair);
       if (!clients) {

@@ -353,7 +353,7 @@ export class Controller {
     });
     for (const state of budget.queued()) {
       if (budget.exhausted) break;
-      if (!budget.allows(state.key)) continue;
+      if (!budget.allows(state)) continue;
       await this.locks.withLock(state.key, async () => {
         const current = this.get(state.key);
         const decision = admit(current, now);

@@ -45,6 +45,18 @@ export class RolloutNotFoundError extends ClustershiftError {
   }
 }
 
+export class MigrationNotFoundError extends ClustershiftError {
+  override readonly code: ErrorCode = 'CS_MIGRATION_NOT_FOUND';
+  constructor(readonly migration: string) {
+    super(`no ClusterMigration ${migration}; kubectl get clustermigrations lists them`);
+  }
+}
+
+/** A migration-level operator call that the migration's waves do not allow now. */
+export class MigrationConflictError extends ClustershiftError {
+  override readonly code: ErrorCode = 'CS_MIGRATION_CONFLICT';
+}
+
 /** Another replica (or a stale copy of this one) wrote the rollout state first. */
 export class StateConflictError extends ClustershiftError {
   override readonly code: ErrorCode = 'CS_STATE_CONFLICT';
@@ -194,6 +206,11 @@ export const ERROR_CODES = {
   },
   CS_ROLLOUT_NOT_FOUND: { status: 404, meaning: 'no such workload in the configuration' },
   CS_NOT_FOUND: { status: 404, meaning: 'the API has no route for this method and path' },
+  CS_MIGRATION_NOT_FOUND: { status: 404, meaning: 'no such ClusterMigration (or it is not accepted)' },
+  CS_MIGRATION_CONFLICT: {
+    status: 409,
+    meaning: "the migration's waves do not allow this call now (no wave awaits approval, nothing to skip)",
+  },
   CS_STATE_CONFLICT: { status: 409, meaning: 'another writer changed the rollout state first' },
   CS_ROUTER_FAILED: { status: 502, meaning: 'the traffic router could not read or write a route' },
   CS_ROUTE_NOT_FOUND: { status: 404, meaning: 'the route object or one of its destinations is missing' },

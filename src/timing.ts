@@ -105,6 +105,8 @@ export const REQUEST_BUDGETS = {
   flush: 2,
   /** Loading every rollout's state at start: list the store, read what it names, with retries. */
   loadAtStart: 6,
+  /** A migration-level operator call: read and patch the ClusterMigration, then see the watch show it. */
+  migrationCall: 2,
 } as const;
 
 export type RequestBudget = keyof typeof REQUEST_BUDGETS;

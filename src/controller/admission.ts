@@ -1,5 +1,5 @@
-// Which queued rollouts may start now: the controller's maxConcurrent over every rollout, and a
-// ClusterMigration's own maxConcurrent over its workloads.
+// Which queued rollouts may start now: the controller's maxConcurrent over every rollout, a
+// ClusterMigration's own maxConcurrent over its workloads, and whether its waves hold them.
 
 import { ACTIVE_PHASES, type RolloutState } from '../rollout/types.js';
 import type { WorkloadBinding } from './types.js';
@@ -39,9 +39,11 @@ export class AdmissionBudget {
     return this.#free <= 0;
   }
 
-  /** Whether this rollout's ClusterMigration has room for one more. */
-  allows(key: string): boolean {
-    const pacing = this.options.bindingOf(key)?.pacing;
+  /** Whether this rollout's ClusterMigration has room for one more, and does not hold it (its waves). */
+  allows(state: RolloutState): boolean {
+    const binding = this.options.bindingOf(state.key);
+    if (binding?.admissible && !binding.admissible(state)) return false;
+    const pacing = binding?.pacing;
     return !pacing || (this.#activeByMigration.get(pacing.migration) ?? 0) < pacing.maxConcurrent;
   }
 

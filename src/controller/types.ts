@@ -57,6 +57,8 @@ export interface WorkloadBinding {
   recordEvent?: (event: KubeEvent, signal: AbortSignal) => Promise<void>;
   /** A ClusterMigration's own limit on its workloads active at once, besides the controller's. */
   pacing?: { migration: string; maxConcurrent: number };
+  /** False while its migration holds queued workloads (its waves: paused, or a rollback). */
+  admissible?: (state: RolloutState) => boolean;
 }
 
 /** What the API shows about the clusters besides the persisted state. */

@@ -4,8 +4,9 @@
 
 import { isDeepStrictEqual } from 'node:util';
 import { CustomObjectsApi, type KubeConfig, PatchStrategy } from '@kubernetes/client-node';
-import { ClustershiftError } from '../errors.js';
+import { ClustershiftError, MigrationNotFoundError } from '../errors.js';
 import { isNotFound, type KubeCaller, type RetryPolicy, requestOptions } from '../kube/kube-call.js';
+import { annotationPatch } from '../migration/operator-annotations.js';
 import type { Sleep } from '../timing.js';
 import type { ObjectConditions } from './cr-workload-source.js';
 import { finalizerPatch } from './finalizer-patch.js';
@@ -85,6 +86,96 @@ export class ClusterMigrationStatusWriter {
           requestOptions(s),
         );
         return true;
+      },
+    );
+  }
+
+  /**
+   * Sets some of the whole-cluster fields of a ClusterMigration's status (`fields`: a field set
+   * to undefined is removed) and merges `conditions`, keeping everything else as it is. Returns
+   * false when the status already says this (no write).
+   */
+  async writeFields(
+    name: string,
+    fields: Partial<ClusterMigrationStatus>,
+    conditions: ObjectConditions['conditions'],
+    now: number,
+    signal: AbortSignal,
+  ): Promise<boolean> {
+    const where = `ClusterMigration ${name}`;
+    const target = { group: GROUP, version: VERSION, plural: CLUSTER_MIGRATION.plural, name };
+    return this.caller.call(
+      { verb: 'update', object: `status of ${where}`, retryConflicts: true },
+      signal,
+      async (s) => {
+        let object: ClusterMigrationObject;
+        try {
+          object = (await this.api.getClusterCustomObject(
+            target,
+            requestOptions(s),
+          )) as ClusterMigrationObject;
+        } catch (error) {
+          if (isNotFound(error)) return false;
+          throw error;
+        }
+        const before: ClusterMigrationStatus = object.status ?? {};
+        const status: Record<string, unknown> = { ...before };
+        for (const [key, value] of Object.entries(fields)) {
+          if (value === undefined) delete status[key];
+          else status[key] = value;
+        }
+        if (conditions.length > 0)
+          status.conditions = mergeConditions(before.conditions, conditions, new Date(now).toISOString());
+        if (isDeepStrictEqual(status, before)) return false;
+        await this.api.replaceClusterCustomObjectStatus(
+          {
+            ...target,
+            body: {
+              apiVersion: API_VERSION,
+              kind: CLUSTER_MIGRATION.kind,
+              metadata: { name, resourceVersion: object.metadata?.resourceVersion ?? '' },
+              status,
+            },
+          },
+          requestOptions(s),
+        );
+        return true;
+      },
+    );
+  }
+
+  /**
+   * Changes annotations of a ClusterMigration: `change` gets them as they are and answers the
+   * values to set (undefined removes one), or throws to refuse. A JSON patch guarded by the
+   * resourceVersion read, retried on a conflict with a fresh read. Returns the object as read.
+   */
+  async changeAnnotations(
+    name: string,
+    change: (annotations: Readonly<Record<string, string>>) => Record<string, string | undefined>,
+    signal: AbortSignal,
+  ): Promise<ClusterMigrationObject> {
+    const target = { group: GROUP, version: VERSION, plural: CLUSTER_MIGRATION.plural, name };
+    return this.caller.call(
+      { verb: 'patch', object: `annotations of ClusterMigration ${name}`, retryConflicts: true },
+      signal,
+      async (s) => {
+        let object: ClusterMigrationObject;
+        try {
+          object = (await this.api.getClusterCustomObject(
+            target,
+            requestOptions(s),
+          )) as ClusterMigrationObject;
+        } catch (error) {
+          if (isNotFound(error)) throw new MigrationNotFoundError(name);
+          throw error;
+        }
+        const before = object.metadata?.annotations;
+        const patch = annotationPatch(object.metadata?.resourceVersion, before, change(before ?? {}));
+        if (patch.length === 0) return object;
+        return (await this.api.patchClusterCustomObject(
+          { ...target, body: patch },
+          requestOptions(s, PatchStrategy.JsonPatch),
+        )) as ClusterMigrationObject;
       },
     );
   }

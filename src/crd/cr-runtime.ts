@@ -8,6 +8,8 @@ import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import type { Controller, WorkloadBinding } from '../controller.js';
 import { type ClusterPair, ClusterPairs } from '../kube/cluster-pairs.js';
+import type { MigrationNotification } from '../migration/migration-events.js';
+import { WaveCoordinator } from '../migration/wave-coordinator.js';
 import { ACTIVE_PHASES } from '../rollout/types.js';
 import type { RouteHandle } from '../routers/router.js';
 import { WorkloadRunner } from '../sources/workload-runner.js';
@@ -36,6 +38,8 @@ export interface CrRuntimeOptions {
   /** Told when a workload is bound to a pair and when it no longer is (e.g. for metrics). */
   onBind?: (workload: SourcedWorkload, pair: ClusterPair) => void;
   onUnbind?: (workload: SourcedWorkload) => void;
+  /** Told about each migration event (waves started and finished, blocked, done). */
+  notify?: (notification: MigrationNotification) => void;
   /** After a watch fails, list again after this long (default 2000 ms). */
   restartDelayMs?: number;
   sweepIntervalMs?: number;
@@ -46,6 +50,8 @@ export class CrRuntime {
   readonly store: WorkloadMigrationStateStore;
   readonly events: WorkloadMigrationEvents;
   readonly pairs: ClusterPairs;
+  /** Each ClusterMigration's waves, and the operators' calls on them (approve, skip, pause, resume). */
+  readonly waves: WaveCoordinator;
   private readonly migrationStatus: ClusterMigrationStatusWriter;
   private readonly options: CrRuntimeOptions;
   private controller: Controller | undefined;
@@ -74,6 +80,20 @@ export class CrRuntime {
       namespace: options.namespace,
       requestTimeoutMs,
     });
+    this.waves = new WaveCoordinator({
+      migration: (name) => this.source.migration(name),
+      status: this.migrationStatus,
+      ...(options.notify ? { notify: options.notify } : {}),
+      clock: options.clock,
+      isLeader: options.isLeader,
+      logger: options.logger,
+    });
+    this.source.onMigrationChange((name) => {
+      this.waves.migrationChanged(name);
+      if (!this.source.migration(name)) this.waves.forget(name);
+      // Its annotations (approvals, skips, a pause) or its waves may have changed.
+      this.runnerInstance?.evaluateWaves(name);
+    });
   }
 
   /** The controller's store: the file's workloads in `config`, WorkloadMigrations' in their status. */
@@ -99,6 +119,7 @@ export class CrRuntime {
       unbind: (workload) => this.unbind(workload),
       finalizers: this.store,
       migrationFinalizers: this.migrationStatus,
+      waves: this.waves,
       writeConditions: (update, signal) =>
         update.kind === 'WorkloadMigration'
           ? this.store.writeConditions(
@@ -108,6 +129,7 @@ export class CrRuntime {
                   ? { observedGeneration: update.observedGeneration }
                   : {}),
                 conditions: update.conditions,
+                ...(update.wave !== undefined ? { wave: update.wave } : {}),
               },
               this.options.clock.now(),
               signal,
@@ -135,6 +157,7 @@ export class CrRuntime {
 
   private async bind(workload: SourcedWorkload, signal: AbortSignal): Promise<WorkloadBinding> {
     if (!workload.migration) throw new Error(`workload ${workload.key} has no ClusterMigration to run with`);
+    const migration = workload.migration.name;
     const pair = await this.pairs.acquire(workload.migration, workload.key, signal);
     const route = this.options.bindRoute(workload, pair);
     this.options.onBind?.(workload, pair);
@@ -145,6 +168,9 @@ export class CrRuntime {
       ...(workload.migration.maxConcurrent !== undefined
         ? { pacing: { migration: workload.migration.name, maxConcurrent: workload.migration.maxConcurrent } }
         : {}),
+      // A queued workload waits while its migration holds, unless an operator retried it.
+      admissible: (state) =>
+        !this.waves.holdsAdmission(migration) || state.history[state.history.length - 1]?.kind === 'retried',
       recordEvent: async (event, signal) => {
         const object = this.store.objectOf(workload.key) ?? this.source.objectFor(workload.key);
         if (object) await this.events.record(object, event, signal);

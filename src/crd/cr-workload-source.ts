@@ -50,6 +50,8 @@ export interface ObjectConditions {
   conditions: SourceCondition[];
   /** ClusterMigration only: its WorkloadMigrations by phase, from their status. */
   counts?: PhaseCounts;
+  /** WorkloadMigration only: the wave it moves in (status.wave), when its migration has waves. */
+  wave?: string;
 }
 
 export interface CrWorkloadSourceOptions extends ResolveOptions {
@@ -79,6 +81,8 @@ export class CrWorkloadSource implements WorkloadSource {
   private readonly api: CustomObjectsApi;
   private readonly listeners = new Set<(change: WorkloadChange) => void>();
   private readonly conditionListeners = new Set<(update: ObjectConditions) => void>();
+  private readonly migrationListeners = new Set<(name: string) => void>();
+  private readonly migrationObjects = new Map<string, ClusterMigrationObject>();
   private readonly migrations = new Map<string, MigrationResolution>();
   private readonly migrationGeneration = new Map<string, number>();
   private readonly objects = new Map<string, WorkloadMigrationObject>();
@@ -119,6 +123,19 @@ export class CrWorkloadSource implements WorkloadSource {
   onConditions(listener: (update: ObjectConditions) => void): () => void {
     this.conditionListeners.add(listener);
     return () => this.conditionListeners.delete(listener);
+  }
+
+  /** `listener` hears the name of every ClusterMigration that changed or went (e.g. its annotations). */
+  onMigrationChange(listener: (name: string) => void): () => void {
+    this.migrationListeners.add(listener);
+    return () => this.migrationListeners.delete(listener);
+  }
+
+  /** A ClusterMigration as last listed or watched, and how it resolved. */
+  migration(name: string): { object: ClusterMigrationObject; resolution: MigrationResolution } | undefined {
+    const object = this.migrationObjects.get(name);
+    const resolution = this.migrations.get(name);
+    return object && resolution ? { object, resolution } : undefined;
   }
 
   /** The WorkloadMigration a rollout comes from (for the status store and Events). */
@@ -253,15 +270,19 @@ export class CrWorkloadSource implements WorkloadSource {
     const resolution = resolveClusterMigration(object);
     const before = this.migrations.get(name);
     this.migrations.set(name, resolution);
+    this.migrationObjects.set(name, object);
     this.reportMigration(name, object.metadata?.generation);
     if (!isDeepStrictEqual(before, resolution)) this.resolveMigrationsWorkloads(name);
+    for (const listener of this.migrationListeners) listener(name);
   }
 
   private migrationGone(object: ClusterMigrationObject): void {
     const name = object.metadata?.name ?? '';
     this.migrations.delete(name);
+    this.migrationObjects.delete(name);
     this.reported.delete(`/${name}`);
     this.resolveMigrationsWorkloads(name);
+    for (const listener of this.migrationListeners) listener(name);
   }
 
   private resolveMigrationsWorkloads(migration: string): void {
@@ -298,7 +319,10 @@ export class CrWorkloadSource implements WorkloadSource {
       before !== undefined &&
       before.metadata?.generation === object.metadata?.generation &&
       before.metadata?.deletionTimestamp === object.metadata?.deletionTimestamp &&
-      isDeepStrictEqual(before.spec, object.spec);
+      isDeepStrictEqual(before.spec, object.spec) &&
+      // The wave comes from the labels and the clustershift.io/wave annotation.
+      isDeepStrictEqual(before.metadata?.labels, object.metadata?.labels) &&
+      isDeepStrictEqual(before.metadata?.annotations, object.metadata?.annotations);
     if (!sameSpec || !this.synced) this.resolve(key);
     // Its phase may have changed (a status write): the migration's counts follow.
     this.recount(before, object);
@@ -448,12 +472,15 @@ export class CrWorkloadSource implements WorkloadSource {
 
   private reportWorkload(object: WorkloadMigrationObject, conditions: SourceCondition[]): void {
     const generation = object.metadata?.generation;
+    const resolution = this.resolutions.get(objectKey(object));
+    const wave = resolution?.ok ? resolution.workload.wave : undefined;
     this.report({
       kind: 'WorkloadMigration',
       namespace: object.metadata?.namespace ?? '',
       name: object.metadata?.name ?? '',
       ...(generation !== undefined ? { observedGeneration: generation } : {}),
       conditions,
+      ...(wave !== undefined ? { wave } : {}),
     });
   }
 

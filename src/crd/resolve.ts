@@ -10,6 +10,8 @@ import { Value } from '@sinclair/typebox/value';
 import { resolveConfig } from '../config/load.js';
 import type { MetricsProviderConfig, PolicySchema, RawConfig } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
+import { type MigrationOperatorState, readOperatorState } from '../migration/operator-annotations.js';
+import { assignWave, type OnRollback, wavesProblem } from '../migration/waves.js';
 import type { ClusterAccess, MigrationSettings, SourcedWorkload } from '../sources/workload-source.js';
 import {
   type ClusterMigrationObject,
@@ -42,8 +44,13 @@ export type MigrationResolution =
       name: string;
       spec: ClusterMigrationSpec;
       settings: MigrationSettings;
+      /** spec.paused, or paused from the API (an annotation). */
       paused: boolean;
       deleting: boolean;
+      /** What operators decided: approvals, skips, a pause (annotations on the object). */
+      operator: MigrationOperatorState;
+      /** spec.onRollback, or its default: pause with waves, continue without (each workload on its own). */
+      onRollback: OnRollback;
     }
   | { ok: false; name: string; reason: string; message: string };
 
@@ -51,14 +58,20 @@ export type WorkloadResolution =
   | { ok: true; workload: SourcedWorkload }
   | {
       ok: false;
-      /** Why it cannot run: Invalid, MigrationNotFound, MigrationNotAccepted, NoRoute, WorkloadNotFound. */
+      /** Why it cannot run: Invalid, MigrationNotFound, MigrationNotAccepted, NoRoute, WorkloadNotFound, UnknownWave. */
       reason: string;
       message: string;
       /** A reference that did not resolve (rather than a spec that is wrong in itself). */
       unresolvedRef: boolean;
     };
 
-const REF_REASONS = new Set(['MigrationNotFound', 'MigrationNotAccepted', 'NoRoute', 'WorkloadNotFound']);
+const REF_REASONS = new Set([
+  'MigrationNotFound',
+  'MigrationNotAccepted',
+  'NoRoute',
+  'WorkloadNotFound',
+  'UnknownWave',
+]);
 
 /** The first schema problem of `value`, as `spec/path: message (found ...)`. */
 function schemaProblem(schema: TSchema, value: unknown): string | undefined {
@@ -117,10 +130,16 @@ export function resolveClusterMigration(object: ClusterMigrationObject): Migrati
       reason: 'UnsupportedField',
       message: `spec.${unsupported.join(', spec.')}: not supported by this clustershift version (whole-cluster discovery and waves come later); remove ${unsupported.length > 1 ? 'them' : 'it'} to run this migration's WorkloadMigrations`,
     };
+  const waves = wavesProblem(spec.waves ?? []);
+  if (waves) return { ok: false, name, reason: 'Invalid', message: waves };
+  const operator = readOperatorState(meta.annotations);
+  if (!operator.ok) return { ok: false, name, reason: 'Invalid', message: operator.message };
   return {
     ok: true,
     name,
     spec,
+    operator: operator.state,
+    onRollback: spec.onRollback ?? (spec.waves && spec.waves.length > 0 ? 'pause' : 'continue'),
     settings: {
       name,
       ...(meta.uid ? { uid: meta.uid } : {}),
@@ -128,7 +147,7 @@ export function resolveClusterMigration(object: ClusterMigrationObject): Migrati
       clusters: { old: access(spec.clusters.old), new: access(spec.clusters.new) },
       ...(spec.maxConcurrent !== undefined ? { maxConcurrent: spec.maxConcurrent } : {}),
     },
-    paused: spec.paused === true,
+    paused: spec.paused === true || operator.state.paused,
     deleting: isDeleting(meta),
   };
 }
@@ -259,6 +278,9 @@ export function resolveWorkloadMigration(
     );
   }
   if (!resolved) return fail('Invalid', 'the workload did not resolve');
+  const declaredWaves = migration.spec.waves ?? [];
+  const wave = declaredWaves.length > 0 ? assignWave(declaredWaves, meta) : undefined;
+  if (wave && !wave.ok) return fail('UnknownWave', wave.message);
   const ref = { namespace, name: spec.workload.name };
   if (options.workloadExists?.(migration.settings, ref) === false)
     return fail(
@@ -277,6 +299,7 @@ export function resolveWorkloadMigration(
         ...(meta.generation !== undefined ? { generation: meta.generation } : {}),
       },
       migration: migration.settings,
+      ...(wave?.ok ? { wave: wave.wave } : {}),
       paused: spec.paused === true || migration.paused,
       deleting: isDeleting(meta) || migration.deleting,
     },

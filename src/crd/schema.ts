@@ -212,26 +212,33 @@ export const ClusterMigrationSpecSchema = closed({
       closed({
         name: ObjectName('the wave name'),
         selector: Type.Optional(LabelSelector),
-        maxConcurrent: Type.Optional(Type.Integer({ minimum: 1 })),
-        requireApproval: Type.Optional(Type.Boolean()),
+        maxConcurrent: Type.Optional(
+          Type.Integer({ minimum: 1, description: "this wave's workloads active at once" }),
+        ),
+        requireApproval: Type.Optional(
+          Type.Boolean({
+            description:
+              'the wave starts only once approved (clustershift promote-wave, POST /api/v1/migrations/:name/approve)',
+          }),
+        ),
       }),
-      { description: 'ordered groups of workloads (not implemented yet: refused)' },
+      {
+        description:
+          'ordered groups of workloads: a WorkloadMigration is in the wave its clustershift.io/wave annotation names, else the first whose selector matches its labels, else the implicit last wave unassigned; a wave starts when the one before it is done',
+      },
     ),
   ),
   onRollback: Type.Optional(
     Type.Union([Type.Literal('pause'), Type.Literal('continue')], {
-      description: 'what the migration does when one workload rolls back (not implemented yet: refused)',
+      description:
+        'when a workload rolls back or fails: pause holds every new start until it is retried or skipped (the default with waves); continue goes on (the default without)',
     }),
   ),
 });
 export type ClusterMigrationSpec = Static<typeof ClusterMigrationSpecSchema>;
 
 /** The spec fields whole-cluster migration will fill in; a migration setting them is refused until then. */
-export const NOT_YET_SUPPORTED: ReadonlyArray<keyof ClusterMigrationSpec> = [
-  'selector',
-  'waves',
-  'onRollback',
-];
+export const NOT_YET_SUPPORTED: ReadonlyArray<keyof ClusterMigrationSpec> = ['selector'];
 
 const phaseCount = (phase: string) =>
   Type.Optional(Type.Integer({ minimum: 0, description: `workloads in ${phase}` }));
@@ -626,6 +633,8 @@ export interface ObjectMeta {
   creationTimestamp?: string | Date;
   deletionTimestamp?: string | Date;
   finalizers?: string[];
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
 }
 
 export interface ClusterMigrationObject {

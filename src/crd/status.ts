@@ -167,6 +167,8 @@ export function toStatus(state: RolloutState, previous?: WorkloadMigrationStatus
     ...(generation !== undefined ? { observedGeneration: generation } : {}),
     phase: state.phase,
     ...(state.reason !== undefined ? { message: state.reason } : {}),
+    // Written by the CR source with the conditions (the wave is the object's, not the rollout's).
+    ...(previous?.wave !== undefined ? { wave: previous.wave } : {}),
     workload: { namespace: state.workload.namespace, name: state.workload.name },
     weight: state.weight,
     step: state.stepIndex + 1,

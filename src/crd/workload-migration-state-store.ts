@@ -61,6 +61,8 @@ export interface ConditionUpdate {
   /** The metadata.generation the conditions speak about; also written as status.observedGeneration. */
   observedGeneration?: number;
   conditions: Array<Omit<Condition, 'lastTransitionTime'>>;
+  /** The migration's wave it moves in (status.wave); absent: none (the migration has no waves). */
+  wave?: string;
 }
 
 const PLURAL = WORKLOAD_MIGRATION.plural;
@@ -158,9 +160,11 @@ export class WorkloadMigrationStateStore implements StateStore {
       const conditions = update.conditions.map((c) =>
         update.observedGeneration !== undefined ? { ...c, observedGeneration: update.observedGeneration } : c,
       );
+      const { wave: _wave, ...rest } = status ?? {};
       return {
-        ...status,
+        ...rest,
         ...(update.observedGeneration !== undefined ? { observedGeneration: update.observedGeneration } : {}),
+        ...(update.wave !== undefined ? { wave: update.wave } : {}),
         conditions: mergeConditions(status?.conditions, conditions, new Date(now).toISOString()),
       };
     };

@@ -115,6 +115,6 @@ function formatValue(value: number | null): string {
 }
 
 /** Slack reads &, < and > as markup; everything else in mrkdwn is safe as is. */
-function escapeMrkdwn(text: string): string {
+export function escapeMrkdwn(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }

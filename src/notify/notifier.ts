@@ -11,6 +11,7 @@ import type { SecretRef } from '../config/schema.js';
 import { readSecret } from '../config/secrets.js';
 import type { TransitionListener } from '../controller.js';
 import { ConfigError, errorMessage } from '../errors.js';
+import { type MigrationNotification, migrationSlackBody } from '../migration/migration-events.js';
 import type { RolloutState } from '../rollout/types.js';
 import { abortableSleep, backoffDelayMs, deadline } from '../timing.js';
 import { type Notification, notificationsFor, slackBody } from './messages.js';
@@ -37,7 +38,7 @@ interface Sink {
   /** host[:port]: all of the URL a log line may show. */
   host: string;
   headers: Record<string, string>;
-  queue: Notification[];
+  queue: Array<Notification | MigrationNotification>;
   draining: Promise<void> | undefined;
   log: Logger;
 }
@@ -114,7 +115,7 @@ export class Notifier {
   }
 
   /** Queues one notification on every sink (also for tests and manual sends). */
-  enqueue(notification: Notification): void {
+  enqueue(notification: Notification | MigrationNotification): void {
     for (const sink of this.sinks) {
       if (this.closed) {
         this.count(sink, 'dropped');
@@ -175,13 +176,17 @@ export class Notifier {
     }
   }
 
-  private async deliver(sink: Sink, notification: Notification): Promise<void> {
-    const body = JSON.stringify(sink.kind === 'slack' ? slackBody(notification) : notification);
+  private async deliver(sink: Sink, notification: Notification | MigrationNotification): Promise<void> {
+    const forMigration = 'migration' in notification;
+    const slack = () => (forMigration ? migrationSlackBody(notification) : slackBody(notification));
+    const body = JSON.stringify(sink.kind === 'slack' ? slack() : notification);
     const attempts = this.options.config.retries + 1;
-    const fields = {
-      event: notification.event,
-      rollout: `${notification.rollout.namespace}/${notification.rollout.name}`,
-    };
+    const fields = forMigration
+      ? { event: notification.event, migration: notification.migration }
+      : {
+          event: notification.event,
+          rollout: `${notification.rollout.namespace}/${notification.rollout.name}`,
+        };
     for (let attempt = 1; ; attempt++) {
       try {
         await this.post(sink, body);

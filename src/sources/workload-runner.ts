@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import type { Controller, WorkloadBinding } from '../controller.js';
 import type { ObjectConditions } from '../crd/cr-workload-source.js';
 import { errorMessage } from '../errors.js';
+import { UNASSIGNED_WAVE, type WaveMember } from '../migration/waves.js';
 import { ACTIVE_PHASES, type RolloutState } from '../rollout/types.js';
 import type { SourcedWorkload, WorkloadChange, WorkloadSource } from './workload-source.js';
 
@@ -40,6 +41,14 @@ export interface WorkloadRunnerOptions {
   };
   /** Writes a source's per-object conditions (leader only). */
   writeConditions?: (update: ObjectConditions, signal: AbortSignal) => Promise<unknown>;
+  /**
+   * A ClusterMigration's waves: which never-started workload may start, planned from its
+   * workloads' rollouts (evaluate answers the ones that may start now).
+   */
+  waves?: {
+    evaluate(migration: string, members: WaveMember[], signal: AbortSignal): Promise<readonly string[]>;
+    mayStart(migration: string, key: string): boolean;
+  };
   isLeader: () => boolean;
   logger: Logger;
   requestTimeoutMs: number;
@@ -58,6 +67,8 @@ export class WorkloadRunner {
   /** Object key -> whether our finalizer is on it, as last written. */
   private readonly finalized = new Map<string, boolean>();
   private readonly unsubscribe: Array<() => void> = [];
+  /** Migrations whose waves are queued to be planned again (one evaluation queued each at most). */
+  private readonly evaluating = new Set<string>();
   private chain: Promise<void> = Promise.resolve();
   private sweepTimer: NodeJS.Timeout | undefined;
   private readonly stopping = new AbortController();
@@ -93,9 +104,46 @@ export class WorkloadRunner {
 
   /** For the controller's onTransition: a WorkloadMigration's finalizer and deletion follow its phase. */
   readonly onTransition = (_before: RolloutState, after: RolloutState): void => {
-    if (this.bound.get(after.key)?.origin.kind === 'WorkloadMigration')
-      this.enqueue(() => this.reconcile(after.key));
+    const workload = this.bound.get(after.key);
+    if (workload?.origin.kind === 'WorkloadMigration') this.enqueue(() => this.reconcile(after.key));
+    if (workload?.migration) this.evaluateWaves(workload.migration.name);
   };
+
+  /**
+   * Plans a migration's waves again (once, however often asked before it runs) and starts the
+   * workloads that may start now.
+   */
+  evaluateWaves(migration: string): void {
+    const waves = this.options.waves;
+    if (!waves || this.evaluating.has(migration)) return;
+    this.evaluating.add(migration);
+    this.enqueue(async () => {
+      this.evaluating.delete(migration);
+      const startable = await waves.evaluate(migration, this.membersOf(migration), this.signal());
+      for (const key of startable) this.enqueue(() => this.reconcile(key));
+    });
+  }
+
+  /** A migration's workloads as their rollouts stand, for its waves. */
+  private membersOf(migration: string): WaveMember[] {
+    const members: WaveMember[] = [];
+    for (const [key, workload] of this.bound) {
+      if (workload.migration?.name !== migration) continue;
+      const state = this.stateOf(key);
+      if (!state) continue;
+      const pending = state.phase === 'Pending';
+      members.push({
+        key,
+        wave: workload.wave ?? UNASSIGNED_WAVE,
+        phase: state.phase,
+        queued: pending && state.queuedAt !== undefined,
+        unstarted: pending && state.queuedAt === undefined && state.history.length === 0,
+        ...(state.reason !== undefined ? { reason: state.reason } : {}),
+        ...(state.finishedAt !== undefined ? { finishedAt: state.finishedAt } : {}),
+      });
+    }
+    return members;
+  }
 
   /** Resolves when every change and reconcile queued so far is done (tests). */
   idle(): Promise<void> {
@@ -113,6 +161,10 @@ export class WorkloadRunner {
   private sweep(): void {
     for (const workload of this.unbound.values())
       this.enqueue(() => this.apply({ type: 'upsert', workload }));
+    const migrations = new Set<string>();
+    for (const workload of this.bound.values())
+      if (workload.migration) migrations.add(workload.migration.name);
+    for (const migration of migrations) this.evaluateWaves(migration);
     for (const [key, workload] of this.bound)
       if (workload.origin.kind === 'WorkloadMigration') this.enqueue(() => this.reconcile(key));
   }
@@ -174,6 +226,7 @@ export class WorkloadRunner {
         );
       await this.options.controller.untrack(change.key);
       this.bound.delete(change.key);
+      if (before.migration) this.evaluateWaves(before.migration.name);
       if (before.migration) await this.reconcileMigration(before.migration.name);
       if (before.origin.kind === 'WorkloadMigration')
         this.finalized.delete(`${before.origin.namespace}/${before.origin.name}`);
@@ -201,6 +254,7 @@ export class WorkloadRunner {
       this.unbound.delete(workload.key);
       await this.options.controller.track(binding);
       this.bound.set(workload.key, workload);
+      if (workload.migration) this.evaluateWaves(workload.migration.name);
       this.options.logger.info(
         { rollout: workload.key, origin: workload.origin, migration: workload.migration?.name },
         before ? 'workload changed' : 'workload tracked',
@@ -255,6 +309,10 @@ export class WorkloadRunner {
     // Creating a WorkloadMigration is the request to migrate: a rollout never started starts
     // (a paused one too: it then holds at its first step until spec.paused is lifted).
     if (state.phase === 'Pending' && state.queuedAt === undefined && state.history.length === 0) {
+      // Its migration's waves say when: a later wave's workload waits for the ones before it.
+      const migration = workload.migration?.name;
+      if (this.options.waves && migration !== undefined && !this.options.waves.mayStart(migration, key))
+        return;
       await controller.command(key, { type: 'start' });
       return;
     }

@@ -37,6 +37,8 @@ export interface SourcedWorkload extends ResolvedWorkload {
   origin: WorkloadOrigin;
   /** Absent for the file's workloads: they use the process's cluster pair. */
   migration?: MigrationSettings;
+  /** The migration's wave it moves in (only when the migration declares waves). */
+  wave?: string;
   /** Asked to hold where it is (spec.paused, or its migration's). */
   paused: boolean;
   /**

@@ -6,6 +6,7 @@ import { hostname } from 'node:os';
 import type { KubeConfig } from '@kubernetes/client-node';
 import pino, { type Logger } from 'pino';
 import { DASHBOARD_PATHS, dashboardPlugin } from './api/dashboard.js';
+import { withMigrationCommands } from './api/migration-routes.js';
 import { openApiPlugin } from './api/openapi.js';
 import { authDisabledWarning, loadTlsOptions, registerSecurity } from './api/security.js';
 import { type Clock, systemClock } from './clock.js';
@@ -143,7 +144,9 @@ export async function assembleApp(config: Config, options: AppOptions): Promise<
           leader: () => ({ identity, isLeader: elector.isLeader(), holder: elector.leader() }),
         }
       : {}),
-    server: serverOptions(config),
+    server: crds
+      ? withMigrationCommands(serverOptions(config), crds.runtime.waves, timeoutMs)
+      : serverOptions(config),
   });
 
   const runner = crds?.runtime.attach(runtime.controller);

@@ -126,3 +126,15 @@ export function migrationCommandsPlugin(options: {
     }
   };
 }
+
+/** Server parts (buildServer's before/after) with the migration-level operator calls added. */
+export function withMigrationCommands<T extends { after?: Array<(app: FastifyInstance) => Promise<void>> }>(
+  server: T,
+  commands: MigrationCommands,
+  requestTimeoutMs: number,
+): T {
+  return {
+    ...server,
+    after: [migrationCommandsPlugin({ commands, requestTimeoutMs }), ...(server.after ?? [])],
+  };
+}

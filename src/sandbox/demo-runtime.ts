@@ -5,6 +5,7 @@
 // The demo, the CLI tests and the dashboard tests all start the real thing through here.
 
 import pino, { type Logger } from 'pino';
+import { withMigrationCommands } from '../api/migration-routes.js';
 import { systemClock } from '../clock.js';
 import { type RuntimeConfig, resolveEmbeddedConfig } from '../config/load.js';
 import { CrRuntime } from '../crd/cr-runtime.js';
@@ -246,7 +247,13 @@ export async function startDemoRuntime(options: DemoRuntimeOptions): Promise<Dem
       clock: systemClock,
       logger,
       ...(objects ? { onTransition: (before, after) => objects.runner?.onTransition(before, after) } : {}),
-      ...(options.server ? { server: options.server } : {}),
+      ...(options.server || objects
+        ? {
+            server: objects
+              ? withMigrationCommands(options.server ?? {}, objects.waves, config.controller.requestTimeoutMs)
+              : options.server!,
+          }
+        : {}),
     });
     runner = crRuntime?.attach(runtime.controller);
   } catch (error) {

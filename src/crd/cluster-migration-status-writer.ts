@@ -146,7 +146,7 @@ export class ClusterMigrationStatusWriter {
 
   /**
    * Changes annotations of a ClusterMigration: `change` gets them as they are and answers the
-   * values to set (undefined removes one), or throws to refuse. A JSON patch guarded by the
+   * values to set (undefined removes one), or throws to refuse. A merge patch guarded by the
    * resourceVersion read, retried on a conflict with a fresh read. Returns the object as read.
    */
   async changeAnnotations(
@@ -171,10 +171,10 @@ export class ClusterMigrationStatusWriter {
         }
         const before = object.metadata?.annotations;
         const patch = annotationPatch(object.metadata?.resourceVersion, before, change(before ?? {}));
-        if (patch.length === 0) return object;
+        if (patch === undefined) return object;
         return (await this.api.patchClusterCustomObject(
           { ...target, body: patch },
-          requestOptions(s, PatchStrategy.JsonPatch),
+          requestOptions(s, PatchStrategy.MergePatch),
         )) as ClusterMigrationObject;
       },
     );

@@ -83,6 +83,7 @@ export class CrRuntime {
     this.waves = new WaveCoordinator({
       migration: (name) => this.source.migration(name),
       status: this.migrationStatus,
+      members: (name) => this.runnerInstance?.membersOf(name) ?? [],
       ...(options.notify ? { notify: options.notify } : {}),
       clock: options.clock,
       isLeader: options.isLeader,

@@ -80,33 +80,21 @@ export function operatorAnnotations(state: MigrationOperatorState): Record<strin
   };
 }
 
-/** RFC 6901: `/` and `~` in a key are escaped in a JSON pointer. */
-const pointer = (key: string) => `/metadata/annotations/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`;
-
 /**
- * A JSON patch taking the annotations from `before` to `after`, only if the object is still at
- * `resourceVersion` (a `test` op): two operators' calls cannot both win with a stale read.
+ * A merge patch taking the annotations from `before` to `after` (null removes one), carrying the
+ * resourceVersion read: the API server answers 409 when the object moved on meanwhile, so two
+ * operators' calls cannot both win with a stale read. Undefined when nothing changes.
  */
 export function annotationPatch(
   resourceVersion: string | undefined,
   before: Readonly<Record<string, string>> | undefined,
   after: Readonly<Record<string, string | undefined>>,
-): object[] {
-  const ops: object[] = resourceVersion
-    ? [{ op: 'test', path: '/metadata/resourceVersion', value: resourceVersion }]
-    : [];
-  if (before === undefined) {
-    const values = Object.fromEntries(Object.entries(after).filter(([, v]) => v !== undefined));
-    return Object.keys(values).length > 0
-      ? [...ops, { op: 'add', path: '/metadata/annotations', value: values }]
-      : [];
-  }
-  let changed = false;
+): object | undefined {
+  const changes: Record<string, string | null> = {};
   for (const [key, value] of Object.entries(after)) {
-    if (before[key] === value) continue;
-    changed = true;
-    if (value === undefined) ops.push({ op: 'remove', path: pointer(key) });
-    else ops.push({ op: Object.hasOwn(before, key) ? 'replace' : 'add', path: pointer(key), value });
+    if (before?.[key] === value) continue;
+    changes[key] = value ?? null;
   }
-  return changed ? ops : [];
+  if (Object.keys(changes).length === 0) return undefined;
+  return { metadata: { ...(resourceVersion ? { resourceVersion } : {}), annotations: changes } };
 }

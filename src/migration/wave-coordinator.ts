@@ -37,6 +37,8 @@ export interface WaveCoordinatorOptions {
     name: string,
   ) => { object: ClusterMigrationObject; resolution: MigrationResolution } | undefined;
   status: Pick<ClusterMigrationStatusWriter, 'writeFields' | 'changeAnnotations'>;
+  /** A migration's workloads as their rollouts stand now (for an operator call's answer). */
+  members?: (name: string) => WaveMember[];
   notify?: (notification: MigrationNotification) => void;
   clock: Clock;
   isLeader: () => boolean;
@@ -148,14 +150,7 @@ export class WaveCoordinator {
       this.plans.delete(name);
       return [];
     }
-    const plan = planWaves({
-      waves: resolution.spec.waves ?? [],
-      onRollback: resolution.onRollback,
-      paused: resolution.paused,
-      approved: new Set(resolution.operator.approvedWaves),
-      skipped: new Map(Object.entries(resolution.operator.skipped)),
-      members,
-    });
+    const plan = this.planOf(resolution, members);
     this.plans.set(name, { plan, members, startable: new Set(plan.startable) });
     if (this.options.isLeader()) await this.record(name, found.object, plan, members, signal);
     return plan.startable;
@@ -298,20 +293,44 @@ export class WaveCoordinator {
       const resolution = this.resolved(name);
       return resolution !== undefined && applied(resolution.operator);
     };
-    if (seen()) return;
-    await new Promise<void>((resolve) => {
-      const waiter = { name, check: seen, resolve };
-      const done = () => {
-        this.waiters.delete(waiter);
-        clearTimeout(timer);
-        signal.removeEventListener('abort', done);
-        resolve();
-      };
-      waiter.resolve = done;
-      const timer = setTimeout(done, this.options.settleTimeoutMs ?? 5000);
-      timer.unref();
-      signal.addEventListener('abort', done, { once: true });
-      this.waiters.add(waiter);
+    if (!seen())
+      await new Promise<void>((resolve) => {
+        const waiter = { name, check: seen, resolve };
+        const done = () => {
+          this.waiters.delete(waiter);
+          clearTimeout(timer);
+          signal.removeEventListener('abort', done);
+          resolve();
+        };
+        waiter.resolve = done;
+        const timer = setTimeout(done, this.options.settleTimeoutMs ?? 5000);
+        timer.unref();
+        signal.addEventListener('abort', done, { once: true });
+        this.waiters.add(waiter);
+      });
+    // The answer shows the call's effect; the runner's own evaluation (the watch saw the
+    // change) starts what may start now.
+    this.replan(name);
+  }
+
+  /** Plans again from the workloads last seen and the migration as the source has it now. */
+  private replan(name: string): void {
+    const entry = this.plans.get(name);
+    const resolution = this.resolved(name);
+    if (!entry || !resolution) return;
+    const members = this.options.members?.(name) ?? entry.members;
+    const plan = this.planOf(resolution, members);
+    this.plans.set(name, { plan, members, startable: new Set(plan.startable) });
+  }
+
+  private planOf(resolution: Extract<MigrationResolution, { ok: true }>, members: WaveMember[]): WavesPlan {
+    return planWaves({
+      waves: resolution.spec.waves ?? [],
+      onRollback: resolution.onRollback,
+      paused: resolution.paused,
+      approved: new Set(resolution.operator.approvedWaves),
+      skipped: new Map(Object.entries(resolution.operator.skipped)),
+      members,
     });
   }
 
@@ -369,25 +388,24 @@ export class WaveCoordinator {
     const event = (n: Omit<MigrationNotification, 'migration' | 'at'>) =>
       events.push({ ...n, migration: name, at: now });
     for (const wave of plan.waves) {
-      const before = times.get(wave.name) ?? {};
-      const time = { ...before };
-      if (STARTED.has(wave.phase) && !time.startTime) {
+      const time = { ...times.get(wave.name) };
+      // A wave with no workloads (none created yet, or not yet tracked) neither starts nor ends.
+      const empty = wave.members.length === 0;
+      if (STARTED.has(wave.phase) && !empty && !time.startTime) {
         time.startTime = now;
-        if (wave.members.length > 0)
-          event({
-            event: 'wave-started',
-            wave: wave.name,
-            reason: `wave ${wave.name} started: ${wave.members.length} workload(s)`,
-          });
+        event({
+          event: 'wave-started',
+          wave: wave.name,
+          reason: `wave ${wave.name} started: ${wave.members.length} workload(s)`,
+        });
       }
-      if (wave.phase === 'Succeeded' && !time.completionTime) {
+      if (wave.phase === 'Succeeded' && !empty && !time.completionTime) {
         time.completionTime = now;
-        if (wave.members.length > 0)
-          event({
-            event: 'wave-finished',
-            wave: wave.name,
-            reason: `every workload of wave ${wave.name} finished`,
-          });
+        event({
+          event: 'wave-finished',
+          wave: wave.name,
+          reason: `every workload of wave ${wave.name} finished`,
+        });
       }
       if (wave.phase !== 'Succeeded') delete time.completionTime;
       times.set(wave.name, time);

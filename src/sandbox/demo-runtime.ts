@@ -10,6 +10,7 @@ import { systemClock } from '../clock.js';
 import { type RuntimeConfig, resolveEmbeddedConfig } from '../config/load.js';
 import { CrRuntime } from '../crd/cr-runtime.js';
 import { buildKubeConfig } from '../kube/kubeconfig.js';
+import type { MigrationNotification } from '../migration/migration-events.js';
 import { createRuntime, type Runtime, type RuntimeParts } from '../runtime.js';
 import type { WorkloadRunner } from '../sources/workload-runner.js';
 import { MemoryStateStore } from '../state/memory-state-store.js';
@@ -80,6 +81,8 @@ export interface DemoRuntimeOptions {
   home?: SandboxHome;
   /** Whether this replica leads (default: always); a follower acts on nothing and writes nothing. */
   isLeader?: () => boolean;
+  /** With crds: told each migration event (a wave started or finished, blocked, done). */
+  onMigrationEvent?: (notification: MigrationNotification) => void;
 }
 
 export interface DemoRuntime {
@@ -232,6 +235,7 @@ export async function startDemoRuntime(options: DemoRuntimeOptions): Promise<Dem
         clock: systemClock,
         isLeader: options.isLeader ?? (() => true),
         bindRoute: (workload) => world.routeFor(workload.key),
+        ...(options.onMigrationEvent ? { notify: options.onMigrationEvent } : {}),
         restartDelayMs: 250,
         sweepIntervalMs: 500,
       });

@@ -125,7 +125,7 @@ export class WorkloadRunner {
   }
 
   /** A migration's workloads as their rollouts stand, for its waves. */
-  private membersOf(migration: string): WaveMember[] {
+  membersOf(migration: string): WaveMember[] {
     const members: WaveMember[] = [];
     for (const [key, workload] of this.bound) {
       if (workload.migration?.name !== migration) continue;

@@ -82,8 +82,9 @@ export const MigrationWavesSchema = Type.Object(
     ),
     done: Type.Boolean(),
   },
-  { $id: 'MigrationWaves' },
+  { description: "a ClusterMigration's waves after the call" },
 );
+export type MigrationWavesAnswer = Static<typeof MigrationWavesSchema>;
 
 export function migrationCommandsPlugin(options: {
   commands: MigrationCommands;

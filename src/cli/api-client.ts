@@ -9,6 +9,12 @@ import { request } from 'undici';
 import type { CommandBody, CommandName } from '../api/commands.js';
 import { ErrorSchema } from '../api/error-body.js';
 import {
+  type MigrationCommandBody,
+  type MigrationCommandName,
+  type MigrationWavesAnswer,
+  MigrationWavesSchema,
+} from '../api/migration-routes.js';
+import {
   type RolloutDetail,
   RolloutDetailSchema,
   type RolloutSummary,
@@ -131,6 +137,21 @@ export class ApiClient {
   ): Promise<RolloutDetail> {
     const answer = await this.send('POST', `${rolloutPath(key)}/${command}`, body, signal);
     return this.json(answer, DetailAnswer, 'a rollout');
+  }
+
+  /** A call on a whole ClusterMigration (approve a wave, skip a workload, pause, resume). */
+  async migrationCommand<C extends MigrationCommandName>(
+    migration: string,
+    command: C,
+    body: MigrationCommandBody<C>,
+    signal?: AbortSignal,
+  ): Promise<MigrationWavesAnswer> {
+    const path = `/api/v1/migrations/${encodeURIComponent(migration)}/${command}`;
+    return this.json(
+      await this.send('POST', path, body, signal),
+      MigrationWavesSchema,
+      "a migration's waves",
+    );
   }
 
   private async send(

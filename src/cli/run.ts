@@ -6,6 +6,11 @@
 
 import { parseArgs } from 'node:util';
 import { COMMANDS, type CommandBody, type CommandName } from '../api/commands.js';
+import type {
+  MigrationCommandBody,
+  MigrationCommandName,
+  MigrationWavesAnswer,
+} from '../api/migration-routes.js';
 import { abortableSleep, type Sleep } from '../timing.js';
 import {
   ApiClient,
@@ -21,8 +26,17 @@ import { detailText, statusTable } from './render.js';
 export const DEFAULT_SERVER = 'http://127.0.0.1:8080';
 const WATCH_INTERVAL_MS = 2000;
 
-/** What people read: status and get, and every operator call of the API. */
-export type CliCommand = 'status' | 'get' | CommandName;
+/** The CLI's name for each call on a whole ClusterMigration (the API's migration calls). */
+const MIGRATION_CLI_COMMANDS = {
+  'promote-wave': 'approve',
+  'skip-workload': 'skip',
+  'pause-migration': 'pause',
+  'resume-migration': 'resume',
+} as const satisfies Record<string, MigrationCommandName>;
+type MigrationCliCommand = keyof typeof MIGRATION_CLI_COMMANDS;
+
+/** What people read: status and get, every operator call of the API, and the migration calls. */
+export type CliCommand = 'status' | 'get' | CommandName | MigrationCliCommand;
 
 const COMMAND_USAGE: Record<CliCommand, string> = {
   status:
@@ -35,6 +49,11 @@ const COMMAND_USAGE: Record<CliCommand, string> = {
   pause: 'pause <namespace>/<name> [--reason R]',
   resume: 'resume <namespace>/<name>',
   retry: 'retry <namespace>/<name>             start again after a rollback or failed preflight',
+  'promote-wave': 'promote-wave <migration> [--wave W]  approve the wave awaiting approval: it starts',
+  'skip-workload':
+    'skip-workload <migration> <ns>/<name>  a rolled-back or failed workload no longer holds its wave',
+  'pause-migration': 'pause-migration <migration>          nothing new starts; progressing workloads pause',
+  'resume-migration': 'resume-migration <migration>         lift a pause-migration',
 };
 
 export const USAGE = `Usage: clustershift <command> [options]
@@ -75,11 +94,12 @@ const OPTIONS = {
   namespace: { type: 'string', short: 'n' },
   full: { type: 'boolean' },
   reason: { type: 'string' },
+  wave: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
-type CommandFlag = 'watch' | 'watch-count' | 'phase' | 'namespace' | 'full' | 'reason';
+type CommandFlag = 'watch' | 'watch-count' | 'phase' | 'namespace' | 'full' | 'reason' | 'wave';
 
 /** The flags each command takes beyond the global ones; any other is a usage error. */
 const COMMAND_FLAGS: Record<CliCommand, readonly CommandFlag[]> = {
@@ -91,6 +111,10 @@ const COMMAND_FLAGS: Record<CliCommand, readonly CommandFlag[]> = {
   pause: ['reason'],
   resume: [],
   retry: [],
+  'promote-wave': ['wave'],
+  'skip-workload': [],
+  'pause-migration': [],
+  'resume-migration': [],
 };
 const ALL_COMMAND_FLAGS = [...new Set(Object.values(COMMAND_FLAGS).flat())];
 
@@ -134,7 +158,40 @@ const HANDLERS: Record<CliCommand, CommandHandler> = {
     CommandName,
     CommandHandler
   >),
+  'promote-wave': migrationCall('approve', (values) => (values.wave ? { wave: values.wave } : {})),
+  'skip-workload': migrationCall('skip', (_values, rest) => {
+    if (rest.length !== 1) throw new UsageError('skip-workload takes <migration> <namespace>/<name>');
+    return parseRolloutKey(rest[0]);
+  }),
+  'pause-migration': migrationCall('pause', () => ({})),
+  'resume-migration': migrationCall('resume', () => ({})),
 };
+
+/** A call on one ClusterMigration: its name first, then what `body` reads from the rest. */
+function migrationCall<C extends MigrationCommandName>(
+  command: C,
+  body: (values: Values, rest: string[]) => MigrationCommandBody<C>,
+): CommandHandler {
+  return async ({ command: cli, rest, values, client, io, output, print, printJson }) => {
+    const [migration, ...more] = rest;
+    if (!migration) throw new UsageError(`${cli} needs the ClusterMigration's name`);
+    if (command !== 'skip' && more.length > 0)
+      throw new UsageError(`${cli} takes one <migration>, got ${rest.join(' ')}`);
+    const answer = await client.migrationCommand(migration, command, body(values, more), io.signal);
+    if (output === 'json') printJson(answer);
+    else print(wavesLine(cli, answer));
+    return 0;
+  };
+}
+
+function wavesLine(cli: string, answer: MigrationWavesAnswer): string {
+  const waves = answer.waves.map((wave) => `${wave.name} ${wave.phase}`).join(', ');
+  return (
+    `${cli}: ClusterMigration ${answer.name}${answer.paused ? ' (paused)' : ''}` +
+    `${answer.currentWave ? `, current wave ${answer.currentWave}` : ''}${waves ? `; waves: ${waves}` : ''}` +
+    `${answer.hold ? `; holding: ${answer.hold}` : ''}`
+  );
+}
 
 function isCliCommand(name: string): name is CliCommand {
   return Object.hasOwn(HANDLERS, name);

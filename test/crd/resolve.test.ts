@@ -226,10 +226,16 @@ t.test('ClusterMigration problems', async (t) => {
     ok: false,
     message: /both be the in-cluster/,
   });
-  t.match(accepted(migration({ waves: [{ name: 'first' }] })), {
+  // Waves run now; discovery (spec.selector) is still refused.
+  t.match(accepted(migration({ selector: { mode: 'all' } })), {
     ok: false,
     reason: 'UnsupportedField',
-    message: /^spec.waves: not supported by this clustershift version/,
+    message: /^spec.selector: not supported by this clustershift version/,
+  });
+  t.match(accepted(migration({ waves: [{ name: 'first' }, { name: 'first' }] })), {
+    ok: false,
+    reason: 'Invalid',
+    message: /^spec\/waves\/1\/name: a second wave named first/,
   });
   t.match(accepted(migration({ maxConcurrent: 0 })), {
     ok: false,
@@ -313,4 +319,67 @@ t.test('an active rollout keeps its migration, workload and route; policy and pa
     { type: 'Accepted', status: 'False', reason: 'MigrationNotFound' },
     { type: 'ResolvedRefs', status: 'False', reason: 'MigrationNotFound' },
   ]);
+});
+
+t.test(
+  "a WorkloadMigration's wave comes from its annotation or labels; an unknown one is refused",
+  async (t) => {
+    const waved = accepted(
+      migration({ waves: [{ name: 'edge', selector: { matchLabels: { tier: 'edge' } } }, { name: 'core' }] }),
+    );
+    t.match(waved, { ok: true, onRollback: 'pause' }, 'with waves, onRollback defaults to pause');
+    t.match(
+      accepted(),
+      { ok: true, onRollback: 'continue' },
+      'without, each workload goes on its own as before',
+    );
+    t.equal(resolved(wlm({}, { labels: { tier: 'edge' } }), waved).wave, 'edge');
+    t.equal(resolved(wlm({}, { annotations: { 'clustershift.io/wave': 'core' } }), waved).wave, 'core');
+    t.equal(resolved(wlm(), waved).wave, 'unassigned', 'no wave selects it: the implicit last wave');
+    t.equal(resolved(wlm()).wave, undefined, 'a migration without waves gives none');
+    t.match(
+      resolveWorkloadMigration(wlm({}, { annotations: { 'clustershift.io/wave': 'cor' } }), waved, {
+        process: PROCESS,
+      }),
+      {
+        ok: false,
+        reason: 'UnknownWave',
+        unresolvedRef: true,
+        message: /clustershift.io\/wave\]: no wave "cor"/,
+      },
+    );
+  },
+);
+
+t.test("operators' decisions are the ClusterMigration's annotations", async (t) => {
+  const decided = accepted(
+    migration(
+      {},
+      {
+        annotations: {
+          'clustershift.io/approved-waves': 'edge, core',
+          'clustershift.io/skipped': '{"shop/search":"2026-12-01T10:00:00.000Z"}',
+          'clustershift.io/paused': 'true',
+        },
+      },
+    ),
+  );
+  t.match(decided, {
+    ok: true,
+    paused: true,
+    operator: {
+      approvedWaves: ['edge', 'core'],
+      skipped: { 'shop/search': Date.parse('2026-12-01T10:00:00.000Z') },
+    },
+  });
+  t.equal(resolved(wlm(), decided).paused, true, 'a migration paused from the API pauses its workloads');
+  t.match(accepted(migration({}, { annotations: { 'clustershift.io/skipped': '[1]' } })), {
+    ok: false,
+    reason: 'Invalid',
+    message: /^metadata.annotations\[clustershift.io\/skipped\]: expected a JSON object/,
+  });
+  t.match(accepted(migration({}, { annotations: { 'clustershift.io/paused': 'yes' } })), {
+    ok: false,
+    message: /clustershift.io\/paused\]: expected "true" or "false"/,
+  });
 });

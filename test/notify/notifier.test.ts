@@ -7,6 +7,7 @@ import pino from 'pino';
 import { Registry } from 'prom-client';
 import t, { type Test } from 'tap';
 import type { NotificationsConfig } from '../../src/config/load.js';
+import type { MigrationNotification } from '../../src/migration/migration-events.js';
 import { Notifier } from '../../src/notify/notifier.js';
 import { newRolloutState } from '../../src/rollout/state-machine.js';
 import type { CheckRecord, RolloutState } from '../../src/rollout/types.js';
@@ -182,6 +183,57 @@ t.test('each transition kind produces its JSON webhook body and its Slack text',
   }
   t.same(notifier.stats(), { delivered: TRANSITIONS.length * 2, failed: 0, dropped: 0 });
 });
+
+t.test(
+  'migration events go to the same sinks: the JSON body names the migration, Slack says what happened',
+  async (t) => {
+    const receiver = await startReceiver(t);
+    const { notifier } = harness(t, {
+      webhook: `${receiver.url}/hooks/audit`,
+      slack: `${receiver.url}/services/T000/B000/XXXXSECRET`,
+    });
+    const at = '2026-01-15T09:30:00.000Z';
+    const events: MigrationNotification[] = [
+      {
+        event: 'wave-started',
+        migration: 'upgrade',
+        wave: 'edge',
+        reason: 'wave edge started: 2 workload(s)',
+        at,
+      },
+      {
+        event: 'migration-blocked',
+        migration: 'upgrade',
+        wave: 'edge',
+        workload: { namespace: 'shop', name: 'search' },
+        reason: 'shop/search is RolledBack: error rate <high>',
+        at,
+      },
+      { event: 'wave-finished', migration: 'upgrade', wave: 'edge', reason: 'every workload finished', at },
+      { event: 'migration-done', migration: 'upgrade', reason: 'every workload runs on the new cluster', at },
+      { event: 'decommission-ready', migration: 'upgrade', reason: 'nothing left on the old cluster', at },
+    ];
+    for (const event of events) notifier.enqueue(event);
+    await notifier.close(5000);
+    const hooks = receiver.requests.filter((r) => r.path === '/hooks/audit');
+    const slack = receiver.requests.filter((r) => r.path.startsWith('/services/'));
+    t.same(
+      hooks.map((hook) => JSON.parse(hook.body)),
+      events,
+      'the webhook receives each event as it is',
+    );
+    t.match(
+      slack.map((r) => JSON.parse(r.body).text),
+      [
+        /^\*ClusterMigration upgrade\* wave \*edge\* :ocean: wave started\n> wave edge started/,
+        /migration blocked\n> shop\/search is RolledBack: error rate &lt;high&gt;$/,
+        /wave finished/,
+        /^\*ClusterMigration upgrade\* :tada: migration done/,
+        /old cluster ready to decommission/,
+      ],
+    );
+  },
+);
 
 t.test('a rollback without a failed check (an operator abort) carries no metrics', async (t) => {
   const receiver = await startReceiver(t);

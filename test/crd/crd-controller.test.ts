@@ -39,7 +39,7 @@ t.test('WorkloadMigrations applied with kubectl run in a running clustershift', 
   t.same(demo.runtime.controller.list(), [], 'nothing to run before any WorkloadMigration exists');
 
   const names = { old: demo.config.clusters.old.name, new: demo.config.clusters.new.name };
-  const applied = await kubectl.apply('objects', [
+  const applied = await kubectl.apply('objects.json', [
     migration('upgrade', names),
     wlm('shop', 'frontend', 'upgrade'),
   ]);
@@ -100,7 +100,7 @@ t.test('WorkloadMigrations applied with kubectl run in a running clustershift', 
   });
 
   await t.test('spec.paused pauses and resumes as an operator would, naming the field', async (t) => {
-    const applied = await kubectl.apply('catalog', [wlm('shop', 'catalog', 'upgrade')]);
+    const applied = await kubectl.apply('catalog.json', [wlm('shop', 'catalog', 'upgrade')]);
     t.equal(applied.code, 0, applied.stderr);
     await waitFor('shop/catalog to progress', () =>
       stateOf(demo, 'shop/catalog')?.phase === 'Progressing' ? true : undefined,
@@ -152,7 +152,7 @@ t.test('WorkloadMigrations applied with kubectl run in a running clustershift', 
   });
 
   await t.test('deleting a ClusterMigration rolls back its active workloads before it goes', async (t) => {
-    const applied = await kubectl.apply('search', [wlm('shop', 'search', 'upgrade')]);
+    const applied = await kubectl.apply('search.json', [wlm('shop', 'search', 'upgrade')]);
     t.equal(applied.code, 0, applied.stderr);
     await waitFor('shop/search to progress', () => {
       const state = stateOf(demo, 'shop/search');

@@ -4,14 +4,15 @@ import t, { type Test } from 'tap';
 import type { ResolvedRouteOf } from '../../src/config/schema.js';
 import { RouteNotFoundError, RouterError } from '../../src/errors.js';
 import { gatewayApiRoute } from '../../src/routers/gateway-api.js';
-import type { RouteHandle } from '../../src/routers/router.js';
 import type { KubeObject } from '../../src/sandbox/fake-apiserver.js';
-import { bumpBeforeNextPut, startKubeRouterFixture, withoutServerFields } from '../helpers/kube-routers.js';
+import {
+  bumpBeforeNextPut,
+  routeSignal as signal,
+  startRouteFixture,
+  weightOf,
+  withoutServerFields,
+} from '../helpers/kube-routers.js';
 
-const signal = () => AbortSignal.timeout(20_000);
-
-/** The weight a handle reads back. */
-const weightOf = async (route: RouteHandle, s: AbortSignal) => (await route.getSplit(s)).weight;
 const API = 'gateway.networking.k8s.io/v1';
 
 const route = (extra: Partial<ResolvedRouteOf<'gatewayApi'>> = {}): ResolvedRouteOf<'gatewayApi'> => ({
@@ -74,20 +75,8 @@ function expectedWith(weight: number): unknown {
   return expected;
 }
 
-async function setup(t: Test) {
-  const fixture = await startKubeRouterFixture(t);
-  fixture.server.put(httpRoute());
-  // One handle per route, as the wiring binds each configured route once.
-  const handles = new Map<string, RouteHandle>();
-  const bind = (r: ResolvedRouteOf<'gatewayApi'>): RouteHandle => {
-    const key = JSON.stringify(r);
-    const bound = handles.get(key) ?? gatewayApiRoute(r, fixture.clusters);
-    handles.set(key, bound);
-    return bound;
-  };
-  const stored = () => fixture.server.get(API, 'HTTPRoute', 'shop', 'checkout');
-  return { ...fixture, bind, stored };
-}
+const setup = (t: Test) =>
+  startRouteFixture<ResolvedRouteOf<'gatewayApi'>>(t, { object: httpRoute(), handleFor: gatewayApiRoute });
 
 t.test('every whole percent is written and read back exactly, nothing else changes', async (t) => {
   const { bind, stored, server } = await setup(t);

@@ -6,14 +6,14 @@ import t, { type Test } from 'tap';
 import type { ResolvedRouteOf } from '../../src/config/schema.js';
 import { RouteNotFoundError, RouterError } from '../../src/errors.js';
 import { istioRoute } from '../../src/routers/istio.js';
-import type { RouteHandle } from '../../src/routers/router.js';
 import type { KubeObject } from '../../src/sandbox/fake-apiserver.js';
-import { bumpBeforeNextPut, startKubeRouterFixture, withoutServerFields } from '../helpers/kube-routers.js';
-
-const signal = () => AbortSignal.timeout(20_000);
-
-/** The weight a handle reads back. */
-const weightOf = async (route: RouteHandle, s: AbortSignal) => (await route.getSplit(s)).weight;
+import {
+  bumpBeforeNextPut,
+  routeSignal as signal,
+  startRouteFixture,
+  weightOf,
+  withoutServerFields,
+} from '../helpers/kube-routers.js';
 
 const route = (extra: Partial<ResolvedRouteOf<'istio'>> = {}): ResolvedRouteOf<'istio'> => ({
   type: 'istio',
@@ -84,20 +84,12 @@ function expectedWith(weight: number): unknown {
   return expected;
 }
 
-async function setup(t: Test, options: Parameters<typeof startKubeRouterFixture>[1] = {}) {
-  const fixture = await startKubeRouterFixture(t, options);
-  fixture.server.put(virtualService());
-  // One handle per route, as the wiring binds each configured route once.
-  const handles = new Map<string, RouteHandle>();
-  const bind = (r: ResolvedRouteOf<'istio'>): RouteHandle => {
-    const key = JSON.stringify(r);
-    const bound = handles.get(key) ?? istioRoute(r, fixture.clusters);
-    handles.set(key, bound);
-    return bound;
-  };
-  const stored = () => fixture.server.get('networking.istio.io/v1', 'VirtualService', 'shop', 'checkout');
-  return { ...fixture, bind, stored };
-}
+const setup = (t: Test, options: { oldUrl?: (url: string) => Promise<string> } = {}) =>
+  startRouteFixture<ResolvedRouteOf<'istio'>>(t, {
+    object: virtualService(),
+    handleFor: istioRoute,
+    ...options,
+  });
 
 t.test('every whole percent is written and read back exactly, nothing else changes', async (t) => {
   const { bind, stored } = await setup(t);

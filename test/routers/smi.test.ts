@@ -3,15 +3,16 @@
 import t, { type Test } from 'tap';
 import type { ResolvedRouteOf } from '../../src/config/schema.js';
 import { RouteNotFoundError, RouterError } from '../../src/errors.js';
-import type { RouteHandle } from '../../src/routers/router.js';
 import { smiRoute } from '../../src/routers/smi.js';
 import type { KubeObject } from '../../src/sandbox/fake-apiserver.js';
-import { bumpBeforeNextPut, startKubeRouterFixture, withoutServerFields } from '../helpers/kube-routers.js';
+import {
+  bumpBeforeNextPut,
+  routeSignal as signal,
+  startRouteFixture,
+  weightOf,
+  withoutServerFields,
+} from '../helpers/kube-routers.js';
 
-const signal = () => AbortSignal.timeout(20_000);
-
-/** The weight a handle reads back. */
-const weightOf = async (route: RouteHandle, s: AbortSignal) => (await route.getSplit(s)).weight;
 const API = 'split.smi-spec.io/v1alpha2';
 
 const route = (extra: Partial<ResolvedRouteOf<'smi'>> = {}): ResolvedRouteOf<'smi'> => ({
@@ -41,20 +42,8 @@ function trafficSplit(): KubeObject {
   };
 }
 
-async function setup(t: Test) {
-  const fixture = await startKubeRouterFixture(t);
-  fixture.server.put(trafficSplit());
-  // One handle per route, as the wiring binds each configured route once.
-  const handles = new Map<string, RouteHandle>();
-  const bind = (r: ResolvedRouteOf<'smi'>): RouteHandle => {
-    const key = JSON.stringify(r);
-    const bound = handles.get(key) ?? smiRoute(r, fixture.clusters);
-    handles.set(key, bound);
-    return bound;
-  };
-  const stored = () => fixture.server.get(API, 'TrafficSplit', 'shop', 'checkout');
-  return { ...fixture, bind, stored };
-}
+const setup = (t: Test) =>
+  startRouteFixture<ResolvedRouteOf<'smi'>>(t, { object: trafficSplit(), handleFor: smiRoute });
 
 t.test('every whole percent is written and read back exactly, nothing else changes', async (t) => {
   const { bind, stored } = await setup(t);

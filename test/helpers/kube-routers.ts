@@ -62,7 +62,18 @@ export interface RouteFixture<Route> extends KubeRouterFixture {
   bind(route: Route): RouteHandle;
   /** The route object as the old cluster's API server holds it now. */
   stored(): KubeObject | undefined;
+  /** Another writer changes the stored route object just before the next PUT to `pathIncludes`. */
+  otherWriterBeforeNextPut(pathIncludes: string, change: (current: KubeObject) => void): void;
 }
+
+/** What a write met: after otherWriterBeforeNextPut, a 409 and then the retried PUT's 200. */
+export const CONFLICT_THEN_RETRIED = [
+  ['PUT', 409],
+  ['PUT', 200],
+];
+
+/** Each write the server saw, as [method, status]. */
+export const writeStatuses = (server: FakeApiServer) => server.writes().map((w) => [w.method, w.status]);
 
 /** startKubeRouterFixture with `object` (the router's route object) stored in the old cluster. */
 export async function startRouteFixture<Route>(
@@ -84,7 +95,13 @@ export async function startRouteFixture<Route>(
     return bound;
   };
   const stored = () => fixture.server.get(apiVersion, kind, metadata.namespace ?? '', metadata.name);
-  return { ...fixture, bind, stored };
+  const otherWriterBeforeNextPut = (pathIncludes: string, change: (current: KubeObject) => void) =>
+    bumpBeforeNextPut(fixture.server, pathIncludes, () => {
+      const current = stored()!;
+      change(current);
+      fixture.server.put(current);
+    });
+  return { ...fixture, bind, stored, otherWriterBeforeNextPut };
 }
 
 /** Everything of an object except what the API server maintains. */

@@ -6,11 +6,12 @@ import { RouteNotFoundError, RouterError } from '../../src/errors.js';
 import { gatewayApiRoute } from '../../src/routers/gateway-api.js';
 import type { KubeObject } from '../../src/sandbox/fake-apiserver.js';
 import {
-  bumpBeforeNextPut,
+  CONFLICT_THEN_RETRIED,
   routeSignal as signal,
   startRouteFixture,
   weightOf,
   withoutServerFields,
+  writeStatuses,
 } from '../helpers/kube-routers.js';
 
 const API = 'gateway.networking.k8s.io/v1';
@@ -157,20 +158,12 @@ t.test('a missing HTTPRoute is a RouteNotFoundError naming it and its cluster', 
 });
 
 t.test('a write conflict re-reads and re-applies, keeping the other writer change', async (t) => {
-  const { bind, server, stored } = await setup(t);
-  bumpBeforeNextPut(server, '/httproutes/checkout', () => {
-    const current = stored()!;
+  const { bind, server, stored, otherWriterBeforeNextPut } = await setup(t);
+  otherWriterBeforeNextPut('/httproutes/checkout', (current) => {
     (current.spec as { hostnames: string[] }).hostnames.push('pay.example.com');
-    server.put(current);
   });
   await bind(route()).setWeight(10, signal());
-  t.same(
-    server.writes().map((w) => [w.method, w.status]),
-    [
-      ['PUT', 409],
-      ['PUT', 200],
-    ],
-  );
+  t.same(writeStatuses(server), CONFLICT_THEN_RETRIED);
   t.same((stored()!.spec as { hostnames: string[] }).hostnames, ['checkout.example.com', 'pay.example.com']);
   t.equal(await weightOf(bind(route()), signal()), 10);
 });

@@ -8,11 +8,12 @@ import { RouteNotFoundError, RouterError } from '../../src/errors.js';
 import { istioRoute } from '../../src/routers/istio.js';
 import type { KubeObject } from '../../src/sandbox/fake-apiserver.js';
 import {
-  bumpBeforeNextPut,
+  CONFLICT_THEN_RETRIED,
   routeSignal as signal,
   startRouteFixture,
   weightOf,
   withoutServerFields,
+  writeStatuses,
 } from '../helpers/kube-routers.js';
 
 const route = (extra: Partial<ResolvedRouteOf<'istio'>> = {}): ResolvedRouteOf<'istio'> => ({
@@ -181,20 +182,12 @@ t.test('a missing destination is a RouteNotFoundError, and nothing is written', 
 });
 
 t.test('a write conflict re-reads and re-applies, keeping the other writer change', async (t) => {
-  const { bind, server, stored } = await setup(t);
-  bumpBeforeNextPut(server, '/virtualservices/checkout', () => {
-    const current = stored()!;
+  const { bind, server, stored, otherWriterBeforeNextPut } = await setup(t);
+  otherWriterBeforeNextPut('/virtualservices/checkout', (current) => {
     current.metadata.annotations = { ...current.metadata.annotations, 'other-writer': 'was here' };
-    server.put(current);
   });
   await bind(route()).setWeight(10, signal());
-  t.same(
-    server.writes().map((w) => [w.method, w.status]),
-    [
-      ['PUT', 409],
-      ['PUT', 200],
-    ],
-  );
+  t.same(writeStatuses(server), CONFLICT_THEN_RETRIED);
   t.equal(stored()?.metadata.annotations?.['other-writer'], 'was here');
   t.equal(await weightOf(bind(route()), signal()), 10);
 });

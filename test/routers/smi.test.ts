@@ -6,11 +6,12 @@ import { RouteNotFoundError, RouterError } from '../../src/errors.js';
 import { smiRoute } from '../../src/routers/smi.js';
 import type { KubeObject } from '../../src/sandbox/fake-apiserver.js';
 import {
-  bumpBeforeNextPut,
+  CONFLICT_THEN_RETRIED,
   routeSignal as signal,
   startRouteFixture,
   weightOf,
   withoutServerFields,
+  writeStatuses,
 } from '../helpers/kube-routers.js';
 
 const API = 'split.smi-spec.io/v1alpha2';
@@ -74,20 +75,12 @@ t.test('missing object and missing backend are RouteNotFoundErrors', async (t) =
 });
 
 t.test('a write conflict re-reads and re-applies, keeping the other writer change', async (t) => {
-  const { bind, server, stored } = await setup(t);
-  bumpBeforeNextPut(server, '/trafficsplits/checkout', () => {
-    const current = stored()!;
+  const { bind, server, stored, otherWriterBeforeNextPut } = await setup(t);
+  otherWriterBeforeNextPut('/trafficsplits/checkout', (current) => {
     (current.spec as { backends: Array<{ weight: number }> }).backends[2]!.weight = 7;
-    server.put(current);
   });
   await bind(route()).setWeight(60, signal());
-  t.same(
-    server.writes().map((w) => [w.method, w.status]),
-    [
-      ['PUT', 409],
-      ['PUT', 200],
-    ],
-  );
+  t.same(writeStatuses(server), CONFLICT_THEN_RETRIED);
   t.strictSame((stored()!.spec as { backends: unknown[] }).backends, [
     { service: 'checkout', weight: 40 },
     { service: 'checkout-east', weight: 60 },

@@ -7,7 +7,7 @@ import type { Test } from 'tap';
 import { type DemoRuntime, startDemoRuntime } from '../../src/sandbox/demo-runtime.js';
 import type { FakeApiServer } from '../../src/sandbox/fake-apiserver.js';
 import { SandboxClusters } from '../../src/sandbox/sandbox-clusters.js';
-import type { SandboxHome } from '../../src/sandbox/sandbox-home.js';
+import { clusterMigrationObject, type SandboxHome } from '../../src/sandbox/sandbox-home.js';
 import { type Kubectl, kubectlFor as kubectlAt, needKubectl } from '../helpers/kubectl.js';
 import { pollUntil } from '../helpers/poll.js';
 
@@ -35,17 +35,7 @@ export const WORKLOADS = [
 export const kubectlFor = (t: Pick<Test, 'teardown'>, url: string): Promise<Kubectl> =>
   kubectlAt(t, kubectlPath, url);
 
-export const migration = (name: string, clusters: { old: string; new: string }) => ({
-  apiVersion: API,
-  kind: 'ClusterMigration',
-  metadata: { name },
-  spec: {
-    clusters: {
-      old: { name: clusters.old, kubeconfigSecret: { name: `${clusters.old}-kubeconfig` } },
-      new: { name: clusters.new, kubeconfigSecret: { name: `${clusters.new}-kubeconfig` } },
-    },
-  },
-});
+export const migration = clusterMigrationObject;
 
 export const wlm = (namespace: string, name: string, migrationName: string) => ({
   apiVersion: API,

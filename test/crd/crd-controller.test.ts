@@ -17,6 +17,7 @@ import {
   stateOf,
   WORKLOADS,
   waitFor,
+  waitUntilGone,
   wlm,
   wlmObject,
 } from './crd-world.js';
@@ -76,18 +77,8 @@ t.test('WorkloadMigrations applied with kubectl run in a running clustershift', 
     t.equal(deleted.code, 0, deleted.stderr);
     // Watch the object until it is gone: while it exists traffic may still be coming back; the
     // moment it is gone, all of it must be on the old cluster and the new cluster scaled back.
-    let sawDeleting = false;
-    await waitFor(
-      'the WorkloadMigration to be released',
-      () => {
-        const object = wlmObject(home, 'shop', 'frontend');
-        if (object) {
-          if (object.metadata?.deletionTimestamp) sawDeleting = true;
-          return undefined;
-        }
-        return true;
-      },
-      90_000,
+    const sawDeleting = await waitUntilGone('the WorkloadMigration to be released', () =>
+      wlmObject(home, 'shop', 'frontend'),
     );
     t.ok(sawDeleting, 'the finalizer held the object while the traffic came back');
     t.equal(demo.world.workload('shop/frontend').weight, 0, 'all traffic is back on the old cluster');
@@ -167,19 +158,7 @@ t.test('WorkloadMigrations applied with kubectl run in a running clustershift', 
     );
     const deleted = await kubectl('delete', 'cmig', 'upgrade', '--wait=false');
     t.equal(deleted.code, 0, deleted.stderr);
-    let sawDeleting = false;
-    await waitFor(
-      'the ClusterMigration to be released',
-      () => {
-        const object = cmig();
-        if (object) {
-          if (object.metadata?.deletionTimestamp) sawDeleting = true;
-          return undefined;
-        }
-        return true;
-      },
-      90_000,
-    );
+    const sawDeleting = await waitUntilGone('the ClusterMigration to be released', () => cmig());
     t.ok(sawDeleting, 'the finalizer held the ClusterMigration while the traffic came back');
     t.equal(
       demo.world.workload('shop/search').weight,

@@ -62,6 +62,28 @@ export const waitFor = <T>(
   timeoutMs = 60_000,
 ) => pollUntil(async () => check(), { what, timeoutMs, intervalMs: 50 });
 
+/**
+ * Waits (90 s at most) until `read` finds the object gone; resolves whether it was seen with a
+ * deletionTimestamp meanwhile (a finalizer held it).
+ */
+export async function waitUntilGone(
+  what: string,
+  read: () => { metadata?: { deletionTimestamp?: string } } | undefined,
+): Promise<boolean> {
+  let sawDeleting = false;
+  await waitFor(
+    what,
+    () => {
+      const object = read();
+      if (!object) return true;
+      if (object.metadata?.deletionTimestamp) sawDeleting = true;
+      return undefined;
+    },
+    90_000,
+  );
+  return sawDeleting;
+}
+
 export const stateOf = (demo: DemoRuntime, key: string) => {
   try {
     return demo.runtime.controller.get(key);

@@ -7,7 +7,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { FakeApiServer } from '../../src/sandbox/fake-apiserver.js';
-import { migrationCrd } from '../fixtures/migration-crd.js';
+import { migrationCrd, schemalessCrd } from '../fixtures/migration-crd.js';
 import { chartTools, runTool } from '../helpers/helm.js';
 import { kubectlFor, needKubectl } from '../helpers/kubectl.js';
 
@@ -372,24 +372,13 @@ t.test('kubectl against the fake API server', { skip }, async (t) => {
 });
 
 function serviceMonitorCrd() {
-  return {
-    apiVersion: 'apiextensions.k8s.io/v1',
-    kind: 'CustomResourceDefinition',
-    metadata: { name: 'servicemonitors.monitoring.coreos.com' },
-    spec: {
-      group: 'monitoring.coreos.com',
-      names: { plural: 'servicemonitors', singular: 'servicemonitor', kind: 'ServiceMonitor' },
-      scope: 'Namespaced',
-      versions: [
-        {
-          name: 'v1',
-          served: true,
-          storage: true,
-          schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } },
-        },
-      ],
-    },
-  };
+  return schemalessCrd({
+    group: 'monitoring.coreos.com',
+    version: 'v1',
+    kind: 'ServiceMonitor',
+    plural: 'servicemonitors',
+    singular: 'servicemonitor',
+  });
 }
 
 /** helm from the chart tests' extraction (test/helpers/helm.ts); kubectl must be there too. */

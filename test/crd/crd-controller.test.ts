@@ -96,16 +96,19 @@ t.test('WorkloadMigrations applied with kubectl run in a running clustershift', 
     await waitFor('shop/catalog to progress', () =>
       stateOf(demo, 'shop/catalog')?.phase === 'Progressing' ? true : undefined,
     );
-    const paused = await kubectl(
-      'patch',
-      'wlm',
-      'catalog',
-      '-n',
-      'shop',
-      '--type=merge',
-      '-p',
-      '{"spec":{"paused":true}}',
-    );
+    // What an operator types: kubectl patch wlm catalog -n shop --type=merge -p '{"spec":{"paused":true}}'
+    const patchPaused = (paused: boolean) =>
+      kubectl(
+        'patch',
+        'wlm',
+        'catalog',
+        '-n',
+        'shop',
+        '--type=merge',
+        '-p',
+        JSON.stringify({ spec: { paused } }),
+      );
+    const paused = await patchPaused(true);
     t.equal(paused.code, 0, paused.stderr);
     const held = await waitFor('shop/catalog to pause', () => {
       const state = stateOf(demo, 'shop/catalog');
@@ -113,16 +116,7 @@ t.test('WorkloadMigrations applied with kubectl run in a running clustershift', 
     });
     t.equal(held.pauseCause, 'operator');
     t.match(held.reason, /^spec\.paused/);
-    const resumed = await kubectl(
-      'patch',
-      'wlm',
-      'catalog',
-      '-n',
-      'shop',
-      '--type=merge',
-      '-p',
-      '{"spec":{"paused":false}}',
-    );
+    const resumed = await patchPaused(false);
     t.equal(resumed.code, 0, resumed.stderr);
     await waitFor('shop/catalog to resume', () =>
       stateOf(demo, 'shop/catalog')?.phase !== 'Paused' ? true : undefined,

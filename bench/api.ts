@@ -17,6 +17,7 @@ import {
   type Output,
   percentile,
   round,
+  runWhenMain,
   writeResults,
 } from './common.js';
 import { buildFleet, fleetWorkloads, NAMESPACE } from './fleet.js';
@@ -290,9 +291,4 @@ async function main(): Promise<void> {
   });
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main().catch((error) => {
-    console.error(error);
-    process.exit(1);
-  });
-}
+runWhenMain(import.meta.url, main);

@@ -98,3 +98,12 @@ export function markdownTable(header: string[], rows: Array<Array<string | numbe
   const line = (cells: Array<string | number>) => `| ${cells.join(' | ')} |`;
   return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
 }
+
+/** Runs a benchmark's `main` when its file is the one node started (not when a test imports it). */
+export function runWhenMain(moduleUrl: string, main: () => Promise<void>): void {
+  if (moduleUrl !== `file://${process.argv[1]}`) return;
+  main().catch((error) => {
+    console.error(error);
+    process.exit(1);
+  });
+}

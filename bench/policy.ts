@@ -18,6 +18,7 @@ import {
   type Output,
   percentile,
   round,
+  runWhenMain,
   writeResults,
 } from './common.js';
 import {
@@ -510,9 +511,4 @@ async function main(): Promise<void> {
   });
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main().catch((error) => {
-    console.error(error);
-    process.exit(1);
-  });
-}
+runWhenMain(import.meta.url, main);

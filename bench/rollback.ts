@@ -27,6 +27,7 @@ import {
   markdownTable,
   type Output,
   round,
+  runWhenMain,
   writeResults,
 } from './common.js';
 
@@ -328,9 +329,4 @@ async function main(): Promise<void> {
   });
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main().catch((error) => {
-    console.error(error);
-    process.exit(1);
-  });
-}
+runWhenMain(import.meta.url, main);

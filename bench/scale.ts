@@ -17,6 +17,7 @@ import {
   type Output,
   percentile,
   round,
+  runWhenMain,
   settledRss,
   writeResults,
 } from './common.js';
@@ -305,9 +306,4 @@ async function main(): Promise<void> {
   });
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main().catch((error) => {
-    console.error(error);
-    process.exit(1);
-  });
-}
+runWhenMain(import.meta.url, main);

@@ -42,22 +42,14 @@ export class ClusterMigrationStatusWriter {
   async write(update: ObjectConditions, now: number, signal: AbortSignal): Promise<boolean> {
     const name = update.name;
     const where = `ClusterMigration ${name}`;
-    const target = { group: GROUP, version: VERSION, plural: CLUSTER_MIGRATION.plural, name };
+    const target = migrationTarget(name);
     return this.caller.call(
       { verb: 'update', object: `status of ${where}`, retryConflicts: true },
       signal,
       async (s) => {
-        let object: ClusterMigrationObject;
-        try {
-          object = (await this.api.getClusterCustomObject(
-            target,
-            requestOptions(s),
-          )) as ClusterMigrationObject;
-        } catch (error) {
-          if (isNotFound(error))
-            throw new ClustershiftError(`${where} does not exist (deleted?); its status was not written`);
-          throw error;
-        }
+        const object = await this.read(name, s);
+        if (!object)
+          throw new ClustershiftError(`${where} does not exist (deleted?); its status was not written`);
         const before: ClusterMigrationStatus = object.status ?? {};
         const generation = update.observedGeneration;
         const status: ClusterMigrationStatus = {
@@ -190,21 +182,13 @@ export class ClusterMigrationStatusWriter {
     present: boolean,
     signal: AbortSignal,
   ): Promise<boolean> {
-    const target = { group: GROUP, version: VERSION, plural: CLUSTER_MIGRATION.plural, name };
+    const target = migrationTarget(name);
     return this.caller.call(
       { verb: 'update', object: `finalizers of ClusterMigration ${name}`, retryConflicts: true },
       signal,
       async (s) => {
-        let object: ClusterMigrationObject;
-        try {
-          object = (await this.api.getClusterCustomObject(
-            target,
-            requestOptions(s),
-          )) as ClusterMigrationObject;
-        } catch (error) {
-          if (isNotFound(error)) return false;
-          throw error;
-        }
+        const object = await this.read(name, s);
+        if (!object) return false;
         const finalizers = object.metadata?.finalizers ?? [];
         if (finalizers.includes(finalizer) === present) return present;
         const next = present ? [...finalizers, finalizer] : finalizers.filter((f) => f !== finalizer);
@@ -216,4 +200,21 @@ export class ClusterMigrationStatusWriter {
       },
     );
   }
+
+  /** One GET of the ClusterMigration (each try reads afresh: a 409 means it moved on); undefined when gone. */
+  private async read(name: string, signal: AbortSignal): Promise<ClusterMigrationObject | undefined> {
+    try {
+      return (await this.api.getClusterCustomObject(
+        migrationTarget(name),
+        requestOptions(signal),
+      )) as ClusterMigrationObject;
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+}
+
+function migrationTarget(name: string) {
+  return { group: GROUP, version: VERSION, plural: CLUSTER_MIGRATION.plural, name };
 }

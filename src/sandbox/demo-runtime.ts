@@ -175,23 +175,7 @@ export async function startDemoRuntime(options: DemoRuntimeOptions): Promise<Dem
     clusters: shared?.clusters ? undefined : clusters,
     home: undefined as SandboxHome | undefined,
   };
-  for (const workload of shared ? [] : options.workloads) {
-    await clusters.addWorkload(
-      { namespace, name: workload.name },
-      {
-        oldReplicas: Math.max(2, Math.round(workload.rps / 500)),
-        newReplicas: 1,
-        image: `registry.example/${namespace}/${workload.name}:2.4.1`,
-      },
-    );
-    world.add({
-      key: `${namespace}/${workload.name}`,
-      rps: workload.rps,
-      old: { errorRate: 0.005, p99LatencyMs: 120 },
-      new: { errorRate: 0.005, p99LatencyMs: 118 },
-      ...(workload.fault ? { fault: workload.fault } : {}),
-    });
-  }
+  if (!shared) await addDemoWorkloads({ clusters, world, namespace, workloads: options.workloads });
   const logger = options.logger ?? pino({ level: 'silent' });
   let home: SandboxHome | undefined;
   let crRuntime: CrRuntime | undefined;
@@ -203,43 +187,22 @@ export async function startDemoRuntime(options: DemoRuntimeOptions): Promise<Dem
       home = await SandboxHome.start({ namespace: config.controller.namespace });
       owned.home = home;
     }
-    if (home && !shared) {
-      for (const role of ['old', 'new'] as const)
-        home.putKubeconfigSecret(
-          `${config.clusters[role].name}-kubeconfig`,
-          config.clusters[role].name,
-          clusters.urls[role],
-        );
-      if (options.createMigrations ?? true) {
-        home.putMigration(DEMO_MIGRATION, { old: config.clusters.old.name, new: config.clusters.new.name });
-        for (const workload of options.workloads)
-          home.putWorkloadMigration(namespace, workload.name, DEMO_MIGRATION, {
-            ...(workload.requireApproval ? { plan: { requireApproval: true } } : {}),
-          });
-      }
-    }
-    if (home) {
-      crRuntime = new CrRuntime({
-        home: buildKubeConfig({ name: 'home', server: home.url }),
-        namespace: config.controller.namespace,
-        requestTimeoutMs: config.controller.requestTimeoutMs,
-        process: {
-          // The simulated world is the demo's metrics; the resolver still resolves each
-          // WorkloadMigration's policy as the file would, which needs a provider to name.
-          metrics: { type: 'prometheus', address: 'http://127.0.0.1:9', template: 'haproxy' },
-          // Likewise the objects' haproxy routes name a socket; the simulated route is bound instead.
-          routers: { haproxy: { socket: 'tcp://127.0.0.1:9' } },
-          ...(config.crds.fileDefaults ? { defaults: config.crds.fileDefaults } : {}),
-        },
-        logger,
-        clock: systemClock,
-        isLeader: options.isLeader ?? (() => true),
-        bindRoute: (workload) => world.routeFor(workload.key),
-        ...(options.onMigrationEvent ? { notify: options.onMigrationEvent } : {}),
-        restartDelayMs: 250,
-        sweepIntervalMs: 500,
+    if (home && !shared)
+      putDemoMigrations(home, {
+        config,
+        clusters,
+        namespace,
+        workloads: options.workloads,
+        createMigrations: options.createMigrations ?? true,
       });
-    }
+    if (home)
+      crRuntime = demoCrRuntime(home, {
+        config,
+        world,
+        logger,
+        isLeader: options.isLeader,
+        notify: options.onMigrationEvent,
+      });
     const objects = crRuntime;
     runtime = await createRuntime({
       config,
@@ -299,4 +262,91 @@ export async function startDemoRuntime(options: DemoRuntimeOptions): Promise<Dem
     await stop();
     throw error;
   }
+}
+
+/** Each workload's Deployments in both clusters and its traffic in the world. */
+async function addDemoWorkloads(parts: {
+  clusters: SandboxClusters;
+  world: SimulatedWorld;
+  namespace: string;
+  workloads: readonly DemoWorkloadSpec[];
+}): Promise<void> {
+  const { clusters, world, namespace } = parts;
+  for (const workload of parts.workloads) {
+    await clusters.addWorkload(
+      { namespace, name: workload.name },
+      {
+        oldReplicas: Math.max(2, Math.round(workload.rps / 500)),
+        newReplicas: 1,
+        image: `registry.example/${namespace}/${workload.name}:2.4.1`,
+      },
+    );
+    world.add({
+      key: `${namespace}/${workload.name}`,
+      rps: workload.rps,
+      old: { errorRate: 0.005, p99LatencyMs: 120 },
+      new: { errorRate: 0.005, p99LatencyMs: 118 },
+      ...(workload.fault ? { fault: workload.fault } : {}),
+    });
+  }
+}
+
+/** The clusters' kubeconfig Secrets in the home cluster and, unless told not to, the demo's migration objects. */
+function putDemoMigrations(
+  home: SandboxHome,
+  parts: {
+    config: RuntimeConfig;
+    clusters: SandboxClusters;
+    namespace: string;
+    workloads: readonly DemoWorkloadSpec[];
+    createMigrations: boolean;
+  },
+): void {
+  const { config, clusters, namespace } = parts;
+  for (const role of ['old', 'new'] as const)
+    home.putKubeconfigSecret(
+      `${config.clusters[role].name}-kubeconfig`,
+      config.clusters[role].name,
+      clusters.urls[role],
+    );
+  if (!parts.createMigrations) return;
+  home.putMigration(DEMO_MIGRATION, { old: config.clusters.old.name, new: config.clusters.new.name });
+  for (const workload of parts.workloads)
+    home.putWorkloadMigration(namespace, workload.name, DEMO_MIGRATION, {
+      ...(workload.requireApproval ? { plan: { requireApproval: true } } : {}),
+    });
+}
+
+/** The parts that run the home cluster's WorkloadMigrations, on the simulated routes. */
+function demoCrRuntime(
+  home: SandboxHome,
+  parts: {
+    config: RuntimeConfig;
+    world: SimulatedWorld;
+    logger: Logger;
+    isLeader?: (() => boolean) | undefined;
+    notify?: ((notification: MigrationNotification) => void) | undefined;
+  },
+): CrRuntime {
+  const { config, world } = parts;
+  return new CrRuntime({
+    home: buildKubeConfig({ name: 'home', server: home.url }),
+    namespace: config.controller.namespace,
+    requestTimeoutMs: config.controller.requestTimeoutMs,
+    process: {
+      // The simulated world is the demo's metrics; the resolver still resolves each
+      // WorkloadMigration's policy as the file would, which needs a provider to name.
+      metrics: { type: 'prometheus', address: 'http://127.0.0.1:9', template: 'haproxy' },
+      // Likewise the objects' haproxy routes name a socket; the simulated route is bound instead.
+      routers: { haproxy: { socket: 'tcp://127.0.0.1:9' } },
+      ...(config.crds.fileDefaults ? { defaults: config.crds.fileDefaults } : {}),
+    },
+    logger: parts.logger,
+    clock: systemClock,
+    isLeader: parts.isLeader ?? (() => true),
+    bindRoute: (workload) => world.routeFor(workload.key),
+    ...(parts.notify ? { notify: parts.notify } : {}),
+    restartDelayMs: 250,
+    sweepIntervalMs: 500,
+  });
 }

@@ -7,6 +7,26 @@ import { clusterMigrationCrd, workloadMigrationCrd } from '../crd/manifests.js';
 import { API_VERSION } from '../crd/schema.js';
 import { FakeApiServer, type KubeObject } from './fake-apiserver.js';
 
+/** A ClusterMigration from `old` to `new`, each reached through its `<name>-kubeconfig` Secret. */
+export function clusterMigrationObject(
+  name: string,
+  clusters: { old: string; new: string },
+  spec: Record<string, unknown> = {},
+): KubeObject {
+  return {
+    apiVersion: API_VERSION,
+    kind: 'ClusterMigration',
+    metadata: { name },
+    spec: {
+      clusters: {
+        old: { name: clusters.old, kubeconfigSecret: { name: `${clusters.old}-kubeconfig` } },
+        new: { name: clusters.new, kubeconfigSecret: { name: `${clusters.new}-kubeconfig` } },
+      },
+      ...spec,
+    },
+  };
+}
+
 export class SandboxHome {
   private constructor(
     readonly server: FakeApiServer,
@@ -51,18 +71,7 @@ export class SandboxHome {
     clusters: { old: string; new: string },
     spec: Record<string, unknown> = {},
   ): void {
-    this.server.put({
-      apiVersion: API_VERSION,
-      kind: 'ClusterMigration',
-      metadata: { name },
-      spec: {
-        clusters: {
-          old: { name: clusters.old, kubeconfigSecret: { name: `${clusters.old}-kubeconfig` } },
-          new: { name: clusters.new, kubeconfigSecret: { name: `${clusters.new}-kubeconfig` } },
-        },
-        ...spec,
-      },
-    } as KubeObject);
+    this.server.put(clusterMigrationObject(name, clusters, spec));
   }
 
   putWorkloadMigration(

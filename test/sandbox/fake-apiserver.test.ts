@@ -8,6 +8,7 @@ import {
   type FakeApiServerOptions,
   type KubeObject,
 } from '../../src/sandbox/fake-apiserver.js';
+import { schemalessCrd } from '../fixtures/migration-crd.js';
 import { pollUntil } from '../helpers/poll.js';
 
 interface Answer {
@@ -37,24 +38,13 @@ const CM_PATH = '/api/v1/namespaces/shop/configmaps';
 
 /** A namespaced example.com/v1 Widget with a schema that takes anything. */
 function widgetCrd(): KubeObject {
-  return {
-    apiVersion: 'apiextensions.k8s.io/v1',
-    kind: 'CustomResourceDefinition',
-    metadata: { name: 'widgets.example.com' },
-    spec: {
-      group: 'example.com',
-      names: { plural: 'widgets', singular: 'widget', kind: 'Widget' },
-      scope: 'Namespaced',
-      versions: [
-        {
-          name: 'v1',
-          served: true,
-          storage: true,
-          schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } },
-        },
-      ],
-    },
-  };
+  return schemalessCrd({
+    group: 'example.com',
+    version: 'v1',
+    kind: 'Widget',
+    plural: 'widgets',
+    singular: 'widget',
+  });
 }
 
 function deployment(name: string, replicas: number, namespace = 'shop'): KubeObject {

@@ -10,7 +10,6 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import pino from 'pino';
 import t, { type Test } from 'tap';
-import { ManualClock } from '../../src/clock.js';
 import { resolveConfig } from '../../src/config/load.js';
 import { Controller } from '../../src/controller.js';
 import { buildKubeConfig } from '../../src/kube/kubeconfig.js';
@@ -18,9 +17,8 @@ import { webhookSmokeTester } from '../../src/notify/smoke-test.js';
 import type { RolloutState } from '../../src/rollout/types.js';
 import { createRouteHandles } from '../../src/routers/registry.js';
 import { FakeApiServer, type KubeObject } from '../../src/sandbox/fake-apiserver.js';
-import { SimulatedWorld } from '../../src/sandbox/world.js';
 import { MemoryStateStore } from '../../src/state/memory-state-store.js';
-import { MemoryCluster } from '../fixtures/memory-cluster.js';
+import { checkoutWorld } from '../fixtures/checkout-world.js';
 import { TEST_RETRY } from '../helpers/kube-routers.js';
 
 const KEY = 'shop/checkout';
@@ -117,21 +115,10 @@ async function setup(
     },
     'test',
   );
-  const clock = new ManualClock(1_000_000);
-  const clusters = {
-    old: new MemoryCluster('east-1', { clock, readyDelayMs: 2000 }),
-    new: new MemoryCluster('east-2', { clock, readyDelayMs: 2000 }),
-  };
-  const ref = { namespace: 'shop', name: 'checkout' };
-  clusters.old.addDeployment(ref, { replicas: 5, images: { app: 'shop/checkout:2.4.1' } });
-  clusters.new.addDeployment(ref, { replicas: 0, images: { app: 'shop/checkout:2.4.1' } });
-
-  const world = new SimulatedWorld({ seed: 11 });
-  world.add({
-    key: KEY,
-    rps: 1000,
-    old: { errorRate: 0.005, p99LatencyMs: 120 },
-    new: { errorRate: 0.005, p99LatencyMs: 118 },
+  const { clock, clusters, world } = checkoutWorld({
+    names: { old: 'east-1', new: 'east-2' },
+    oldReplicas: 5,
+    seed: 11,
   });
   const kubeConfig = buildKubeConfig({ name: 'east-1', server: url });
   const routes = createRouteHandles({

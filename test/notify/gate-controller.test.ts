@@ -4,15 +4,13 @@
 
 import pino from 'pino';
 import t from 'tap';
-import { ManualClock } from '../../src/clock.js';
 import { resolveEmbeddedConfig } from '../../src/config/load.js';
 import { Controller } from '../../src/controller.js';
 import { webhookGate } from '../../src/notify/gate.js';
 import { Notifier } from '../../src/notify/notifier.js';
 import type { RolloutState } from '../../src/rollout/types.js';
-import { SimulatedWorld } from '../../src/sandbox/world.js';
 import { MemoryStateStore } from '../../src/state/memory-state-store.js';
-import { MemoryCluster } from '../fixtures/memory-cluster.js';
+import { checkoutWorld } from '../fixtures/checkout-world.js';
 import { startReceiver } from './receiver.js';
 
 const KEY = 'shop/checkout';
@@ -44,21 +42,11 @@ t.test('a refusing gate holds the weight; approval holds the final step until pr
     },
     'test',
   );
-  const clock = new ManualClock(1_000_000);
   const logger = pino({ level: 'silent' });
-  const clusters = {
-    old: new MemoryCluster('old-cluster', { clock, readyDelayMs: 2000 }),
-    new: new MemoryCluster('new-cluster', { clock, readyDelayMs: 2000 }),
-  };
-  const ref = { namespace: 'shop', name: 'checkout' };
-  clusters.old.addDeployment(ref, { replicas: 4, images: { app: 'shop/checkout:2.4.1' } });
-  clusters.new.addDeployment(ref, { replicas: 0, images: { app: 'shop/checkout:2.4.1' } });
-  const world = new SimulatedWorld({ seed: 11 });
-  world.add({
-    key: KEY,
-    rps: 1000,
-    old: { errorRate: 0.005, p99LatencyMs: 120 },
-    new: { errorRate: 0.005, p99LatencyMs: 118 },
+  const { clock, clusters, world } = checkoutWorld({
+    names: { old: 'old-cluster', new: 'new-cluster' },
+    oldReplicas: 4,
+    seed: 11,
   });
   const gateWebhook = config.gates.webhook!;
   const notifier = new Notifier({ config: config.notifications, logger, backoff: { baseMs: 5, maxMs: 20 } });

@@ -9,7 +9,6 @@
 
 import pino from 'pino';
 import t, { type Test } from 'tap';
-import { ManualClock } from '../../src/clock.js';
 import { resolveConfig } from '../../src/config/load.js';
 import type { RawConfig } from '../../src/config/schema.js';
 import { Controller } from '../../src/controller.js';
@@ -17,9 +16,8 @@ import { buildKubeConfig } from '../../src/kube/kubeconfig.js';
 import type { RolloutState } from '../../src/rollout/types.js';
 import { createRouteHandles } from '../../src/routers/registry.js';
 import { FakeApiServer, type KubeObject } from '../../src/sandbox/fake-apiserver.js';
-import { SimulatedWorld } from '../../src/sandbox/world.js';
 import { MemoryStateStore } from '../../src/state/memory-state-store.js';
-import { MemoryCluster } from '../fixtures/memory-cluster.js';
+import { checkoutWorld } from '../fixtures/checkout-world.js';
 import { TEST_RETRY } from '../helpers/kube-routers.js';
 
 const KEY = 'shop/checkout';
@@ -174,21 +172,11 @@ async function setup(t: Test, routerCase: RouterCase, newErrorRate: number) {
     },
     'test',
   );
-  const clock = new ManualClock(1_000_000);
-  const clusters = {
-    old: new MemoryCluster('east-1', { clock, readyDelayMs: 2000 }),
-    new: new MemoryCluster('east-2', { clock, readyDelayMs: 2000 }),
-  };
-  const ref = { namespace: 'shop', name: 'checkout' };
-  clusters.old.addDeployment(ref, { replicas: 4, images: { app: 'shop/checkout:2.4.1' } });
-  clusters.new.addDeployment(ref, { replicas: 0, images: { app: 'shop/checkout:2.4.1' } });
-
-  const world = new SimulatedWorld({ seed: 7 });
-  world.add({
-    key: KEY,
-    rps: 1000,
-    old: { errorRate: 0.005, p99LatencyMs: 120 },
-    new: { errorRate: newErrorRate, p99LatencyMs: 118 },
+  const { clock, clusters, world } = checkoutWorld({
+    names: { old: 'east-1', new: 'east-2' },
+    oldReplicas: 4,
+    seed: 7,
+    newErrorRate,
   });
   const kubeConfig = buildKubeConfig({ name: 'east-1', server: url });
   const routes = createRouteHandles({

@@ -42,7 +42,6 @@ export class ClusterMigrationStatusWriter {
   async write(update: ObjectConditions, now: number, signal: AbortSignal): Promise<boolean> {
     const name = update.name;
     const where = `ClusterMigration ${name}`;
-    const target = migrationTarget(name);
     return this.caller.call(
       { verb: 'update', object: `status of ${where}`, retryConflicts: true },
       signal,
@@ -65,18 +64,7 @@ export class ClusterMigrationStatusWriter {
           ),
         };
         if (isDeepStrictEqual(status, before)) return false;
-        await this.api.replaceClusterCustomObjectStatus(
-          {
-            ...target,
-            body: {
-              apiVersion: API_VERSION,
-              kind: CLUSTER_MIGRATION.kind,
-              metadata: { name, resourceVersion: object.metadata?.resourceVersion ?? '' },
-              status,
-            },
-          },
-          requestOptions(s),
-        );
+        await this.replaceStatus(name, object, status, s);
         return true;
       },
     );
@@ -95,21 +83,12 @@ export class ClusterMigrationStatusWriter {
     signal: AbortSignal,
   ): Promise<boolean> {
     const where = `ClusterMigration ${name}`;
-    const target = { group: GROUP, version: VERSION, plural: CLUSTER_MIGRATION.plural, name };
     return this.caller.call(
       { verb: 'update', object: `status of ${where}`, retryConflicts: true },
       signal,
       async (s) => {
-        let object: ClusterMigrationObject;
-        try {
-          object = (await this.api.getClusterCustomObject(
-            target,
-            requestOptions(s),
-          )) as ClusterMigrationObject;
-        } catch (error) {
-          if (isNotFound(error)) return false;
-          throw error;
-        }
+        const object = await this.read(name, s);
+        if (!object) return false;
         const before: ClusterMigrationStatus = object.status ?? {};
         const status: Record<string, unknown> = { ...before };
         for (const [key, value] of Object.entries(fields)) {
@@ -119,18 +98,7 @@ export class ClusterMigrationStatusWriter {
         if (conditions.length > 0)
           status.conditions = mergeConditions(before.conditions, conditions, new Date(now).toISOString());
         if (isDeepStrictEqual(status, before)) return false;
-        await this.api.replaceClusterCustomObjectStatus(
-          {
-            ...target,
-            body: {
-              apiVersion: API_VERSION,
-              kind: CLUSTER_MIGRATION.kind,
-              metadata: { name, resourceVersion: object.metadata?.resourceVersion ?? '' },
-              status,
-            },
-          },
-          requestOptions(s),
-        );
+        await this.replaceStatus(name, object, status, s);
         return true;
       },
     );
@@ -146,21 +114,13 @@ export class ClusterMigrationStatusWriter {
     change: (annotations: Readonly<Record<string, string>>) => Record<string, string | undefined>,
     signal: AbortSignal,
   ): Promise<ClusterMigrationObject> {
-    const target = { group: GROUP, version: VERSION, plural: CLUSTER_MIGRATION.plural, name };
+    const target = migrationTarget(name);
     return this.caller.call(
       { verb: 'patch', object: `annotations of ClusterMigration ${name}`, retryConflicts: true },
       signal,
       async (s) => {
-        let object: ClusterMigrationObject;
-        try {
-          object = (await this.api.getClusterCustomObject(
-            target,
-            requestOptions(s),
-          )) as ClusterMigrationObject;
-        } catch (error) {
-          if (isNotFound(error)) throw new MigrationNotFoundError(name);
-          throw error;
-        }
+        const object = await this.read(name, s);
+        if (!object) throw new MigrationNotFoundError(name);
         const before = object.metadata?.annotations;
         const patch = annotationPatch(object.metadata?.resourceVersion, before, change(before ?? {}));
         if (patch === undefined) return object;
@@ -198,6 +158,27 @@ export class ClusterMigrationStatusWriter {
         );
         return present;
       },
+    );
+  }
+
+  /** One PUT of the status, guarded by the resourceVersion `object` was read at. */
+  private async replaceStatus(
+    name: string,
+    object: ClusterMigrationObject,
+    status: ClusterMigrationStatus | Record<string, unknown>,
+    signal: AbortSignal,
+  ): Promise<void> {
+    await this.api.replaceClusterCustomObjectStatus(
+      {
+        ...migrationTarget(name),
+        body: {
+          apiVersion: API_VERSION,
+          kind: CLUSTER_MIGRATION.kind,
+          metadata: { name, resourceVersion: object.metadata?.resourceVersion ?? '' },
+          status,
+        },
+      },
+      requestOptions(signal),
     );
   }
 

@@ -169,9 +169,9 @@ export class CrRuntime {
       ...(workload.migration.maxConcurrent !== undefined
         ? { pacing: { migration: workload.migration.name, maxConcurrent: workload.migration.maxConcurrent } }
         : {}),
-      // A queued workload waits while its migration holds, unless an operator retried it.
-      admissible: (state) =>
-        !this.waves.holdsAdmission(migration) || state.history[state.history.length - 1]?.kind === 'retried',
+      // A queued workload waits while its migration holds or its wave is not reached, unless an
+      // operator retried it.
+      admissible: (state) => this.waves.admits(migration, state),
       recordEvent: async (event, signal) => {
         const object = this.store.objectOf(workload.key) ?? this.source.objectFor(workload.key);
         if (object) await this.events.record(object, event, signal);

@@ -22,7 +22,7 @@ import {
   NotLeaderError,
   RolloutNotFoundError,
 } from '../errors.js';
-import type { RolloutPhase } from '../rollout/types.js';
+import type { RolloutPhase, RolloutState } from '../rollout/types.js';
 import type { MigrationNotification } from './migration-events.js';
 import {
   type MigrationOperatorState,
@@ -78,6 +78,20 @@ interface Announced {
   written?: string;
 }
 
+interface PlanEntry {
+  plan: WavesPlan;
+  members: WaveMember[];
+  startable: Set<string>;
+  /** Workload key -> the phase of its wave (absent: the migration has no waves). */
+  wavePhaseOf: Map<string, WavePhase>;
+}
+
+function entryOf(plan: WavesPlan, members: WaveMember[]): PlanEntry {
+  const wavePhaseOf = new Map<string, WavePhase>();
+  for (const wave of plan.waves) for (const key of wave.members) wavePhaseOf.set(key, wave.phase);
+  return { plan, members, startable: new Set(plan.startable), wavePhaseOf };
+}
+
 const lowerFirst = (word: string) => `${word.charAt(0).toLowerCase()}${word.slice(1)}`;
 
 function countsOf(members: readonly WaveMember[], names: ReadonlySet<string>): PhaseCounts {
@@ -96,10 +110,7 @@ const FAILED: ReadonlySet<RolloutPhase> = new Set(['RolledBack', 'Failed']);
 
 export class WaveCoordinator {
   private readonly options: WaveCoordinatorOptions;
-  private readonly plans = new Map<
-    string,
-    { plan: WavesPlan; members: WaveMember[]; startable: Set<string> }
-  >();
+  private readonly plans = new Map<string, PlanEntry>();
   private readonly announced = new Map<string, Announced>();
   private readonly waiters = new Set<{ name: string; check: () => boolean; resolve: () => void }>();
 
@@ -122,6 +133,18 @@ export class WaveCoordinator {
     const resolution = this.resolved(migration);
     if (!resolution) return false;
     return resolution.paused || (resolution.onRollback === 'pause' && entry.plan.blockers.length > 0);
+  }
+
+  /**
+   * Whether the controller may admit this queued workload now: not while the migration holds
+   * (holdsAdmission), nor while its wave is not reached (queued by controller.autoStart, say),
+   * unless an operator retried it.
+   */
+  admits(migration: string, state: RolloutState): boolean {
+    if (state.history[state.history.length - 1]?.kind === 'retried') return true;
+    if (this.holdsAdmission(migration)) return false;
+    const phase = this.plans.get(migration)?.wavePhaseOf.get(state.key);
+    return phase !== 'Pending' && phase !== 'AwaitingApproval';
   }
 
   /** The CR source saw the ClusterMigration change: operators' calls waiting for it go on. */
@@ -151,7 +174,7 @@ export class WaveCoordinator {
       return [];
     }
     const plan = this.planOf(resolution, members);
-    this.plans.set(name, { plan, members, startable: new Set(plan.startable) });
+    this.plans.set(name, entryOf(plan, members));
     if (this.options.isLeader()) await this.record(name, found.object, plan, members, signal);
     return plan.startable;
   }
@@ -320,7 +343,7 @@ export class WaveCoordinator {
     if (!entry || !resolution) return;
     const members = this.options.members?.(name) ?? entry.members;
     const plan = this.planOf(resolution, members);
-    this.plans.set(name, { plan, members, startable: new Set(plan.startable) });
+    this.plans.set(name, entryOf(plan, members));
   }
 
   private planOf(resolution: Extract<MigrationResolution, { ok: true }>, members: WaveMember[]): WavesPlan {

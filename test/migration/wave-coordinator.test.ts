@@ -14,6 +14,7 @@ import { buildKubeConfig } from '../../src/kube/kubeconfig.js';
 import type { MigrationNotification } from '../../src/migration/migration-events.js';
 import { WaveCoordinator } from '../../src/migration/wave-coordinator.js';
 import type { WaveMember } from '../../src/migration/waves.js';
+import { newRolloutState } from '../../src/rollout/state-machine.js';
 import type { RolloutPhase } from '../../src/rollout/types.js';
 import { FakeApiServer, type KubeObject } from '../../src/sandbox/fake-apiserver.js';
 
@@ -84,6 +85,14 @@ t.test(
     t.same(await first.evaluate('upgrade', start, signal()), ['a/e1'], 'the first wave may start');
     t.ok(first.mayStart('upgrade', 'a/e1'));
     t.notOk(first.mayStart('upgrade', 'a/c1'), 'the second waits');
+    const queued = { ...newRolloutState({ namespace: 'a', name: 'c1' }, T0), queuedAt: T0 };
+    t.notOk(first.admits('upgrade', queued), 'queued before its wave (controller.autoStart): not admitted');
+    const retried = {
+      ...queued,
+      history: [{ at: T0, kind: 'retried' as const, message: 'retry requested' }],
+    };
+    t.ok(first.admits('upgrade', retried), 'an operator retry is');
+    t.ok(first.admits('upgrade', { ...newRolloutState({ namespace: 'a', name: 'e1' }, T0), queuedAt: T0 }));
     t.match(object().status, {
       currentWave: 'edge',
       blockerCount: 0,

@@ -539,7 +539,13 @@ export class Controller {
 }
 
 /** The phases an abort rolls back from. */
-const ROLLBACK_FROM: ReadonlySet<RolloutState['phase']> = new Set(['Progressing', 'Paused', 'Promoting']);
+/** Phases an abort observes the clusters from first (Preflight: to scale the new cluster back). */
+const ROLLBACK_FROM: ReadonlySet<RolloutState['phase']> = new Set([
+  'Preflight',
+  'Progressing',
+  'Paused',
+  'Promoting',
+]);
 
 /** How often a follower re-reads the store for its API's sake. */
 const FOLLOWER_REFRESH_MS = 10_000;

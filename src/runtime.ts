@@ -33,6 +33,7 @@ export async function createRuntime(parts: RuntimeParts): Promise<Runtime> {
   const server = await buildServer({
     controller,
     workloads: config.workloads,
+    configFile: config.source,
     telemetry,
     logger: parts.logger,
     ...(leader ? { leader } : {}),

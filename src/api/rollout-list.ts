@@ -160,6 +160,8 @@ const MAX_CACHED_ANSWERS = 32;
 export interface RolloutListOptions {
   controller: Pick<Controller, 'changes' | 'list' | 'liveView'>;
   workloads: Pick<ReadonlyMap<string, RolloutWorkload>, 'get'>;
+  /** The configuration file, the source of the workloads it lists. */
+  configFile: string;
 }
 
 /**
@@ -208,7 +210,7 @@ export class RolloutListView {
       }
       const workload = this.options.workloads.get(state.key);
       if (!workload) continue;
-      const json = JSON.stringify(summarize(state, workload, live));
+      const json = JSON.stringify(summarize(state, workload, live, this.options.configFile));
       if (!entry) {
         added = true;
         this.entries.set(state.key, {

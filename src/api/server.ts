@@ -25,6 +25,8 @@ import { detail, RolloutDetailSchema } from './views.js';
 export interface ServerOptions {
   controller: Controller;
   workloads: readonly RolloutWorkload[];
+  /** The configuration file: each rollout's `source` names it for the workloads it lists. */
+  configFile: string;
   telemetry: Telemetry;
   logger: Logger;
   /** Who leads, for /readyz; undefined when leader election is off. */
@@ -104,7 +106,11 @@ function registerRolloutRoutes(app: FastifyInstance, options: ServerOptions): vo
     return { key, workload };
   };
 
-  const rolloutList = new RolloutListView({ controller: options.controller, workloads });
+  const rolloutList = new RolloutListView({
+    controller: options.controller,
+    workloads,
+    configFile: options.configFile,
+  });
   app.get<{ Querystring: ListQuery; Headers: { 'if-none-match'?: string } }>(
     '/api/v1/rollouts',
     {
@@ -154,7 +160,12 @@ function registerRolloutRoutes(app: FastifyInstance, options: ServerOptions): vo
     },
     async (request) => {
       const { key, workload } = lookup(request.params);
-      return detail(options.controller.get(key), workload, options.controller.liveView(key));
+      return detail(
+        options.controller.get(key),
+        workload,
+        options.controller.liveView(key),
+        options.configFile,
+      );
     },
   );
 
@@ -174,7 +185,7 @@ function registerRolloutRoutes(app: FastifyInstance, options: ServerOptions): vo
       async (request) => {
         const { key, workload } = lookup(request.params);
         const state = await options.controller.command(key, toCommand(command, request.body ?? {}));
-        return detail(state, workload, options.controller.liveView(key));
+        return detail(state, workload, options.controller.liveView(key), options.configFile);
       },
     );
   }

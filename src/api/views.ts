@@ -5,15 +5,38 @@ import { type Static, Type } from '@sinclair/typebox';
 import type { RolloutWorkload } from '../config/load.js';
 import type { LiveView } from '../controller.js';
 import type { RolloutState } from '../rollout/types.js';
+import type { WorkloadOrigin } from '../sources/workload-source.js';
 
 const Nullable = <T extends ReturnType<typeof Type.Number>>(schema: T) => Type.Union([schema, Type.Null()]);
 const Replicas = Type.Object({ replicas: Type.Integer(), readyReplicas: Type.Integer() });
+
+export const RolloutSourceSchema = Type.Union(
+  [
+    Type.Object({
+      kind: Type.Literal('config'),
+      file: Type.String({ description: 'the configuration file that lists the workload' }),
+    }),
+    Type.Object({
+      kind: Type.Literal('WorkloadMigration'),
+      namespace: Type.String(),
+      name: Type.String({
+        description: 'the WorkloadMigration in the home cluster whose status is the rollout',
+      }),
+    }),
+  ],
+  {
+    description:
+      'where the rollout is defined: the configuration file, or a WorkloadMigration (edit or delete it with kubectl)',
+  },
+);
+export type RolloutSource = Static<typeof RolloutSourceSchema>;
 
 export const RolloutSummarySchema = Type.Object(
   {
     key: Type.String(),
     namespace: Type.String(),
     name: Type.String(),
+    source: RolloutSourceSchema,
     phase: Type.String(),
     reason: Type.Optional(Type.String()),
     blocker: Type.Optional(
@@ -96,13 +119,33 @@ export type RolloutDetail = Static<typeof RolloutDetailSchema>;
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-export function summarize(state: RolloutState, workload: RolloutWorkload, live: LiveView): RolloutSummary {
+/**
+ * Where a workload comes from. The controller's bindings hold what the sources gave them (a
+ * WorkloadMigration's carries its origin); the file's workloads, listed at wiring, carry none.
+ */
+export function sourceOf(
+  workload: RolloutWorkload & { origin?: WorkloadOrigin },
+  configFile: string,
+): RolloutSource {
+  const origin = workload.origin;
+  return origin?.kind === 'WorkloadMigration'
+    ? { kind: 'WorkloadMigration', namespace: origin.namespace, name: origin.name }
+    : { kind: 'config', file: origin?.source ?? configFile };
+}
+
+export function summarize(
+  state: RolloutState,
+  workload: RolloutWorkload,
+  live: LiveView,
+  configFile: string,
+): RolloutSummary {
   const last = state.checks[state.checks.length - 1];
   const steps = workload.policy.plan.steps;
   return {
     key: state.key,
     namespace: state.workload.namespace,
     name: state.workload.name,
+    source: sourceOf(workload, configFile),
     phase: state.phase,
     ...(state.reason ? { reason: state.reason } : {}),
     ...(state.blocker ? { blocker: state.blocker } : {}),
@@ -126,10 +169,15 @@ export function summarize(state: RolloutState, workload: RolloutWorkload, live: 
   };
 }
 
-export function detail(state: RolloutState, workload: RolloutWorkload, live: LiveView): RolloutDetail {
+export function detail(
+  state: RolloutState,
+  workload: RolloutWorkload,
+  live: LiveView,
+  configFile: string,
+): RolloutDetail {
   const { plan, analysis } = workload.policy;
   return {
-    ...summarize(state, workload, live),
+    ...summarize(state, workload, live, configFile),
     passedChecks: state.passedChecks,
     consecutiveFailures: state.consecutiveFailures,
     consecutiveInconclusive: state.consecutiveInconclusive,

@@ -1,7 +1,7 @@
 // Text for people: the status table and the detail of one rollout. Pure functions of the API's
 // answers and the current time, so tests and --watch redraw the same way.
 
-import type { RolloutDetail, RolloutSummary } from '../api/views.js';
+import type { RolloutDetail, RolloutSource, RolloutSummary } from '../api/views.js';
 import { isTerminalPhase } from '../rollout/types.js';
 
 const BAR_WIDTH = 10;
@@ -49,8 +49,23 @@ export function statusTable(
     isTerminalPhase(r.phase) || r.phase === 'Pending'
       ? '-'
       : formatDuration(now - Date.parse(r.stepStartedAt)),
+    sourceCell(r.source),
   ]);
-  return table(['WORKLOAD', 'WEIGHT', 'PHASE', 'STEP', 'LAST VERDICT', 'IN STEP'], rows);
+  return table(['WORKLOAD', 'WEIGHT', 'PHASE', 'STEP', 'LAST VERDICT', 'IN STEP', 'SOURCE'], rows);
+}
+
+/** kubectl's own spelling (`wlm/NAME`, in the workload's namespace), or `config` for the file's. */
+function sourceCell(source: RolloutSource | undefined): string {
+  if (!source) return '-';
+  return source.kind === 'WorkloadMigration' ? `wlm/${source.name}` : 'config';
+}
+
+/** Where to change the rollout: the file, or the object and the kubectl line that shows it. */
+export function sourceText(source: RolloutSource | undefined): string {
+  if (!source) return 'unknown (an older server)';
+  return source.kind === 'WorkloadMigration'
+    ? `WorkloadMigration ${source.namespace}/${source.name} (kubectl describe wlm ${source.name} -n ${source.namespace})`
+    : `configuration file ${source.file}`;
 }
 
 /** A metric value in its natural unit: rates and shares as percent, latency in ms. */
@@ -73,6 +88,7 @@ export function detailText(rollout: RolloutDetail, now: number): string {
   const pending =
     rollout.pendingWeight !== undefined ? `, next ${rollout.pendingWeight}% once replicas are ready` : '';
   out.push(`${rollout.key}  ${rollout.phase}`);
+  out.push(`  source:   ${sourceText(rollout.source)}`);
   if (rollout.reason) out.push(`  reason:   ${rollout.reason}`);
   out.push(`  weight:   ${weightBar(rollout.weight)}${route}${pending}`);
   out.push(

@@ -24,6 +24,7 @@ import {
 import { detailText, statusTable } from './render.js';
 
 export const DEFAULT_SERVER = 'http://127.0.0.1:8080';
+const PROGRAM = 'clustershift';
 const WATCH_INTERVAL_MS = 2000;
 
 /** The CLI's name for each call on a whole ClusterMigration (the API's migration calls). */
@@ -56,7 +57,8 @@ const COMMAND_USAGE: Record<CliCommand, string> = {
   'resume-migration': 'resume-migration <migration>         lift a pause-migration',
 };
 
-export const USAGE = `Usage: clustershift <command> [options]
+/** The help text, naming the command as it was run (`clustershift`, or `kubectl clustershift`). */
+export const usage = (program = PROGRAM) => `Usage: ${program} <command> [options]
 
 Commands:
 ${Object.values(COMMAND_USAGE)
@@ -70,7 +72,12 @@ Options:
   --timeout MS     per-request timeout (default 10000)
   -h, --help       this text
 
+As a kubectl plugin: with kubectl-clustershift (dist/cli/kubectl-plugin.js, built next to
+this command) on PATH, \`kubectl clustershift status\` runs this CLI with the same options.
+
 Exit codes: 0 ok, 1 refused by the server, 2 usage or connection error.`;
+
+export const USAGE = usage();
 
 export interface CliIo {
   stdout: { write(text: string): unknown; isTTY?: boolean };
@@ -81,6 +88,8 @@ export interface CliIo {
   now?: () => number;
   /** The wait between --watch polls; tests pass one that does not really wait. */
   sleep?: Sleep;
+  /** How the command was run, for messages: `clustershift` (default) or `kubectl clustershift`. */
+  program?: string;
 }
 
 const OPTIONS = {
@@ -202,8 +211,9 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     return await dispatch(argv, io);
   } catch (error) {
     if (error instanceof CliError) {
-      io.stderr.write(`clustershift: ${error.message}\n`);
-      if (error instanceof UsageError) io.stderr.write('Run `clustershift --help` for usage.\n');
+      const program = io.program ?? PROGRAM;
+      io.stderr.write(`${program}: ${error.message}\n`);
+      if (error instanceof UsageError) io.stderr.write(`Run \`${program} --help\` for usage.\n`);
       return error.exitCode;
     }
     throw error;
@@ -219,7 +229,7 @@ async function dispatch(argv: readonly string[], io: CliIo): Promise<number> {
   }
   const { values, positionals } = parsed;
   if (values.help || positionals.length === 0) {
-    (values.help ? io.stdout : io.stderr).write(`${USAGE}\n`);
+    (values.help ? io.stdout : io.stderr).write(`${usage(io.program)}\n`);
     return values.help ? 0 : 2;
   }
   const [command = '', ...rest] = positionals;
@@ -280,7 +290,9 @@ async function showStatus(context: CommandContext): Promise<number> {
       // A connection lost after the first answer (a restart, a network blip) is waited out;
       // anything else, or a server that never answered, ends the watch.
       if (!(error instanceof ConnectionError) || listing === undefined) throw error;
-      io.stderr.write(`clustershift: ${error.message}; retrying every ${WATCH_INTERVAL_MS / 1000}s\n`);
+      io.stderr.write(
+        `${io.program ?? PROGRAM}: ${error.message}; retrying every ${WATCH_INTERVAL_MS / 1000}s\n`,
+      );
       continue;
     }
     const { rollouts } = listing;

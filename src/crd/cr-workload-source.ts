@@ -255,6 +255,11 @@ export class CrWorkloadSource implements WorkloadSource {
         throw new KubeError(`home cluster: listing ${kind}s failed: ${errorMessage(failure)}`, undefined, {
           cause: failure,
         });
+      // The start waits for this list: say why, or a stuck start looks like a hang.
+      this.options.logger?.warn(
+        { err: failure, kind },
+        `home cluster: listing ${kind}s failed: ${errorMessage(failure)}; listing again in ${this.options.restartDelayMs ?? 2_000} ms`,
+      );
       await abortableSleep(this.options.restartDelayMs ?? 2_000, signal).catch(() => {});
       if (signal.aborted)
         throw new KubeError(`home cluster: listing ${kind}s failed: ${errorMessage(failure)}`, undefined, {

@@ -51,6 +51,7 @@ const Time = (description: string) => Type.String({ pattern: TIME_PATTERN, descr
 // ---- shared pieces --------------------------------------------------------------------
 
 const Count = (description: string) => Type.Integer({ minimum: 0, description });
+const Amount = (description: string) => Type.Number({ minimum: 0, description });
 
 /** A route exactly as the configuration file writes one. */
 export const CrRouteSchema = RouteSchema;
@@ -485,10 +486,11 @@ export const WorkloadMigrationStatusSchema = closed({
         passed: Count('passing checks at this step'),
         consecutiveFailures: Count('failed checks in a row'),
         consecutiveInconclusive: Count('inconclusive checks in a row'),
-        oldRequests: Count('old-cluster requests counted over this step'),
-        oldErrors: Count('old-cluster errors counted over this step'),
-        newRequests: Count('new-cluster requests counted over this step'),
-        newErrors: Count('new-cluster errors counted over this step'),
+        // Prometheus's increase() extrapolates: these counts are fractional, as in `evidence`.
+        oldRequests: Amount('old-cluster requests counted over this step'),
+        oldErrors: Amount('old-cluster errors counted over this step'),
+        newRequests: Amount('new-cluster requests counted over this step'),
+        newErrors: Amount('new-cluster errors counted over this step'),
       },
       'the evidence gathered at this step',
     ),

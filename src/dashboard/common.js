@@ -162,3 +162,11 @@ export function poll(refresh, intervalMs) {
   run();
   return run;
 }
+
+/** Where a rollout is defined: `WorkloadMigration ns/name` (change it with kubectl) or the file. */
+export function sourceText(source) {
+  if (!source) return '–';
+  return source.kind === 'WorkloadMigration'
+    ? `WorkloadMigration ${source.namespace}/${source.name}`
+    : `config file ${source.file}`;
+}

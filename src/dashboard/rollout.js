@@ -10,6 +10,7 @@ import {
   poll,
   setupTokenForm,
   showError,
+  sourceText,
   TERMINAL,
   verdictText,
   weightBar,
@@ -136,6 +137,7 @@ function render(rollout) {
       fact('Replicas old / new', `${replicas(rollout.replicas.old)} / ${replicas(rollout.replicas.new)}`),
       fact('Route weight', routeWeightText(rollout)),
       fact('Route drifts', String(rollout.drifts)),
+      fact('Defined in', sourceText(rollout.source)),
     );
   const reason = document.getElementById('reason');
   reason.textContent = [rollout.reason, rollout.blocker, rollout.lastError].filter(Boolean).join(' · ');

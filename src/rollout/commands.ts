@@ -4,6 +4,7 @@
 import { PhaseConflictError } from '../errors.js';
 import { Draft, newRolloutState, pause, restartHold } from './draft.js';
 import type { RolloutPolicy } from './policy.js';
+import { restoreNewCluster } from './replicas.js';
 import { startRollback } from './rollback.js';
 import { beginPromotion } from './step-advance.js';
 import type { Decision, Observation, OperatorCommand, RolloutState } from './types.js';
@@ -65,6 +66,9 @@ export function applyCommand(
         break;
       }
       if (state.phase === 'Preflight') {
+        // Preflight may have scaled the new cluster up for the first step: no traffic went
+        // there, so it goes back to its starting size at once (as a failed preflight does).
+        restoreNewCluster(draft, observation?.new);
         draft.phase('Failed', `aborted: ${command.reason}`);
         draft.record('operator', `aborted during preflight: ${command.reason}`);
         break;

@@ -16,6 +16,9 @@ import type { SourcedWorkload, WorkloadChange, WorkloadSource } from './workload
 /** Holds an active WorkloadMigration until its traffic is back on the old cluster. */
 export const TRAFFIC_FINALIZER = 'clustershift.io/traffic';
 
+/** Failed writes of one object's conditions before they are let go (the object is probably gone). */
+const MAX_CONDITION_WRITE_FAILURES = 5;
+
 /** The reason of a pause asked for by a spec, so that only such a pause is lifted by the spec. */
 const SPEC_PAUSE_PREFIX = 'spec.paused';
 
@@ -66,6 +69,14 @@ export class WorkloadRunner {
   private readonly migrationFinalized = new Map<string, boolean>();
   /** Object key -> whether our finalizer is on it, as last written. */
   private readonly finalized = new Map<string, boolean>();
+  /**
+   * Conditions not written yet, by object and by who computed them: a follower's (every replica
+   * resolves the objects; only the leader writes) and a failed write's wait here for the next
+   * sweep as leader. The latest update per object and writer replaces an older one.
+   */
+  private readonly pendingConditions = new Map<string, { update: ObjectConditions; failures: number }>();
+  /** Object key -> what the ClustersConnected condition last said, so each change is written once. */
+  private readonly clusterAccess = new Map<string, string>();
   private readonly unsubscribe: Array<() => void> = [];
   /** Migrations whose waves are queued to be planned again (one evaluation queued each at most). */
   private readonly evaluating = new Set<string>();
@@ -159,6 +170,9 @@ export class WorkloadRunner {
   }
 
   private sweep(): void {
+    if (this.options.isLeader())
+      for (const pendingKey of this.pendingConditions.keys())
+        this.enqueue(() => this.writePendingConditions(pendingKey));
     for (const workload of this.unbound.values())
       this.enqueue(() => this.apply({ type: 'upsert', workload }));
     const migrations = new Set<string>();
@@ -249,9 +263,11 @@ export class WorkloadRunner {
           { rollout: workload.key, migration: workload.migration?.name, err: error },
           `workload ${workload.key} cannot be bound to its clusters: ${errorMessage(error)}`,
         );
+        this.reportClusterAccess(workload, errorMessage(error));
         return;
       }
       this.unbound.delete(workload.key);
+      this.reportClusterAccess(workload, undefined);
       await this.options.controller.track(binding);
       this.bound.set(workload.key, workload);
       if (workload.migration) this.evaluateWaves(workload.migration.name);
@@ -346,15 +362,91 @@ export class WorkloadRunner {
     }
   }
 
-  /** Writes a CR source's conditions (leader only; another replica's writes are its own). */
+  /**
+   * Writes a CR source's conditions. Only the leader writes; what a replica computes while it
+   * follows (or before the first election: a start lists every object) is kept and written on
+   * its first sweep as leader, so no object keeps conditions from before the last change.
+   */
   conditionsListener(): (update: ObjectConditions) => void {
-    return (update) => {
-      const write = this.options.writeConditions;
-      if (!write) return;
-      this.enqueue(async () => {
-        if (!this.options.isLeader()) return;
-        await write(update, this.signal());
+    return (update) => this.queueConditions('source', update);
+  }
+
+  private queueConditions(writer: 'source' | 'clusters', update: ObjectConditions): void {
+    if (!this.options.writeConditions) return;
+    const pendingKey = `${writer}\u0000${update.kind}\u0000${update.namespace ?? ''}/${update.name}`;
+    this.pendingConditions.set(pendingKey, { update, failures: 0 });
+    this.enqueue(() => this.writePendingConditions(pendingKey));
+  }
+
+  private async writePendingConditions(pendingKey: string): Promise<void> {
+    const write = this.options.writeConditions;
+    const pending = this.pendingConditions.get(pendingKey);
+    if (!write || !pending || !this.options.isLeader()) return;
+    try {
+      await write(pending.update, this.signal());
+      if (this.pendingConditions.get(pendingKey) === pending) this.pendingConditions.delete(pendingKey);
+    } catch (error) {
+      pending.failures++;
+      const object = `${pending.update.kind} ${pending.update.namespace ? `${pending.update.namespace}/` : ''}${pending.update.name}`;
+      // E.g. the object was deleted meanwhile: a few sweeps, then it is let go.
+      const giveUp = pending.failures >= MAX_CONDITION_WRITE_FAILURES;
+      if (giveUp && this.pendingConditions.get(pendingKey) === pending)
+        this.pendingConditions.delete(pendingKey);
+      this.options.logger.warn(
+        { object, err: error },
+        `could not write the conditions of ${object}: ${errorMessage(error)}; ${giveUp ? 'giving up' : 'retried on the next sweep'}`,
+      );
+    }
+  }
+
+  /**
+   * Whether a workload's clusters can be reached (its ClusterMigration's kubeconfig Secrets read
+   * and understood), as a ClustersConnected condition on its WorkloadMigration and on its
+   * ClusterMigration: a missing Secret says so where kubectl shows it, not only in a log line.
+   */
+  private reportClusterAccess(workload: SourcedWorkload, problem: string | undefined): void {
+    const migration = workload.migration?.name;
+    const condition = problem
+      ? {
+          type: 'ClustersConnected',
+          status: 'False' as const,
+          reason: 'ClusterAccessFailed',
+          message: `${problem}; tried again every sweep`,
+        }
+      : {
+          type: 'ClustersConnected',
+          status: 'True' as const,
+          reason: 'Connected',
+          message: `reaches clusters ${workload.migration?.clusters.old.name ?? 'old'} and ${workload.migration?.clusters.new.name ?? 'new'}`,
+        };
+    const objects: ObjectConditions[] = [];
+    if (workload.origin.kind === 'WorkloadMigration')
+      objects.push({
+        kind: 'WorkloadMigration',
+        namespace: workload.origin.namespace,
+        name: workload.origin.name,
+        ...(workload.origin.generation !== undefined
+          ? { observedGeneration: workload.origin.generation }
+          : {}),
+        conditions: [condition],
       });
-    };
+    if (migration !== undefined)
+      objects.push({
+        kind: 'ClusterMigration',
+        name: migration,
+        ...(workload.migration?.generation !== undefined
+          ? { observedGeneration: workload.migration.generation }
+          : {}),
+        conditions: [condition],
+      });
+    for (const update of objects) {
+      const objectKey = `${update.kind}/${update.namespace ?? ''}/${update.name}`;
+      const said = `${condition.status}: ${condition.message}`;
+      // A healthy object is not told it is healthy until it was told otherwise.
+      if (this.clusterAccess.get(objectKey) === said || (!problem && !this.clusterAccess.has(objectKey)))
+        continue;
+      this.clusterAccess.set(objectKey, said);
+      this.queueConditions('clusters', update);
+    }
   }
 }

@@ -121,6 +121,11 @@ t.test('dashboard in headless Chromium', { skip: chromiumBinary.skip }, async (t
       /^(Pending|Preflight|Progressing|Paused|Promoting|Succeeded|RollingBack|RolledBack|Failed)$/,
     );
     t.match(await card.locator('.weight-label').textContent(), /^\d+%/);
+    t.match(
+      await card.locator('.source').textContent(),
+      /^from config file \S/,
+      'the card says where it is defined',
+    );
   }
 
   // Live: the list follows the controller without a reload (payments breaks and rolls back).
@@ -170,6 +175,7 @@ t.test('dashboard in headless Chromium', { skip: chromiumBinary.skip }, async (t
   t.equal(await page.locator('.charts canvas').count(), 3, 'three charts are drawn');
   t.match(await page.locator('#checks tbody tr').first().textContent(), /\d+\.\d\d% \/ \d+\.\d\d%/);
   t.match(await page.locator('#history tbody').textContent(), /started|preflight/i);
+  t.match(await page.locator('#facts').textContent(), /Defined inconfig file \S/, 'so does the page');
   t.equal(await page.locator('button[data-action=resume]').isDisabled(), true, 'resume is greyed out');
   await page.screenshot({ path: `${OUTPUT}dashboard-rollout-wide.png`, fullPage: true });
   // The README's picture: refreshed on request only, so a test run does not dirty the tree.

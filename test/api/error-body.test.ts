@@ -103,6 +103,7 @@ t.test('the security hooks and an unexpected failure answer the same shape', asy
   const app = await buildServer({
     controller: rt.controller,
     workloads: rt.config.workloads,
+    configFile: rt.config.source,
     telemetry: rt.telemetry,
     logger,
     before: [

@@ -3,7 +3,9 @@ import fc from 'fast-check';
 import t, { type Test } from 'tap';
 import { RolloutListSchema } from '../../src/api/rollout-list.js';
 import { summarize } from '../../src/api/views.js';
+import type { RolloutWorkload } from '../../src/config/load.js';
 import type { RolloutState } from '../../src/rollout/types.js';
+import type { WorkloadOrigin } from '../../src/sources/workload-source.js';
 import { sandboxRuntime } from '../fixtures/runtime.js';
 
 t.test('list, get, start, and the 404/400/409 answers', async (t) => {
@@ -157,6 +159,41 @@ const FLEET = ['checkout', 'search', 'cart', 'pay/ledger', 'pay/gateway', 'ops/m
 const STARTED = ['shop/checkout', 'shop/search', 'pay/ledger', 'ops/logs'];
 
 /** Seven rollouts in three namespaces: three Progressing, one Paused, three Pending. */
+t.test(
+  'each rollout says where it is defined: the configuration file or its WorkloadMigration',
+  async (t) => {
+    const rt = await sandboxRuntime({ names: ['checkout'] });
+    t.teardown(() => rt.server.close());
+    const fromFile = rt.controller.binding('shop/checkout')!;
+    // What the CR source hands the controller: the same kind of binding, with its origin.
+    const cart: RolloutWorkload & { origin: WorkloadOrigin } = {
+      ...fromFile.workload,
+      key: 'shop/cart',
+      ref: { namespace: 'shop', name: 'cart' },
+      origin: { kind: 'WorkloadMigration', namespace: 'shop', name: 'cart-to-green', generation: 1 },
+    };
+    await rt.controller.track({ ...fromFile, workload: cart });
+
+    const list = (await rt.server.inject({ url: '/api/v1/rollouts' })).json() as {
+      rollouts: Array<{ key: string; source: unknown }>;
+    };
+    t.same(
+      list.rollouts.map((r) => [r.key, r.source]),
+      [
+        ['shop/cart', { kind: 'WorkloadMigration', namespace: 'shop', name: 'cart-to-green' }],
+        ['shop/checkout', { kind: 'config', file: rt.config.source }],
+      ],
+      'the list names each source',
+    );
+    const detail = (await rt.server.inject({ url: '/api/v1/rollouts/shop/cart' })).json();
+    t.same(detail.source, { kind: 'WorkloadMigration', namespace: 'shop', name: 'cart-to-green' });
+    const started = (
+      await rt.server.inject({ method: 'POST', url: '/api/v1/rollouts/shop/checkout/start', payload: {} })
+    ).json();
+    t.same(started.source, { kind: 'config', file: rt.config.source }, 'so do the operator calls');
+  },
+);
+
 async function mixedFleet(t: Test): Promise<Runtime> {
   const rt = await sandboxRuntime({ names: FLEET });
   t.teardown(() => rt.server.close());
@@ -181,7 +218,9 @@ function expectedList(rt: Runtime, keep: (state: RolloutState) => boolean = () =
     .sort((a, b) => (a.key < b.key ? -1 : 1))
     .map((state) =>
       JSON.parse(
-        JSON.stringify(summarize(state, workloads.get(state.key)!, rt.controller.liveView(state.key))),
+        JSON.stringify(
+          summarize(state, workloads.get(state.key)!, rt.controller.liveView(state.key), rt.config.source),
+        ),
       ),
     );
 }

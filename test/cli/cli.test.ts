@@ -109,12 +109,12 @@ t.test('against a sandbox runtime', async (t) => {
     const result = await cli(['status', ...server]);
     t.equal(result.code, 0, result.stderr);
     const lines = result.stdout.trimEnd().split('\n');
-    t.match(lines[0], /^WORKLOAD\s+WEIGHT\s+PHASE\s+STEP\s+LAST VERDICT\s+IN STEP$/);
+    t.match(lines[0], /^WORKLOAD\s+WEIGHT\s+PHASE\s+STEP\s+LAST VERDICT\s+IN STEP\s+SOURCE$/);
     t.equal(lines.length, 4);
     for (const name of ['frontend', 'search', 'checkout']) {
       const row = lines.find((l) => l.startsWith(`shop/${name} `));
       t.ok(row, `a row for shop/${name}`);
-      t.match(row, /\[░{10}\]\s+0%\s+Pending\s+0\/6\s+-\s+-$/);
+      t.match(row, /\[░{10}\]\s+0%\s+Pending\s+0\/6\s+-\s+-\s+config$/, 'the demo lists them in its file');
     }
   });
 

@@ -217,3 +217,25 @@ t.test('bad usage exits 2 with a message and touches nothing', async (t) => {
   t.equal(help.code, 0);
   t.match(help.stdout, /Exit codes: 0 ok, 1 refused by the server, 2 usage or connection error/);
 });
+
+t.test('status and get say where each rollout is defined: a WorkloadMigration here', async (t) => {
+  const demo = await startDemoRuntime({
+    workloads: [{ name: 'search', rps: 1000 }],
+    crds: true,
+    startController: false,
+  });
+  t.teardown(() => demo.stop());
+  const server = ['--server', demo.address];
+  const status = await run(['status', ...server]);
+  t.equal(status.code, 0, status.stderr);
+  t.match(status.stdout, /^WORKLOAD\s.*\sSOURCE\n/);
+  t.match(status.stdout, /^shop\/search\s.*\swlm\/search$/m, 'kubectl spelling of the object');
+  const detail = await run(['get', 'shop/search', ...server]);
+  t.equal(detail.code, 0, detail.stderr);
+  t.match(
+    detail.stdout,
+    /^ {2}source: {3}WorkloadMigration shop\/search \(kubectl describe wlm search -n shop\)$/m,
+  );
+  const json = await run(['get', 'shop/search', '-o', 'json', ...server]);
+  t.same(JSON.parse(json.stdout).source, { kind: 'WorkloadMigration', namespace: 'shop', name: 'search' });
+});

@@ -90,6 +90,22 @@ t.test('a rollout saved to status is what a new store resumes from', async (t) =
 });
 
 t.test(
+  "a step's counts as Prometheus gives them (fractional, from increase()) are saved and resumed",
+  async (t) => {
+    const { server, makeStore } = await setup(t);
+    server.put(wlm('checkout'));
+    const base = progressing('checkout', 2, 10);
+    // What a real Prometheus answers for increase() over a window: extrapolated, not whole.
+    const state: RolloutState = {
+      ...base,
+      stepCounts: { oldRequests: 1199.6, oldErrors: 0.4, newRequests: 133.33, newErrors: 0 },
+    };
+    await makeStore().save(state, signal());
+    t.same(await makeStore().loadAll(signal()), [state], 'the counts come back exactly');
+  },
+);
+
+t.test(
   'two writers: the one with a stale resourceVersion gets StateConflictError and re-reads',
   async (t) => {
     const { server, makeStore } = await setup(t);

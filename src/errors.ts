@@ -138,6 +138,14 @@ export class KubeError extends ClustershiftError {
   }
 }
 
+/**
+ * A watch cache of a cluster's objects (Deployments, HPAs, route objects) is not synced: the
+ * rollouts reading it hold (no scale, no weight write, no check) until it is synced again.
+ */
+export class StaleObservationError extends ClustershiftError {
+  override readonly code: ErrorCode = 'CS_WATCH_STALE';
+}
+
 export class TimeoutError extends ClustershiftError {
   override readonly code: ErrorCode = 'CS_TIMEOUT';
 }
@@ -227,6 +235,10 @@ export const ERROR_CODES = {
   CS_PROMETHEUS_UNREACHABLE: { status: 503, meaning: 'Prometheus could not be reached' },
   CS_PROMETHEUS_TIMEOUT: { status: 504, meaning: 'a Prometheus call did not finish within metrics.timeout' },
   CS_KUBE_FAILED: { status: 502, meaning: 'a Kubernetes API call failed after its retries' },
+  CS_WATCH_STALE: {
+    status: 503,
+    meaning: "a watch of a cluster's objects is not synced; the rollouts reading it hold until it is",
+  },
   CS_TIMEOUT: { status: 504, meaning: 'an I/O call did not finish within its timeout' },
   CS_UNAUTHORIZED: { status: 401, meaning: 'the API call has no valid bearer token' },
   CS_FORBIDDEN: { status: 403, meaning: "the API token's role does not allow this call" },

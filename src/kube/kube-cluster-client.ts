@@ -10,6 +10,7 @@ import {
   type V1Deployment,
   type V2HorizontalPodAutoscaler,
 } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
 import { type Clock, systemClock } from '../clock.js';
 import { KubeError } from '../errors.js';
 import { type WorkloadObservation, type WorkloadRef, workloadKey } from '../rollout/types.js';
@@ -18,6 +19,7 @@ import type { ClusterClient, KubeEvent } from './cluster-client.js';
 import { isNotFound, KubeCaller, type RetryPolicy, requestOptions } from './kube-call.js';
 import { KubeEventWriter } from './kube-event-writer.js';
 import { buildKubeConfig } from './kubeconfig.js';
+import { hpaFor, WorkloadCache } from './workload-cache.js';
 
 export interface KubeClusterClientOptions {
   /** The cluster's name from the configuration. */
@@ -34,6 +36,11 @@ export interface KubeClusterClientOptions {
   sleep?: Sleep;
   /** Event timestamps. */
   clock?: Clock;
+  /**
+   * Read Deployments and HPAs from watch caches (one per namespace read, see workload-cache.ts)
+   * instead of a GET and a LIST per read; close() stops them. Writes read afresh either way.
+   */
+  watch?: { restartDelayMs?: number; logger?: Logger };
 }
 
 export class KubeClusterClient implements ClusterClient {
@@ -43,6 +50,7 @@ export class KubeClusterClient implements ClusterClient {
   private readonly caller: KubeCaller;
   private readonly sleep: Sleep;
   private readonly events: KubeEventWriter;
+  private cache: WorkloadCache | undefined;
 
   constructor(options: KubeClusterClientOptions) {
     this.name = options.name;
@@ -61,35 +69,52 @@ export class KubeClusterClient implements ClusterClient {
       caller: this.caller,
       clock: options.clock ?? systemClock,
     });
+    this.cache = options.watch
+      ? new WorkloadCache({
+          cluster: options.name,
+          kubeConfig,
+          apps: this.apps,
+          autoscaling: this.autoscaling,
+          caller: this.caller,
+          requestTimeoutMs: options.requestTimeoutMs,
+          ...(options.watch.restartDelayMs !== undefined
+            ? { restartDelayMs: options.watch.restartDelayMs }
+            : {}),
+          ...(options.watch.logger ? { logger: options.watch.logger } : {}),
+        })
+      : undefined;
   }
 
   async getWorkload(ref: WorkloadRef, signal: AbortSignal): Promise<WorkloadObservation> {
-    const deployment = await this.readDeployment(ref, signal);
-    if (!deployment) return { exists: false, replicas: 0, readyReplicas: 0, images: {} };
-    const podSpec = deployment.spec?.template?.spec;
-    // Init containers count too: a changed init image changes the application. Names are unique
-    // across both lists within a pod, so one map holds them all.
-    const images: Record<string, string> = {};
-    for (const container of [...(podSpec?.initContainers ?? []), ...(podSpec?.containers ?? [])]) {
-      images[container.name] = container.image ?? '';
+    if (this.cache) {
+      const { deployment, hpa } = await this.cache.read(ref, signal);
+      return observationOf(deployment, hpa);
     }
-    const hpa = await this.findHpa(ref, signal);
-    return {
-      exists: true,
-      replicas: deployment.spec?.replicas ?? 1,
-      readyReplicas: deployment.status?.readyReplicas ?? 0,
-      images,
-      ...(hpa
-        ? {
-            hpa: {
-              name: hpa.metadata?.name ?? '',
-              minReplicas: hpa.spec?.minReplicas ?? 1,
-              maxReplicas: hpa.spec?.maxReplicas ?? 0,
-              currentReplicas: hpa.status?.currentReplicas ?? 0,
-            },
-          }
-        : {}),
-    };
+    const deployment = await this.readDeployment(ref, signal);
+    if (!deployment) return observationOf(undefined, undefined);
+    return observationOf(deployment, await this.findHpa(ref, signal));
+  }
+
+  /** With `watch`: `listener` hears each change of the workload's Deployment or HPA in this cluster. */
+  onWorkloadChange(ref: WorkloadRef, listener: () => void): () => void {
+    return this.cache?.onChange(ref, listener) ?? (() => {});
+  }
+
+  /** Stops the watch caches (a cluster pair that is gone); the client still answers uncached. */
+  async close(): Promise<void> {
+    const cache = this.cache;
+    this.cache = undefined;
+    await cache?.close();
+  }
+
+  /** Whether the namespace's Deployments and HPAs are watched and synced now. */
+  watchSynced(namespace: string): boolean {
+    return this.cache?.synced(namespace) ?? false;
+  }
+
+  /** Namespaces whose Deployments and HPAs are watched (tests, the benchmark). */
+  watchedNamespaces(): string[] {
+    return this.cache?.watchedNamespaces() ?? [];
   }
 
   async scale(ref: WorkloadRef, replicas: number, signal: AbortSignal): Promise<void> {
@@ -135,7 +160,8 @@ export class KubeClusterClient implements ClusterClient {
 
   async recordEvent(ref: WorkloadRef, event: KubeEvent, signal: AbortSignal): Promise<void> {
     // A missing workload still gets its event (e.g. "preflight failed: not found"), without a uid.
-    const deployment = await this.readDeployment(ref, signal);
+    // The watched copy names it as well as a GET would (an event's uid is informational).
+    const deployment = this.cache?.peekDeployment(ref) ?? (await this.readDeployment(ref, signal));
     await this.events.create(
       {
         apiVersion: 'apps/v1',
@@ -182,16 +208,37 @@ export class KubeClusterClient implements ClusterClient {
       { namespace: ref.namespace },
       requestOptions(signal),
     );
-    return list.items
-      .filter((hpa) => {
-        const target = hpa.spec?.scaleTargetRef;
-        const group = target?.apiVersion?.split('/')[0];
-        return (
-          target?.kind === 'Deployment' &&
-          target.name === ref.name &&
-          (group === undefined || group === 'apps')
-        );
-      })
-      .sort((a, b) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''))[0];
+    return hpaFor(ref, list.items);
   }
+}
+
+/** What the controller sees of a Deployment (absent: `exists: false`) and the HPA targeting it. */
+function observationOf(
+  deployment: V1Deployment | undefined,
+  hpa: V2HorizontalPodAutoscaler | undefined,
+): WorkloadObservation {
+  if (!deployment) return { exists: false, replicas: 0, readyReplicas: 0, images: {} };
+  const podSpec = deployment.spec?.template?.spec;
+  // Init containers count too: a changed init image changes the application. Names are unique
+  // across both lists within a pod, so one map holds them all.
+  const images: Record<string, string> = {};
+  for (const container of [...(podSpec?.initContainers ?? []), ...(podSpec?.containers ?? [])]) {
+    images[container.name] = container.image ?? '';
+  }
+  return {
+    exists: true,
+    replicas: deployment.spec?.replicas ?? 1,
+    readyReplicas: deployment.status?.readyReplicas ?? 0,
+    images,
+    ...(hpa
+      ? {
+          hpa: {
+            name: hpa.metadata?.name ?? '',
+            minReplicas: hpa.spec?.minReplicas ?? 1,
+            maxReplicas: hpa.spec?.maxReplicas ?? 0,
+            currentReplicas: hpa.status?.currentReplicas ?? 0,
+          },
+        }
+      : {}),
+  };
 }

@@ -14,6 +14,7 @@ import { methodNotAllowed, noSuchPath, StatusError, statusBody } from './status-
 import { toTable } from './table.js';
 import type { Answer, JsonObject } from './types.js';
 import type { WatchHub } from './watch.js';
+import type { WatchFaults } from './watch-faults.js';
 
 const MAX_BODY_BYTES = 3 * 1024 * 1024;
 
@@ -27,6 +28,7 @@ export interface HttpRoutingOptions {
   writeLog: WriteLog;
   requests: RequestCounter;
   watches: WatchHub;
+  watchFaults: WatchFaults;
   /** Runs before each request is served (due readiness is applied, so every reader sees it). */
   beforeRequest: () => void;
 }
@@ -183,6 +185,8 @@ export class HttpRouting {
     const target = handlers.parsePath(group, version, rest);
     if (url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1') {
       if (method !== 'GET') throw methodNotAllowed();
+      const refused = this.options.watchFaults.take(target.info.resource);
+      if (refused) throw refused;
       return { stream: this.options.watches.prepare({ target, query: url.searchParams, accept }) };
     }
     if (

@@ -22,6 +22,7 @@ import { ResourceHandlers } from './resource-handlers.js';
 import { type FakeResource, ResourceRegistry, splitApiVersion } from './resources.js';
 import type { FakeApiServerOptions, FaultSpec, KubeObject, WriteRecord } from './types.js';
 import { WatchHub } from './watch.js';
+import { breakWatches, type WatchFaultSpec, WatchFaults } from './watch-faults.js';
 import { WorkloadSimulation } from './workload-simulation.js';
 
 export class FakeApiServer {
@@ -35,6 +36,7 @@ export class FakeApiServer {
   private readonly writeLog = new WriteLog();
   private readonly requests = new RequestCounter();
   private readonly watches: WatchHub;
+  private readonly watchFaults = new WatchFaults();
   private readonly routing: HttpRouting;
   private server: Server | undefined;
 
@@ -71,6 +73,7 @@ export class FakeApiServer {
       writeLog: this.writeLog,
       requests: this.requests,
       watches: this.watches,
+      watchFaults: this.watchFaults,
       beforeRequest: () => this.simulation.settleDue(),
     });
   }
@@ -106,6 +109,7 @@ export class FakeApiServer {
 
   clearFaults(): void {
     this.faults.clear();
+    this.watchFaults.clear();
   }
 
   /** Every POST/PUT/PATCH/DELETE received, oldest first (faulted ones too). */
@@ -134,6 +138,19 @@ export class FakeApiServer {
   /** End every open watch stream, as an API server restart would; clients watch again. */
   closeWatches(): void {
     this.watches.closeAll();
+  }
+
+  /** The next `count` watch requests (of `resource`, or any) are answered with an error status (default 500). */
+  refuseWatches(spec: WatchFaultSpec): void {
+    this.watchFaults.refuse(spec);
+  }
+
+  /**
+   * End the open watches of `resource` (every one when absent) with an ERROR event of `status`
+   * (default 500), as a failing API server would; returns how many were broken.
+   */
+  breakWatches(resource?: string, status?: number): number {
+    return breakWatches(this.watches.streams(), resource, status);
   }
 
   openWatches(): number {

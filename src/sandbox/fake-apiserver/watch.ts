@@ -13,6 +13,7 @@ import { groupVersion } from './resources.js';
 import { StatusError } from './status-error.js';
 import { toTable } from './table.js';
 import type { JsonObject, KubeObject } from './types.js';
+import type { OpenWatch } from './watch-faults.js';
 
 export interface WatchRequest {
   target: ResourcePath;
@@ -27,7 +28,7 @@ export class WatchHub {
   private readonly store: ObjectStore;
   private readonly clock: Clock;
   private readonly bookmarkIntervalMs: number;
-  private readonly open = new Set<ServerResponse>();
+  private readonly open = new Map<ServerResponse, OpenWatch>();
 
   constructor(options: { store: ObjectStore; clock: Clock; bookmarkIntervalMs: number }) {
     this.store = options.store;
@@ -42,8 +43,13 @@ export class WatchHub {
 
   /** End every open watch (as an API server restart or a load balancer would); clients re-watch. */
   closeAll(): void {
-    for (const response of this.open) response.end();
+    for (const response of this.open.keys()) response.end();
     this.open.clear();
+  }
+
+  /** The open watch streams (for watch-faults.ts to break). */
+  streams(): IterableIterator<OpenWatch> {
+    return this.open.values();
   }
 
   /**
@@ -150,7 +156,22 @@ export class WatchHub {
       }
 
       const unsubscribe = this.store.subscribe(deliver);
-      this.open.add(response);
+      this.open.set(response, {
+        group: info.group,
+        resource: info.resource,
+        fail: (error) => {
+          send('ERROR', {
+            kind: 'Status',
+            apiVersion: 'v1',
+            metadata: {},
+            status: 'Failure',
+            message: error.message,
+            reason: error.reason,
+            code: error.code,
+          });
+          response.end();
+        },
+      });
       const timers: NodeJS.Timeout[] = [];
       if (bookmarks) timers.push(setInterval(() => bookmark(), this.bookmarkIntervalMs));
       if (timeoutSeconds > 0) timers.push(setTimeout(() => response.end(), timeoutSeconds * 1000));

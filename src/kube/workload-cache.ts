@@ -1,0 +1,174 @@
+// One cluster's Deployments and HPAs as the controller observes them: a watch cache per
+// namespace a workload lives in (started on the first read there, closed with the cluster's
+// client), so the observe path costs no request per rollout per tick. Watching per namespace,
+// not cluster-wide, keeps memory and RBAC to the namespaces that migrate; one watch per
+// namespace rather than per Deployment (a field selector) keeps the watch count small when a
+// namespace holds many workloads.
+
+import type {
+  AppsV1Api,
+  AutoscalingV2Api,
+  KubeConfig,
+  V1Deployment,
+  V2HorizontalPodAutoscaler,
+} from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { WorkloadRef } from '../rollout/types.js';
+import type { KubeCaller } from './kube-call.js';
+import { requestOptions } from './kube-call.js';
+import { WatchCache } from './watch-cache.js';
+
+export interface WorkloadCacheOptions {
+  /** The cluster's name, for messages. */
+  cluster: string;
+  kubeConfig: KubeConfig;
+  apps: AppsV1Api;
+  autoscaling: AutoscalingV2Api;
+  /** The lists go through the client's caller: its retries and per-attempt timeout. */
+  caller: KubeCaller;
+  requestTimeoutMs: number;
+  restartDelayMs?: number;
+  logger?: Logger;
+}
+
+interface NamespaceCaches {
+  deployments: WatchCache<V1Deployment>;
+  hpas: WatchCache<V2HorizontalPodAutoscaler>;
+}
+
+export class WorkloadCache {
+  private readonly options: WorkloadCacheOptions;
+  private readonly namespaces = new Map<string, NamespaceCaches>();
+  /** Workload key -> listeners to its Deployment's and HPA's changes. */
+  private readonly listeners = new Map<string, Set<() => void>>();
+  private closed = false;
+
+  constructor(options: WorkloadCacheOptions) {
+    this.options = options;
+  }
+
+  /**
+   * The workload's Deployment and the HPA targeting it, from the caches. Waits for a namespace's
+   * first sync (bounded by `signal`); throws StaleObservationError when a cache is not synced.
+   */
+  async read(
+    ref: WorkloadRef,
+    signal: AbortSignal,
+  ): Promise<{ deployment: V1Deployment | undefined; hpa: V2HorizontalPodAutoscaler | undefined }> {
+    const caches = this.caches(ref.namespace);
+    await Promise.all([caches.deployments.whenSynced(signal), caches.hpas.whenSynced(signal)]);
+    return {
+      deployment: caches.deployments.get(ref.namespace, ref.name),
+      hpa: hpaFor(ref, caches.hpas.list()),
+    };
+  }
+
+  /** The Deployment as cached, if its namespace's cache is synced now (no wait, no throw). */
+  peekDeployment(ref: WorkloadRef): V1Deployment | undefined {
+    const caches = this.namespaces.get(ref.namespace);
+    return caches?.deployments.synced ? caches.deployments.get(ref.namespace, ref.name) : undefined;
+  }
+
+  /**
+   * `listener` hears each change of the workload's Deployment or of an HPA naming it, and each
+   * time its namespace's caches turn stale or synced; starts the namespace's caches.
+   */
+  onChange(ref: WorkloadRef, listener: () => void): () => void {
+    const key = `${ref.namespace}/${ref.name}`;
+    const set = this.listeners.get(key) ?? new Set();
+    set.add(listener);
+    this.listeners.set(key, set);
+    this.caches(ref.namespace);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0 && this.listeners.get(key) === set) this.listeners.delete(key);
+    };
+  }
+
+  /** Whether the namespace's caches are both synced now. */
+  synced(namespace: string): boolean {
+    const caches = this.namespaces.get(namespace);
+    return (caches?.deployments.synced ?? false) && (caches?.hpas.synced ?? false);
+  }
+
+  /** Namespaces watched now (tests, the benchmark). */
+  watchedNamespaces(): string[] {
+    return [...this.namespaces.keys()];
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const all = [...this.namespaces.values()];
+    this.namespaces.clear();
+    await Promise.all(all.flatMap((caches) => [caches.deployments.stop(), caches.hpas.stop()]));
+  }
+
+  private caches(namespace: string): NamespaceCaches {
+    let caches = this.namespaces.get(namespace);
+    if (caches) return caches;
+    const { cluster, caller, apps, autoscaling } = this.options;
+    const common = {
+      kubeConfig: this.options.kubeConfig,
+      requestTimeoutMs: this.options.requestTimeoutMs,
+      ...(this.options.restartDelayMs !== undefined ? { restartDelayMs: this.options.restartDelayMs } : {}),
+      ...(this.options.logger ? { logger: this.options.logger } : {}),
+    };
+    caches = {
+      deployments: new WatchCache<V1Deployment>({
+        ...common,
+        description: `deployments in namespace ${namespace} of cluster "${cluster}"`,
+        path: `/apis/apps/v1/namespaces/${namespace}/deployments`,
+        list: (signal) =>
+          caller.call({ verb: 'list', object: `deployments in namespace ${namespace}` }, signal, (s) =>
+            apps.listNamespacedDeployment({ namespace }, requestOptions(s)),
+          ),
+      }),
+      hpas: new WatchCache<V2HorizontalPodAutoscaler>({
+        ...common,
+        description: `HPAs in namespace ${namespace} of cluster "${cluster}"`,
+        path: `/apis/autoscaling/v2/namespaces/${namespace}/horizontalpodautoscalers`,
+        list: (signal) =>
+          caller.call({ verb: 'list', object: `HPAs in namespace ${namespace}` }, signal, (s) =>
+            autoscaling.listNamespacedHorizontalPodAutoscaler({ namespace }, requestOptions(s)),
+          ),
+      }),
+    };
+    caches.deployments.onChange(({ object }) => this.tell(namespace, object.metadata?.name));
+    caches.hpas.onChange(({ object }) => this.tell(namespace, object.spec?.scaleTargetRef?.name));
+    // A cache turning stale or synced again changes what every workload there may act on.
+    for (const cache of [caches.deployments, caches.hpas])
+      cache.onSyncChange(() => this.tellNamespace(namespace));
+    this.namespaces.set(namespace, caches);
+    if (!this.closed) {
+      caches.deployments.start();
+      caches.hpas.start();
+    }
+    return caches;
+  }
+
+  private tellNamespace(namespace: string): void {
+    for (const [key, listeners] of this.listeners)
+      if (key.startsWith(`${namespace}/`)) for (const listener of listeners) listener();
+  }
+
+  private tell(namespace: string, name: string | undefined): void {
+    if (name === undefined) return;
+    for (const listener of this.listeners.get(`${namespace}/${name}`) ?? []) listener();
+  }
+}
+
+/** The HPA whose scaleTargetRef is this Deployment; the first by name if several claim it. */
+export function hpaFor(
+  ref: WorkloadRef,
+  hpas: readonly V2HorizontalPodAutoscaler[],
+): V2HorizontalPodAutoscaler | undefined {
+  return hpas
+    .filter((hpa) => {
+      const target = hpa.spec?.scaleTargetRef;
+      const group = target?.apiVersion?.split('/')[0];
+      return (
+        target?.kind === 'Deployment' && target.name === ref.name && (group === undefined || group === 'apps')
+      );
+    })
+    .sort((a, b) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''))[0];
+}

@@ -1,0 +1,228 @@
+// KubeClusterClient with watch caches, through the real @kubernetes/client-node against the fake
+// API server: reads from the cache (no GET or LIST per read), changes heard as they happen, 410
+// Gone re-lists, and a broken watch answers StaleObservationError until it is synced again.
+
+import t, { type Test } from 'tap';
+import { ManualClock } from '../../src/clock.js';
+import { StaleObservationError } from '../../src/errors.js';
+import { KubeClusterClient } from '../../src/kube/kube-cluster-client.js';
+import {
+  FakeApiServer,
+  type FakeApiServerOptions,
+  type KubeObject,
+} from '../../src/sandbox/fake-apiserver.js';
+
+const web = { namespace: 'shop', name: 'web' };
+
+function deployment(name: string, replicas: number): KubeObject {
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name, namespace: 'shop' },
+    spec: {
+      replicas,
+      selector: { matchLabels: { app: name } },
+      template: {
+        metadata: { labels: { app: name } },
+        spec: { containers: [{ name: 'app', image: 'web:1' }] },
+      },
+    },
+  };
+}
+
+function hpa(name: string, target: string, minReplicas: number): KubeObject {
+  return {
+    apiVersion: 'autoscaling/v2',
+    kind: 'HorizontalPodAutoscaler',
+    metadata: { name, namespace: 'shop' },
+    spec: {
+      minReplicas,
+      maxReplicas: 10,
+      scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: target },
+    },
+  };
+}
+
+async function setup(t: Test, serverOptions: FakeApiServerOptions = {}) {
+  const server = new FakeApiServer(serverOptions);
+  const { url } = await server.start();
+  const client = new KubeClusterClient({
+    name: 'new-east',
+    server: url,
+    requestTimeoutMs: 5000,
+    watch: { restartDelayMs: 10 },
+  });
+  t.teardown(async () => {
+    await client.close();
+    await server.stop();
+  });
+  /** Resolves at the first change heard for `ref` after which `ready()` holds (10 s safety bound). */
+  const heard = (ready: () => Promise<boolean> | boolean, what: string) =>
+    new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        stop();
+        reject(new Error(`no change made this true within 10 s: ${what}`));
+      }, 10_000);
+      const stop = client.onWorkloadChange(web, () => {
+        // A read failing (stale, or the server gone at teardown) is "not yet".
+        void Promise.resolve()
+          .then(ready)
+          .catch(() => false)
+          .then((ok) => {
+            if (!ok) return;
+            clearTimeout(timer);
+            stop();
+            resolve();
+          });
+      });
+      t.teardown(() => {
+        clearTimeout(timer);
+        stop();
+      });
+    });
+  return { server, client, heard };
+}
+
+const signal = () => AbortSignal.timeout(10_000);
+
+const isStale = async (client: KubeClusterClient) =>
+  client.getWorkload(web, signal()).then(
+    () => false,
+    (error: unknown) => error instanceof StaleObservationError,
+  );
+
+t.test('reads come from the namespace watch: one list each, then no request per read', async (t) => {
+  const { server, client, heard } = await setup(t);
+  server.put(deployment('web', 3));
+  server.put({ ...hpa('web-hpa', 'web', 3), status: { currentReplicas: 3 } });
+  t.match(await client.getWorkload(web, signal()), {
+    exists: true,
+    replicas: 3,
+    readyReplicas: 3,
+    images: { app: 'web:1' },
+    hpa: { name: 'web-hpa', minReplicas: 3, currentReplicas: 3 },
+  });
+  t.same(client.watchedNamespaces(), ['shop']);
+  server.resetRequestCounts();
+  for (let i = 0; i < 5; i++) await client.getWorkload(web, signal());
+  t.equal(server.requestCount({ verb: 'get' }), 0, 'no GET per read');
+  t.equal(server.requestCount({ verb: 'list' }), 0, 'no LIST per read');
+
+  // A change made by someone else arrives through the watch.
+  const scaled = heard(async () => (await client.getWorkload(web, signal())).replicas === 7, 'replicas 7');
+  server.put(deployment('web', 7));
+  await scaled;
+  const raised = heard(async () => (await client.getWorkload(web, signal())).hpa?.minReplicas === 5, 'HPA 5');
+  server.put(hpa('web-hpa', 'web', 5));
+  await raised;
+  t.equal(server.requestCount({ verb: 'get' }) + server.requestCount({ verb: 'list' }), 0);
+  t.equal(server.requestCount({ verb: 'watch' }), 0, 'the watches stayed open');
+});
+
+t.test('pods turning ready are heard from the watch, with no read', async (t) => {
+  const clock = new ManualClock(1_000_000);
+  const { server, client, heard } = await setup(t, { clock, readyDelayMs: 30_000 });
+  server.put(deployment('web', 2));
+  clock.advance(30_000);
+  await client.getWorkload(web, signal());
+  // The cache hears our own write a moment after it is made, not before the call returns.
+  const scaled = heard(async () => (await client.getWorkload(web, signal())).replicas === 5, 'replicas 5');
+  await client.scale(web, 5, signal());
+  await scaled;
+  t.match(await client.getWorkload(web, signal()), { replicas: 5, readyReplicas: 2 });
+  const ready = heard(async () => (await client.getWorkload(web, signal())).readyReplicas === 5, 'ready 5');
+  clock.advance(30_000);
+  server.resetRequestCounts();
+  server.settleReadiness();
+  await ready;
+  t.equal(server.requestCount({ verb: 'get', resource: 'deployments' }), 0);
+});
+
+t.test('410 Gone, as an event on an open watch and as a watch answer: listed again each time', async (t) => {
+  const { server, client, heard } = await setup(t);
+  server.put(deployment('web', 2));
+  await client.getWorkload(web, signal());
+  server.resetRequestCounts();
+  let sawStale = false;
+  const stale = heard(() => (sawStale ||= !client.watchSynced('shop')), 'stale');
+  const back = heard(() => sawStale && client.watchSynced('shop'), 'synced again');
+  // The open watch ends with a 410 event; the next watch is answered 410 Gone.
+  server.refuseWatches({ count: 1, resource: 'deployments', status: 410 });
+  t.equal(server.breakWatches('deployments', 410), 1);
+  await stale;
+  await back;
+  t.equal(server.requestCount({ verb: 'list', resource: 'deployments' }), 2, 'one list after each 410');
+  t.equal(server.requestCount({ verb: 'watch', resource: 'deployments' }), 2);
+  t.match(await client.getWorkload(web, signal()), { replicas: 2 });
+});
+
+t.test('a watch broken for a while: listed again, it sees what changed meanwhile', async (t) => {
+  const { server, client, heard } = await setup(t);
+  server.put(deployment('web', 2));
+  await client.getWorkload(web, signal());
+  // The watch breaks and every retry is refused, so the cache falls behind...
+  server.refuseWatches({ count: 1_000_000, resource: 'deployments' });
+  const stale = heard(() => isStale(client), 'stale');
+  t.equal(server.breakWatches('deployments'), 1);
+  await stale;
+  await t.rejects(client.getWorkload(web, signal()), { code: 'CS_WATCH_STALE' });
+  // ...while the Deployment changes and the history is compacted past its resourceVersion.
+  server.put(deployment('web', 9));
+  server.compactHistory();
+  server.resetRequestCounts();
+  const caughtUp = heard(async () => !(await isStale(client)), 'synced again');
+  server.clearFaults();
+  await caughtUp;
+  t.match(await client.getWorkload(web, signal()), { replicas: 9 });
+  t.ok(server.requestCount({ verb: 'list', resource: 'deployments' }) >= 1, 'listed again after 410 Gone');
+});
+
+t.test('a watch the server closes is listed and watched again, missing nothing', async (t) => {
+  const { server, client, heard } = await setup(t);
+  server.put(deployment('web', 2));
+  await client.getWorkload(web, signal());
+  server.resetRequestCounts();
+  const back = heard(async () => (await client.getWorkload(web, signal())).replicas === 4, 'replicas 4');
+  server.closeWatches();
+  server.put(deployment('web', 4));
+  await back;
+  // Listed afresh (see watch-cache.ts on why a watch is never resumed), then watched from there.
+  t.ok(server.requestCount({ verb: 'list', resource: 'deployments' }) >= 1);
+  t.ok(server.requestCount({ verb: 'watch', resource: 'deployments' }) >= 1);
+});
+
+t.test('a broken watch is stale at once for readers, and synced again by itself', async (t) => {
+  const { server, client, heard } = await setup(t);
+  server.put(deployment('web', 2));
+  await client.getWorkload(web, signal());
+  server.refuseWatches({ count: 1_000_000, resource: 'horizontalpodautoscalers', status: 403 });
+  const stale = heard(() => isStale(client), 'stale');
+  server.breakWatches('horizontalpodautoscalers');
+  await stale;
+  const started = Date.now();
+  const error = await client.getWorkload(web, signal()).catch((e: unknown) => e);
+  t.type(error, StaleObservationError);
+  t.match((error as Error).message, /HPAs in namespace shop of cluster "new-east" is not synced/);
+  // Stale answers at once: a reader never waits out its timeout on a broken watch.
+  t.ok(Date.now() - started < 5_000);
+  const synced = heard(async () => !(await isStale(client)), 'synced');
+  server.clearFaults();
+  await synced;
+  t.match(await client.getWorkload(web, signal()), { replicas: 2 });
+});
+
+t.test('the first read of a namespace waits for its first list; close() stops the watches', async (t) => {
+  const { server, client } = await setup(t);
+  server.put(deployment('web', 2));
+  t.equal(server.openWatches(), 0);
+  t.match(await client.getWorkload(web, signal()), { replicas: 2 });
+  t.equal(server.openWatches(), 2, 'deployments and HPAs of the namespace');
+  await client.close();
+  // Closing ends the streams from the client side; the server sees them go.
+  for (let i = 0; i < 100 && server.openWatches() > 0; i++) await new Promise((r) => setImmediate(r));
+  t.equal(server.openWatches(), 0);
+  // A closed client still answers, uncached.
+  server.resetRequestCounts();
+  t.match(await client.getWorkload(web, signal()), { replicas: 2 });
+  t.equal(server.requestCount({ verb: 'get', resource: 'deployments' }), 1);
+});

@@ -25,6 +25,7 @@ import type { MigrationNotification } from './migration/migration-events.js';
 import { webhookGate } from './notify/gate.js';
 import { Notifier } from './notify/notifier.js';
 import { webhookSmokeTester } from './notify/smoke-test.js';
+import { KubeObjects } from './routers/kube-objects.js';
 import { bindRoute, createRouteHandles, type RouterClients, routerClients } from './routers/registry.js';
 import { createRuntime, type Runtime, type RuntimeParts } from './runtime.js';
 import type { WorkloadRunner } from './sources/workload-runner.js';
@@ -79,13 +80,20 @@ export async function assembleApp(config: Config, options: AppOptions): Promise<
     old: buildKubeConfig({ name: config.clusters.old.name, ...kubeSource(config.clusters.old) }),
     new: buildKubeConfig({ name: config.clusters.new.name, ...kubeSource(config.clusters.new) }),
   };
+  // What the rollouts observe (Deployments, HPAs, route objects) comes from watch caches.
+  const watch = { logger };
   const clusterClient = (side: 'old' | 'new') =>
     new KubeClusterClient({
       name: config.clusters[side].name,
       kubeConfig: kube[side],
       requestTimeoutMs: timeoutMs,
+      watch,
     });
   const clusters = { old: clusterClient('old'), new: clusterClient('new') };
+  const routeObjects = {
+    old: new KubeObjects({ cluster: 'old', kubeConfig: kube.old, requestTimeoutMs: timeoutMs, watch }),
+    new: new KubeObjects({ cluster: 'new', kubeConfig: kube.new, requestTimeoutMs: timeoutMs, watch }),
+  };
   // The controller keeps its state and its Lease where it runs; that is the old cluster's API
   // (in-cluster credentials when no kubeconfig is given).
   const home = kube.old;
@@ -99,7 +107,7 @@ export async function assembleApp(config: Config, options: AppOptions): Promise<
     clock,
     minWindowMs: provider.minWindowMs,
   });
-  const routes = createRouteHandles({ config, kube, requestTimeoutMs: timeoutMs });
+  const routes = createRouteHandles({ config, kube, objects: routeObjects, requestTimeoutMs: timeoutMs });
 
   const identity = options.identity ?? process.env.POD_NAME ?? `${hostname()}-${process.pid}`;
   let isLeader: () => boolean = () => true;
@@ -159,6 +167,15 @@ export async function assembleApp(config: Config, options: AppOptions): Promise<
     prometheus,
     identity,
     logger,
+    closeWatches: async () => {
+      await Promise.all([
+        crds?.runtime.close(),
+        clusters.old.close(),
+        clusters.new.close(),
+        routeObjects.old.close(),
+        routeObjects.new.close(),
+      ]);
+    },
   });
   return { runtime, identity, metrics, start, discard: stop };
 }
@@ -178,6 +195,8 @@ function lifecycle(
     prometheus: PrometheusClient;
     identity: string;
     logger: Logger;
+    /** Stops the clusters' watch caches (after the loop: nothing reads them then). */
+    closeWatches: () => Promise<void>;
   },
 ): { start: () => Promise<App>; stop: () => Promise<void> } {
   const { runtime, runner, elector, identity, logger } = parts;
@@ -189,6 +208,7 @@ function lifecycle(
       shutdown.abort();
       await runner?.stop();
       await runtime.controller.stop();
+      await parts.closeWatches();
       await elector?.stop();
       await runtime.server.close();
       await parts.notifier.close(5000);
@@ -348,6 +368,7 @@ function createCrRuntime(
         clients = routerClients({
           config: { workloads: [], routers: config.routers },
           kube: pair.kube,
+          objects: pair.objects,
           requestTimeoutMs: timeoutMs,
         });
         clientsOf.set(pair, clients);

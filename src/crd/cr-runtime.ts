@@ -79,6 +79,8 @@ export class CrRuntime {
       home,
       namespace: options.namespace,
       requestTimeoutMs,
+      logger: options.logger,
+      ...(options.restartDelayMs !== undefined ? { watchRestartDelayMs: options.restartDelayMs } : {}),
     });
     this.waves = new WaveCoordinator({
       migration: (name) => this.source.migration(name),
@@ -95,6 +97,11 @@ export class CrRuntime {
       // Its annotations (approvals, skips, a pause) or its waves may have changed.
       this.runnerInstance?.evaluateWaves(name);
     });
+  }
+
+  /** Stops the cluster pairs' watches; after the runner and the controller have stopped. */
+  async close(): Promise<void> {
+    await this.pairs.closeAll();
   }
 
   /** The controller's store: the file's workloads in `config`, WorkloadMigrations' in their status. */

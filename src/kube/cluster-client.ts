@@ -19,4 +19,9 @@ export interface ClusterClient {
   setHpaMinReplicas(ref: WorkloadRef, minReplicas: number, signal: AbortSignal): Promise<void>;
   /** Record a Kubernetes Event on the workload, so `kubectl describe` tells the story. */
   recordEvent(ref: WorkloadRef, event: KubeEvent, signal: AbortSignal): Promise<void>;
+  /**
+   * A client that watches: `listener` hears each change of the workload's Deployment or HPA
+   * (and each time its watch turns stale or synced again). Returns what stops that.
+   */
+  onWorkloadChange?(ref: WorkloadRef, listener: () => void): () => void;
 }

@@ -1,11 +1,14 @@
 // The old and new cluster of each ClusterMigration: clients built when the first workload of a
 // migration needs them (its kubeconfig read from a Secret in clustershift's namespace in the home
 // cluster, or the home cluster's own credentials), shared by its workloads, dropped when the last
-// one goes. Two migrations with different pairs each get their own.
+// one goes. Two migrations with different pairs each get their own. A pair's clients watch what
+// the rollouts observe (Deployments, HPAs, route objects); its watches stop when it is dropped.
 
 import { isDeepStrictEqual } from 'node:util';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
 import { ConfigError, errorMessage } from '../errors.js';
+import { type ClusterObjects, KubeObjects } from '../routers/kube-objects.js';
 import type { ClusterAccess, MigrationSettings } from '../sources/workload-source.js';
 import { KubeCaller, requestOptions } from './kube-call.js';
 import { KubeClusterClient } from './kube-cluster-client.js';
@@ -15,6 +18,8 @@ export interface ClusterPair {
   clusters: MigrationSettings['clusters'];
   kube: { old: KubeConfig; new: KubeConfig };
   clients: { old: KubeClusterClient; new: KubeClusterClient };
+  /** Each cluster's route objects, for the Kubernetes routers. */
+  objects: ClusterObjects;
 }
 
 export interface ClusterPairsOptions {
@@ -23,6 +28,11 @@ export interface ClusterPairsOptions {
   /** clustershift's own namespace in the home cluster. */
   namespace: string;
   requestTimeoutMs: number;
+  /** Watch what the rollouts observe (default true); false reads it with a request per tick. */
+  watch?: boolean;
+  /** After a watch fails, list again after this long at first (default 1000 ms). */
+  watchRestartDelayMs?: number;
+  logger?: Logger;
 }
 
 interface Entry {
@@ -69,7 +79,16 @@ export class ClusterPairs {
     const entry = this.entries.get(id);
     if (!entry) return;
     entry.holders.delete(holder);
-    if (entry.holders.size === 0) this.entries.delete(id);
+    if (entry.holders.size > 0) return;
+    this.entries.delete(id);
+    void entry.pair.then(closePair, () => undefined);
+  }
+
+  /** Drops every pair and stops their watches (the process stopping). */
+  async closeAll(): Promise<void> {
+    const entries = [...this.entries.values()];
+    this.entries.clear();
+    await Promise.all(entries.map((entry) => entry.pair.then(closePair, () => undefined)));
   }
 
   /** Pairs in use now (for the API and tests). */
@@ -86,17 +105,26 @@ export class ClusterPairs {
       this.kubeConfigOf(migration.name, 'old', migration.clusters.old, signal),
       this.kubeConfigOf(migration.name, 'new', migration.clusters.new, signal),
     ]);
+    const { requestTimeoutMs, logger } = this.options;
+    const watch =
+      this.options.watch === false
+        ? undefined
+        : {
+            ...(this.options.watchRestartDelayMs !== undefined
+              ? { restartDelayMs: this.options.watchRestartDelayMs }
+              : {}),
+            ...(logger ? { logger } : {}),
+          };
     const client = (access: ClusterAccess, kubeConfig: KubeConfig) =>
-      new KubeClusterClient({
-        name: access.name,
-        kubeConfig,
-        requestTimeoutMs: this.options.requestTimeoutMs,
-      });
+      new KubeClusterClient({ name: access.name, kubeConfig, requestTimeoutMs, ...(watch ? { watch } : {}) });
+    const objects = (cluster: 'old' | 'new', kubeConfig: KubeConfig) =>
+      new KubeObjects({ cluster, kubeConfig, requestTimeoutMs, ...(watch ? { watch } : {}) });
     return {
       migration: migration.name,
       clusters: migration.clusters,
       kube: { old: oldKube, new: newKube },
       clients: { old: client(migration.clusters.old, oldKube), new: client(migration.clusters.new, newKube) },
+      objects: { old: objects('old', oldKube), new: objects('new', newKube) },
     };
   }
 
@@ -140,6 +168,15 @@ export class ClusterPairs {
       );
     return kubeConfig;
   }
+}
+
+async function closePair(pair: ClusterPair): Promise<void> {
+  await Promise.all([
+    pair.clients.old.close(),
+    pair.clients.new.close(),
+    pair.objects.old.close(),
+    pair.objects.new.close(),
+  ]);
 }
 
 function withContext(kubeConfig: KubeConfig, context: string, where: string): KubeConfig {

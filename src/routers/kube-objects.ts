@@ -4,8 +4,10 @@
 // KubeErrors into router errors: 404 -> RouteNotFoundError, anything else -> RouterError.
 
 import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
 import { ClustershiftError, KubeError, RouteNotFoundError, RouterError } from '../errors.js';
 import { KubeCaller, type RetryPolicy, requestOptions } from '../kube/kube-call.js';
+import { WatchCache } from '../kube/watch-cache.js';
 import type { Sleep } from '../timing.js';
 
 /** Which object: the group/version/plural of its resource, its kind (for messages), where it is. */
@@ -35,15 +37,24 @@ export interface KubeObjectsOptions {
   retry?: RetryPolicy;
   sleep?: Sleep;
   random?: () => number;
+  /**
+   * observe() reads from a watch cache per resource, version and namespace (started on its
+   * first read, stopped by close()) instead of a GET per read. Writes read afresh either way.
+   */
+  watch?: { restartDelayMs?: number; logger?: Logger };
 }
 
 export class KubeObjects {
   readonly cluster: string;
   readonly #api: CustomObjectsApi;
   readonly #caller: KubeCaller;
+  readonly #options: KubeObjectsOptions;
+  readonly #caches = new Map<string, WatchCache<CustomObject & { metadata?: { name?: string } }>>();
+  #closed = false;
 
   constructor(options: KubeObjectsOptions) {
     this.cluster = options.cluster;
+    this.#options = options;
     this.#api = options.kubeConfig.makeApiClient(CustomObjectsApi);
     this.#caller = new KubeCaller({
       cluster: options.cluster,
@@ -58,6 +69,62 @@ export class KubeObjects {
     return this.#translate(ref, () =>
       this.#caller.call({ verb: 'get', object: describeRef(ref) }, signal, (s) => this.#read(ref, s)),
     );
+  }
+
+  /**
+   * The object as the observe path reads it: from the watch cache with `watch` (waiting for its
+   * first sync, bounded by `signal`; StaleObservationError while it is not synced), else a GET.
+   */
+  async observe(ref: CustomObjectRef, signal: AbortSignal): Promise<CustomObject> {
+    if (!this.#options.watch || this.#closed) return this.get(ref, signal);
+    const cache = this.#cacheFor(ref);
+    await cache.whenSynced(signal);
+    const object = cache.get(ref.namespace, ref.name);
+    if (!object)
+      return this.#translate(ref, async () => {
+        throw new KubeError(`${describeRef(ref)} not found (watched)`, 404);
+      });
+    // The cache's copy is shared: a caller changing what it got must not change the cache.
+    return structuredClone(object);
+  }
+
+  /** Whether observe() reads from watch caches. */
+  get watched(): boolean {
+    return this.#options.watch !== undefined && !this.#closed;
+  }
+
+  /** Stops the watch caches; observe() then reads with a GET. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const caches = [...this.#caches.values()];
+    this.#caches.clear();
+    await Promise.all(caches.map((cache) => cache.stop()));
+  }
+
+  #cacheFor(ref: CustomObjectRef) {
+    const id = `${ref.group}/${ref.version}/${ref.plural}/${ref.namespace}`;
+    let cache = this.#caches.get(id);
+    if (cache) return cache;
+    const { watch } = this.#options;
+    const what = `${ref.kind} objects in namespace ${ref.namespace} of the ${this.cluster} cluster`;
+    cache = new WatchCache<CustomObject & { metadata?: { name?: string } }>({
+      description: what,
+      kubeConfig: this.#options.kubeConfig,
+      path: `/apis/${ref.group}/${ref.version}/namespaces/${ref.namespace}/${ref.plural}`,
+      requestTimeoutMs: this.#options.requestTimeoutMs,
+      ...(watch?.restartDelayMs !== undefined ? { restartDelayMs: watch.restartDelayMs } : {}),
+      ...(watch?.logger ? { logger: watch.logger } : {}),
+      list: async (signal) =>
+        (await this.#caller.call({ verb: 'list', object: what }, signal, (s) =>
+          this.#api.listNamespacedCustomObject(
+            { group: ref.group, version: ref.version, plural: ref.plural, namespace: ref.namespace },
+            requestOptions(s),
+          ),
+        )) as { items?: CustomObject[]; metadata?: { resourceVersion?: string } },
+    });
+    this.#caches.set(id, cache);
+    cache.start();
+    return cache;
   }
 
   /** Every object of a resource in a namespace (`ref.name` is ignored). */

@@ -72,31 +72,51 @@ export function kubeRouteHandle(adapter: KubeRouteAdapter, objects: KubeObjects)
   };
   const read = (signal: AbortSignal) => atServedVersion((ref) => objects.get(ref, signal));
   const headerRoute = adapter.setHeaderRoute?.bind(adapter);
+  /** The resourceVersion our last write stored, until a watched read has caught up with it. */
+  let written: string | undefined;
+  const observe = async (signal: AbortSignal): Promise<CustomObject> => {
+    // Before a version has answered, a GET finds it.
+    if (!served) return read(signal);
+    if (!objects.watched) return objects.get(served, signal);
+    // Read-your-writes: the read-back after a write must see it, and the watch may not have
+    // delivered it yet; until it has, the object is read afresh.
+    const watched = await objects.observe(served, signal);
+    if (written === undefined || watched.metadata?.resourceVersion === written) {
+      written = undefined;
+      return watched;
+    }
+    const fresh = await objects.get(served, signal);
+    // Someone wrote after us (or the watch caught up): nothing of ours is still in flight.
+    if (fresh.metadata?.resourceVersion !== written) written = undefined;
+    return fresh;
+  };
   return {
     ...(headerRoute
       ? {
           async setHeaderRoute(header: { name: string; value: string } | undefined, signal: AbortSignal) {
-            await atServedVersion((ref) =>
+            const stored = await atServedVersion((ref) =>
               objects.update(ref, signal, (object) => {
                 headerRoute(object, header);
                 return object;
               }),
             );
+            written = stored.metadata?.resourceVersion;
           },
         }
       : {}),
     description,
     async getSplit(signal) {
-      return weightsOnly(agreedPercent(description, adapter.locate(await read(signal))));
+      return weightsOnly(agreedPercent(description, adapter.locate(await observe(signal))));
     },
     async setWeight(weight, signal) {
       checkWholePercent(description, weight);
-      await atServedVersion((ref) =>
+      const stored = await atServedVersion((ref) =>
         objects.update(ref, signal, (object) => {
           for (const slot of adapter.locate(object)) slot.set(100 - weight, weight);
           return object;
         }),
       );
+      written = stored.metadata?.resourceVersion;
     },
     async verify(signal) {
       adapter.locate(await read(signal));

@@ -23,6 +23,8 @@ export interface RouterRegistryDeps {
   config: Pick<Config, 'workloads' | 'routers'>;
   /** Both clusters' credentials; Kubernetes route objects live in one of them. */
   kube: { old: KubeConfig; new: KubeConfig };
+  /** The route-object clients to use (e.g. a cluster pair's, watching); built from `kube` when absent. */
+  objects?: ClusterObjects;
   requestTimeoutMs: number;
   /** Prebuilt AWS SDK clients (tests); by default built for routers.aws.region. */
   aws?: { elbv2?: ElasticLoadBalancingV2Client; route53?: Route53Client };
@@ -84,7 +86,7 @@ export function routerClients(deps: RouterRegistryDeps): RouterClients {
   };
   return {
     requestTimeoutMs: deps.requestTimeoutMs,
-    kube: once(() => ({ old: kubeObjects(deps, 'old'), new: kubeObjects(deps, 'new') })),
+    kube: once(() => deps.objects ?? { old: kubeObjects(deps, 'old'), new: kubeObjects(deps, 'new') }),
     haproxy: once(() => {
       const haproxy = deps.config.routers.haproxy;
       if (!haproxy)

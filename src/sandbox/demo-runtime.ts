@@ -234,6 +234,7 @@ export async function startDemoRuntime(options: DemoRuntimeOptions): Promise<Dem
     stopped ??= (async () => {
       await runner?.stop();
       await runtime.controller.stop();
+      await crRuntime?.close();
       await runtime.server.close();
       await owned.clusters?.stop();
       await owned.home?.stop();

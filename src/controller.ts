@@ -8,6 +8,7 @@ import { FinishedReplicaReads } from './controller/finished-replicas.js';
 import { forEachLimited, RolloutLocks } from './controller/locks.js';
 import { type MetricsReadings, observeWorkload, sampleDueMetrics } from './controller/observe.js';
 import { performActions } from './controller/perform.js';
+import { StepTriggers, waitsOnReplicas } from './controller/step-triggers.js';
 import type { ControllerOptions, LiveView, TickReport, WorkloadBinding } from './controller/types.js';
 import { ClustershiftError, errorMessage, NotLeaderError, RolloutNotFoundError } from './errors.js';
 import { askSmokeTest } from './notify/smoke-test.js';
@@ -51,16 +52,20 @@ export class Controller {
   /** Rollouts whose latest checks are only in memory (see isTransition). */
   private readonly unsaved = new Set<string>();
   private readonly finishedReads: FinishedReplicaReads;
+  /** A watched change of a rollout's Deployment or HPA steps it at once (see stepOnChange). */
+  private readonly triggers = new StepTriggers({ step: (key) => this.stepOnChange(key) });
 
   constructor(private readonly options: ControllerOptions) {
     const unrouted = options.workloads.filter((w) => !options.routes.has(w.key)).map((w) => w.key);
     if (unrouted.length > 0) throw new Error(`no route handle for workload(s) ${unrouted.join(', ')}`);
-    for (const workload of options.workloads)
+    for (const workload of options.workloads) {
       this.bindings.set(workload.key, {
         workload,
         clusters: options.clusters,
         route: options.routes.get(workload.key)!,
       });
+      this.triggers.watch(workload, options.clusters);
+    }
     // Every rollout's step listens for a stop while its reads run: thousands at once is normal.
     setMaxListeners(0, this.loopAbort.signal);
     this.finishedReads = new FinishedReplicaReads({
@@ -131,6 +136,7 @@ export class Controller {
     const key = binding.workload.key;
     const known = this.bindings.has(key);
     this.bindings.set(key, binding);
+    this.triggers.watch(binding.workload, binding.clusters);
     this.#changes++;
     if (known || !this.loaded) return;
     const parked = this.parked.get(key);
@@ -148,6 +154,7 @@ export class Controller {
   async untrack(key: string): Promise<void> {
     await this.locks.withLock(key, async () => {
       if (!this.bindings.delete(key)) return;
+      this.triggers.unwatch(key);
       this.states.delete(key);
       this.live.delete(key);
       this.unsaved.delete(key);
@@ -206,10 +213,12 @@ export class Controller {
       if (!binding) throw new RolloutNotFoundError(key);
       const before = this.get(key);
       // An abort lowers the weight in its own decision as far as the old cluster can carry it.
-      const observation =
+      const observed =
         command.type === 'abort' && ROLLBACK_FROM.has(before.phase)
           ? await this.observe(binding, before, this.callSignal())
           : undefined;
+      // A stale look is no look: the rollback lowers the weight from the next fresh observation.
+      const observation = observed?.stale ? undefined : observed;
       const decision = applyCommand(
         before,
         command,
@@ -262,6 +271,7 @@ export class Controller {
   /** Stops the loop, waits for a tick in flight, and writes the checks not yet saved (as leader). */
   async stop(): Promise<void> {
     this.loopAbort.abort();
+    this.triggers.close();
     if (this.loopTimer) clearTimeout(this.loopTimer);
     await this.ticking?.catch(() => undefined);
     await this.flush();
@@ -390,6 +400,8 @@ export class Controller {
     } finally {
       reads.dispose();
     }
+    // A watch behind the observation is not synced: hold, acting on nothing (the live view says why).
+    if (observation.stale) return;
     // Bounded by its own attempts and timeouts, not by the reads' deadline.
     const smokeTest = await askSmokeTest(
       this.options.smokeTest,
@@ -433,6 +445,26 @@ export class Controller {
       this.unsaved.add(key);
     }
     this.commit(before, decision.state);
+  }
+
+  /**
+   * A watched change of the rollout's Deployment or HPA: a rollout waiting on replicas steps
+   * now rather than at the next tick; the step decides as on a tick. Leader only, and only once
+   * it has read the store since it began leading.
+   */
+  private async stepOnChange(key: string): Promise<void> {
+    if (!this.loaded || !this.leading || !this.isLeader() || this.loopAbort.signal.aborted) return;
+    const state = this.states.get(key);
+    if (!state || !ACTIVE_PHASES.has(state.phase) || !waitsOnReplicas(state)) return;
+    const report: TickReport = { rollouts: this.states.size, active: 1, metricsQueries: 0, stateWrites: 0 };
+    await this.locks
+      .withLock(key, () => this.step(key, this.options.clock.now(), new Map(), report))
+      .catch((error) =>
+        this.options.logger.error(
+          { ...this.logFields(key), err: error },
+          'rollout step on a watched change failed',
+        ),
+      );
   }
 
   /** observeWorkload, recorded in the live view. */

@@ -1,7 +1,7 @@
 // The observing half of a step: one rollout's clusters and route read together, and one batch
 // of metrics for every rollout whose check is due.
 
-import { errorMessage } from '../errors.js';
+import { errorMessage, StaleObservationError } from '../errors.js';
 import type { MetricsSource } from '../metrics/metrics.js';
 import type { AnalysisPolicy } from '../rollout/policy.js';
 import type { MetricsReading, Observation, RolloutState } from '../rollout/types.js';
@@ -25,8 +25,11 @@ export async function observeWorkload(
   deps: { metrics: MetricsSource; onReadError: ReadErrorListener },
 ): Promise<Observation> {
   const { workload, route, clusters } = binding;
+  // A read from a watch cache that is not synced makes the whole observation stale (held).
+  let stale: string | undefined;
   const read = <T>(what: string, call: (signal: AbortSignal) => Promise<T>): Promise<T | undefined> =>
     call(signal).catch((error) => {
+      if (error instanceof StaleObservationError) stale ??= `${what}: ${error.message}`;
       deps.onReadError(workload.key, error, what);
       return undefined;
     });
@@ -58,6 +61,7 @@ export async function observeWorkload(
     ...(routeSplit ? { routeSplit } : {}),
     ...(routeError ? { routeError } : {}),
     ...(metricsCoverage ? { metricsCoverage } : {}),
+    ...(stale ? { stale } : {}),
   };
 }
 

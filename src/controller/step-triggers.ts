@@ -5,6 +5,20 @@
 
 import type { RolloutWorkload } from '../config/load.js';
 import type { ClusterClient } from '../kube/cluster-client.js';
+import type { RolloutState } from '../rollout/types.js';
+
+/**
+ * Whether a rollout waits on replicas in one of its clusters, so that their change may move it:
+ * a raise waiting for the new cluster to be ready, a preflight, a promotion, a rollback.
+ */
+export function waitsOnReplicas(state: RolloutState): boolean {
+  return (
+    state.pendingWeight !== undefined ||
+    state.phase === 'Preflight' ||
+    state.phase === 'Promoting' ||
+    state.phase === 'RollingBack'
+  );
+}
 
 export interface StepTriggersOptions {
   /** Runs the rollout's step now (the controller decides whether it may: leader, phase, lock). */

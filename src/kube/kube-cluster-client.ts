@@ -107,6 +107,11 @@ export class KubeClusterClient implements ClusterClient {
     await cache?.close();
   }
 
+  /** The Deployment as the watch last delivered it (tests: has the cache caught up?). */
+  cachedDeployment(ref: WorkloadRef): V1Deployment | undefined {
+    return this.cache?.peekDeployment(ref);
+  }
+
   /** Whether the namespace's Deployments and HPAs are watched and synced now. */
   watchSynced(namespace: string): boolean {
     return this.cache?.synced(namespace) ?? false;

@@ -147,6 +147,11 @@ export interface Observation {
   metricsCoverage?: MetricsCoverage | { error: string };
   /** Blue-green pre-validation: the smoke-test webhook's answer, when it was asked this tick. */
   smokeTest?: SmokeTestResult;
+  /**
+   * Set when a watch cache behind this observation is not synced (why): the controller then
+   * holds the rollout (no scale, no weight write, no check) instead of deciding on it.
+   */
+  stale?: string;
 }
 
 /** What the smoke-test webhook answered: `detail` is "HTTP 200", or the status and first bytes of a refusal. */

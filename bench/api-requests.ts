@@ -4,7 +4,10 @@
 // tick. The sandbox's route is simulated, so a Kubernetes route object's GET per tick is not
 // in these figures (add one per rollout per tick for Istio, Gateway API or SMI).
 //
-//   node --import tsx bench/api-requests.ts [--rollouts 5] [--seconds 20] [--interval 1s]
+// With `--hold 5s` the rollouts move instead (steps, scale-ups, weight and status writes, Events)
+// and the figures count what moving costs, writes included.
+//
+//   node --import tsx bench/api-requests.ts [--rollouts 5] [--seconds 20] [--interval 1s] [--hold 1h]
 
 import { parseArgs } from 'node:util';
 import { parseDuration } from '../src/duration.js';
@@ -17,6 +20,7 @@ const { values } = parseArgs({
     rollouts: { type: 'string', default: '5' },
     seconds: { type: 'string', default: '20' },
     interval: { type: 'string', default: '1s' },
+    hold: { type: 'string', default: '1h' },
   },
 });
 const rollouts = Number(values.rollouts);
@@ -27,8 +31,8 @@ const demo = await startDemoRuntime({
   workloads: Array.from({ length: rollouts }, (_, i) => ({ name: `app-${i}`, rps: 2000 })),
   timings: {
     interval: values.interval,
-    // Held at the first step for the whole window: steady state, no transitions.
-    holdTime: '1h',
+    // By default held at the first step for the whole window: steady state, no transitions.
+    holdTime: values.hold,
     analysisInterval: '1s',
     drainDelay: '1s',
     oldScaleDownDelay: '1s',
@@ -64,12 +68,15 @@ const perServer = Object.fromEntries(
 const total = Object.values(servers).reduce((sum, server) => sum + server.requestCount(), 0);
 const perRolloutPerTick = total / active / ticks;
 const result = {
+  hold: values.hold,
   rollouts: active,
   windowSeconds: seconds,
   intervalMs,
   requests: total,
   perRolloutPerTick: Number(perRolloutPerTick.toFixed(2)),
   perRolloutPerMinuteAt5s: Number((perRolloutPerTick * 12).toFixed(1)),
+  // What the window cost per rollout per minute of real time, whatever the tick.
+  perRolloutPerMinute: Number(((total / active / seconds) * 60).toFixed(1)),
   perServer,
 };
 await demo.stop();

@@ -58,24 +58,24 @@ ClusterRole here and the one for a cluster reached through a kubeconfig
   verbs: ["get", "list", "watch", "patch", "update"]
 - apiGroups: ["autoscaling"]
   resources: ["horizontalpodautoscalers"]
-  verbs: ["get", "list", "patch"]
+  verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["", "events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
 {{- if .Values.rbac.routers.istio }}
 - apiGroups: ["networking.istio.io"]
   resources: ["virtualservices", "destinationrules", "serviceentries"]
-  verbs: ["get", "list", "update", "patch"]
+  verbs: ["get", "list", "watch", "update", "patch"]
 {{- end }}
 {{- if .Values.rbac.routers.gatewayApi }}
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["httproutes"]
-  verbs: ["get", "list", "update", "patch"]
+  verbs: ["get", "list", "watch", "update", "patch"]
 {{- end }}
 {{- if .Values.rbac.routers.smi }}
 - apiGroups: ["split.smi-spec.io"]
   resources: ["trafficsplits"]
-  verbs: ["get", "list", "update", "patch"]
+  verbs: ["get", "list", "watch", "update", "patch"]
 {{- end }}
 {{- end }}
 

@@ -135,6 +135,16 @@ export class FakeApiServer {
     this.requests.reset();
   }
 
+  /**
+   * `listener` hears every stored change from now on, as it is committed (before any watch
+   * delivers it): benchmarks time what a controller does after a change with it.
+   */
+  onChange(listener: (change: { type: string; object: KubeObject }) => void): () => void {
+    return this.store.subscribe((event) =>
+      listener({ type: event.type, object: structuredClone(event.object) }),
+    );
+  }
+
   /** End every open watch stream, as an API server restart would; clients watch again. */
   closeWatches(): void {
     this.watches.closeAll();

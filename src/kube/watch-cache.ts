@@ -56,8 +56,6 @@ export class WatchCache<T extends KubernetesObject> {
   private resourceVersion: string | undefined;
   private request: AbortController | undefined;
   private running: Promise<void> | undefined;
-  /** Lists done, for tests and the benchmark (a 410 or a failed watch adds one). */
-  lists = 0;
 
   constructor(options: WatchCacheOptions<T>) {
     this.options = options;
@@ -192,7 +190,6 @@ export class WatchCache<T extends KubernetesObject> {
       AbortSignal.timeout(this.options.requestTimeoutMs),
     ]);
     const list = await this.options.list(signal);
-    this.lists++;
     const fresh = new Map<string, T>();
     for (const item of list.items ?? []) fresh.set(keyOf(item), item);
     const changes: CacheChange<T>[] = [];

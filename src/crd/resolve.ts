@@ -175,6 +175,8 @@ function layerPolicy(under: PolicyConfig | undefined, over: PolicyConfig | undef
     ...(under?.blueGreen || over?.blueGreen
       ? { blueGreen: { ...under?.blueGreen, ...over?.blueGreen } as NonNullable<PolicyConfig['blueGreen']> }
       : {}),
+    // As the file does for a workload: a parity setting replaces the one under it whole.
+    ...(over?.parity || under?.parity ? { parity: over?.parity ?? under?.parity } : {}),
   };
 }
 
@@ -265,6 +267,7 @@ export function resolveWorkloadMigration(
         ...(spec.scaling ? { scaling: spec.scaling } : {}),
         ...(spec.strategy ? { strategy: spec.strategy } : {}),
         ...(spec.blueGreen ? { blueGreen: spec.blueGreen } : {}),
+        ...(spec.parity ? { parity: spec.parity } : {}),
       },
     ],
   };
@@ -314,9 +317,9 @@ function explainPolicyError(
   const text = message.replace(/^resolve(:\d+)?: /, '');
   const route = /^\/workloads\/0\/route(\/\S*)?: /.exec(text);
   if (route) return `${context.routeFrom}${route[1] ?? ''}: ${text.slice(route[0].length)}`;
-  const field = /^\/workloads\/0\/(plan|analysis|scaling|strategy|blueGreen)(\/\S*)?: /.exec(text);
+  const field = /^\/workloads\/0\/(plan|analysis|scaling|strategy|blueGreen|parity)(\/\S*)?: /.exec(text);
   if (field) {
-    const section = field[1] as 'plan' | 'analysis' | 'scaling' | 'strategy' | 'blueGreen';
+    const section = field[1] as 'plan' | 'analysis' | 'scaling' | 'strategy' | 'blueGreen' | 'parity';
     const own = context.spec[section] !== undefined;
     const from = own
       ? ''

@@ -9,6 +9,7 @@ import {
   AnalysisSchema,
   CrBlueGreenSchema,
   CrSmokeTestSchema,
+  ParitySchema,
   PlanSchema,
   RouteSchema,
   ScalingSchema,
@@ -80,6 +81,7 @@ export const PolicyOverridesProperties = {
   scaling: Type.Optional(ScalingSchema),
   strategy: Type.Optional(StrategySchema),
   blueGreen: Type.Optional(CrBlueGreenSchema),
+  parity: Type.Optional(ParitySchema),
 };
 
 /** metav1.Condition, as the Kubernetes API conventions define it. */

@@ -29,6 +29,8 @@ export interface HttpRoutingOptions {
   watches: WatchHub;
   /** Runs before each request is served (due readiness is applied, so every reader sees it). */
   beforeRequest: () => void;
+  /** The gitVersion GET /version answers now. */
+  kubernetesVersion: () => string;
 }
 
 type Routed = Answer | { stream: (response: ServerResponse) => void };
@@ -151,7 +153,8 @@ export class HttpRouting {
     if (method === 'GET' && (path === '/healthz' || path === '/readyz' || path === '/livez')) {
       return { code: 200, body: 'ok' };
     }
-    if (method === 'GET' && path === '/version') return { code: 200, body: versionInfo() };
+    if (method === 'GET' && path === '/version')
+      return { code: 200, body: versionInfo(this.options.kubernetesVersion()) };
     if (path === '/openapi/v2') {
       discoveryOnly(method, undefined);
       return { stream: sendEmptyOpenApiV2 };

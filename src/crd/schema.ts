@@ -195,7 +195,7 @@ export const ClusterMigrationSpecSchema = closed({
         mode: Type.Optional(
           Type.Union([Type.Literal('explicit'), Type.Literal('annotated'), Type.Literal('all')], {
             description:
-              'explicit: teams create WorkloadMigrations; annotated: Deployments annotated clustershift.io/migrate; all',
+              'explicit: teams create WorkloadMigrations (the selector only reports); annotated (default): Deployments annotated clustershift.io/migrate: "true"; all: every selected Deployment but those annotated "false"',
           }),
         ),
         namespaces: Type.Optional(Type.Array(ObjectName('a namespace'))),
@@ -207,7 +207,7 @@ export const ClusterMigrationSpecSchema = closed({
           ),
         ),
       },
-      'which Deployments of the old cluster take part (not implemented yet: refused)',
+      'which Deployments of the old cluster take part; each selected one gets a WorkloadMigration from spec.routeTemplate in its namespace (unless its team wrote one). kube-system, kube-public and kube-node-lease only when namespaces names them',
     ),
   ),
   waves: Type.Optional(
@@ -241,7 +241,7 @@ export const ClusterMigrationSpecSchema = closed({
 export type ClusterMigrationSpec = Static<typeof ClusterMigrationSpecSchema>;
 
 /** The spec fields whole-cluster migration will fill in; a migration setting them is refused until then. */
-export const NOT_YET_SUPPORTED: ReadonlyArray<keyof ClusterMigrationSpec> = ['selector'];
+export const NOT_YET_SUPPORTED: ReadonlyArray<keyof ClusterMigrationSpec> = [];
 
 const phaseCount = (phase: string) =>
   Type.Optional(Type.Integer({ minimum: 0, description: `workloads in ${phase}` }));
@@ -338,6 +338,7 @@ export const ClusterMigrationStatusSchema = closed({
     }),
     'workloads whose application differs between the clusters (beyond the allowed fields)',
   ),
+  parityCount: Type.Optional(Count('selected workloads whose application differs between the clusters')),
   trafficOnNew: Type.Optional(
     closed(
       {
@@ -631,14 +632,21 @@ export const WorkloadMigrationSchema = objectOf(
 export interface ObjectMeta {
   name?: string;
   namespace?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  ownerReferences?: Array<{
+    apiVersion?: string;
+    kind?: string;
+    name?: string;
+    uid?: string;
+    controller?: boolean;
+  }>;
   uid?: string;
   generation?: number;
   resourceVersion?: string;
   creationTimestamp?: string | Date;
   deletionTimestamp?: string | Date;
   finalizers?: string[];
-  labels?: Record<string, string>;
-  annotations?: Record<string, string>;
 }
 
 export interface ClusterMigrationObject {

@@ -210,6 +210,49 @@ t.test(
   },
 );
 
+t.test("a team's own WorkloadMigration wins over an older one discovery created", async (t) => {
+  const active = new Set<string>();
+  const { server, source, conditions } = await setup(t, active);
+  const upgrade = server.put(migration());
+  // Discovery's: labelled as clustershift's and owned (controller) by the ClusterMigration.
+  const discovered = wlm('checkout');
+  discovered.metadata.labels = {
+    'app.kubernetes.io/managed-by': 'clustershift',
+    'clustershift.io/migration': 'upgrade',
+  };
+  discovered.metadata.ownerReferences = [
+    {
+      apiVersion: API,
+      kind: 'ClusterMigration',
+      name: 'upgrade',
+      uid: upgrade.metadata.uid!,
+      controller: true,
+    },
+  ];
+  server.put(discovered);
+  await source.start(signal());
+  t.match(source.workloads().get('shop/checkout')?.origin, { name: 'checkout' });
+  server.put(wlm('checkout-by-team', { workload: { name: 'checkout' } }));
+  await waitFor("the team's to run", () => {
+    const origin = source.workloads().get('shop/checkout')?.origin;
+    return origin?.kind === 'WorkloadMigration' && origin.name === 'checkout-by-team' ? true : undefined;
+  });
+  t.match(latest(conditions, 'checkout')?.conditions, [{ status: 'False', reason: 'Duplicate' }]);
+  // Once discovery's has started, it keeps its rollout whoever writes another.
+  active.add('shop/checkout');
+  server.remove(API, 'WorkloadMigration', 'shop', 'checkout-by-team');
+  await waitFor("discovery's to run again", () =>
+    (source.workloads().get('shop/checkout')?.origin as { name?: string } | undefined)?.name === 'checkout'
+      ? true
+      : undefined,
+  );
+  server.put(wlm('checkout-by-team', { workload: { name: 'checkout' } }));
+  await waitFor('the duplicate', () =>
+    latest(conditions, 'checkout-by-team')?.conditions[0]?.reason === 'Duplicate' ? true : undefined,
+  );
+  t.match(source.workloads().get('shop/checkout')?.origin, { name: 'checkout' }, 'an active rollout stays');
+});
+
 t.test("the source's conditions, written through the status store, show on the object", async (t) => {
   const { server, kubeConfig, source } = await setup(t);
   const store = new WorkloadMigrationStateStore({ kubeConfig, requestTimeoutMs: 5000 });

@@ -218,7 +218,8 @@ export class CrWorkloadSource implements WorkloadSource {
 
   private informer<T extends ClusterMigrationObject | WorkloadMigrationObject>(
     plural: string,
-    handlers: { upsert: (object: T) => void; remove: (object: T) => void },
+    /** `upsert` returns false when discovery need not hear of the change (see onObjectsChanged). */
+    handlers: { upsert: (object: T) => boolean | void; remove: (object: T) => void },
   ): Watched {
     const timeoutMs = this.options.requestTimeoutMs ?? 30_000;
     const list = async () =>
@@ -234,8 +235,15 @@ export class CrWorkloadSource implements WorkloadSource {
     const changed = () => {
       if (this.synced) for (const listener of this.objectListeners) this.guard(listener);
     };
-    informer.on('add', (object) => this.guard(() => handlers.upsert(object as T), changed));
-    informer.on('update', (object) => this.guard(() => handlers.upsert(object as T), changed));
+    const upsert = (object: KubernetesObject) => {
+      let relevant = true;
+      this.guard(() => {
+        relevant = handlers.upsert(object as T) !== false;
+      });
+      if (relevant) changed();
+    };
+    informer.on('add', upsert);
+    informer.on('update', upsert);
     informer.on('delete', (object) => this.guard(() => handlers.remove(object as T), changed));
     // The informer stops on an error other than 410 Gone and a watch timeout: list again later.
     let failures = 0;
@@ -347,7 +355,8 @@ export class CrWorkloadSource implements WorkloadSource {
 
   // ---- WorkloadMigrations ---------------------------------------------------------------
 
-  private workloadChanged(object: WorkloadMigrationObject): void {
+  /** Returns whether anything discovery reads changed (not a status write within a step). */
+  private workloadChanged(object: WorkloadMigrationObject): boolean {
     const key = objectKey(object);
     const before = this.objects.get(key);
     this.objects.set(key, object);
@@ -363,6 +372,13 @@ export class CrWorkloadSource implements WorkloadSource {
     if (!sameSpec || !this.synced) this.resolve(key);
     // Its phase may have changed (a status write): the migration's counts follow.
     this.recount(before, object);
+    return (
+      !sameSpec ||
+      before?.status?.phase !== object.status?.phase ||
+      before?.status?.weight !== object.status?.weight ||
+      !isDeepStrictEqual(before?.metadata?.labels, object.metadata?.labels) ||
+      !isDeepStrictEqual(before?.metadata?.ownerReferences, object.metadata?.ownerReferences)
+    );
   }
 
   private recount(...objects: Array<WorkloadMigrationObject | undefined>): void {

@@ -219,7 +219,7 @@ export class CrWorkloadSource implements WorkloadSource {
   private informer<T extends ClusterMigrationObject | WorkloadMigrationObject>(
     plural: string,
     /** `upsert` returns false when discovery need not hear of the change (see onObjectsChanged). */
-    handlers: { upsert: (object: T) => boolean | void; remove: (object: T) => void },
+    handlers: { upsert: (object: T) => boolean; remove: (object: T) => void },
   ): Watched {
     const timeoutMs = this.options.requestTimeoutMs ?? 30_000;
     const list = async () =>
@@ -238,7 +238,7 @@ export class CrWorkloadSource implements WorkloadSource {
     const upsert = (object: KubernetesObject) => {
       let relevant = true;
       this.guard(() => {
-        relevant = handlers.upsert(object as T) !== false;
+        relevant = handlers.upsert(object as T);
       });
       if (relevant) changed();
     };
@@ -310,7 +310,8 @@ export class CrWorkloadSource implements WorkloadSource {
 
   // ---- ClusterMigrations ----------------------------------------------------------------
 
-  private migrationChanged(object: ClusterMigrationObject): void {
+  /** Always of interest to discovery: a migration's spec is what it follows. */
+  private migrationChanged(object: ClusterMigrationObject): boolean {
     const name = object.metadata?.name ?? '';
     const resolution = resolveClusterMigration(object);
     const before = this.migrations.get(name);
@@ -319,6 +320,7 @@ export class CrWorkloadSource implements WorkloadSource {
     this.reportMigration(name, object.metadata?.generation);
     if (!isDeepStrictEqual(before, resolution)) this.resolveMigrationsWorkloads(name);
     for (const listener of this.migrationListeners) listener(name);
+    return true;
   }
 
   private migrationGone(object: ClusterMigrationObject): void {

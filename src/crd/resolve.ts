@@ -18,7 +18,6 @@ import {
   type ClusterMigrationSpec,
   ClusterMigrationSpecSchema,
   type Condition,
-  NOT_YET_SUPPORTED,
   type ObjectMeta,
   type WorkloadMigrationObject,
   type WorkloadMigrationSpec,
@@ -121,14 +120,6 @@ export function resolveClusterMigration(object: ClusterMigrationObject): Migrati
       reason: 'Invalid',
       message:
         'spec/clusters: old and new cannot both be the in-cluster cluster: give one of them a kubeconfigSecret',
-    };
-  const unsupported = NOT_YET_SUPPORTED.filter((field) => spec[field] !== undefined);
-  if (unsupported.length > 0)
-    return {
-      ok: false,
-      name,
-      reason: 'UnsupportedField',
-      message: `spec.${unsupported.join(', spec.')}: not supported by this clustershift version (whole-cluster discovery and waves come later); remove ${unsupported.length > 1 ? 'them' : 'it'} to run this migration's WorkloadMigrations`,
     };
   const waves = wavesProblem(spec.waves ?? []);
   if (waves) return { ok: false, name, reason: 'Invalid', message: waves };

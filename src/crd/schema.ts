@@ -240,9 +240,6 @@ export const ClusterMigrationSpecSchema = closed({
 });
 export type ClusterMigrationSpec = Static<typeof ClusterMigrationSpecSchema>;
 
-/** The spec fields whole-cluster migration will fill in; a migration setting them is refused until then. */
-export const NOT_YET_SUPPORTED: ReadonlyArray<keyof ClusterMigrationSpec> = [];
-
 const phaseCount = (phase: string) =>
   Type.Optional(Type.Integer({ minimum: 0, description: `workloads in ${phase}` }));
 const lowerFirst = (word: string) => `${word.charAt(0).toLowerCase()}${word.slice(1)}`;

@@ -143,7 +143,9 @@ t.test('problems are conditions, and clear when fixed', async (t) => {
   server.put(wlm('checkout', { migration: 'later' }));
   server.put(wlm('cart', { route: undefined }));
   server.put(migration('upgrade'));
-  server.put(migration('waves', { selector: { mode: 'all' } }));
+  // Not accepted (every field is supported now, so: two waves of one name, which only the
+  // resolver refuses).
+  server.put(migration('waves', { waves: [{ name: 'first' }, { name: 'first' }] }));
   server.put(wlm('orders', { migration: 'waves' }));
   await source.start(signal());
   t.same([...source.workloads().keys()], [], 'nothing can run');
@@ -153,7 +155,7 @@ t.test('problems are conditions, and clear when fixed', async (t) => {
   ]);
   t.match(latest(conditions, 'cart')?.conditions, [{ reason: 'NoRoute' }, { reason: 'NoRoute' }]);
   t.match(latest(conditions, 'waves')?.conditions, [
-    { status: 'False', reason: 'UnsupportedField', message: /spec.selector/ },
+    { status: 'False', reason: 'Invalid', message: /spec\/waves\/1\/name/ },
   ]);
   t.match(latest(conditions, 'orders')?.conditions, [{ reason: 'MigrationNotAccepted' }]);
 

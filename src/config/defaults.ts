@@ -1,5 +1,7 @@
 // Every default in one place; config/README.md documents each (a test keeps them in step).
 
+import { DEFAULT_PARITY_ALLOW } from '../rollout/parity.js';
+
 export const DEFAULT_POLICY = {
   plan: { steps: [1, 5, 10, 25, 50, 100], holdTime: '1m', minPassingChecks: 2, requireApproval: false },
   analysis: {
@@ -30,6 +32,7 @@ export const DEFAULT_POLICY = {
   strategy: 'canary' as const,
   // A bake long enough for a periodic job or a cache expiry to show; a smoke test is one request.
   blueGreen: { bakeTime: '10m', smokeTest: { timeout: '10s' }, headerPhase: { duration: '5m' } },
+  parity: { mode: 'strict' as const, allow: DEFAULT_PARITY_ALLOW },
 } as const;
 
 export const DEFAULTS = {

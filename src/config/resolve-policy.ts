@@ -85,6 +85,11 @@ export function resolvePolicy(r: PolicySources, workload: RawWorkload, workloadP
           : `/defaults/blueGreen/${key}`,
       ),
     ),
+    // A workload's parity replaces the defaults' as a whole: an allow list is one decision.
+    parity: {
+      mode: workload.parity?.mode ?? d.parity?.mode ?? P.parity.mode,
+      allow: [...(workload.parity?.allow ?? d.parity?.allow ?? P.parity.allow)],
+    },
   };
 }
 

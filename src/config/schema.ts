@@ -339,12 +339,32 @@ export const CrSmokeTestSchema = closed(
   SmokeTestDescription,
 );
 
+export const ParitySchema = closed(
+  {
+    mode: Type.Optional(
+      Type.Union([Type.Literal('strict'), Type.Literal('images'), Type.Literal('off')], {
+        description:
+          "strict (default): the pod templates must match beyond the allowed fields; images: only the containers' images; off: not compared",
+      }),
+    ),
+    allow: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), {
+        maxItems: 64,
+        description:
+          'pod template fields that may differ between the clusters (replaces the default list); a path prefix such as nodeSelector or containers[*].resources, * matching within a name',
+      }),
+    ),
+  },
+  'what preflight compares between the two clusters: the application must not change during a cluster upgrade',
+);
+
 export const PolicySchema = closed({
   plan: Type.Optional(PlanSchema),
   analysis: Type.Optional(AnalysisSchema),
   scaling: Type.Optional(ScalingSchema),
   strategy: Type.Optional(StrategySchema),
   blueGreen: Type.Optional(BlueGreenSchema),
+  parity: Type.Optional(ParitySchema),
 });
 
 // ---- metrics ------------------------------------------------------------------------------
@@ -447,6 +467,7 @@ export const WorkloadSchema = closed({
   scaling: Type.Optional(ScalingSchema),
   strategy: Type.Optional(StrategySchema),
   blueGreen: Type.Optional(BlueGreenSchema),
+  parity: Type.Optional(ParitySchema),
 });
 
 export const StateConfigSchema = Type.Union([

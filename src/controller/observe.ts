@@ -2,6 +2,7 @@
 // of metrics for every rollout whose check is due.
 
 import { errorMessage, StaleObservationError } from '../errors.js';
+import { readClusterFacts } from '../kube/cluster-client.js';
 import type { MetricsSource } from '../metrics/metrics.js';
 import type { AnalysisPolicy } from '../rollout/policy.js';
 import type { MetricsReading, Observation, RolloutState } from '../rollout/types.js';
@@ -47,12 +48,15 @@ export async function observeWorkload(
           .coverage({ workload: workload.ref, windowMs: workload.policy.analysis.latencyWindowMs }, signal)
           .catch((error: unknown) => ({ error: errorMessage(error) }))
       : Promise.resolve(undefined);
-  const [old, fresh, routeSplit, , metricsCoverage] = await Promise.all([
+  // And both clusters' versions and the objects around the workload (Service, PDB).
+  const facts = state.phase === 'Preflight' ? readClusterFacts(clusters, workload.ref, signal) : undefined;
+  const [old, fresh, routeSplit, , metricsCoverage, clusterFacts] = await Promise.all([
     read('old cluster', (signal) => clusters.old.getWorkload(workload.ref, signal)),
     read('new cluster', (signal) => clusters.new.getWorkload(workload.ref, signal)),
     read('route', (signal) => route.getSplit(signal)),
     verify,
     coverage,
+    facts,
   ]);
   return {
     old,
@@ -62,6 +66,7 @@ export async function observeWorkload(
     ...(routeError ? { routeError } : {}),
     ...(metricsCoverage ? { metricsCoverage } : {}),
     ...(stale ? { stale } : {}),
+    ...(clusterFacts ? { clusterFacts } : {}),
   };
 }
 

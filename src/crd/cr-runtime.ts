@@ -1,5 +1,5 @@
 // The parts that run WorkloadMigrations, put together once for app.ts and the demo: the CR
-// source watching the home cluster, the status store and Events against each object, each
+// source watching the home cluster, discovery creating WorkloadMigrations for a selector, the status store and Events against each object, each
 // ClusterMigration's cluster pair, and the runner that feeds the controller. What differs
 // between production and the demo (how a route is bound, the metrics) is passed in.
 
@@ -18,6 +18,7 @@ import { RoutedStateStore } from '../state/routed-state-store.js';
 import type { StateStore } from '../state/state-store.js';
 import { ClusterMigrationStatusWriter } from './cluster-migration-status-writer.js';
 import { CrWorkloadSource } from './cr-workload-source.js';
+import { Discovery } from './discovery.js';
 import type { ProcessSettings } from './resolve.js';
 import { WorkloadMigrationEvents } from './workload-migration-events.js';
 import { WorkloadMigrationStateStore } from './workload-migration-state-store.js';
@@ -52,6 +53,7 @@ export class CrRuntime {
   readonly pairs: ClusterPairs;
   /** Each ClusterMigration's waves, and the operators' calls on them (approve, skip, pause, resume). */
   readonly waves: WaveCoordinator;
+  readonly discovery: Discovery;
   private readonly migrationStatus: ClusterMigrationStatusWriter;
   private readonly options: CrRuntimeOptions;
   private controller: Controller | undefined;
@@ -97,6 +99,18 @@ export class CrRuntime {
       // Its annotations (approvals, skips, a pause) or its waves may have changed.
       this.runnerInstance?.evaluateWaves(name);
     });
+    this.discovery = new Discovery({
+      home,
+      source: this.source,
+      pairs: this.pairs,
+      status: this.migrationStatus,
+      process: options.process,
+      isLeader: options.isLeader,
+      clock: options.clock,
+      logger: options.logger,
+      requestTimeoutMs,
+      ...(options.restartDelayMs !== undefined ? { restartDelayMs: options.restartDelayMs } : {}),
+    });
   }
 
   /** Stops the cluster pairs' watches; after the runner and the controller have stopped. */
@@ -122,7 +136,8 @@ export class CrRuntime {
     this.controller = controller;
     const runner = new WorkloadRunner({
       controller,
-      sources: [this.source],
+      // Discovery after the CR source: it follows the migrations that source lists.
+      sources: [this.source, this.discovery],
       bind: (workload, signal) => this.bind(workload, signal),
       unbind: (workload) => this.unbind(workload),
       finalizers: this.store,

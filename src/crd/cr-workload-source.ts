@@ -19,6 +19,7 @@ import { errorMessage, KubeError } from '../errors.js';
 import { requestOptions } from '../kube/kube-call.js';
 import type { SourcedWorkload, WorkloadChange, WorkloadSource } from '../sources/workload-source.js';
 import { abortableSleep, timeoutSignal } from '../timing.js';
+import { isDiscoveredByAny } from './discovery-plan.js';
 import { CLUSTER_MIGRATION, WORKLOAD_MIGRATION } from './manifests.js';
 import {
   decide,
@@ -76,6 +77,15 @@ const createdAt = (object: WorkloadMigrationObject | undefined): string => {
 
 type Watched = Informer<KubernetesObject> & ObjectCache<KubernetesObject>;
 
+const discovered = (object: WorkloadMigrationObject | undefined): boolean =>
+  object !== undefined &&
+  isDiscoveredByAny({
+    namespace: object.metadata?.namespace ?? '',
+    name: object.metadata?.name ?? '',
+    ...(object.metadata?.labels ? { labels: object.metadata.labels } : {}),
+    ...(object.metadata?.ownerReferences ? { ownerReferences: object.metadata.ownerReferences } : {}),
+  });
+
 export class CrWorkloadSource implements WorkloadSource {
   private readonly options: CrWorkloadSourceOptions;
   private readonly api: CustomObjectsApi;
@@ -83,6 +93,7 @@ export class CrWorkloadSource implements WorkloadSource {
   private readonly conditionListeners = new Set<(update: ObjectConditions) => void>();
   private readonly migrationListeners = new Set<(name: string) => void>();
   private readonly migrationObjects = new Map<string, ClusterMigrationObject>();
+  private readonly objectListeners = new Set<() => void>();
   private readonly migrations = new Map<string, MigrationResolution>();
   private readonly migrationGeneration = new Map<string, number>();
   private readonly objects = new Map<string, WorkloadMigrationObject>();
@@ -138,6 +149,22 @@ export class CrWorkloadSource implements WorkloadSource {
     return object && resolution ? { object, resolution } : undefined;
   }
 
+  /** Every WorkloadMigration in the home cluster, as last listed or watched (for discovery). */
+  workloadMigrations(): Iterable<WorkloadMigrationObject> {
+    return this.objects.values();
+  }
+
+  /** Every ClusterMigration by name, resolved (for discovery). */
+  migrationResolutions(): ReadonlyMap<string, MigrationResolution> {
+    return this.migrations;
+  }
+
+  /** `listener` hears that some ClusterMigration or WorkloadMigration changed, after the first lists. */
+  onObjectsChanged(listener: () => void): () => void {
+    this.objectListeners.add(listener);
+    return () => this.objectListeners.delete(listener);
+  }
+
   /** The WorkloadMigration a rollout comes from (for the status store and Events). */
   objectFor(key: string): { namespace: string; name: string; uid?: string } | undefined {
     const origin = this.running.get(key)?.origin;
@@ -166,6 +193,7 @@ export class CrWorkloadSource implements WorkloadSource {
     this.synced = true;
     for (const name of this.migrations.keys()) this.reportMigration(name);
     for (const key of this.objects.keys()) this.resolve(key);
+    for (const listener of this.objectListeners) this.guard(listener);
   }
 
   async stop(): Promise<void> {
@@ -190,7 +218,8 @@ export class CrWorkloadSource implements WorkloadSource {
 
   private informer<T extends ClusterMigrationObject | WorkloadMigrationObject>(
     plural: string,
-    handlers: { upsert: (object: T) => void; remove: (object: T) => void },
+    /** `upsert` returns false when discovery need not hear of the change (see onObjectsChanged). */
+    handlers: { upsert: (object: T) => boolean; remove: (object: T) => void },
   ): Watched {
     const timeoutMs = this.options.requestTimeoutMs ?? 30_000;
     const list = async () =>
@@ -203,9 +232,19 @@ export class CrWorkloadSource implements WorkloadSource {
       `/apis/${GROUP}/${VERSION}/${plural}`,
       list,
     );
-    informer.on('add', (object) => this.guard(() => handlers.upsert(object as T)));
-    informer.on('update', (object) => this.guard(() => handlers.upsert(object as T)));
-    informer.on('delete', (object) => this.guard(() => handlers.remove(object as T)));
+    const changed = () => {
+      if (this.synced) for (const listener of this.objectListeners) this.guard(listener);
+    };
+    const upsert = (object: KubernetesObject) => {
+      let relevant = true;
+      this.guard(() => {
+        relevant = handlers.upsert(object as T);
+      });
+      if (relevant) changed();
+    };
+    informer.on('add', upsert);
+    informer.on('update', upsert);
+    informer.on('delete', (object) => this.guard(() => handlers.remove(object as T), changed));
     // The informer stops on an error other than 410 Gone and a watch timeout: list again later.
     let failures = 0;
     informer.on('error', (error) => {
@@ -227,12 +266,13 @@ export class CrWorkloadSource implements WorkloadSource {
   }
 
   /** One object's trouble must not stop the watch of all the others. */
-  private guard(handle: () => void): void {
+  private guard(handle: () => void, then?: () => void): void {
     try {
       handle();
     } catch (error) {
       this.options.logger?.error({ err: error }, 'a migration object could not be handled');
     }
+    then?.();
   }
 
   private async startUntilListed(informer: Watched, kind: string, signal: AbortSignal) {
@@ -270,7 +310,8 @@ export class CrWorkloadSource implements WorkloadSource {
 
   // ---- ClusterMigrations ----------------------------------------------------------------
 
-  private migrationChanged(object: ClusterMigrationObject): void {
+  /** Always of interest to discovery: a migration's spec is what it follows. */
+  private migrationChanged(object: ClusterMigrationObject): boolean {
     const name = object.metadata?.name ?? '';
     const resolution = resolveClusterMigration(object);
     const before = this.migrations.get(name);
@@ -279,6 +320,7 @@ export class CrWorkloadSource implements WorkloadSource {
     this.reportMigration(name, object.metadata?.generation);
     if (!isDeepStrictEqual(before, resolution)) this.resolveMigrationsWorkloads(name);
     for (const listener of this.migrationListeners) listener(name);
+    return true;
   }
 
   private migrationGone(object: ClusterMigrationObject): void {
@@ -315,7 +357,8 @@ export class CrWorkloadSource implements WorkloadSource {
 
   // ---- WorkloadMigrations ---------------------------------------------------------------
 
-  private workloadChanged(object: WorkloadMigrationObject): void {
+  /** Returns whether anything discovery reads changed (not a status write within a step). */
+  private workloadChanged(object: WorkloadMigrationObject): boolean {
     const key = objectKey(object);
     const before = this.objects.get(key);
     this.objects.set(key, object);
@@ -331,6 +374,13 @@ export class CrWorkloadSource implements WorkloadSource {
     if (!sameSpec || !this.synced) this.resolve(key);
     // Its phase may have changed (a status write): the migration's counts follow.
     this.recount(before, object);
+    return (
+      !sameSpec ||
+      before?.status?.phase !== object.status?.phase ||
+      before?.status?.weight !== object.status?.weight ||
+      !isDeepStrictEqual(before?.metadata?.labels, object.metadata?.labels) ||
+      !isDeepStrictEqual(before?.metadata?.ownerReferences, object.metadata?.ownerReferences)
+    );
   }
 
   private recount(...objects: Array<WorkloadMigrationObject | undefined>): void {
@@ -426,6 +476,9 @@ export class CrWorkloadSource implements WorkloadSource {
         return other === undefined || other === rolloutKey || !this.options.isActive(other);
       })
       .sort((a, b) => {
+        // A team's own WorkloadMigration wins over one discovery created for the same Deployment.
+        const byAuthor = Number(discovered(this.objects.get(a))) - Number(discovered(this.objects.get(b)));
+        if (byAuthor !== 0) return byAuthor;
         const byAge = createdAt(this.objects.get(a)).localeCompare(createdAt(this.objects.get(b)));
         return byAge !== 0 ? byAge : a.localeCompare(b);
       });

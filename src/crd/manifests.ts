@@ -155,7 +155,10 @@ export function crdFiles(): Record<string, string> {
   for (const manifest of [clusterMigrationCrd(), workloadMigrationCrd()]) {
     const name = (manifest.metadata as { name: string }).name;
     const [plural, ...group] = name.split('.');
-    files[`${group.join('.')}_${plural}.yaml`] = HEADER + stringify(manifest, { lineWidth: 0 });
+    // YAML 1.1 quoting: kubectl and the API server read YAML 1.1, where a bare `off` (parity
+    // mode) or `yes` is a boolean, not the string the schema means.
+    files[`${group.join('.')}_${plural}.yaml`] =
+      HEADER + stringify(manifest, { lineWidth: 0, version: '1.1' });
   }
   return files;
 }

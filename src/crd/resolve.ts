@@ -18,7 +18,6 @@ import {
   type ClusterMigrationSpec,
   ClusterMigrationSpecSchema,
   type Condition,
-  NOT_YET_SUPPORTED,
   type ObjectMeta,
   type WorkloadMigrationObject,
   type WorkloadMigrationSpec,
@@ -122,14 +121,6 @@ export function resolveClusterMigration(object: ClusterMigrationObject): Migrati
       message:
         'spec/clusters: old and new cannot both be the in-cluster cluster: give one of them a kubeconfigSecret',
     };
-  const unsupported = NOT_YET_SUPPORTED.filter((field) => spec[field] !== undefined);
-  if (unsupported.length > 0)
-    return {
-      ok: false,
-      name,
-      reason: 'UnsupportedField',
-      message: `spec.${unsupported.join(', spec.')}: not supported by this clustershift version (whole-cluster discovery and waves come later); remove ${unsupported.length > 1 ? 'them' : 'it'} to run this migration's WorkloadMigrations`,
-    };
   const waves = wavesProblem(spec.waves ?? []);
   if (waves) return { ok: false, name, reason: 'Invalid', message: waves };
   const operator = readOperatorState(meta.annotations);
@@ -175,6 +166,8 @@ function layerPolicy(under: PolicyConfig | undefined, over: PolicyConfig | undef
     ...(under?.blueGreen || over?.blueGreen
       ? { blueGreen: { ...under?.blueGreen, ...over?.blueGreen } as NonNullable<PolicyConfig['blueGreen']> }
       : {}),
+    // As the file does for a workload: a parity setting replaces the one under it whole.
+    ...(over?.parity || under?.parity ? { parity: over?.parity ?? under?.parity } : {}),
   };
 }
 
@@ -265,6 +258,7 @@ export function resolveWorkloadMigration(
         ...(spec.scaling ? { scaling: spec.scaling } : {}),
         ...(spec.strategy ? { strategy: spec.strategy } : {}),
         ...(spec.blueGreen ? { blueGreen: spec.blueGreen } : {}),
+        ...(spec.parity ? { parity: spec.parity } : {}),
       },
     ],
   };
@@ -314,9 +308,9 @@ function explainPolicyError(
   const text = message.replace(/^resolve(:\d+)?: /, '');
   const route = /^\/workloads\/0\/route(\/\S*)?: /.exec(text);
   if (route) return `${context.routeFrom}${route[1] ?? ''}: ${text.slice(route[0].length)}`;
-  const field = /^\/workloads\/0\/(plan|analysis|scaling|strategy|blueGreen)(\/\S*)?: /.exec(text);
+  const field = /^\/workloads\/0\/(plan|analysis|scaling|strategy|blueGreen|parity)(\/\S*)?: /.exec(text);
   if (field) {
-    const section = field[1] as 'plan' | 'analysis' | 'scaling' | 'strategy' | 'blueGreen';
+    const section = field[1] as 'plan' | 'analysis' | 'scaling' | 'strategy' | 'blueGreen' | 'parity';
     const own = context.spec[section] !== undefined;
     const from = own
       ? ''

@@ -9,6 +9,7 @@ import {
   AnalysisSchema,
   CrBlueGreenSchema,
   CrSmokeTestSchema,
+  ParitySchema,
   PlanSchema,
   RouteSchema,
   ScalingSchema,
@@ -80,6 +81,7 @@ export const PolicyOverridesProperties = {
   scaling: Type.Optional(ScalingSchema),
   strategy: Type.Optional(StrategySchema),
   blueGreen: Type.Optional(CrBlueGreenSchema),
+  parity: Type.Optional(ParitySchema),
 };
 
 /** metav1.Condition, as the Kubernetes API conventions define it. */
@@ -193,7 +195,7 @@ export const ClusterMigrationSpecSchema = closed({
         mode: Type.Optional(
           Type.Union([Type.Literal('explicit'), Type.Literal('annotated'), Type.Literal('all')], {
             description:
-              'explicit: teams create WorkloadMigrations; annotated: Deployments annotated clustershift.io/migrate; all',
+              'explicit: teams create WorkloadMigrations (the selector only reports); annotated (default): Deployments annotated clustershift.io/migrate: "true"; all: every selected Deployment but those annotated "false"',
           }),
         ),
         namespaces: Type.Optional(Type.Array(ObjectName('a namespace'))),
@@ -205,7 +207,7 @@ export const ClusterMigrationSpecSchema = closed({
           ),
         ),
       },
-      'which Deployments of the old cluster take part (not implemented yet: refused)',
+      'which Deployments of the old cluster take part; each selected one gets a WorkloadMigration from spec.routeTemplate in its namespace (unless its team wrote one). kube-system, kube-public and kube-node-lease only when namespaces names them',
     ),
   ),
   waves: Type.Optional(
@@ -237,9 +239,6 @@ export const ClusterMigrationSpecSchema = closed({
   ),
 });
 export type ClusterMigrationSpec = Static<typeof ClusterMigrationSpecSchema>;
-
-/** The spec fields whole-cluster migration will fill in; a migration setting them is refused until then. */
-export const NOT_YET_SUPPORTED: ReadonlyArray<keyof ClusterMigrationSpec> = ['selector'];
 
 const phaseCount = (phase: string) =>
   Type.Optional(Type.Integer({ minimum: 0, description: `workloads in ${phase}` }));
@@ -336,6 +335,7 @@ export const ClusterMigrationStatusSchema = closed({
     }),
     'workloads whose application differs between the clusters (beyond the allowed fields)',
   ),
+  parityCount: Type.Optional(Count('selected workloads whose application differs between the clusters')),
   trafficOnNew: Type.Optional(
     closed(
       {
@@ -629,14 +629,21 @@ export const WorkloadMigrationSchema = objectOf(
 export interface ObjectMeta {
   name?: string;
   namespace?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  ownerReferences?: Array<{
+    apiVersion?: string;
+    kind?: string;
+    name?: string;
+    uid?: string;
+    controller?: boolean;
+  }>;
   uid?: string;
   generation?: number;
   resourceVersion?: string;
   creationTimestamp?: string | Date;
   deletionTimestamp?: string | Date;
   finalizers?: string[];
-  labels?: Record<string, string>;
-  annotations?: Record<string, string>;
 }
 
 export interface ClusterMigrationObject {

@@ -1,6 +1,6 @@
 // The Kubernetes side as the controller sees it: one ClusterClient per cluster.
 
-import type { WorkloadObservation, WorkloadRef } from '../rollout/types.js';
+import type { ClusterFacts, WorkloadObservation, WorkloadRef } from '../rollout/types.js';
 
 export interface KubeEvent {
   reason: string;
@@ -24,4 +24,25 @@ export interface ClusterClient {
    * (and each time its watch turns stale or synced again). Returns what stops that.
    */
   onWorkloadChange?(ref: WorkloadRef, listener: () => void): () => void;
+  /**
+   * Preflight only: the cluster's version and the Services and PDBs that pick the workload's
+   * pods. A client without it (the demo's simulated clusters) skips those checks.
+   */
+  readClusterFacts?(ref: WorkloadRef, signal: AbortSignal): Promise<ClusterFacts>;
+}
+
+/** Both clusters' facts for preflight; undefined when either client does not read them. */
+export async function readClusterFacts(
+  clusters: { old: ClusterClient; new: ClusterClient },
+  ref: WorkloadRef,
+  signal: AbortSignal,
+): Promise<{ old: ClusterFacts | { error: string }; new: ClusterFacts | { error: string } } | undefined> {
+  const { old, new: fresh } = clusters;
+  if (!old.readClusterFacts || !fresh.readClusterFacts) return undefined;
+  const read = (client: ClusterClient) =>
+    client.readClusterFacts!(ref, signal).catch((error: unknown) => ({
+      error: error instanceof Error ? error.message : String(error),
+    }));
+  const [a, b] = await Promise.all([read(old), read(fresh)]);
+  return { old: a, new: b };
 }

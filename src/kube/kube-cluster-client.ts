@@ -7,18 +7,27 @@ import {
   CoreV1Api,
   type KubeConfig,
   PatchStrategy,
+  PolicyV1Api,
   type V1Deployment,
   type V2HorizontalPodAutoscaler,
+  VersionApi,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { type Clock, systemClock } from '../clock.js';
 import { KubeError } from '../errors.js';
-import { type WorkloadObservation, type WorkloadRef, workloadKey } from '../rollout/types.js';
+import type { PodTemplate } from '../rollout/parity.js';
+import {
+  type ClusterFacts,
+  type WorkloadObservation,
+  type WorkloadRef,
+  workloadKey,
+} from '../rollout/types.js';
 import { abortableSleep, type Sleep } from '../timing.js';
 import type { ClusterClient, KubeEvent } from './cluster-client.js';
 import { isNotFound, KubeCaller, type RetryPolicy, requestOptions } from './kube-call.js';
 import { KubeEventWriter } from './kube-event-writer.js';
 import { buildKubeConfig } from './kubeconfig.js';
+import { isEmptySelector, type LabelSelector, matchesLabelSelector } from './label-selector.js';
 import { hpaFor, WorkloadCache } from './workload-cache.js';
 
 export interface KubeClusterClientOptions {
@@ -51,6 +60,11 @@ export class KubeClusterClient implements ClusterClient {
   private readonly sleep: Sleep;
   private readonly events: KubeEventWriter;
   private cache: WorkloadCache | undefined;
+  private readonly core: CoreV1Api;
+  private readonly policy: PolicyV1Api;
+  private readonly versionApi: VersionApi;
+  private readonly clock: Clock;
+  private version: { gitVersion: string; readAt: number } | undefined;
 
   constructor(options: KubeClusterClientOptions) {
     this.name = options.name;
@@ -64,11 +78,11 @@ export class KubeClusterClient implements ClusterClient {
       ...(options.retry ? { retry: options.retry } : {}),
       sleep: this.sleep,
     });
-    this.events = new KubeEventWriter({
-      core: kubeConfig.makeApiClient(CoreV1Api),
-      caller: this.caller,
-      clock: options.clock ?? systemClock,
-    });
+    this.core = kubeConfig.makeApiClient(CoreV1Api);
+    this.policy = kubeConfig.makeApiClient(PolicyV1Api);
+    this.versionApi = kubeConfig.makeApiClient(VersionApi);
+    this.clock = options.clock ?? systemClock;
+    this.events = new KubeEventWriter({ core: this.core, caller: this.caller, clock: this.clock });
     this.cache = options.watch
       ? new WorkloadCache({
           cluster: options.name,
@@ -184,6 +198,49 @@ export class KubeClusterClient implements ClusterClient {
     );
   }
 
+  async readClusterFacts(ref: WorkloadRef, signal: AbortSignal): Promise<ClusterFacts> {
+    const [version, deployment, services, budgets] = await Promise.all([
+      this.gitVersion(signal),
+      this.readDeployment(ref, signal),
+      this.caller.call({ verb: 'list', object: `Services in namespace ${ref.namespace}` }, signal, (s) =>
+        this.core.listNamespacedService({ namespace: ref.namespace }, requestOptions(s)),
+      ),
+      this.caller.call(
+        { verb: 'list', object: `PodDisruptionBudgets in namespace ${ref.namespace}` },
+        signal,
+        (s) => this.policy.listNamespacedPodDisruptionBudget({ namespace: ref.namespace }, requestOptions(s)),
+      ),
+    ]);
+    const labels = deployment?.spec?.template?.metadata?.labels ?? {};
+    // A Service without a selector is not the workload's (its endpoints are managed by hand);
+    // an empty PDB selector picks every pod of the namespace, so it is not this workload's either.
+    const picks = (selector: LabelSelector | undefined) =>
+      selector !== undefined && !isEmptySelector(selector) && matchesLabelSelector(selector, labels);
+    const names = (items: Array<{ metadata?: { name?: string } }>) =>
+      items.map((item) => item.metadata?.name ?? '').sort();
+    return {
+      cluster: this.name,
+      version,
+      services: names(
+        services.items.filter((service) =>
+          picks(service.spec?.selector ? { matchLabels: service.spec.selector } : undefined),
+        ),
+      ),
+      podDisruptionBudgets: names(budgets.items.filter((budget) => picks(budget.spec?.selector))),
+    };
+  }
+
+  /** The API server's gitVersion, read at most once a minute (it changes only with an upgrade). */
+  private async gitVersion(signal: AbortSignal): Promise<string> {
+    const now = this.clock.now();
+    if (this.version && now - this.version.readAt < VERSION_TTL_MS) return this.version.gitVersion;
+    const info = await this.caller.call({ verb: 'get', object: 'the API server version' }, signal, (s) =>
+      this.versionApi.getCode(requestOptions(s)),
+    );
+    this.version = { gitVersion: info.gitVersion, readAt: now };
+    return info.gitVersion;
+  }
+
   private readDeployment(ref: WorkloadRef, signal: AbortSignal): Promise<V1Deployment | undefined> {
     return this.caller.call({ verb: 'get', object: `deployment ${workloadKey(ref)}` }, signal, async (s) => {
       try {
@@ -235,6 +292,7 @@ function observationOf(
     replicas: deployment.spec?.replicas ?? 1,
     readyReplicas: deployment.status?.readyReplicas ?? 0,
     images,
+    ...(deployment.spec?.template ? { podTemplate: deployment.spec.template as PodTemplate } : {}),
     ...(hpa
       ? {
           hpa: {
@@ -247,3 +305,5 @@ function observationOf(
       : {}),
   };
 }
+
+const VERSION_TTL_MS = 60_000;

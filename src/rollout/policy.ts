@@ -1,6 +1,10 @@
 // The rollout policy the pure decisions run on: what to walk, how to judge, how to scale.
 // Durations are in milliseconds; src/config resolves the file (and its defaults) into these.
 
+import type { ParityPolicy } from './parity.js';
+
+export type { ParityPolicy } from './parity.js';
+
 export interface PlanPolicy {
   /** New-cluster weights to walk through, rising, ending at 100. */
   steps: number[];
@@ -80,4 +84,6 @@ export interface RolloutPolicy {
   strategy: Strategy;
   /** Read when `strategy` is blueGreen. */
   blueGreen: BlueGreenPolicy;
+  /** What preflight compares between the two clusters' pod templates. */
+  parity: ParityPolicy;
 }

@@ -1,12 +1,20 @@
-// Preflight: both clusters run the same images, the route starts at 0%, the judge can see the
+// Preflight: both clusters run the same application (parity.ts) with the same objects around it,
+// the new cluster is not older than the old one, the route starts at 0%, the judge can see the
 // workload, and the new cluster is ready for the first step before any traffic moves.
 
 import { formatDuration } from '../duration.js';
 import { beginPreValidation } from './blue-green.js';
 import type { Draft } from './draft.js';
+import {
+  describeDifferences,
+  missingRelatedObjects,
+  parityDifferences,
+  type RelatedObjects,
+  swappedVersions,
+} from './parity.js';
 import type { RolloutPolicy } from './policy.js';
 import { ensureNewReplicas, replicaCount, replicasFor, restoreNewCluster } from './replicas.js';
-import type { MetricsCoverage, Observation, WorkloadObservation } from './types.js';
+import type { ClusterFacts, MetricsCoverage, Observation, WorkloadObservation } from './types.js';
 
 export function preflight(draft: Draft, obs: Observation, policy: RolloutPolicy): void {
   const { state, now } = draft;
@@ -19,8 +27,33 @@ export function preflight(draft: Draft, obs: Observation, policy: RolloutPolicy)
   if (!obs.old || !obs.new) return waitOrFail(draft, policy, 'the clusters could not be read', fail);
   if (!obs.old.exists) return fail(`${state.key} does not exist in the old cluster`);
   if (!obs.new.exists) return fail(`${state.key} does not exist in the new cluster`);
-  const imageProblem = compareImages(obs.old, obs.new);
-  if (imageProblem) return fail(imageProblem);
+  const parityProblem = compareParity(obs.old, obs.new, policy);
+  if (parityProblem) return fail(parityProblem);
+  if (obs.clusterFacts) {
+    const { old, new: fresh } = obs.clusterFacts;
+    if ('error' in old || 'error' in fresh) {
+      const why =
+        'error' in old ? `old cluster: ${old.error}` : `new cluster: ${(fresh as { error: string }).error}`;
+      return waitOrFail(
+        draft,
+        policy,
+        `the clusters' versions and related objects could not be read (${why})`,
+        fail,
+      );
+    }
+    const swapped = swappedVersions(
+      { name: old.cluster, version: old.version },
+      { name: fresh.cluster, version: fresh.version },
+    );
+    if (swapped) return fail(swapped);
+    if (policy.parity.mode !== 'off') {
+      const missing = missingRelatedObjects(relatedOf(old, obs.old), relatedOf(fresh, obs.new));
+      if (missing.length > 0)
+        return fail(
+          `the new cluster lacks what the old one runs around ${state.key}: ${missing.join(', ')} (create ${missing.length > 1 ? 'them' : 'it'} in the new cluster first)`,
+        );
+    }
+  }
   if (obs.routeError) return fail(`route: ${obs.routeError}`);
   if (obs.routeWeight === undefined) return waitOrFail(draft, policy, 'the route could not be read', fail);
   if (obs.routeWeight !== 0 && state.stepIndex < 0) {
@@ -76,7 +109,7 @@ export function preflight(draft: Draft, obs: Observation, policy: RolloutPolicy)
     draft.set('pendingSince', now);
     draft.record(
       'preflight-passed',
-      `both clusters run the same images; new cluster ready with ${replicaCount(obs.new.readyReplicas)}`,
+      `${policy.parity.mode === 'strict' ? 'both clusters run the same application' : policy.parity.mode === 'images' ? 'both clusters run the same images' : 'parity not compared (parity: off)'}; new cluster ready with ${replicaCount(obs.new.readyReplicas)}`,
     );
     draft.event('Started', `canary cluster upgrade started: ${policy.plan.steps.join('% → ')}%`);
     return;
@@ -117,7 +150,31 @@ function blindJudge(
   return undefined;
 }
 
-/** The application must not change during a cluster upgrade: every container's image must match. */
+/**
+ * The application must not change during a cluster upgrade. With both pod templates observed,
+ * they are compared as the policy says (parity.mode, parity.allow); a client that reads only
+ * images gets those compared, unless parity is off.
+ */
+export function compareParity(
+  old: WorkloadObservation,
+  fresh: WorkloadObservation,
+  policy: RolloutPolicy,
+): string | undefined {
+  if (policy.parity.mode === 'off') return undefined;
+  if (!old.podTemplate || !fresh.podTemplate) return compareImages(old, fresh);
+  const differences = parityDifferences(old.podTemplate, fresh.podTemplate, policy.parity);
+  return differences.length > 0 ? describeDifferences(differences, policy.parity.mode) : undefined;
+}
+
+function relatedOf(facts: ClusterFacts, workload: WorkloadObservation): RelatedObjects {
+  return {
+    services: facts.services,
+    podDisruptionBudgets: facts.podDisruptionBudgets,
+    ...(workload.hpa ? { horizontalPodAutoscaler: workload.hpa.name } : {}),
+  };
+}
+
+/** Every container's image must match. */
 export function compareImages(old: WorkloadObservation, fresh: WorkloadObservation): string | undefined {
   const names = new Set([...Object.keys(old.images), ...Object.keys(fresh.images)]);
   for (const name of [...names].sort()) {

@@ -1,6 +1,8 @@
 // The vocabulary of a rollout: its persisted state, what the controller observes each tick,
 // and the actions the pure decision functions ask the controller to perform.
 
+import type { PodTemplate } from './parity.js';
+
 export type RolloutPhase =
   | 'Pending'
   | 'Preflight'
@@ -64,6 +66,20 @@ export interface WorkloadObservation {
   images: Record<string, string>;
   /** Present when a HorizontalPodAutoscaler targets the workload. */
   hpa?: { name: string; minReplicas: number; maxReplicas: number; currentReplicas: number };
+  /** The Deployment's pod template, for parity; absent when the client does not read it. */
+  podTemplate?: PodTemplate;
+}
+
+/** Preflight only: a cluster's Kubernetes version and the objects around the workload in it. */
+export interface ClusterFacts {
+  /** The cluster's name. */
+  cluster: string;
+  /** The API server's gitVersion, e.g. v1.31.2. */
+  version: string;
+  /** Services whose selector picks the workload's pods, by name. */
+  services: string[];
+  /** PodDisruptionBudgets whose selector picks the workload's pods, by name. */
+  podDisruptionBudgets: string[];
 }
 
 /**
@@ -145,6 +161,8 @@ export interface Observation {
   gateRefusal?: string;
   /** Preflight only: what the metrics see of the workload, or why they could not be asked. */
   metricsCoverage?: MetricsCoverage | { error: string };
+  /** Preflight only, from clients that read them: each cluster's version and related objects. */
+  clusterFacts?: { old: ClusterFacts | { error: string }; new: ClusterFacts | { error: string } };
   /** Blue-green pre-validation: the smoke-test webhook's answer, when it was asked this tick. */
   smokeTest?: SmokeTestResult;
   /**

@@ -157,11 +157,18 @@ t.test(
       [
         { apiGroups: [G], resources: [CM, WLM], verbs: ['get', 'list', 'watch', 'patch'] },
         { apiGroups: [G], resources: [`${CM}/status`, `${WLM}/status`], verbs: ['update', 'patch'] },
+        { apiGroups: [G], resources: [WLM], verbs: ['create', 'update', 'delete'] },
         { apiGroups: [G], resources: [`${CM}/finalizers`, `${WLM}/finalizers`], verbs: ['update'] },
       ],
     );
-    for (const verb of ['create', 'update', 'delete', 'deletecollection'])
-      t.notOk(allows(controller, G, WLM, verb), `the controller cannot ${verb} WorkloadMigrations`);
+    // Discovery (#16) creates, updates and deletes the WorkloadMigrations it owns, one at a
+    // time; never a whole collection, and never a ClusterMigration.
+    t.notOk(
+      allows(controller, G, WLM, 'deletecollection'),
+      'the controller cannot deletecollection WorkloadMigrations',
+    );
+    for (const verb of ['create', 'update', 'delete'])
+      t.notOk(allows(controller, G, CM, verb), `the controller cannot ${verb} ClusterMigrations`);
     t.ok(allows(controller, '', 'events', 'create'), 'it records Events (against WorkloadMigrations too)');
     const binding = named(byKind(manifests, 'ClusterRoleBinding'), 'rel-clustershift') as
       | { subjects: Array<{ kind: string; name: string; namespace: string }> }

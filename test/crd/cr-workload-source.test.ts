@@ -143,7 +143,9 @@ t.test('problems are conditions, and clear when fixed', async (t) => {
   server.put(wlm('checkout', { migration: 'later' }));
   server.put(wlm('cart', { route: undefined }));
   server.put(migration('upgrade'));
-  server.put(migration('waves', { selector: { mode: 'all' } }));
+  // Not accepted (every field is supported now, so: two waves of one name, which only the
+  // resolver refuses).
+  server.put(migration('waves', { waves: [{ name: 'first' }, { name: 'first' }] }));
   server.put(wlm('orders', { migration: 'waves' }));
   await source.start(signal());
   t.same([...source.workloads().keys()], [], 'nothing can run');
@@ -153,7 +155,7 @@ t.test('problems are conditions, and clear when fixed', async (t) => {
   ]);
   t.match(latest(conditions, 'cart')?.conditions, [{ reason: 'NoRoute' }, { reason: 'NoRoute' }]);
   t.match(latest(conditions, 'waves')?.conditions, [
-    { status: 'False', reason: 'UnsupportedField', message: /spec.selector/ },
+    { status: 'False', reason: 'Invalid', message: /spec\/waves\/1\/name/ },
   ]);
   t.match(latest(conditions, 'orders')?.conditions, [{ reason: 'MigrationNotAccepted' }]);
 
@@ -209,6 +211,49 @@ t.test(
     t.pass('the remaining WorkloadMigration runs the Deployment');
   },
 );
+
+t.test("a team's own WorkloadMigration wins over an older one discovery created", async (t) => {
+  const active = new Set<string>();
+  const { server, source, conditions } = await setup(t, active);
+  const upgrade = server.put(migration());
+  // Discovery's: labelled as clustershift's and owned (controller) by the ClusterMigration.
+  const discovered = wlm('checkout');
+  discovered.metadata.labels = {
+    'app.kubernetes.io/managed-by': 'clustershift',
+    'clustershift.io/migration': 'upgrade',
+  };
+  discovered.metadata.ownerReferences = [
+    {
+      apiVersion: API,
+      kind: 'ClusterMigration',
+      name: 'upgrade',
+      uid: upgrade.metadata.uid!,
+      controller: true,
+    },
+  ];
+  server.put(discovered);
+  await source.start(signal());
+  t.match(source.workloads().get('shop/checkout')?.origin, { name: 'checkout' });
+  server.put(wlm('checkout-by-team', { workload: { name: 'checkout' } }));
+  await waitFor("the team's to run", () => {
+    const origin = source.workloads().get('shop/checkout')?.origin;
+    return origin?.kind === 'WorkloadMigration' && origin.name === 'checkout-by-team' ? true : undefined;
+  });
+  t.match(latest(conditions, 'checkout')?.conditions, [{ status: 'False', reason: 'Duplicate' }]);
+  // Once discovery's has started, it keeps its rollout whoever writes another.
+  active.add('shop/checkout');
+  server.remove(API, 'WorkloadMigration', 'shop', 'checkout-by-team');
+  await waitFor("discovery's to run again", () =>
+    (source.workloads().get('shop/checkout')?.origin as { name?: string } | undefined)?.name === 'checkout'
+      ? true
+      : undefined,
+  );
+  server.put(wlm('checkout-by-team', { workload: { name: 'checkout' } }));
+  await waitFor('the duplicate', () =>
+    latest(conditions, 'checkout-by-team')?.conditions[0]?.reason === 'Duplicate' ? true : undefined,
+  );
+  t.match(source.workloads().get('shop/checkout')?.origin, { name: 'checkout' }, 'an active rollout stays');
+});
 
 t.test("the source's conditions, written through the status store, show on the object", async (t) => {
   const { server, kubeConfig, source } = await setup(t);

@@ -226,11 +226,10 @@ t.test('ClusterMigration problems', async (t) => {
     ok: false,
     message: /both be the in-cluster/,
   });
-  // Waves run now; discovery (spec.selector) is still refused.
+  // Waves and discovery (spec.selector) both run now: nothing is refused as unsupported.
   t.match(accepted(migration({ selector: { mode: 'all' } })), {
-    ok: false,
-    reason: 'UnsupportedField',
-    message: /^spec.selector: not supported by this clustershift version/,
+    ok: true,
+    spec: { selector: { mode: 'all' } },
   });
   t.match(accepted(migration({ waves: [{ name: 'first' }, { name: 'first' }] })), {
     ok: false,

@@ -78,7 +78,12 @@ t.test('getWorkload reads replicas, readiness, images (init containers too) and 
   server.put(deployment('web', 3));
   server.put(hpa('other', 'api', 1, 2));
   server.put({ ...hpa('web-hpa', 'web', 3, 6), status: { currentReplicas: 3 } });
-  const observed = await client.getWorkload(web, signal());
+  const { podTemplate, ...observed } = await client.getWorkload(web, signal());
+  // The pod template comes along for parity (src/rollout/parity.ts compares it).
+  t.same(
+    podTemplate,
+    (server.get('apps/v1', 'Deployment', 'shop', 'web')?.spec as { template?: unknown })?.template,
+  );
   t.same(observed, {
     exists: true,
     replicas: 3,
@@ -92,6 +97,43 @@ t.test('getWorkload reads replicas, readiness, images (init containers too) and 
   });
   t.equal(client.name, 'new-east');
 });
+
+t.test(
+  'preflight facts: the version (read once a minute) and the Services and PDBs picking the pods',
+  async (t) => {
+    const clock = new ManualClock(Date.parse('2026-12-01T08:00:00Z'));
+    const { server, client } = await setup(t, { kubernetesVersion: 'v1.31.4-eks.2' }, { clock });
+    server.put(deployment('web', 3));
+    const service = (name: string, selector?: Record<string, string>): KubeObject => ({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name, namespace: 'shop' },
+      spec: { ports: [{ port: 80 }], ...(selector ? { selector } : {}) },
+    });
+    const budget = (name: string, selector: object): KubeObject => ({
+      apiVersion: 'policy/v1',
+      kind: 'PodDisruptionBudget',
+      metadata: { name, namespace: 'shop' },
+      spec: { minAvailable: 1, selector },
+    });
+    server.put(service('web', { app: 'web' }));
+    server.put(service('api', { app: 'api' }));
+    server.put(service('external'));
+    server.put(budget('web', { matchExpressions: [{ key: 'app', operator: 'In', values: ['web', 'www'] }] }));
+    server.put(budget('everything', {}));
+    t.same(await client.readClusterFacts(web, signal()), {
+      cluster: 'new-east',
+      version: 'v1.31.4-eks.2',
+      services: ['web'],
+      podDisruptionBudgets: ['web'],
+    });
+    server.setKubernetesVersion('v1.32.0');
+    server.resetRequestCounts();
+    t.equal((await client.readClusterFacts(web, signal())).version, 'v1.31.4-eks.2', 'cached');
+    clock.advance(60_000);
+    t.equal((await client.readClusterFacts(web, signal())).version, 'v1.32.0', 'read again after a minute');
+  },
+);
 
 t.test('a missing workload is exists:false, not an error; no HPA means no hpa field', async (t) => {
   const { server, client } = await setup(t);

@@ -62,6 +62,17 @@ ClusterRole here and the one for a cluster reached through a kubeconfig
 - apiGroups: ["", "events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
+# Preflight's parity: the Services and PDBs around a workload must be in both clusters.
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["get", "list"]
+- apiGroups: ["policy"]
+  resources: ["poddisruptionbudgets"]
+  verbs: ["get", "list"]
+# Discovery's spec.selector.namespaceSelector reads the old cluster's namespaces.
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["get", "list", "watch"]
 {{- if .Values.rbac.routers.istio }}
 - apiGroups: ["networking.istio.io"]
   resources: ["virtualservices", "destinationrules", "serviceentries"]

@@ -4,11 +4,16 @@
 import { type FakeResource, groupVersion } from './resources.js';
 import { noSuchPath } from './status-error.js';
 
-export function versionInfo() {
+/** What GET /version answers when the test names no version. */
+export const DEFAULT_GIT_VERSION = 'v1.32.0-clustershift-fake';
+
+/** GET /version for `gitVersion` (e.g. v1.31.2): major and minor are taken from it, as a real server's are. */
+export function versionInfo(gitVersion: string = DEFAULT_GIT_VERSION) {
+  const parsed = /^v?(\d+)\.(\d+)/.exec(gitVersion);
   return {
-    major: '1',
-    minor: '32',
-    gitVersion: 'v1.32.0-clustershift-fake',
+    major: parsed?.[1] ?? '',
+    minor: parsed?.[2] ?? '',
+    gitVersion,
     gitCommit: '0000000000000000000000000000000000000000',
     gitTreeState: 'clean',
     buildDate: '2025-01-01T00:00:00Z',

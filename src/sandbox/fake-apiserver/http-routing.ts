@@ -31,6 +31,8 @@ export interface HttpRoutingOptions {
   watchFaults: WatchFaults;
   /** Runs before each request is served (due readiness is applied, so every reader sees it). */
   beforeRequest: () => void;
+  /** The gitVersion GET /version answers now. */
+  kubernetesVersion: () => string;
 }
 
 type Routed = Answer | { stream: (response: ServerResponse) => void };
@@ -153,7 +155,8 @@ export class HttpRouting {
     if (method === 'GET' && (path === '/healthz' || path === '/readyz' || path === '/livez')) {
       return { code: 200, body: 'ok' };
     }
-    if (method === 'GET' && path === '/version') return { code: 200, body: versionInfo() };
+    if (method === 'GET' && path === '/version')
+      return { code: 200, body: versionInfo(this.options.kubernetesVersion()) };
     if (path === '/openapi/v2') {
       discoveryOnly(method, undefined);
       return { stream: sendEmptyOpenApiV2 };

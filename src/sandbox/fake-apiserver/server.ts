@@ -14,6 +14,7 @@ import type { AddressInfo } from 'node:net';
 import { type Clock, systemClock } from '../../clock.js';
 import { admitBuiltin } from './builtin-admission.js';
 import { CustomResources } from './custom-resources.js';
+import { DEFAULT_GIT_VERSION } from './discovery.js';
 import { FaultInjector } from './faults.js';
 import { HttpRouting } from './http-routing.js';
 import { ObjectStore } from './object-store.js';
@@ -39,11 +40,13 @@ export class FakeApiServer {
   private readonly watchFaults = new WatchFaults();
   private readonly routing: HttpRouting;
   private server: Server | undefined;
+  private kubernetesVersion: string;
 
   constructor(options: FakeApiServerOptions = {}) {
     this.host = options.host ?? '127.0.0.1';
     this.port = options.port ?? 0;
     this.clock = options.clock ?? systemClock;
+    this.kubernetesVersion = options.kubernetesVersion ?? DEFAULT_GIT_VERSION;
     this.store = new ObjectStore({
       clock: this.clock,
       registry: this.registry,
@@ -75,6 +78,7 @@ export class FakeApiServer {
       watches: this.watches,
       watchFaults: this.watchFaults,
       beforeRequest: () => this.simulation.settleDue(),
+      kubernetesVersion: () => this.kubernetesVersion,
     });
   }
 
@@ -186,6 +190,11 @@ export class FakeApiServer {
    */
   registerResource(resource: FakeResource): void {
     this.registry.add(resource);
+  }
+
+  /** The gitVersion GET /version answers from now on (a cluster upgraded in place), e.g. v1.31.2. */
+  setKubernetesVersion(gitVersion: string): void {
+    this.kubernetesVersion = gitVersion;
   }
 
   /** Keep a Deployment's new replicas from ever getting ready (a crash-looping image). */

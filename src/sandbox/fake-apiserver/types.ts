@@ -16,6 +16,8 @@ export interface FakeApiServerOptions {
   bookmarkIntervalMs?: number;
   /** How many changes a watch can resume over before it is answered 410 Gone (default 10,000). */
   watchHistoryLimit?: number;
+  /** The gitVersion GET /version answers, e.g. v1.31.2 (default v1.32.0-clustershift-fake). */
+  kubernetesVersion?: string;
 }
 
 export type FaultKind = 500 | 429 | 'hang';

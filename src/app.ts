@@ -187,6 +187,7 @@ function lifecycle(
   const stop = () => {
     stopped ??= (async () => {
       shutdown.abort();
+      await crds?.runtime.progress?.stop();
       await runner?.stop();
       await runtime.controller.stop();
       await elector?.stop();
@@ -204,6 +205,7 @@ function lifecycle(
       await runner?.start(timeoutSignal(budgetMs(timeoutMs, 'loadAtStart'), shutdown.signal));
       await runtime.controller.load(timeoutSignal(budgetMs(timeoutMs, 'loadAtStart'), shutdown.signal));
       runner?.startSweeps();
+      crds?.runtime.progress?.start();
       const address = await runtime.server.listen({ host: config.api.host, port: config.api.port });
       logger.info(
         {
@@ -361,6 +363,7 @@ function createCrRuntime(
         clusters: { old: { name: pair.clusters.old.name }, new: { name: pair.clusters.new.name } },
       }),
     onUnbind: (workload) => paired.unbind(workload.key),
+    progress: { metrics: paired, defaultMaxConcurrent: config.controller.maxConcurrent },
   });
   return { runtime, metrics: paired };
 }

@@ -187,7 +187,7 @@ function lifecycle(
   const stop = () => {
     stopped ??= (async () => {
       shutdown.abort();
-      await crds?.runtime.progress?.stop();
+      await parts.crds?.progress?.stop();
       await runner?.stop();
       await runtime.controller.stop();
       await elector?.stop();
@@ -205,7 +205,7 @@ function lifecycle(
       await runner?.start(timeoutSignal(budgetMs(timeoutMs, 'loadAtStart'), shutdown.signal));
       await runtime.controller.load(timeoutSignal(budgetMs(timeoutMs, 'loadAtStart'), shutdown.signal));
       runner?.startSweeps();
-      crds?.runtime.progress?.start();
+      parts.crds?.progress?.start();
       const address = await runtime.server.listen({ host: config.api.host, port: config.api.port });
       logger.info(
         {

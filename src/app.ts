@@ -127,6 +127,7 @@ export async function assembleApp(config: Config, options: AppOptions): Promise<
     routes,
     metrics,
     store: crds ? crds.runtime.stateStore(store) : store,
+    ...(crds ? { migrations: crds.runtime.migrationDirectory() } : {}),
     clock,
     logger,
     telemetry,

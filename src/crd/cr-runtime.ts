@@ -5,6 +5,7 @@
 
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import type { MigrationDirectory } from '../api/migration-reads.js';
 import type { Clock } from '../clock.js';
 import type { Controller, WorkloadBinding } from '../controller.js';
 import { type ClusterPair, ClusterPairs } from '../kube/cluster-pairs.js';
@@ -111,6 +112,17 @@ export class CrRuntime {
       // Its annotations (approvals, skips, a pause) or its waves may have changed.
       this.runnerInstance?.evaluateWaves(name);
     });
+  }
+
+  /** The ClusterMigrations and their running workloads, for the migrations API. */
+  migrationDirectory(): MigrationDirectory {
+    return {
+      list: () => this.source.clusterMigrations(),
+      workloadsOf: (migration) =>
+        [...this.source.workloads().values()]
+          .filter((workload) => workload.migration?.name === migration)
+          .map((workload) => workload.key),
+    };
   }
 
   /** The controller's store: the file's workloads in `config`, WorkloadMigrations' in their status. */

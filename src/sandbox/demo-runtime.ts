@@ -213,6 +213,7 @@ export async function startDemoRuntime(options: DemoRuntimeOptions): Promise<Dem
       routes: world.routes(config.workloads.map((workload) => workload.key)),
       metrics: world,
       store: objects ? objects.stateStore(new MemoryStateStore()) : new MemoryStateStore(),
+      ...(objects ? { migrations: objects.migrationDirectory() } : {}),
       ...(options.isLeader ? { isLeader: options.isLeader } : {}),
       clock: systemClock,
       logger,

@@ -176,6 +176,16 @@ export class CrRuntime {
     if (this.options.progress)
       this.progress = new MigrationProgressReporter({
         ...this.options.progress,
+        // The old cluster can go: told once, with the evidence (a restart reads it from the status).
+        onDecommissionReady: (migration, message) => {
+          this.options.progress?.onDecommissionReady?.(migration, message);
+          this.options.notify?.({
+            event: 'decommission-ready',
+            migration,
+            reason: message,
+            at: new Date(this.options.clock.now()).toISOString(),
+          });
+        },
         migrations: () => this.source.migrationSettings(),
         workloads: () => this.source.workloads().values(),
         rollouts: {

@@ -12,6 +12,7 @@ import { ManualClock } from '../../src/clock.js';
 import type { MigrationProgressStatus } from '../../src/crd/cluster-migration-status-writer.js';
 import type { ClusterMigrationStatus } from '../../src/crd/schema.js';
 import type { MetricsSource, TrafficReading } from '../../src/metrics/metrics.js';
+import type { MigrationNotification } from '../../src/migration/migration-events.js';
 import { MigrationProgressReporter } from '../../src/migration/progress-reporter.js';
 import { newRolloutState } from '../../src/rollout/draft.js';
 import type { RolloutState } from '../../src/rollout/types.js';
@@ -23,6 +24,7 @@ import { pollUntil } from '../helpers/poll.js';
 const API = 'clustershift.io/v1alpha1';
 
 t.test('a running migration writes its progress into the ClusterMigration status', async (t) => {
+  const events: MigrationNotification[] = [];
   const demo = await startDemoRuntime({
     crds: true,
     workloads: [
@@ -40,6 +42,7 @@ t.test('a running migration writes its progress into the ClusterMigration status
       readyDelayMs: 100,
     },
     progress: { intervalMs: 150, quietWindowMs: 600, trafficWindowMs: 1_000 },
+    onMigrationEvent: (notification) => events.push(notification),
   });
   t.teardown(() => demo.stop());
   const home = demo.home!;
@@ -96,6 +99,13 @@ t.test('a running migration writes its progress into the ClusterMigration status
     ready.decommissionMessage,
     /^all 2 workloads Succeeded; the old cluster runs 0 replicas of each; Prometheus counted 0 requests to them in the old cluster in every reading \(window 1s\) since .+, while the new cluster serves 70000 req\/s$/,
   );
+  await pollUntil(async () => (events.some((e) => e.event === 'decommission-ready') ? true : undefined), {
+    what: 'the decommission-ready notification',
+    timeoutMs: 10_000,
+  });
+  const told = events.filter((e) => e.event === 'decommission-ready');
+  t.equal(told.length, 1, 'told once');
+  t.match(told[0], { migration: DEMO_MIGRATION, reason: /^all 2 workloads Succeeded; / });
 });
 
 t.test('the reporter: one query a round, writes on change, one notification', async (t) => {

@@ -135,6 +135,7 @@ export async function assembleApp(config: Config, options: AppOptions): Promise<
     routes,
     metrics,
     store: crds ? crds.runtime.stateStore(store) : store,
+    ...(crds ? { migrations: crds.runtime.migrationDirectory() } : {}),
     clock,
     logger,
     telemetry,
@@ -206,6 +207,7 @@ function lifecycle(
   const stop = () => {
     stopped ??= (async () => {
       shutdown.abort();
+      await parts.crds?.progress?.stop();
       await runner?.stop();
       await runtime.controller.stop();
       await parts.closeWatches();
@@ -224,6 +226,7 @@ function lifecycle(
       await runner?.start(timeoutSignal(budgetMs(timeoutMs, 'loadAtStart'), shutdown.signal));
       await runtime.controller.load(timeoutSignal(budgetMs(timeoutMs, 'loadAtStart'), shutdown.signal));
       runner?.startSweeps();
+      parts.crds?.progress?.start();
       const address = await runtime.server.listen({ host: config.api.host, port: config.api.port });
       logger.info(
         {
@@ -382,6 +385,7 @@ function createCrRuntime(
         clusters: { old: { name: pair.clusters.old.name }, new: { name: pair.clusters.new.name } },
       }),
     onUnbind: (workload) => paired.unbind(workload.key),
+    progress: { metrics: paired, defaultMaxConcurrent: config.controller.maxConcurrent },
   });
   return { runtime, metrics: paired };
 }

@@ -48,7 +48,9 @@ export class RolloutNotFoundError extends ClustershiftError {
 export class MigrationNotFoundError extends ClustershiftError {
   override readonly code: ErrorCode = 'CS_MIGRATION_NOT_FOUND';
   constructor(readonly migration: string) {
-    super(`no ClusterMigration ${migration}; kubectl get clustermigrations lists them`);
+    super(
+      `no ClusterMigration ${migration}; GET /api/v1/migrations (or kubectl get clustermigrations) lists them`,
+    );
   }
 }
 

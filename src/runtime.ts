@@ -13,6 +13,7 @@ export interface RuntimeParts extends Omit<ControllerOptions, 'workloads' | 'set
   config: RuntimeConfig;
   leader?: ServerOptions['leader'];
   server?: Pick<ServerOptions, 'before' | 'after' | 'bodyLimit' | 'https'>;
+  migrations?: ServerOptions['migrations'];
 }
 
 export interface Runtime {
@@ -23,7 +24,7 @@ export interface Runtime {
 
 export async function createRuntime(parts: RuntimeParts): Promise<Runtime> {
   const telemetry = parts.telemetry ?? new Telemetry();
-  const { config, leader, server: serverOptions, ...controllerParts } = parts;
+  const { config, leader, server: serverOptions, migrations, ...controllerParts } = parts;
   const controller = new Controller({
     ...controllerParts,
     workloads: config.workloads,
@@ -37,6 +38,7 @@ export async function createRuntime(parts: RuntimeParts): Promise<Runtime> {
     telemetry,
     logger: parts.logger,
     ...(leader ? { leader } : {}),
+    ...(migrations ? { migrations } : {}),
     ...serverOptions,
   });
   return { controller, server, telemetry };

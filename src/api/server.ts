@@ -12,6 +12,7 @@ import { DNS_SUBDOMAIN } from '../kube/names.js';
 import type { Telemetry } from '../telemetry.js';
 import { COMMAND_BODIES, COMMAND_HELP, COMMANDS, toCommand } from './commands.js';
 import { clientErrorOf, ErrorSchema, sendError } from './error-body.js';
+import { type MigrationDirectory, registerMigrationRoutes } from './migration-reads.js';
 import {
   ifNoneMatch,
   type ListQuery,
@@ -37,6 +38,8 @@ export interface ServerOptions {
   bodyLimit?: number;
   /** TLS key and certificate, for setups without a mesh in front. */
   https?: { key: string | Buffer; cert: string | Buffer };
+  /** The ClusterMigrations (with CRDs); without, the migrations API lists none. */
+  migrations?: MigrationDirectory;
 }
 
 const Name = Type.String({ ...DNS_SUBDOMAIN });
@@ -59,6 +62,16 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   for (const plugin of options.before ?? []) await plugin(app);
   registerProbes(app, options);
   registerRolloutRoutes(app, options);
+  registerMigrationRoutes(app, {
+    ...(options.migrations ? { migrations: options.migrations } : {}),
+    rollout: (key) => {
+      try {
+        return options.controller.get(key);
+      } catch {
+        return undefined;
+      }
+    },
+  });
   for (const plugin of options.after ?? []) await plugin(app);
   return app;
 }

@@ -9,6 +9,12 @@ import { request } from 'undici';
 import type { CommandBody, CommandName } from '../api/commands.js';
 import { ErrorSchema } from '../api/error-body.js';
 import {
+  type MigrationDetail,
+  MigrationDetailSchema,
+  type MigrationSummary,
+  MigrationSummarySchema,
+} from '../api/migration-reads.js';
+import {
   type MigrationCommandBody,
   type MigrationCommandName,
   type MigrationWavesAnswer,
@@ -76,6 +82,7 @@ export class NotClustershiftError extends CliError {
 
 /** The answers this client reads, as the server's response schemas (views.ts, error-body.ts) say. */
 const ListAnswer = Type.Object({ rollouts: Type.Array(RolloutSummarySchema) });
+const MigrationsAnswer = Type.Object({ migrations: Type.Array(MigrationSummarySchema) });
 const DetailAnswer = RolloutDetailSchema;
 
 export interface ApiClientOptions {
@@ -127,6 +134,21 @@ export class ApiClient {
 
   async get(key: RolloutKey, signal?: AbortSignal): Promise<RolloutDetail> {
     return this.json(await this.send('GET', rolloutPath(key), undefined, signal), DetailAnswer, 'a rollout');
+  }
+
+  async migrations(signal?: AbortSignal): Promise<MigrationSummary[]> {
+    const answer = await this.send('GET', '/api/v1/migrations', undefined, signal);
+    return this.json(answer, MigrationsAnswer, 'a list of migrations').migrations;
+  }
+
+  async migration(name: string, signal?: AbortSignal): Promise<MigrationDetail> {
+    const answer = await this.send(
+      'GET',
+      `/api/v1/migrations/${encodeURIComponent(name)}`,
+      undefined,
+      signal,
+    );
+    return this.json(answer, MigrationDetailSchema, 'a migration');
   }
 
   async command<C extends CommandName>(

@@ -21,6 +21,7 @@ import {
   type RolloutListing,
   UsageError,
 } from './api-client.js';
+import { migrationsTable, migrationText } from './migrations.js';
 import { detailText, statusTable } from './render.js';
 
 export const DEFAULT_SERVER = 'http://127.0.0.1:8080';
@@ -36,14 +37,16 @@ const MIGRATION_CLI_COMMANDS = {
 } as const satisfies Record<string, MigrationCommandName>;
 type MigrationCliCommand = keyof typeof MIGRATION_CLI_COMMANDS;
 
-/** What people read: status and get, every operator call of the API, and the migration calls. */
-export type CliCommand = 'status' | 'get' | CommandName | MigrationCliCommand;
+/** What people read (status, get, migrations, migration), every operator call of the API, and the migration calls. */
+export type CliCommand = 'status' | 'get' | 'migrations' | 'migration' | CommandName | MigrationCliCommand;
 
 const COMMAND_USAGE: Record<CliCommand, string> = {
   status:
     'status [--watch] [--watch-count N]   every rollout: weight, phase, step, last verdict\n' +
     '         [--phase P[,P]] [-n NS]      only rollouts in these phases / this namespace',
   get: 'get <namespace>/<name>               one rollout: checks with old/new values, history',
+  migrations: 'migrations                           every ClusterMigration: progress, traffic, leftovers',
+  migration: 'migration <name>                     one migration: waves as bars, blockers, leftovers',
   start: 'start <namespace>/<name>             queue the rollout',
   promote: 'promote <namespace>/<name> [--full]  next step now, or straight to 100% with --full',
   abort: 'abort <namespace>/<name> --reason R  roll back now',
@@ -114,6 +117,8 @@ type CommandFlag = 'watch' | 'watch-count' | 'phase' | 'namespace' | 'full' | 'r
 const COMMAND_FLAGS: Record<CliCommand, readonly CommandFlag[]> = {
   status: ['watch', 'watch-count', 'phase', 'namespace'],
   get: [],
+  migrations: [],
+  migration: [],
   start: [],
   promote: ['full'],
   abort: ['reason'],
@@ -163,6 +168,8 @@ const COMMAND_BODY: { [C in CommandName]: (values: Values) => CommandBody<C> } =
 const HANDLERS: Record<CliCommand, CommandHandler> = {
   status: showStatus,
   get: showRollout,
+  migrations: showMigrations,
+  migration: showMigration,
   ...(Object.fromEntries(COMMANDS.map((name) => [name, operatorCall(name)])) as Record<
     CommandName,
     CommandHandler
@@ -323,6 +330,27 @@ async function showRollout(context: CommandContext): Promise<number> {
   const rollout = await client.get(oneRollout(command, rest), io.signal);
   if (output === 'json') printJson(rollout);
   else print(detailText(rollout, now()));
+  return 0;
+}
+
+async function showMigrations(context: CommandContext): Promise<number> {
+  const { rest, client, io, output, now, print, printJson } = context;
+  if (rest.length > 0) throw new UsageError(`migrations takes no arguments, got ${rest.join(' ')}`);
+  const migrations = await client.migrations(io.signal);
+  if (output === 'json') printJson({ migrations });
+  else print(migrationsTable(migrations, now()));
+  return 0;
+}
+
+async function showMigration(context: CommandContext): Promise<number> {
+  const { rest, client, io, output, now, print, printJson } = context;
+  if (rest.length !== 1 || !rest[0])
+    throw new UsageError(
+      'migration takes one ClusterMigration name, e.g. clustershift migration prod-upgrade',
+    );
+  const migration = await client.migration(rest[0], io.signal);
+  if (output === 'json') printJson(migration);
+  else print(migrationText(migration, now()));
   return 0;
 }
 

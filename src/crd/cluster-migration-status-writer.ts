@@ -21,6 +21,19 @@ import {
 } from './schema.js';
 import { mergeConditions } from './status.js';
 
+/** The status fields the migration's progress reporter owns. */
+export const PROGRESS_FIELDS = [
+  'clusters',
+  'trafficOnNew',
+  'estimatedCompletionTime',
+  'leftovers',
+  'leftoverCount',
+  'decommissionReady',
+  'decommissionMessage',
+] as const satisfies ReadonlyArray<keyof ClusterMigrationStatus>;
+
+export type MigrationProgressStatus = Pick<ClusterMigrationStatus, (typeof PROGRESS_FIELDS)[number]>;
+
 export interface ClusterMigrationStatusWriterOptions {
   /** The home cluster. */
   kubeConfig: KubeConfig;
@@ -65,6 +78,68 @@ export class ClusterMigrationStatusWriter {
         };
         if (isDeepStrictEqual(status, before)) return false;
         await this.replaceStatus(name, object, status, s);
+        return true;
+      },
+    );
+  }
+
+  /**
+   * Writes a migration's progress figures (src/migration/progress-reporter.ts): each field of
+   * PROGRESS_FIELDS is set as given or removed when absent (an estimate without basis goes);
+   * everything else in the status is kept, and so are the clusters' versions when the names
+   * still match. Returns false when the status already says this (no write).
+   */
+  async writeProgress(
+    name: string,
+    progress: MigrationProgressStatus,
+    signal: AbortSignal,
+  ): Promise<boolean> {
+    const where = `ClusterMigration ${name}`;
+    const target = { group: GROUP, version: VERSION, plural: CLUSTER_MIGRATION.plural, name };
+    return this.caller.call(
+      { verb: 'update', object: `progress in the status of ${where}`, retryConflicts: true },
+      signal,
+      async (s) => {
+        let object: ClusterMigrationObject;
+        try {
+          object = (await this.api.getClusterCustomObject(
+            target,
+            requestOptions(s),
+          )) as ClusterMigrationObject;
+        } catch (error) {
+          if (isNotFound(error))
+            throw new ClustershiftError(`${where} does not exist (deleted?); its progress was not written`);
+          throw error;
+        }
+        const before: ClusterMigrationStatus = object.status ?? {};
+        const status: ClusterMigrationStatus = { ...before };
+        // The clusters are only ever renamed here, never removed (their versions are another's).
+        for (const field of PROGRESS_FIELDS) if (field !== 'clusters') delete status[field];
+        Object.assign(status, { ...progress, clusters: before.clusters });
+        if (status.clusters === undefined) delete status.clusters;
+        if (progress.clusters) {
+          const keepVersion = (role: 'old' | 'new') => {
+            const known = before.clusters?.[role];
+            const named = progress.clusters![role];
+            return known?.name === named.name && known.version !== undefined
+              ? { ...named, version: known.version }
+              : named;
+          };
+          status.clusters = { old: keepVersion('old'), new: keepVersion('new') };
+        }
+        if (isDeepStrictEqual(status, before)) return false;
+        await this.api.replaceClusterCustomObjectStatus(
+          {
+            ...target,
+            body: {
+              apiVersion: API_VERSION,
+              kind: CLUSTER_MIGRATION.kind,
+              metadata: { name, resourceVersion: object.metadata?.resourceVersion ?? '' },
+              status,
+            },
+          },
+          requestOptions(s),
+        );
         return true;
       },
     );

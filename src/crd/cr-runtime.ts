@@ -5,10 +5,12 @@
 
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import type { MigrationDirectory } from '../api/migration-reads.js';
 import type { Clock } from '../clock.js';
 import type { Controller, WorkloadBinding } from '../controller.js';
 import { type ClusterPair, ClusterPairs } from '../kube/cluster-pairs.js';
 import type { MigrationNotification } from '../migration/migration-events.js';
+import { MigrationProgressReporter, type ProgressReporterOptions } from '../migration/progress-reporter.js';
 import { WaveCoordinator } from '../migration/wave-coordinator.js';
 import { ACTIVE_PHASES } from '../rollout/types.js';
 import type { RouteHandle } from '../routers/router.js';
@@ -44,6 +46,19 @@ export interface CrRuntimeOptions {
   /** After a watch fails, list again after this long (default 2000 ms). */
   restartDelayMs?: number;
   sweepIntervalMs?: number;
+  /** Each ClusterMigration's progress figures in its status (absent: none are written). */
+  progress?: Omit<
+    ProgressReporterOptions,
+    | 'migrations'
+    | 'workloads'
+    | 'rollouts'
+    | 'write'
+    | 'alreadyReady'
+    | 'isLeader'
+    | 'clock'
+    | 'logger'
+    | 'requestTimeoutMs'
+  >;
 }
 
 export class CrRuntime {
@@ -58,6 +73,8 @@ export class CrRuntime {
   private readonly options: CrRuntimeOptions;
   private controller: Controller | undefined;
   private runnerInstance: WorkloadRunner | undefined;
+  /** Made by attach() when options.progress is given; started and stopped by the caller. */
+  progress: MigrationProgressReporter | undefined;
 
   constructor(options: CrRuntimeOptions) {
     this.options = options;
@@ -118,6 +135,17 @@ export class CrRuntime {
     await this.pairs.closeAll();
   }
 
+  /** The ClusterMigrations and their running workloads, for the migrations API. */
+  migrationDirectory(): MigrationDirectory {
+    return {
+      list: () => this.source.clusterMigrations(),
+      workloadsOf: (migration) =>
+        [...this.source.workloads().values()]
+          .filter((workload) => workload.migration?.name === migration)
+          .map((workload) => workload.key),
+    };
+  }
+
   /** The controller's store: the file's workloads in `config`, WorkloadMigrations' in their status. */
   stateStore(config: StateStore): StateStore {
     return new RoutedStateStore({
@@ -167,6 +195,40 @@ export class CrRuntime {
     });
     this.source.onConditions(runner.conditionsListener());
     this.runnerInstance = runner;
+    if (this.options.progress)
+      this.progress = new MigrationProgressReporter({
+        ...this.options.progress,
+        // The old cluster can go: told once, with the evidence (a restart reads it from the status).
+        onDecommissionReady: (migration, message) => {
+          this.options.progress?.onDecommissionReady?.(migration, message);
+          this.options.notify?.({
+            event: 'decommission-ready',
+            migration,
+            reason: message,
+            at: new Date(this.options.clock.now()).toISOString(),
+          });
+        },
+        migrations: () => this.source.migrationSettings(),
+        workloads: () => this.source.workloads().values(),
+        rollouts: {
+          state: (key) => {
+            try {
+              return controller.get(key);
+            } catch {
+              return undefined;
+            }
+          },
+          liveView: (key) => controller.liveView(key),
+        },
+        write: (name, progress, signal) => this.migrationStatus.writeProgress(name, progress, signal),
+        alreadyReady: (name) =>
+          this.source.clusterMigrations().find((m) => m.metadata?.name === name)?.status
+            ?.decommissionReady === true,
+        isLeader: this.options.isLeader,
+        clock: this.options.clock,
+        logger: this.options.logger,
+        requestTimeoutMs: this.options.requestTimeoutMs,
+      });
     return runner;
   }
 

@@ -17,7 +17,12 @@ import {
 import type { Logger } from 'pino';
 import { errorMessage, KubeError } from '../errors.js';
 import { requestOptions } from '../kube/kube-call.js';
-import type { SourcedWorkload, WorkloadChange, WorkloadSource } from '../sources/workload-source.js';
+import type {
+  MigrationSettings,
+  SourcedWorkload,
+  WorkloadChange,
+  WorkloadSource,
+} from '../sources/workload-source.js';
 import { abortableSleep, timeoutSignal } from '../timing.js';
 import { isDiscoveredByAny } from './discovery-plan.js';
 import { CLUSTER_MIGRATION, WORKLOAD_MIGRATION } from './manifests.js';
@@ -171,6 +176,18 @@ export class CrWorkloadSource implements WorkloadSource {
     return origin?.kind === 'WorkloadMigration'
       ? { namespace: origin.namespace, name: origin.name, ...(origin.uid ? { uid: origin.uid } : {}) }
       : undefined;
+  }
+
+  /** The ClusterMigrations as last listed or watched, status included (what the API shows). */
+  clusterMigrations(): ClusterMigrationObject[] {
+    return (this.migrationInformer?.list() ?? []) as ClusterMigrationObject[];
+  }
+
+  /** Each ClusterMigration that resolves: its cluster pair and pacing. */
+  migrationSettings(): MigrationSettings[] {
+    return [...this.migrations.values()].flatMap((resolution) =>
+      resolution.ok ? [resolution.settings] : [],
+    );
   }
 
   /**

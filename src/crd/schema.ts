@@ -349,7 +349,9 @@ export const ClusterMigrationStatusSchema = closed({
   leftovers: capped(
     closed({
       ...WorkloadRef,
-      oldReplicas: Count('replicas the old cluster still runs'),
+      oldReplicas: Type.Optional(
+        Count('replicas the old cluster still runs; absent: not read (a workload not started yet)'),
+      ),
       oldRequestsPerSecond: Type.Optional(Type.Number({ minimum: 0 })),
       reason: Type.String(),
     }),

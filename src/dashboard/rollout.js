@@ -119,6 +119,61 @@ function fact(label, value) {
   return el('div', { class: 'fact' }, el('dt', { text: label }), el('dd', {}, value));
 }
 
+/**
+ * The old and the new cluster side by side: traffic share, error rate and latency of the latest
+ * check with data, replicas. The worse of the two is marked, so "which cluster are the errors
+ * in" is one look.
+ */
+function sides(rollout) {
+  const last = [...rollout.checks].reverse().find((c) => c.metrics.length > 0);
+  const errors = last ? metric(last, 'error-rate') : { old: null, new: null };
+  const latency = last ? latencyMetric(last) : { name: undefined, old: null, new: null };
+  const latencyLabel = latency.name ? LATENCY_LABELS[latency.name] : 'latency';
+  // Marked only when clearly worse (half as bad again and by a margin that is not one check's
+  // noise: half a percentage point of errors, 20 ms of latency).
+  const worse = (mine, theirs, margin) =>
+    mine !== null &&
+    mine !== undefined &&
+    theirs !== null &&
+    theirs !== undefined &&
+    mine > theirs * 1.5 &&
+    mine - theirs > margin;
+  const replicas = (side) => (side ? `${side.readyReplicas}/${side.replicas} ready` : '–');
+  const column = (role, title, share) => {
+    const other = role === 'old' ? 'new' : 'old';
+    return el(
+      'div',
+      { class: `side side-${role}`, 'data-side': role },
+      el('h3', { text: title }),
+      el(
+        'dl',
+        {},
+        el('dt', { text: 'Traffic' }),
+        el('dd', { text: `${share}%` }),
+        el('dt', { text: 'Error rate' }),
+        el('dd', {
+          class: worse(errors[role], errors[other], 0.005) ? 'errors worse' : 'errors',
+          text: percent(errors[role]),
+        }),
+        el('dt', { text: latencyLabel }),
+        el('dd', {
+          class: worse(latency[role], latency[other], 20) ? 'latency worse' : 'latency',
+          text: ms(latency[role]),
+        }),
+        el('dt', { text: 'Replicas' }),
+        el('dd', { class: 'replicas', text: replicas(rollout.replicas[role]) }),
+      ),
+    );
+  };
+  document
+    .getElementById('sides')
+    .replaceChildren(
+      column('old', 'Old cluster', 100 - rollout.weight),
+      column('new', 'New cluster', rollout.weight),
+      el('p', { class: 'muted', text: last ? `check at ${clockTime(last.at)}` : 'no check with data yet' }),
+    );
+}
+
 function render(rollout) {
   const now = Date.now();
   document.title = `${rollout.key} · clustershift`;
@@ -147,6 +202,7 @@ function render(rollout) {
     button.disabled = !ALLOWED[button.dataset.action].includes(rollout.phase);
   }
 
+  sides(rollout);
   drawCharts(rollout.checks, rollout.history);
 
   const checkRows = [...rollout.checks].reverse().map((c) => {

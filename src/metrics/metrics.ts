@@ -11,6 +11,14 @@ export interface MetricsQuery {
   latencyWindowMs: number;
 }
 
+/** Requests per second each workload served in each cluster over a window; null: no series. */
+export interface TrafficReading {
+  /** The window the rates are averaged over, in ms (widened to the source's floor). */
+  windowMs: number;
+  /** By `namespace/name`; a workload missing from the map had no series in either cluster. */
+  workloads: Map<string, { old: number | null; new: number | null }>;
+}
+
 export interface MetricsSource {
   /**
    * Readings keyed by `namespace/name`. A workload missing from the map, or a null field,
@@ -23,4 +31,12 @@ export interface MetricsSource {
    * cluster, the old cluster's requests), so a blind judge is refused before traffic moves.
    */
   coverage(query: { workload: WorkloadRef; windowMs: number }, signal: AbortSignal): Promise<MetricsCoverage>;
+  /**
+   * The request rates of many workloads in both clusters: one query for all of them (a
+   * migration's progress figures). Optional: a source without it gives no traffic figures.
+   */
+  traffic?(
+    query: { workloads: WorkloadRef[]; windowMs: number },
+    signal: AbortSignal,
+  ): Promise<TrafficReading>;
 }

@@ -4,7 +4,7 @@
 // batch per pair, not one per workload.
 
 import type { MetricsCoverage, MetricsReading, WorkloadRef } from '../rollout/types.js';
-import type { MetricsQuery, MetricsSource } from './metrics.js';
+import type { MetricsQuery, MetricsSource, TrafficReading } from './metrics.js';
 
 const keyOf = (ref: WorkloadRef) => `${ref.namespace}/${ref.name}`;
 
@@ -55,6 +55,31 @@ export class PairedMetricsSource<W> implements MetricsSource {
       ),
     );
     return new Map(answers.flatMap((answer) => [...answer]));
+  }
+
+  /** One query per pair (each pair's clusters have their own names in the metrics). */
+  async traffic(
+    query: { workloads: WorkloadRef[]; windowMs: number },
+    signal: AbortSignal,
+  ): Promise<TrafficReading> {
+    const groups = new Map<string | undefined, WorkloadRef[]>();
+    for (const ref of query.workloads) {
+      const pair = this.bound.get(keyOf(ref))?.pair;
+      groups.set(pair, [...(groups.get(pair) ?? []), ref]);
+    }
+    const reading: TrafficReading = { windowMs: query.windowMs, workloads: new Map() };
+    const answers = await Promise.all(
+      [...groups].map(([pair, workloads]) => {
+        const source = pair === undefined ? this.options.fallback : this.sourceOf(pair);
+        return source.traffic?.({ ...query, workloads }, signal);
+      }),
+    );
+    for (const answer of answers) {
+      if (!answer) continue;
+      reading.windowMs = answer.windowMs;
+      for (const [key, rates] of answer.workloads) reading.workloads.set(key, rates);
+    }
+    return reading;
   }
 
   coverage(

@@ -15,7 +15,7 @@ import {
   type WorkloadRef,
   workloadKey,
 } from '../rollout/types.js';
-import type { MetricsQuery, MetricsSource } from './metrics.js';
+import type { MetricsQuery, MetricsSource, TrafficReading } from './metrics.js';
 import {
   type InstantQueryResult,
   type PrometheusQuerier,
@@ -200,6 +200,42 @@ export class PrometheusSource implements MetricsSource {
         for (const target of [reading.old, reading.new]) if (!target.requests) target.latencyMs = null;
     }
     return readings;
+  }
+
+  /**
+   * The built-in template's request counts over the window as rates, one query for every
+   * workload (the same series the judge counts). A workload the HAProxy template has no backend
+   * for is left out rather than failing the others.
+   */
+  async traffic(
+    query: { workloads: WorkloadRef[]; windowMs: number },
+    signal: AbortSignal,
+  ): Promise<TrafficReading> {
+    const seconds = this.#windowSeconds(query.windowMs);
+    const reading: TrafficReading = { windowMs: seconds * 1000, workloads: new Map() };
+    const workloads =
+      this.#template === 'haproxy'
+        ? query.workloads.filter((ref) => this.#haproxyBackends.has(workloadKey(ref)))
+        : query.workloads;
+    if (workloads.length === 0) return reading;
+    const window = `${seconds}s`;
+    const builtIn =
+      this.#template === 'istio'
+        ? this.#istioQueries(workloads, window, window)
+        : this.#template === 'linkerd'
+          ? this.#linkerdQueries(workloads, window, window)
+          : this.#haproxyQueries(workloads, window);
+    const wanted = new Set(workloads.map(workloadKey));
+    const result = await this.#client.query(builtIn.requests, { time: this.#clock.now(), signal });
+    for (const sample of vectorOf(result, builtIn.requests)) {
+      const where = builtIn.locate(sample.labels);
+      if (!where || !wanted.has(where.key) || sample.value === null || !Number.isFinite(sample.value))
+        continue;
+      const rates = reading.workloads.get(where.key) ?? { old: null, new: null };
+      rates[where.role] = (rates[where.role] ?? 0) + sample.value / seconds;
+      reading.workloads.set(where.key, rates);
+    }
+    return reading;
   }
 
   /**

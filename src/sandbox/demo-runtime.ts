@@ -83,6 +83,8 @@ export interface DemoRuntimeOptions {
   isLeader?: () => boolean;
   /** With crds: told each migration event (a wave started or finished, blocked, done). */
   onMigrationEvent?: (notification: MigrationNotification) => void;
+  /** With crds: the migration progress reporter's pace (default: a round a second, quiet for 5 s). */
+  progress?: { intervalMs?: number; quietWindowMs?: number; trafficWindowMs?: number };
 }
 
 export interface DemoRuntime {
@@ -202,6 +204,7 @@ export async function startDemoRuntime(options: DemoRuntimeOptions): Promise<Dem
         logger,
         isLeader: options.isLeader,
         notify: options.onMigrationEvent,
+        progress: options.progress,
       });
     const objects = crRuntime;
     runtime = await createRuntime({
@@ -210,6 +213,7 @@ export async function startDemoRuntime(options: DemoRuntimeOptions): Promise<Dem
       routes: world.routes(config.workloads.map((workload) => workload.key)),
       metrics: world,
       store: objects ? objects.stateStore(new MemoryStateStore()) : new MemoryStateStore(),
+      ...(objects ? { migrations: objects.migrationDirectory() } : {}),
       ...(options.isLeader ? { isLeader: options.isLeader } : {}),
       clock: systemClock,
       logger,
@@ -232,6 +236,7 @@ export async function startDemoRuntime(options: DemoRuntimeOptions): Promise<Dem
   let stopped: Promise<void> | undefined;
   const stop = () => {
     stopped ??= (async () => {
+      await crRuntime?.progress?.stop();
       await runner?.stop();
       await runtime.controller.stop();
       await crRuntime?.close();
@@ -248,6 +253,7 @@ export async function startDemoRuntime(options: DemoRuntimeOptions): Promise<Dem
     if (options.startController ?? true) {
       runtime.controller.start();
       runner?.startSweeps();
+      crRuntime?.progress?.start();
     }
     return {
       runtime,
@@ -327,6 +333,7 @@ function demoCrRuntime(
     logger: Logger;
     isLeader?: (() => boolean) | undefined;
     notify?: ((notification: MigrationNotification) => void) | undefined;
+    progress?: DemoRuntimeOptions['progress'];
   },
 ): CrRuntime {
   const { config, world } = parts;
@@ -349,5 +356,15 @@ function demoCrRuntime(
     ...(parts.notify ? { notify: parts.notify } : {}),
     restartDelayMs: 250,
     sweepIntervalMs: 500,
+    // The demo's pace: figures every second, and an old cluster quiet for 5 s may go.
+    progress: {
+      metrics: world,
+      defaultMaxConcurrent: config.controller.maxConcurrent,
+      intervalMs: 1_000,
+      trafficWindowMs: 5_000,
+      quietWindowMs: 5_000,
+      rewriteAfterMs: 5_000,
+      ...parts.progress,
+    },
   });
 }

@@ -3,7 +3,7 @@
 // It plays the traffic router (weights in) and Prometheus (counts and latency out).
 
 import { RouteNotFoundError } from '../errors.js';
-import type { MetricsQuery, MetricsSource } from '../metrics/metrics.js';
+import type { MetricsQuery, MetricsSource, TrafficReading } from '../metrics/metrics.js';
 import type { ClusterMetrics, MetricsCoverage, MetricsReading, WorkloadRef } from '../rollout/types.js';
 import { type RouteHandle, weightsOnly } from '../routers/router.js';
 
@@ -154,6 +154,26 @@ export class SimulatedWorld implements MetricsSource {
       old: { series: series('old'), present: entry !== undefined, requests },
       new: { series: series('new'), present: entry !== undefined, requests: entry ? 0 : null },
     };
+  }
+
+  /** Each simulated workload's rate split by the weight the router was told. */
+  async traffic(
+    query: { workloads: WorkloadRef[]; windowMs: number },
+    signal: AbortSignal,
+  ): Promise<TrafficReading> {
+    signal.throwIfAborted();
+    if (this.metricsOutage) throw new Error(this.metricsOutage);
+    const workloads = new Map<string, { old: number; new: number }>();
+    for (const ref of query.workloads) {
+      const key = `${ref.namespace}/${ref.name}`;
+      const entry = this.workloads.get(key);
+      if (entry)
+        workloads.set(key, {
+          old: entry.rps * (1 - entry.weight / 100),
+          new: (entry.rps * entry.weight) / 100,
+        });
+    }
+    return { windowMs: query.windowMs, workloads };
   }
 
   private clusterReading(requests: number, behaviour: ClusterBehaviour): ClusterMetrics {

@@ -12,7 +12,7 @@ import { chromium, type Page } from 'playwright-core';
 import t, { type Test } from 'tap';
 import { DASHBOARD_PATHS, dashboardPlugin } from '../../src/api/dashboard.js';
 import { registerSecurity } from '../../src/api/security.js';
-import { startDemoRuntime } from '../../src/sandbox/demo-runtime.js';
+import { DEMO_MIGRATION, startDemoRuntime } from '../../src/sandbox/demo-runtime.js';
 import { needBinary } from '../helpers/binaries.js';
 import { pollUntil } from '../helpers/poll.js';
 
@@ -273,6 +273,106 @@ t.test(
     t.equal(await page.locator('.card').count(), 2, 'the cards are still there');
     t.equal(await page.locator('#error').isHidden(), true, 'no error banner');
     t.match(await page.locator('#counts').textContent(), /^2 rollouts: 2 Pending$/);
+    t.same(problems, [], 'no script errors');
+  },
+);
+
+t.test(
+  'the front page is the migration; a workload page shows old and new side by side',
+  { skip: chromiumBinary.skip },
+  async (t) => {
+    const demo = await startDemoRuntime({
+      crds: true,
+      workloads: [
+        { name: 'frontend', rps: 40_000 },
+        { name: 'search', rps: 30_000 },
+        { name: 'payments', rps: 20_000, fault: { fromWeight: 5, errorRate: 0.3 } },
+      ],
+      timings: {
+        interval: '50ms',
+        holdTime: '300ms',
+        analysisInterval: '150ms',
+        drainDelay: '150ms',
+        oldScaleDownDelay: '150ms',
+        readyDelayMs: 100,
+      },
+      progress: { intervalMs: 200, quietWindowMs: 60_000, trafficWindowMs: 1_000 },
+      server: { after: [dashboardPlugin()] },
+    });
+    t.teardown(() => demo.stop());
+    const browser = await chromium.launch({
+      executablePath: chromiumBinary.path,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--no-first-run',
+        '--disable-background-networking',
+      ],
+    });
+    t.teardown(() => browser.close());
+    const page = await browser.newPage({ viewport: WIDE });
+    page.setDefaultTimeout(20_000);
+    const problems: string[] = [];
+    page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+    page.on('console', (message) => {
+      if (message.type() === 'error' && !message.location().url.endsWith('/favicon.ico'))
+        problems.push(message.text());
+    });
+    mkdirSync(OUTPUT, { recursive: true });
+
+    await page.goto(`${demo.address}/`);
+    const card = page.locator(`.migration[data-migration="${DEMO_MIGRATION}"]`);
+    await card.waitFor();
+    t.equal(await card.locator('h2').textContent(), DEMO_MIGRATION);
+    t.equal(await card.locator('.cluster-old').textContent(), 'prod-v1-30');
+    t.equal(await card.locator('.cluster-new').textContent(), 'prod-v1-32');
+    await pollUntil(async () => ((await card.locator('.card').count()) === 3 ? true : undefined), {
+      what: "the migration's three workloads under its card",
+      timeoutMs: 20_000,
+    });
+    t.equal(await page.locator('#rollouts .card').count(), 0, 'no workload outside a migration');
+    t.equal(await page.locator('#unmigrated-title').isHidden(), true);
+    t.equal(await card.locator('.wave').count(), 1, 'no waves: one segment for the whole migration');
+
+    // payments breaks and rolls back; the others finish: 70,000 of 90,000 req/s moved.
+    await card
+      .locator('.traffic-label')
+      .filter({ hasText: '77.8% of requests on new' })
+      .waitFor({ timeout: 90_000 });
+    await card.locator('.counts').filter({ hasText: '2 of 3 succeeded' }).waitFor({ timeout: 30_000 });
+    t.equal(await card.locator('.leftover-count').textContent(), '1 left on old');
+    t.match(await card.locator('.leftovers li').first().textContent(), /^shop\/payments RolledBack: /);
+    t.match(
+      await card.locator('.decommission').textContent(),
+      /^Old cluster still needed not yet: 1 of 3 workloads/,
+    );
+    t.match(await card.locator('.wave-names').textContent(), /all 2\/3/);
+    await page.screenshot({ path: `${OUTPUT}dashboard-migration-wide.png`, fullPage: true });
+    // The README's picture of the front page: refreshed on request only (npm run docs:screenshots).
+    if (process.env.UPDATE_DOCS_SCREENSHOT === '1' || !existsSync(`${ROOT}docs/dashboard-migration.png`))
+      copyFileSync(`${OUTPUT}dashboard-migration-wide.png`, `${ROOT}docs/dashboard-migration.png`);
+    await checkFits(t, page, WIDE.width);
+    await page.setViewportSize(NARROW);
+    await page.screenshot({ path: `${OUTPUT}dashboard-migration-narrow.png`, fullPage: true });
+    await checkFits(t, page, NARROW.width);
+
+    // Which cluster are the errors in: the new one, marked on the workload's page.
+    await card.locator('.card[data-key="shop/payments"]').click();
+    await page.waitForURL(/\/rollout\.html\?ns=shop&name=payments$/);
+    const newSide = page.locator('#sides [data-side=new]');
+    await newSide.locator('.errors.worse').waitFor();
+    t.equal(
+      await page.locator('#sides [data-side=old] .errors.worse').count(),
+      0,
+      'the old cluster is not marked',
+    );
+    t.match(await page.locator('#sides [data-side=old] .replicas').textContent(), /^\d+\/\d+ ready$/);
+    t.match(await newSide.locator('.errors').textContent(), /^\d+\.\d\d%$/);
+    await checkFits(t, page, NARROW.width);
+    await page.setViewportSize(WIDE);
+    await page.screenshot({ path: `${OUTPUT}dashboard-migration-rollout-wide.png`, fullPage: true });
+    await checkFits(t, page, WIDE.width);
     t.same(problems, [], 'no script errors');
   },
 );

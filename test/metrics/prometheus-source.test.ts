@@ -251,6 +251,31 @@ t.test('istio template against a recording server', async (t) => {
     );
     t.equal(fake.queries().length, before);
   });
+
+  t.test('traffic: the request counts as rates, one query for every workload', async (t) => {
+    const { source } = sourceOver(t, fake, options);
+    const before = fake.queries().length;
+    const reading = await source.traffic(
+      { workloads: [CHECKOUT, CART, GATEWAY], windowMs: 100_000 },
+      signal(),
+    );
+    const asked = fake.queries().slice(before);
+    t.equal(asked.length, 1, 'one query');
+    t.match(
+      asked[0],
+      /^sum by \(destination_workload_namespace, destination_workload, destination_cluster\) \(increase\(istio_requests_total\{.*\}\[100s\]\)\)$/,
+    );
+    t.equal(reading.windowMs, 100_000);
+    t.same(
+      Object.fromEntries(reading.workloads),
+      {
+        'shop/checkout': { old: 9, new: 1 },
+        'shop/cart': { old: 0.5, new: null },
+        'pay/gateway': { old: 0.1, new: 0.05 },
+      },
+      'per second; another cluster and a workload not asked for are left out; no series is null',
+    );
+  });
 });
 
 t.test('haproxy template against a recording server', async (t) => {
@@ -366,6 +391,24 @@ t.test('haproxy template against a recording server', async (t) => {
       { constructor: ConfigError, message: /both use HAProxy backend shared/ },
     );
   });
+
+  t.test(
+    'traffic: each server of a backend is a cluster; a workload without a backend is left out',
+    async (t) => {
+      const { source } = sourceOver(t, fake, options);
+      const before = fake.queries().length;
+      const reading = await source.traffic(
+        { workloads: [CHECKOUT, CART, GATEWAY], windowMs: 20_000 },
+        signal(),
+      );
+      t.equal(fake.queries().length - before, 1, 'one query');
+      t.equal(reading.windowMs, 30_000, 'the window is widened to the floor');
+      t.same(Object.fromEntries(reading.workloads), {
+        'shop/checkout': { old: 200 / 30, new: 20 / 30 },
+        'shop/cart': { old: 0, new: 40 / 30 },
+      });
+    },
+  );
 });
 
 t.test('linkerd template against a recording server', async (t) => {

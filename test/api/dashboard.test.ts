@@ -325,8 +325,9 @@ t.test(
     const card = page.locator(`.migration[data-migration="${DEMO_MIGRATION}"]`);
     await card.waitFor();
     t.equal(await card.locator('h2').textContent(), DEMO_MIGRATION);
-    t.equal(await card.locator('.cluster-old').textContent(), 'prod-v1-30');
-    t.equal(await card.locator('.cluster-new').textContent(), 'prod-v1-32');
+    // Each name with the Kubernetes version its API server's /version answers.
+    t.match(await card.locator('.cluster-old').textContent(), /^prod-v1-30 \(v\d+\.\d+\.\d+/);
+    t.match(await card.locator('.cluster-new').textContent(), /^prod-v1-32 \(v\d+\.\d+\.\d+/);
     await pollUntil(async () => ((await card.locator('.card').count()) === 3 ? true : undefined), {
       what: "the migration's three workloads under its card",
       timeoutMs: 20_000,

@@ -169,7 +169,8 @@ export class WorkloadRunner {
     await this.chain;
   }
 
-  private sweep(): void {
+  /** One reconcile pass over every workload (startSweeps runs it on a timer; a benchmark on its virtual clock). */
+  sweep(): void {
     if (this.options.isLeader())
       for (const pendingKey of this.pendingConditions.keys())
         this.enqueue(() => this.writePendingConditions(pendingKey));

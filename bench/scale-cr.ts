@@ -39,7 +39,7 @@ export const CR_SCENARIOS: readonly CrScenario[] = [
     migrations: 10,
     workloadsPerMigration: 100,
     // All 1,000 are active from the first tick to past this; the steady state the target is about.
-    virtualMinutes: 5,
+    virtualMinutes: 3,
   },
   {
     name: 'fleet-5000-at-40',
@@ -47,7 +47,7 @@ export const CR_SCENARIOS: readonly CrScenario[] = [
     migrations: 20,
     workloadsPerMigration: 250,
     maxConcurrentPerMigration: 2,
-    virtualMinutes: 10,
+    virtualMinutes: 6,
   },
   {
     name: 'fleet-5000-at-100',
@@ -55,7 +55,7 @@ export const CR_SCENARIOS: readonly CrScenario[] = [
     migrations: 20,
     workloadsPerMigration: 250,
     maxConcurrentPerMigration: 5,
-    virtualMinutes: 10,
+    virtualMinutes: 6,
   },
   {
     name: 'fleet-1000-at-100',
@@ -64,7 +64,7 @@ export const CR_SCENARIOS: readonly CrScenario[] = [
     migrations: 20,
     workloadsPerMigration: 50,
     maxConcurrentPerMigration: 5,
-    virtualMinutes: 10,
+    virtualMinutes: 6,
   },
 ];
 

@@ -22,6 +22,14 @@ import {
   writeResults,
 } from './common.js';
 import { buildFleet, fleetWorkloads } from './fleet.js';
+import {
+  CR_SCENARIOS,
+  type CrRow,
+  type CrRunSettings,
+  type CrScenario,
+  runCrScenario,
+  writeCrResults,
+} from './scale-cr.js';
 
 export interface ScaleOptions {
   sizes: number[];
@@ -273,6 +281,66 @@ function section(results: ScaleResults): string {
   ].join('\n');
 }
 
+/** The CR scenarios' settings: the same policy, fault and tick as the sizes above. */
+export const CR_SETTINGS: CrRunSettings = {
+  tickSeconds: 5,
+  sweepSeconds: 2,
+  faultyShare: FAULTY_SHARE,
+  fault: FAULT,
+  policy: POLICY,
+};
+
+export interface CrOptions {
+  scenarios: CrScenario[];
+  output: Output;
+  log?: (line: string) => void;
+  /** Each scenario in a fresh process (the npm script); in-process for the smoke test. */
+  isolate?: boolean;
+}
+
+/** The ClusterMigration scenarios, each written to results/scale-cr.json and its README section. */
+export async function runCr(options: CrOptions): Promise<CrRow[]> {
+  const log = options.log ?? (() => undefined);
+  const rows: CrRow[] = [];
+  for (const scenario of options.scenarios)
+    rows.push(
+      options.isolate ? await runCrIsolated(scenario, log) : await runCrScenario(scenario, CR_SETTINGS, log),
+    );
+  writeCrResults(options.output, CR_SETTINGS, rows);
+  return rows;
+}
+
+async function runCrIsolated(scenario: CrScenario, log: (line: string) => void): Promise<CrRow> {
+  const args = [
+    '--expose-gc',
+    '--import',
+    'tsx',
+    fileURLToPath(import.meta.url),
+    '--cr-row-only',
+    JSON.stringify(scenario),
+  ];
+  const child = execFileAsync(process.execPath, args, { maxBuffer: 64 * 1024 * 1024 });
+  const { stdout } = await child;
+  const lines = stdout.trim().split('\n');
+  for (const line of lines.slice(0, -1)) log(line);
+  return JSON.parse(lines.at(-1) ?? '') as CrRow;
+}
+
+/** `--cr pairs-1000,fleet-5000-at-100`; `--cr-workloads` and `--cr-minutes` shrink them (a quick look). */
+function crScenarios(names: string, workloads?: string, minutes?: string): CrScenario[] {
+  if (names === '') return [];
+  return names.split(',').map((name) => {
+    const scenario = CR_SCENARIOS.find((s) => s.name === name.trim());
+    if (!scenario)
+      throw new Error(`--cr: no scenario "${name}" (known: ${CR_SCENARIOS.map((s) => s.name).join(', ')})`);
+    return {
+      ...scenario,
+      ...(workloads ? { workloadsPerMigration: Number(workloads) } : {}),
+      ...(minutes ? { virtualMinutes: Number(minutes) } : {}),
+    };
+  });
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -280,14 +348,24 @@ async function main(): Promise<void> {
       'tick-seconds': { type: 'string', default: '5' },
       'max-virtual-minutes': { type: 'string', default: '30' },
       'row-only': { type: 'boolean', default: false },
+      cr: { type: 'string', default: CR_SCENARIOS.map((s) => s.name).join(',') },
+      'cr-workloads': { type: 'string' },
+      'cr-minutes': { type: 'string' },
+      'cr-row-only': { type: 'string' },
     },
   });
-  const sizes = values.sizes.split(',').map((s) => Number(s.trim()));
+  const log = (line: string) => process.stdout.write(`${line}\n`);
+  if (values['cr-row-only']) {
+    // A child of runCrIsolated: one scenario, its log lines, then its row as the last line.
+    const row = await runCrScenario(JSON.parse(values['cr-row-only']) as CrScenario, CR_SETTINGS, log);
+    process.stdout.write(`${JSON.stringify(row)}\n`);
+    return;
+  }
+  const sizes = values.sizes === '' ? [] : values.sizes.split(',').map((s) => Number(s.trim()));
   const tickSeconds = Number(values['tick-seconds']);
   const maxVirtualMinutes = Number(values['max-virtual-minutes']);
   if (values['row-only']) {
     // A child of runIsolated: one size, its log lines, then its row as the last line.
-    const log = (line: string) => process.stdout.write(`${line}\n`);
     const row = await runOne(
       sizes[0] ?? 100,
       { sizes, tickSeconds, maxVirtualMinutes, output: defaultOutput() },
@@ -296,14 +374,10 @@ async function main(): Promise<void> {
     process.stdout.write(`${JSON.stringify(row)}\n`);
     return;
   }
-  await run({
-    isolate: true,
-    sizes,
-    tickSeconds,
-    maxVirtualMinutes,
-    output: defaultOutput(),
-    log: (line) => process.stdout.write(`${line}\n`),
-  });
+  if (sizes.length > 0)
+    await run({ isolate: true, sizes, tickSeconds, maxVirtualMinutes, output: defaultOutput(), log });
+  const scenarios = crScenarios(values.cr, values['cr-workloads'], values['cr-minutes']);
+  if (scenarios.length > 0) await runCr({ isolate: true, scenarios, output: defaultOutput(), log });
 }
 
 runWhenMain(import.meta.url, main);

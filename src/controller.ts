@@ -192,6 +192,11 @@ export class Controller {
     return state;
   }
 
+  /** The state, or undefined: for callers asking about thousands of keys, without an error per miss. */
+  find(key: string): RolloutState | undefined {
+    return this.states.get(key);
+  }
+
   liveView(key: string): LiveView {
     return this.live.get(key) ?? {};
   }

@@ -4,6 +4,7 @@
 
 import { readFileSync } from 'node:fs';
 import type { TSchema } from '@sinclair/typebox';
+import { type TypeCheck, TypeCompiler } from '@sinclair/typebox/compiler';
 import { parseDuration } from '../duration.js';
 import { ConfigError } from '../errors.js';
 import type { RolloutPolicy } from '../rollout/policy.js';
@@ -187,6 +188,17 @@ interface Resolution {
   dur: (value: string | undefined, fallback: string, path: string) => number;
 }
 
+const validators = new WeakMap<TSchema, TypeCheck<TSchema>>();
+
+function validator(schema: TSchema): TypeCheck<TSchema> {
+  let check = validators.get(schema);
+  if (!check) {
+    check = TypeCompiler.Compile(schema);
+    validators.set(schema, check);
+  }
+  return check;
+}
+
 /** Throws the first schema problem as a ConfigError; returns how to resolve the rest. */
 function resolution(
   schema: TSchema,
@@ -194,7 +206,10 @@ function resolution(
   source: string,
   lineOf: (path: string[]) => string,
 ): Resolution {
-  const problem = firstProblem(schema, raw, '');
+  // The compiled check first: a valid configuration (every WorkloadMigration is resolved through
+  // here, thousands of them) skips the walk that finds the most useful error, which only adds to
+  // what the schema says (every object is closed) and cost ~5 ms a call.
+  const problem = validator(schema).Check(raw) ? undefined : firstProblem(schema, raw, '');
   if (problem) {
     const segments = problem.path.split('/').filter(Boolean);
     throw new ConfigError(`${source}${lineOf(segments)}: ${problem.path || '/'}: ${explain(problem)}`);

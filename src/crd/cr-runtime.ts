@@ -233,11 +233,8 @@ export class CrRuntime {
   }
 
   private isActive(key: string): boolean {
-    try {
-      return this.controller !== undefined && ACTIVE_PHASES.has(this.controller.get(key).phase);
-    } catch {
-      return false;
-    }
+    const phase = this.controller?.find(key)?.phase;
+    return phase !== undefined && ACTIVE_PHASES.has(phase);
   }
 
   private async bind(workload: SourcedWorkload, signal: AbortSignal): Promise<WorkloadBinding> {

@@ -12,6 +12,7 @@ import { type ClusterObjects, KubeObjects } from '../routers/kube-objects.js';
 import type { ClusterAccess, MigrationSettings } from '../sources/workload-source.js';
 import { KubeCaller, requestOptions } from './kube-call.js';
 import { KubeClusterClient } from './kube-cluster-client.js';
+import { reuseConnections } from './kubeconfig.js';
 
 export interface ClusterPair {
   migration: string;
@@ -137,7 +138,7 @@ export class ClusterPairs {
     const where = `ClusterMigration ${migration} spec.clusters.${role}`;
     if (!access.kubeconfigSecret) {
       if (access.context === undefined) return this.options.home;
-      const kubeConfig = new KubeConfig();
+      const kubeConfig = reuseConnections(new KubeConfig());
       kubeConfig.loadFromString(this.options.home.exportConfig());
       return withContext(kubeConfig, access.context, where);
     }
@@ -152,7 +153,7 @@ export class ClusterPairs {
       throw new ConfigError(
         `${where}: Secret ${this.options.namespace}/${name} has no key "${key}" (it has: ${Object.keys(secret.data ?? {}).join(', ') || 'none'})`,
       );
-    const kubeConfig = new KubeConfig();
+    const kubeConfig = reuseConnections(new KubeConfig());
     try {
       kubeConfig.loadFromString(Buffer.from(encoded, 'base64').toString('utf8'));
     } catch (error) {

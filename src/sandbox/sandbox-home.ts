@@ -3,6 +3,7 @@
 // plain http URL: the fake servers need no credentials).
 
 import { stringify } from 'yaml';
+import type { Clock } from '../clock.js';
 import { clusterMigrationCrd, workloadMigrationCrd } from '../crd/manifests.js';
 import { API_VERSION } from '../crd/schema.js';
 import { FakeApiServer, type KubeObject } from './fake-apiserver.js';
@@ -36,8 +37,13 @@ export class SandboxHome {
   ) {}
 
   /** `installCrds: false` leaves installing the CRDs to the caller (e.g. kubectl apply of the chart's). */
-  static async start(options: { namespace: string; installCrds?: boolean }): Promise<SandboxHome> {
-    const server = new FakeApiServer();
+  static async start(options: {
+    namespace: string;
+    installCrds?: boolean;
+    /** A virtual clock (the benchmarks); default the system's. */
+    clock?: Clock;
+  }): Promise<SandboxHome> {
+    const server = new FakeApiServer(options.clock ? { clock: options.clock } : {});
     if (options.installCrds ?? true) {
       server.put(clusterMigrationCrd() as KubeObject);
       server.put(workloadMigrationCrd() as KubeObject);

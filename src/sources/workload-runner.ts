@@ -63,6 +63,8 @@ export class WorkloadRunner {
   private readonly options: WorkloadRunnerOptions;
   /** What each workload is bound with now. */
   private readonly bound = new Map<string, SourcedWorkload>();
+  /** ClusterMigration name -> the keys of its workloads in `bound`. */
+  private readonly boundByMigration = new Map<string, Set<string>>();
   /** Workloads whose binding failed, retried on each sweep. */
   private readonly unbound = new Map<string, SourcedWorkload>();
   /** ClusterMigration name -> whether our finalizer is on it, as last written. */
@@ -169,7 +171,8 @@ export class WorkloadRunner {
     await this.chain;
   }
 
-  private sweep(): void {
+  /** One reconcile pass over every workload (startSweeps runs it on a timer; a benchmark on its virtual clock). */
+  sweep(): void {
     if (this.options.isLeader())
       for (const pendingKey of this.pendingConditions.keys())
         this.enqueue(() => this.writePendingConditions(pendingKey));
@@ -191,11 +194,15 @@ export class WorkloadRunner {
   private async reconcileMigration(name: string): Promise<void> {
     const finalizers = this.options.migrationFinalizers;
     if (!finalizers || !this.options.isLeader()) return;
+    // Only this migration's workloads, and only until one is active: every reconcile of each of
+    // thousands of WorkloadMigrations comes here (a scan of all of them made a sweep quadratic).
     let active = false;
-    for (const [key, workload] of this.bound) {
-      if (workload.migration?.name !== name) continue;
+    for (const key of this.boundByMigration.get(name) ?? []) {
       const state = this.stateOf(key);
-      if (state && ACTIVE_PHASES.has(state.phase)) active = true;
+      if (state && ACTIVE_PHASES.has(state.phase)) {
+        active = true;
+        break;
+      }
     }
     if (this.migrationFinalized.get(name) === active) return;
     try {
@@ -239,7 +246,7 @@ export class WorkloadRunner {
           'a workload with an active rollout is gone from its source (its object was removed without the finalizer?); it is no longer driven',
         );
       await this.options.controller.untrack(change.key);
-      this.bound.delete(change.key);
+      this.setBound(change.key, undefined);
       if (before.migration) this.evaluateWaves(before.migration.name);
       if (before.migration) await this.reconcileMigration(before.migration.name);
       if (before.origin.kind === 'WorkloadMigration')
@@ -269,7 +276,7 @@ export class WorkloadRunner {
       this.unbound.delete(workload.key);
       this.reportClusterAccess(workload, undefined);
       await this.options.controller.track(binding);
-      this.bound.set(workload.key, workload);
+      this.setBound(workload.key, workload);
       if (workload.migration) this.evaluateWaves(workload.migration.name);
       this.options.logger.info(
         { rollout: workload.key, origin: workload.origin, migration: workload.migration?.name },
@@ -279,12 +286,28 @@ export class WorkloadRunner {
     await this.reconcile(workload.key);
   }
 
-  private stateOf(key: string): RolloutState | undefined {
-    try {
-      return this.options.controller.get(key);
-    } catch {
-      return undefined;
+  /** `bound` and its index by migration, changed together. */
+  private setBound(key: string, workload: SourcedWorkload | undefined): void {
+    const before = this.bound.get(key)?.migration?.name;
+    if (before !== undefined) {
+      const keys = this.boundByMigration.get(before);
+      keys?.delete(key);
+      if (keys?.size === 0) this.boundByMigration.delete(before);
     }
+    if (!workload) {
+      this.bound.delete(key);
+      return;
+    }
+    this.bound.set(key, workload);
+    const migration = workload.migration?.name;
+    if (migration === undefined) return;
+    const keys = this.boundByMigration.get(migration) ?? new Set<string>();
+    keys.add(key);
+    this.boundByMigration.set(migration, keys);
+  }
+
+  private stateOf(key: string): RolloutState | undefined {
+    return this.options.controller.find(key);
   }
 
   /** Brings one WorkloadMigration's pause, deletion and finalizer in line with its spec and phase. */

@@ -9,7 +9,8 @@ import { run as runApi } from '../../bench/api.js';
 import { replaceSection } from '../../bench/common.js';
 import { POLICY_NAMES, SCENARIOS as POLICY_SCENARIOS, run as runPolicy } from '../../bench/policy.js';
 import { run as runRollback } from '../../bench/rollback.js';
-import { run as runScale } from '../../bench/scale.js';
+import { runCr, run as runScale } from '../../bench/scale.js';
+import { CR_SCENARIOS } from '../../bench/scale-cr.js';
 import { stackBinaries } from '../fixtures/stack.js';
 
 function scratch(t: Test) {
@@ -41,6 +42,31 @@ t.test('bench:scale runs a tiny fleet and reports per-size figures', async (t) =
   t.match(
     readFileSync(output.readme, 'utf8'),
     /<!-- scale:start -->[\s\S]*\| 20 \|[\s\S]*<!-- scale:end -->/,
+  );
+});
+
+t.test('bench:scale runs ClusterMigrations and WorkloadMigrations against fake API servers', async (t) => {
+  const output = scratch(t);
+  const fleet = CR_SCENARIOS.find((s) => s.name === 'fleet-5000-at-100')!;
+  // Two pairs of two WorkloadMigrations, one at a time each: the servers' process, the watches,
+  // the status writes and the counters, for two virtual minutes.
+  const rows = await runCr({
+    scenarios: [
+      { ...fleet, migrations: 2, workloadsPerMigration: 2, maxConcurrentPerMigration: 1, virtualMinutes: 2 },
+    ],
+    output,
+  });
+  t.equal(rows.length, 1);
+  const [row] = rows;
+  t.equal(row?.workloads, 4);
+  t.equal(row?.active.max, 2, "each ClusterMigration's maxConcurrent holds");
+  t.ok((row?.requestsPerMinute.total ?? 0) > 0, 'the fake servers counted the requests');
+  t.ok((row?.startBurst.statusWrites ?? 0) >= 4, 'every WorkloadMigration got a status');
+  t.type(row?.tickCpuMs.median, 'number');
+  t.ok((row?.memory.activeRssMiB ?? 0) > 0);
+  t.match(
+    readFileSync(output.readme, 'utf8'),
+    /<!-- scale-cr:start -->[\s\S]*fleet-5000-at-100[\s\S]*<!-- scale-cr:end -->/,
   );
 });
 

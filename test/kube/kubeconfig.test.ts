@@ -1,12 +1,16 @@
-// buildKubeConfig: kubeconfig file and context, a bare server URL, and the errors for each mistake.
+// buildKubeConfig: kubeconfig file and context, a bare server URL, and the errors for each mistake;
+// connections to a cluster are reused across requests.
 
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import t from 'tap';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import t, { type Test } from 'tap';
 import { ConfigError } from '../../src/errors.js';
 import { KubeClusterClient } from '../../src/kube/kube-cluster-client.js';
-import { buildKubeConfig } from '../../src/kube/kubeconfig.js';
+import { buildKubeConfig, reuseConnections } from '../../src/kube/kubeconfig.js';
 import { FakeApiServer } from '../../src/sandbox/fake-apiserver.js';
 
 function kubeconfigYaml(server: string): string {
@@ -92,4 +96,50 @@ t.test('a bare server URL needs no credentials', async (t) => {
   const kubeConfig = buildKubeConfig({ name: 'demo-old', server: 'http://127.0.0.1:8001' });
   t.equal(kubeConfig.getCurrentCluster()?.server, 'http://127.0.0.1:8001');
   t.equal(kubeConfig.getCurrentCluster()?.name, 'demo-old');
+});
+
+/** A bare HTTP server answering every request with an empty NamespaceList, counting its TCP connections. */
+async function countingServer(t: Test): Promise<{ url: string; connections: () => number }> {
+  let connections = 0;
+  const server = createServer((_request, response) => {
+    response.setHeader('content-type', 'application/json');
+    response.end(JSON.stringify({ kind: 'NamespaceList', apiVersion: 'v1', metadata: {}, items: [] }));
+  });
+  server.on('connection', () => connections++);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(
+    () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    connections: () => connections,
+  };
+}
+
+const listNamespacesTimes = async (kubeConfig: KubeConfig, times: number) => {
+  const core = kubeConfig.makeApiClient(CoreV1Api);
+  for (let i = 0; i < times; i++) await core.listNamespace();
+};
+
+// client-node 2.0 builds a new undici Agent per request for a cluster with any TLS setting
+// (skipTLSVerify here; a CA in production): without reuseConnections each of these requests
+// opens its own connection (10 here), which cost most of a tick's CPU in bench:scale. undici
+// may open a second connection while the first answer's body is still being read.
+t.test('requests to one cluster reuse their connections', async (t) => {
+  const server = await countingServer(t);
+  await listNamespacesTimes(buildKubeConfig({ name: 'reused', server: server.url }), 10);
+  t.ok(server.connections() <= 2, `ten sequential requests, ${server.connections()} connections (at most 2)`);
+});
+
+t.test('a kubeconfig loaded elsewhere (a ClusterMigration Secret) reuses connections too', async (t) => {
+  const server = await countingServer(t);
+  const kubeConfig = reuseConnections(new KubeConfig());
+  kubeConfig.loadFromString(kubeconfigYaml(server.url));
+  kubeConfig.setCurrentContext('new-west');
+  await listNamespacesTimes(kubeConfig, 10);
+  t.ok(server.connections() <= 2, `ten sequential requests, ${server.connections()} connections (at most 2)`);
 });

@@ -37,6 +37,8 @@ export interface DemoWorkloadSpec {
   wave?: string;
   /** blueGreen: full size first, the demo's smoke test, one switch, a bake of `bakeTime`. */
   blueGreen?: { bakeTime: string };
+  /** Requests a check (and blueGreen's baseline) needs before it judges. */
+  minRequests?: number;
 }
 
 /** The wave annotation a WorkloadMigration names its wave with. */
@@ -434,6 +436,7 @@ function workloadMigrationSpec(workload: DemoWorkloadSpec): Record<string, unkno
   };
   return {
     ...(Object.keys(plan).length > 0 ? { plan } : {}),
+    ...(workload.minRequests ? { analysis: { minRequests: workload.minRequests } } : {}),
     ...(workload.blueGreen
       ? { strategy: 'blueGreen', blueGreen: { bakeTime: workload.blueGreen.bakeTime } }
       : {}),

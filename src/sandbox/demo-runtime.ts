@@ -10,7 +10,6 @@ import { withMigrationCommands } from '../api/migration-routes.js';
 import { systemClock } from '../clock.js';
 import { type RuntimeConfig, resolveEmbeddedConfig } from '../config/load.js';
 import { CrRuntime } from '../crd/cr-runtime.js';
-import { NOT_YET_SUPPORTED } from '../crd/schema.js';
 import { buildKubeConfig } from '../kube/kubeconfig.js';
 import type { MigrationNotification } from '../migration/migration-events.js';
 import { webhookSmokeTester } from '../notify/smoke-test.js';
@@ -100,9 +99,8 @@ export interface DemoRuntimeOptions {
   /** The plan's weights (default 1, 5, 10, 25, 50, 100). */
   steps?: number[];
   /**
-   * With crds: the ClusterMigration's waves, in order, and how many of its workloads run at once.
-   * Waves are written into the spec only once the controller runs them (until then the CRD
-   * refuses them, and the wave annotations on the WorkloadMigrations just say where each belongs).
+   * With crds: the ClusterMigration's waves, in order (each WorkloadMigration names its own with
+   * the wave annotation), and how many of its workloads run at once.
    */
   migration?: { waves?: string[]; maxConcurrent?: number };
 }
@@ -116,7 +114,7 @@ export interface DemoRuntime {
   /** With crds: the home cluster and the parts running its WorkloadMigrations. */
   home?: SandboxHome;
   crRuntime?: CrRuntime;
-  /** Whether the ClusterMigration's spec holds the waves (false: the controller does not run them yet). */
+  /** Whether the ClusterMigration's spec holds waves (then onRollback is pause). */
   wavesInSpec: boolean;
   /** With a blueGreen workload: the loopback smoke test its pre-validation asks. */
   smoke?: SmokeEndpoint;
@@ -212,8 +210,7 @@ export async function startDemoRuntime(options: DemoRuntimeOptions): Promise<Dem
     home: undefined as SandboxHome | undefined,
     smoke: undefined as SmokeEndpoint | undefined,
   };
-  // Waves go into the spec once the controller runs them; before that the CRD refuses them.
-  const wavesInSpec = (options.migration?.waves?.length ?? 0) > 0 && !NOT_YET_SUPPORTED.includes('waves');
+  const wavesInSpec = (options.migration?.waves?.length ?? 0) > 0;
   let smoke: SmokeEndpoint | undefined;
   if (!shared) await addDemoWorkloads({ clusters, world, namespace, workloads: options.workloads });
   const logger = options.logger ?? pino({ level: 'silent' });

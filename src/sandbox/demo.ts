@@ -226,7 +226,7 @@ function introduction(options: {
   /** The home cluster holding the WorkloadMigrations. */
   home?: string;
   logFile: string;
-  /** Whether the controller runs the waves (else each WorkloadMigration only names its wave). */
+  /** Whether the migration has waves in its spec. */
   wavesInSpec: boolean;
 }): string {
   const { address, clusters, home, logFile } = options;
@@ -256,7 +256,7 @@ function introduction(options: {
     '',
     options.wavesInSpec
       ? `${DEMO_MIGRATION} in ${DEMO_WAVES.length} waves (a wave starts when the one before is done; a rollback holds the migration until retried or skipped):`
-      : `${DEMO_MIGRATION}: the workloads by wave (this build does not run waves yet: they start as slots free up):`,
+      : `${DEMO_MIGRATION}: the workloads (no waves: they start as slots free up):`,
     ...waves,
     '',
   ];
@@ -320,7 +320,7 @@ async function postJson(url: string, body: object): Promise<number> {
  * The operator the demo scripts, calling the running API as a person would: it approves the
  * rollout waiting for approval; when the workload whose new cluster breaks has rolled back, the
  * team fixes the new cluster and it retries that rollout, which lifts the block on its wave. A
- * rollout rolled back by hand (the README's abort) is skipped where the controller runs waves,
+ * rollout rolled back by hand (the README's abort) is skipped where the migration has waves,
  * so it does not hold the migration up for the rest of the run.
  */
 class ScriptedOperator {

@@ -4,6 +4,7 @@
 // through the real client over HTTP), state lives in memory.
 // The demo, the CLI tests and the dashboard tests all start the real thing through here.
 
+import { createServer, type Server } from 'node:http';
 import pino, { type Logger } from 'pino';
 import { withMigrationCommands } from '../api/migration-routes.js';
 import { systemClock } from '../clock.js';
@@ -11,6 +12,7 @@ import { type RuntimeConfig, resolveEmbeddedConfig } from '../config/load.js';
 import { CrRuntime } from '../crd/cr-runtime.js';
 import { buildKubeConfig } from '../kube/kubeconfig.js';
 import type { MigrationNotification } from '../migration/migration-events.js';
+import { webhookSmokeTester } from '../notify/smoke-test.js';
 import { createRuntime, type Runtime, type RuntimeParts } from '../runtime.js';
 import type { WorkloadRunner } from '../sources/workload-runner.js';
 import { MemoryStateStore } from '../state/memory-state-store.js';
@@ -30,7 +32,16 @@ export interface DemoWorkloadSpec {
   requireApproval?: boolean;
   /** This workload's hold per step, e.g. slower than the others to leave time for a hand-made call. */
   holdTime?: string;
+  /** With crds: the wave it belongs to (its WorkloadMigration's clustershift.io/wave annotation). */
+  wave?: string;
+  /** blueGreen: full size first, the demo's smoke test, one switch, a bake of `bakeTime`. */
+  blueGreen?: { bakeTime: string };
+  /** Requests a check (and blueGreen's baseline) needs before it judges. */
+  minRequests?: number;
 }
+
+/** The wave annotation a WorkloadMigration names its wave with. */
+export const WAVE_ANNOTATION = 'clustershift.io/wave';
 
 export interface DemoTimings {
   /** Control-loop interval. */
@@ -85,6 +96,13 @@ export interface DemoRuntimeOptions {
   onMigrationEvent?: (notification: MigrationNotification) => void;
   /** With crds: the migration progress reporter's pace (default: a round a second, quiet for 5 s). */
   progress?: { intervalMs?: number; quietWindowMs?: number; trafficWindowMs?: number };
+  /** The plan's weights (default 1, 5, 10, 25, 50, 100). */
+  steps?: number[];
+  /**
+   * With crds: the ClusterMigration's waves, in order (each WorkloadMigration names its own with
+   * the wave annotation), and how many of its workloads run at once.
+   */
+  migration?: { waves?: string[]; maxConcurrent?: number };
 }
 
 export interface DemoRuntime {
@@ -96,6 +114,10 @@ export interface DemoRuntime {
   /** With crds: the home cluster and the parts running its WorkloadMigrations. */
   home?: SandboxHome;
   crRuntime?: CrRuntime;
+  /** Whether the ClusterMigration's spec holds waves (then onRollback is pause). */
+  wavesInSpec: boolean;
+  /** With a blueGreen workload: the loopback smoke test its pre-validation asks. */
+  smoke?: SmokeEndpoint;
   /** e.g. http://127.0.0.1:41234 */
   address: string;
   /** Stops the loop, the server and the clusters; safe to call twice. */
@@ -108,6 +130,9 @@ export function sandboxConfig(options: {
   timings: DemoTimings;
   port: number;
   crds?: boolean;
+  steps?: number[];
+  /** The controller's rollouts at once (default 3). */
+  maxConcurrent?: number;
 }): RuntimeConfig {
   const { timings } = options;
   return resolveEmbeddedConfig(
@@ -115,13 +140,17 @@ export function sandboxConfig(options: {
       clusters: { old: { name: 'prod-v1-30' }, new: { name: 'prod-v1-32' } },
       controller: {
         interval: timings.interval,
-        maxConcurrent: 3,
+        maxConcurrent: options.maxConcurrent ?? 3,
         requestTimeout: '5s',
         state: { type: 'memory' },
       },
       api: { host: '127.0.0.1', port: options.port, auth: { enabled: false } },
       defaults: {
-        plan: { steps: [1, 5, 10, 25, 50, 100], holdTime: timings.holdTime, minPassingChecks: 2 },
+        plan: {
+          steps: options.steps ?? [1, 5, 10, 25, 50, 100],
+          holdTime: timings.holdTime,
+          minPassingChecks: 2,
+        },
         analysis: {
           interval: timings.analysisInterval,
           latencyWindow: '10s',
@@ -163,6 +192,9 @@ export async function startDemoRuntime(options: DemoRuntimeOptions): Promise<Dem
     timings,
     port: options.port ?? 0,
     crds,
+    ...(options.steps ? { steps: options.steps } : {}),
+    // The migration's own limit cannot run more than the controller's.
+    ...(options.migration?.maxConcurrent ? { maxConcurrent: options.migration.maxConcurrent } : {}),
   });
   const shared = options.shared;
   const world = shared?.world ?? new SimulatedWorld({ seed: options.seed ?? 7 });
@@ -176,7 +208,10 @@ export async function startDemoRuntime(options: DemoRuntimeOptions): Promise<Dem
   const owned = {
     clusters: shared?.clusters ? undefined : clusters,
     home: undefined as SandboxHome | undefined,
+    smoke: undefined as SmokeEndpoint | undefined,
   };
+  const wavesInSpec = (options.migration?.waves?.length ?? 0) > 0;
+  let smoke: SmokeEndpoint | undefined;
   if (!shared) await addDemoWorkloads({ clusters, world, namespace, workloads: options.workloads });
   const logger = options.logger ?? pino({ level: 'silent' });
   let home: SandboxHome | undefined;
@@ -189,8 +224,13 @@ export async function startDemoRuntime(options: DemoRuntimeOptions): Promise<Dem
       home = await SandboxHome.start({ namespace: config.controller.namespace });
       owned.home = home;
     }
+    if (home && !shared && (options.createMigrations ?? true) && options.workloads.some((w) => w.blueGreen)) {
+      smoke = await startSmokeEndpoint();
+      owned.smoke = smoke;
+    }
     if (home && !shared)
       putDemoMigrations(home, {
+        migrationSpec: migrationSpec(options.migration, wavesInSpec, smoke?.url),
         config,
         clusters,
         namespace,
@@ -218,6 +258,8 @@ export async function startDemoRuntime(options: DemoRuntimeOptions): Promise<Dem
       clock: systemClock,
       logger,
       ...(objects ? { onTransition: (before, after) => objects.runner?.onTransition(before, after) } : {}),
+      // The same webhook client as production's, asking the demo's loopback smoke endpoint.
+      smokeTest: webhookSmokeTester({ logger }),
       ...(options.server || objects
         ? {
             server: objects
@@ -230,6 +272,7 @@ export async function startDemoRuntime(options: DemoRuntimeOptions): Promise<Dem
   } catch (error) {
     await owned.clusters?.stop();
     await owned.home?.stop();
+    await owned.smoke?.stop();
     throw error;
   }
 
@@ -243,6 +286,7 @@ export async function startDemoRuntime(options: DemoRuntimeOptions): Promise<Dem
       await runtime.server.close();
       await owned.clusters?.stop();
       await owned.home?.stop();
+      await owned.smoke?.stop();
     })();
     return stopped;
   };
@@ -263,6 +307,8 @@ export async function startDemoRuntime(options: DemoRuntimeOptions): Promise<Dem
       clusters,
       ...(home ? { home } : {}),
       ...(crRuntime ? { crRuntime } : {}),
+      wavesInSpec,
+      ...(smoke ? { smoke } : {}),
       stop,
     };
   } catch (error) {
@@ -307,6 +353,8 @@ function putDemoMigrations(
     namespace: string;
     workloads: readonly DemoWorkloadSpec[];
     createMigrations: boolean;
+    /** The ClusterMigration's spec beyond its clusters. */
+    migrationSpec: Record<string, unknown>;
   },
 ): void {
   const { config, clusters, namespace } = parts;
@@ -317,11 +365,19 @@ function putDemoMigrations(
       clusters.urls[role],
     );
   if (!parts.createMigrations) return;
-  home.putMigration(DEMO_MIGRATION, { old: config.clusters.old.name, new: config.clusters.new.name });
+  home.putMigration(
+    DEMO_MIGRATION,
+    { old: config.clusters.old.name, new: config.clusters.new.name },
+    parts.migrationSpec,
+  );
   for (const workload of parts.workloads)
-    home.putWorkloadMigration(namespace, workload.name, DEMO_MIGRATION, {
-      ...(workload.requireApproval ? { plan: { requireApproval: true } } : {}),
-    });
+    home.putWorkloadMigration(
+      namespace,
+      workload.name,
+      DEMO_MIGRATION,
+      workloadMigrationSpec(workload),
+      workload.wave ? { [WAVE_ANNOTATION]: workload.wave } : {},
+    );
 }
 
 /** The parts that run the home cluster's WorkloadMigrations, on the simulated routes. */
@@ -367,4 +423,82 @@ function demoCrRuntime(
       ...parts.progress,
     },
   });
+}
+
+/** A demo workload's WorkloadMigration spec: its own hold, approval and strategy. */
+function workloadMigrationSpec(workload: DemoWorkloadSpec): Record<string, unknown> {
+  const plan = {
+    ...(workload.requireApproval ? { requireApproval: true } : {}),
+    ...(workload.holdTime ? { holdTime: workload.holdTime } : {}),
+  };
+  return {
+    ...(Object.keys(plan).length > 0 ? { plan } : {}),
+    ...(workload.minRequests ? { analysis: { minRequests: workload.minRequests } } : {}),
+    ...(workload.blueGreen
+      ? { strategy: 'blueGreen', blueGreen: { bakeTime: workload.blueGreen.bakeTime } }
+      : {}),
+  };
+}
+
+/** The ClusterMigration's spec: its pace, its waves (where they run), and blueGreen's smoke test. */
+function migrationSpec(
+  migration: DemoRuntimeOptions['migration'],
+  wavesInSpec: boolean,
+  smokeUrl: string | undefined,
+): Record<string, unknown> {
+  return {
+    ...(migration?.maxConcurrent ? { maxConcurrent: migration.maxConcurrent } : {}),
+    ...(wavesInSpec && migration?.waves
+      ? { waves: migration.waves.map((name) => ({ name })), onRollback: 'pause' }
+      : {}),
+    // The smoke test is the platform team's, so it lives in the migration's defaults (a CR's own
+    // blueGreen cannot name one); it applies only to the workloads running blueGreen.
+    ...(smokeUrl ? { defaults: { blueGreen: { smokeTest: { url: smokeUrl, timeout: '2s' } } } } : {}),
+  };
+}
+
+export interface SmokeEndpoint {
+  /** e.g. http://127.0.0.1:41235/smoke */
+  url: string;
+  /** The rollouts asked so far (namespace/name), in order. */
+  readonly asked: string[];
+  stop(): Promise<void>;
+}
+
+/**
+ * The simulated world's smoke test on loopback: it answers 204 to the webhook's POST, as a team's
+ * smoke suite would once the new cluster's pods serve, so blueGreen's pre-validation runs the
+ * real webhook client end to end.
+ */
+export async function startSmokeEndpoint(): Promise<SmokeEndpoint> {
+  const asked: string[] = [];
+  const server: Server = createServer((request, response) => {
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.on('end', () => {
+      try {
+        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
+          rollout?: { namespace?: string; name?: string };
+        };
+        asked.push(`${body.rollout?.namespace}/${body.rollout?.name}`);
+        response.writeHead(request.method === 'POST' ? 204 : 405).end();
+      } catch {
+        response.writeHead(400, { 'content-type': 'text/plain' }).end("expected the smoke test's JSON body");
+      }
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const { port } = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}/smoke`,
+    asked,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
 }

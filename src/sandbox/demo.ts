@@ -1,7 +1,10 @@
-// `npm run demo`: the real controller, state machine and HTTP API, migrating five workloads
-// from a simulated old cluster to a simulated new one. One workload breaks in the new cluster
-// part-way and is rolled back automatically; one waits for approval and is promoted through a
-// real HTTP call to the running API. Nothing to install beyond `npm ci`.
+// `npm run demo`: the real controller, state machine and HTTP API migrating a whole simulated
+// cluster: twelve workloads in three waves, as WorkloadMigrations of one ClusterMigration. One
+// runs blueGreen (full size, a smoke test, one switch, a bake); one waits for approval and is
+// promoted through a real HTTP call; one breaks in the new cluster, is rolled back automatically
+// and blocks its wave until the demo's scripted operator, once the team has fixed the new
+// cluster, retries it over HTTP. The summary ends with what is left in the old cluster and
+// whether it can be decommissioned. Nothing to install beyond `npm ci`.
 
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,41 +14,84 @@ import pino from 'pino';
 import { request } from 'undici';
 import { dashboardPlugin } from '../api/dashboard.js';
 import { openApiPlugin } from '../api/openapi.js';
+import { API_VERSION } from '../crd/schema.js';
 import { type RolloutState, TERMINAL_PHASES } from '../rollout/types.js';
 import { ProgressBoard } from './demo-board.js';
-import { type DemoRuntime, type DemoWorkloadSpec, startDemoRuntime } from './demo-runtime.js';
+import { DEMO_MIGRATION, type DemoRuntime, type DemoWorkloadSpec, startDemoRuntime } from './demo-runtime.js';
+
+interface DemoWorkload extends DemoWorkloadSpec {
+  story: string;
+  /** Breaks in the new cluster; once rolled back the team fixes it and the operator retries it. */
+  fixedThenRetried?: boolean;
+}
+
+/** The waves, in order: customer-facing first, then orders, then the back office. */
+export const DEMO_WAVES = ['storefront', 'orders', 'backoffice'];
 
 /** The demo's workloads, each with the story it tells; started in this order. */
-const DEMO_WORKLOADS: Array<DemoWorkloadSpec & { story: string }> = [
+export const DEMO_WORKLOADS: DemoWorkload[] = [
   // First and slow, so the README's abort example finds it mid-rollout for most of the run.
   {
     name: 'search',
     rps: 5000,
-    holdTime: '6s',
-    story: 'healthy but slow (6s a step): abort it by hand with the curl line above',
+    holdTime: '3s',
+    wave: 'storefront',
+    story: 'healthy but slow (3s a step): abort it by hand with the curl line above',
   },
-  { name: 'frontend', rps: 4000, story: 'healthy' },
+  { name: 'frontend', rps: 4000, wave: 'storefront', story: 'healthy' },
+  { name: 'catalog', rps: 3000, wave: 'storefront', story: 'healthy' },
+  { name: 'assets', rps: 3500, wave: 'storefront', story: 'healthy' },
   {
     name: 'checkout',
     rps: 3000,
+    wave: 'orders',
     story: 'healthy; waits for approval, promoted over HTTP',
     requireApproval: true,
   },
   {
     name: 'payments',
     rps: 3000,
-    story: 'breaks at 10% in the new cluster',
-    fault: { fromWeight: 10, errorRate: 0.2 },
+    wave: 'orders',
+    story: 'breaks at 25% in the new cluster: rolled back, blocks its wave; fixed, retried over HTTP',
+    fault: { fromWeight: 25, errorRate: 0.2 },
+    fixedThenRetried: true,
   },
-  { name: 'catalog', rps: 2500, story: 'healthy' },
+  { name: 'cart', rps: 3500, wave: 'orders', story: 'healthy' },
+  { name: 'inventory', rps: 3000, wave: 'orders', story: 'healthy' },
+  { name: 'shipping', rps: 3000, wave: 'orders', story: 'healthy' },
+  {
+    name: 'accounts',
+    rps: 3500,
+    wave: 'backoffice',
+    story: 'blueGreen: full size, smoke test, one switch, 4s bake',
+    blueGreen: { bakeTime: '4s' },
+    // The bake judges the new cluster against the old one's figures before the switch: a
+    // baseline of a few dozen requests is too thin to tell 0.5% from 0.3%, and holds the bake.
+    minRequests: 5000,
+  },
+  { name: 'reports', rps: 3000, wave: 'backoffice', story: 'healthy' },
+  { name: 'notifications', rps: 3500, wave: 'backoffice', story: 'healthy' },
 ];
+
+/** Fewer steps than production's default: twelve workloads in three waves within two minutes. */
+const DEMO_STEPS = [5, 25, 50, 100];
+/** Workloads of the migration running at once (the busiest wave has five). */
+const DEMO_MAX_CONCURRENT = 5;
+/** Quicker than the runtime's default pace, for twelve workloads; still slow enough to watch. */
+const DEMO_PACE = {
+  holdTime: '1s',
+  analysisInterval: '500ms',
+  drainDelay: '1s',
+  oldScaleDownDelay: '1500ms',
+};
 
 const PREFERRED_PORT = '8080';
 
 export const DEMO_USAGE = `Usage: npm run demo -- [--port N] [--time-limit SECONDS] [--keep]
 
-Runs the real controller, state machine and HTTP API against simulated clusters: five
-workloads move from the old cluster to the new one; one breaks and is rolled back.
+Runs the real controller, state machine and HTTP API against simulated clusters: twelve
+workloads in three waves move from the old cluster to the new one (one blueGreen); one breaks,
+is rolled back, blocks its wave and is retried once fixed.
 
 Options:
   --port N               the API and dashboard port (default ${PREFERRED_PORT}; a free one if taken)
@@ -94,7 +140,16 @@ async function main(): Promise<number> {
   try {
     const server = { before: [openApiPlugin({ version: '0.1.0' })], after: [dashboardPlugin()] };
     const start = (port: number) =>
-      startDemoRuntime({ workloads: DEMO_WORKLOADS, port, logger, server, crds: true });
+      startDemoRuntime({
+        workloads: DEMO_WORKLOADS,
+        port,
+        logger,
+        server,
+        crds: true,
+        steps: DEMO_STEPS,
+        timings: DEMO_PACE,
+        migration: { waves: DEMO_WAVES, maxConcurrent: DEMO_MAX_CONCURRENT },
+      });
     const preferredPort = Number(values.port);
     let portTaken: unknown;
     demo = await start(preferredPort).catch((error: unknown) => {
@@ -104,7 +159,13 @@ async function main(): Promise<number> {
     });
     const { runtime, address, clusters, home } = demo;
     board.print(
-      introduction({ address, clusters: clusters.urls, ...(home ? { home: home.url } : {}), logFile }),
+      introduction({
+        address,
+        clusters: clusters.urls,
+        ...(home ? { home: home.url } : {}),
+        logFile,
+        wavesInSpec: demo.wavesInSpec,
+      }),
     );
     if (portTaken !== undefined) board.print(portWarning(preferredPort, address, portTaken));
 
@@ -112,24 +173,20 @@ async function main(): Promise<number> {
 
     const startedAt = Date.now();
     const deadline = startedAt + Number(values['time-limit']) * 1000;
-    let approvedOverHttp = false;
+    const operator = new ScriptedOperator({ demo, board });
     while (Date.now() < deadline && !interrupted.signal.aborted) {
       const states = runtime.controller.list();
       board.draw(states, (Date.now() - startedAt) / 1000);
-      const waiting = states.find((s) => s.phase === 'Paused' && s.pauseCause === 'approval');
-      if (waiting && !approvedOverHttp) {
-        const status = await post(address, waiting.key, 'promote', { full: true });
-        board.note(`POST ${address}/api/v1/rollouts/${waiting.key}/promote {"full":true} → HTTP ${status}`);
-        approvedOverHttp = status === 200;
-      }
-      if (states.every(isFinished)) break;
+      await operator.act(states);
+      if (states.every(isFinished) && !operator.owes(states)) break;
       await sleep(250, interrupted.signal);
     }
     const states = runtime.controller.list();
     board.draw(states, (Date.now() - startedAt) / 1000);
     board.close();
-    const finished = states.every(isFinished);
+    const finished = states.every(isFinished) && !operator.owes(states);
     printSummary(out, states, (Date.now() - startedAt) / 1000);
+    if (!interrupted.signal.aborted) await printMigrationSummary(out, demo, interrupted.signal);
 
     if (values.keep && !interrupted.signal.aborted) {
       out.write(`\nStill serving ${address} (--keep); Ctrl-C to stop.\n`);
@@ -169,8 +226,14 @@ function introduction(options: {
   /** The home cluster holding the WorkloadMigrations. */
   home?: string;
   logFile: string;
+  /** Whether the migration has waves in its spec. */
+  wavesInSpec: boolean;
 }): string {
   const { address, clusters, home, logFile } = options;
+  const waves = DEMO_WAVES.flatMap((wave, index) => [
+    `  wave ${index + 1}: ${wave}`,
+    ...DEMO_WORKLOADS.filter((w) => w.wave === wave).map((w) => `    shop/${w.name.padEnd(14)} ${w.story}`),
+  ]);
   const lines = [
     '',
     'clustershift demo: canary cluster upgrade prod-v1-30 → prod-v1-32 (simulated clusters)',
@@ -179,18 +242,22 @@ function introduction(options: {
     `  kubectl --server ${clusters.new} get deploy -n shop     # new: prod-v1-32`,
     ...(home
       ? [
-          'Migrations: WorkloadMigrations in a third fake API server (the home cluster); watch the weights move:',
+          `Migrations: ClusterMigration ${DEMO_MIGRATION} and its WorkloadMigrations in a third fake API server (the home cluster); watch the weights move:`,
           `  kubectl get wlm -A --server ${home}`,
         ]
       : []),
     `API: ${address}/api/v1/rollouts   (no auth: this local demo runs without tokens)`,
+    `  curl ${address}/api/v1/migrations              # the whole migration: waves, blockers, leftovers`,
     `  curl ${address}/api/v1/rollouts/shop/frontend`,
     `  curl -X POST -H 'content-type: application/json' -d '{"reason":"by hand"}' ${address}/api/v1/rollouts/shop/search/abort`,
     `  npx tsx src/cli/main.ts --server ${address} status`,
     `Dashboard: ${address}/   API docs: ${address}/docs`,
     `Controller log: ${logFile} (removed when the demo ends)`,
     '',
-    ...DEMO_WORKLOADS.map((w) => `  shop/${w.name.padEnd(10)} ${w.story}`),
+    options.wavesInSpec
+      ? `${DEMO_MIGRATION} in ${DEMO_WAVES.length} waves (a wave starts when the one before is done; a rollback holds the migration until retried or skipped):`
+      : `${DEMO_MIGRATION}: the workloads (no waves: they start as slots free up):`,
+    ...waves,
     '',
   ];
   return `${lines.join('\n')}\n`;
@@ -235,7 +302,11 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 }
 
 async function post(address: string, key: string, command: string, body: object): Promise<number> {
-  const response = await request(`${address}/api/v1/rollouts/${key}/${command}`, {
+  return postJson(`${address}/api/v1/rollouts/${key}/${command}`, body);
+}
+
+async function postJson(url: string, body: object): Promise<number> {
+  const response = await request(url, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify(body),
@@ -245,15 +316,88 @@ async function post(address: string, key: string, command: string, body: object)
   return response.statusCode;
 }
 
+/**
+ * The operator the demo scripts, calling the running API as a person would: it approves the
+ * rollout waiting for approval; when the workload whose new cluster breaks has rolled back, the
+ * team fixes the new cluster and it retries that rollout, which lifts the block on its wave. A
+ * rollout rolled back by hand (the README's abort) is skipped where the migration has waves,
+ * so it does not hold the migration up for the rest of the run.
+ */
+class ScriptedOperator {
+  private readonly demo: DemoRuntime;
+  private readonly board: ProgressBoard;
+  private approved = false;
+  /** Rollouts whose rollback the operator has answered (retried or skipped), with the time it did. */
+  private readonly answered = new Map<string, number>();
+
+  constructor(options: { demo: DemoRuntime; board: ProgressBoard }) {
+    this.demo = options.demo;
+    this.board = options.board;
+  }
+
+  async act(states: RolloutState[]): Promise<void> {
+    const { address } = this.demo;
+    const waiting = states.find((s) => s.phase === 'Paused' && s.pauseCause === 'approval');
+    if (waiting && !this.approved) {
+      const status = await post(address, waiting.key, 'promote', { full: true });
+      this.board.note(
+        `POST ${address}/api/v1/rollouts/${waiting.key}/promote {"full":true} → HTTP ${status}`,
+      );
+      this.approved = status === 200;
+    }
+    for (const state of states) {
+      if (!this.unanswered(state)) continue;
+      if (storyOf(state.key)?.fixedThenRetried) {
+        // The team's fix: the new cluster stops failing (in a real upgrade, a config or quota fix).
+        this.demo.world.workload(state.key).fault = undefined;
+        const status = await post(address, state.key, 'retry', {});
+        this.board.note(
+          `${state.key} rolled back and blocks its wave; fixed in the new cluster, POST ${address}/api/v1/rollouts/${state.key}/retry → HTTP ${status}`,
+        );
+        if (status === 200) this.answered.set(state.key, state.finishedAt ?? 0);
+      } else if (this.demo.wavesInSpec) {
+        const url = `${address}/api/v1/migrations/${DEMO_MIGRATION}/skip`;
+        const status = await postJson(url, {
+          namespace: state.workload.namespace,
+          name: state.workload.name,
+        });
+        this.board.note(
+          `${state.key} ${state.phase}: skipped so its wave goes on, POST ${url} → HTTP ${status}`,
+        );
+        if (status === 200) this.answered.set(state.key, state.finishedAt ?? 0);
+      }
+    }
+  }
+
+  /** Whether a rollback is still to be answered (the demo is not finished while one is). */
+  owes(states: RolloutState[]): boolean {
+    return states.some(
+      (state) => this.unanswered(state) && (storyOf(state.key)?.fixedThenRetried || this.demo.wavesInSpec),
+    );
+  }
+
+  private unanswered(state: RolloutState): boolean {
+    if (state.phase !== 'RolledBack' && state.phase !== 'Failed') return false;
+    // A retried rollout that rolls back again is not retried twice.
+    if (storyOf(state.key)?.fixedThenRetried) return !this.answered.has(state.key);
+    return this.answered.get(state.key) !== (state.finishedAt ?? 0);
+  }
+}
+
+function storyOf(key: string): DemoWorkload | undefined {
+  return DEMO_WORKLOADS.find((workload) => `shop/${workload.name}` === key);
+}
+
 function printSummary(out: NodeJS.WriteStream, states: RolloutState[], seconds: number): void {
   out.write(`\nSummary after ${seconds.toFixed(1)}s\n`);
   out.write(
-    `${'workload'.padEnd(16)} ${'result'.padEnd(11)} ${'weight'.padStart(6)}  ${'checks'.padStart(6)}  reason\n`,
+    `${'workload'.padEnd(20)} ${'wave'.padEnd(10)} ${'strategy'.padEnd(9)} ${'result'.padEnd(11)} ${'weight'.padStart(6)}  ${'checks'.padStart(6)}  reason\n`,
   );
   for (const state of states) {
+    const story = storyOf(state.key);
     const checks = state.checks.length;
     out.write(
-      `${state.key.padEnd(16)} ${state.phase.padEnd(11)} ${`${state.weight}%`.padStart(6)}  ${String(checks).padStart(6)}  ${state.reason ?? ''}\n`,
+      `${state.key.padEnd(20)} ${(story?.wave ?? '').padEnd(10)} ${(story?.blueGreen ? 'blueGreen' : 'canary').padEnd(9)} ${state.phase.padEnd(11)} ${`${state.weight}%`.padStart(6)}  ${String(checks).padStart(6)}  ${state.reason ?? ''}\n`,
     );
   }
   const count = (phase: string) => states.filter((s) => s.phase === phase).length;
@@ -261,6 +405,80 @@ function printSummary(out: NodeJS.WriteStream, states: RolloutState[], seconds: 
   out.write(
     `\n${count('Succeeded')} promoted, ${count('RolledBack')} rolled back, ${count('Failed')} failed${cancelled > 0 ? `, ${cancelled} cancelled before starting` : ''}\n`,
   );
+}
+
+interface MigrationStatusView {
+  trafficOnNew?: { percent: number };
+  leftovers?: Array<{ namespace: string; name: string; oldReplicas?: number; reason: string }>;
+  decommissionReady?: boolean;
+  decommissionMessage?: string;
+}
+
+/** How long the summary waits for the migration's status to say whether the old cluster can go. */
+const DECOMMISSION_WAIT_MS = 10_000;
+
+/**
+ * The migration's end as its ClusterMigration status says it (the same object `kubectl get
+ * cmig -o yaml` and GET /api/v1/migrations/:name show): traffic on new, the leftovers in the old
+ * cluster and decommissionReady. Those are written on the controller's own pace, a little after
+ * the last rollout finishes, so it waits a bounded while for decommissionReady to settle.
+ */
+async function printMigrationSummary(
+  out: NodeJS.WriteStream,
+  demo: DemoRuntime,
+  signal: AbortSignal,
+): Promise<void> {
+  const read = (): MigrationStatusView | undefined =>
+    demo.home?.server.get(API_VERSION, 'ClusterMigration', undefined, DEMO_MIGRATION)?.status as
+      | MigrationStatusView
+      | undefined;
+  const waitingSince = Date.now();
+  let status = read();
+  while (status?.decommissionReady !== true && !signal.aborted) {
+    const waited = Date.now() - waitingSince;
+    // A field nobody has written after a couple of the reporter's rounds: nothing to wait for.
+    if (waited >= DECOMMISSION_WAIT_MS || (status?.decommissionReady === undefined && waited >= 2_000)) break;
+    await sleep(250, signal);
+    status = read();
+  }
+  out.write(
+    `\nMigration ${DEMO_MIGRATION} (prod-v1-30 → prod-v1-32): ${demo.address}/api/v1/migrations/${DEMO_MIGRATION}\n`,
+  );
+  if (status?.trafficOnNew)
+    out.write(`Traffic on the new cluster: ${status.trafficOnNew.percent.toFixed(1)}%\n`);
+  if (status?.decommissionReady === undefined || status.leftovers === undefined) {
+    out.write(
+      'Leftovers and decommissionReady: not in the ClusterMigration status (this build does not report them yet).\n',
+    );
+    const running = oldClusterDeployments(demo).filter((d) => d.replicas > 0);
+    out.write(
+      running.length === 0
+        ? 'The old cluster, read directly: no Deployment of the migration runs replicas.\n'
+        : `The old cluster, read directly, still runs: ${running.map((d) => `${d.key} (${d.replicas})`).join(', ')}\n`,
+    );
+    return;
+  }
+  out.write(
+    status.leftovers.length === 0
+      ? 'Leftovers in the old cluster: none\n'
+      : `Leftovers in the old cluster:\n${status.leftovers
+          .map(
+            (l) =>
+              `  ${`${l.namespace}/${l.name}`.padEnd(20)} ${l.oldReplicas === undefined ? '' : `${l.oldReplicas} replicas  `}${l.reason}\n`,
+          )
+          .join('')}`,
+  );
+  out.write(
+    `decommissionReady: ${status.decommissionReady}${status.decommissionMessage ? ` (${status.decommissionMessage})` : ''}\n`,
+  );
+}
+
+function oldClusterDeployments(demo: DemoRuntime): Array<{ key: string; replicas: number }> {
+  return DEMO_WORKLOADS.map((workload) => {
+    const deployment = demo.clusters.servers.old.get('apps/v1', 'Deployment', 'shop', workload.name);
+    const replicas = (deployment?.spec as { replicas?: number } | undefined)?.replicas ?? 0;
+    return { key: `shop/${workload.name}`, replicas };
+  });
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -85,11 +85,12 @@ export class SandboxHome {
     name: string,
     migration: string,
     spec: Record<string, unknown> = {},
+    annotations: Record<string, string> = {},
   ): void {
     this.server.put({
       apiVersion: API_VERSION,
       kind: 'WorkloadMigration',
-      metadata: { name, namespace },
+      metadata: { name, namespace, ...(Object.keys(annotations).length > 0 ? { annotations } : {}) },
       spec: {
         migration,
         workload: { name },

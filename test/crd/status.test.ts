@@ -102,6 +102,19 @@ t.test('every state field survives a round trip through status', async (t) => {
   t.same(fromStatus(overTheWire(toStatus(fresh)), 'x'), fresh, 'a fresh Pending state too');
 });
 
+t.test(
+  "a step's counts need not be whole (a blueGreen bake scales the old cluster's baseline)",
+  async (t) => {
+    const state = {
+      ...everyField(),
+      stepCounts: { oldRequests: 1234.5, oldErrors: 12.345, newRequests: 300.25, newErrors: 4.5 },
+    };
+    const status = overTheWire(toStatus(state));
+    t.equal(statusProblem(status), undefined, 'valid against the CRD schema');
+    t.same(fromStatus(status, 'wlm shop/checkout')?.stepCounts, state.stepCounts, 'kept as they were');
+  },
+);
+
 t.test('what kubectl shows: phase, weight, step from 1, last verdict, message', async (t) => {
   const status = toStatus(everyField());
   t.equal(status.phase, 'Paused');

@@ -12,13 +12,14 @@ import { promisify } from 'node:util';
 import t from 'tap';
 import { request } from 'undici';
 import { newRolloutState } from '../../src/rollout/state-machine.js';
+import { DEMO_WORKLOADS } from '../../src/sandbox/demo.js';
 import { boardLine, fitToWidth, ProgressBoard } from '../../src/sandbox/demo-board.js';
 import { needBinary } from '../helpers/binaries.js';
 import { pollUntil } from '../helpers/poll.js';
 
 const run = promisify(execFile);
 const REPO = new URL('../../', import.meta.url).pathname;
-const KEYS = ['shop/search', 'shop/frontend', 'shop/checkout', 'shop/payments', 'shop/catalog'];
+const KEYS = DEMO_WORKLOADS.map((workload) => `shop/${workload.name}`);
 const BOARD_ROW = /^shop\/\S+\s+\[/;
 const ELAPSED_ROW = /^ {2}\d+s elapsed$/;
 
@@ -101,13 +102,15 @@ t.test('the demo in a pseudo-terminal at 80 columns', { skip: tmux.skip }, async
     '-x',
     '80',
     '-y',
-    '40',
+    '72',
     '-c',
     REPO,
     `sh -c "${demoCommand.replaceAll('"', '\\"')}; echo demo exited with status \\$?; sleep 300"`,
   );
   t.teardown(() => tmuxCall('kill-server').catch(() => undefined));
   const screen = async () => (await tmuxCall('capture-pane', '-p', '-J', '-t', 'demo')).stdout;
+  // The screen and what scrolled off it: the notes above the board go up as the summary prints.
+  const scrollback = async () => (await tmuxCall('capture-pane', '-p', '-J', '-S', '-', '-t', 'demo')).stdout;
 
   const first = await pollUntil(
     async () => {
@@ -163,7 +166,7 @@ t.test('the demo in a pseudo-terminal at 80 columns', { skip: tmux.skip }, async
       : { phase: /^(RollingBack|RolledBack)$/, reason: 'aborted: by hand' },
   );
 
-  await tmuxCall('resize-window', '-t', 'demo', '-x', '60', '-y', '40');
+  await tmuxCall('resize-window', '-t', 'demo', '-x', '60', '-y', '72');
   const resized = await pollUntil(
     async () => {
       const text = await screen();
@@ -185,15 +188,25 @@ t.test('the demo in a pseudo-terminal at 80 columns', { skip: tmux.skip }, async
     },
     { what: 'the demo to finish', timeoutMs: 100_000, intervalMs: 250 },
   );
+  const everything = await scrollback();
   t.match(last, 'demo exited with status 0', 'the cancelled start counts as finished');
   t.same(boardProblems(last, 60), [], 'the last board: one row per rollout, none stale');
-  t.match(last, /^shop\/search\s+RolledBack .*aborted: by hand/m);
+  // The summary's row: workload, wave, strategy, result, weight, checks, reason.
+  t.match(last, /^shop\/search\s+storefront\s+canary\s+RolledBack .*aborted: by hand/m);
   if (cancelled) {
-    t.match(last, /^shop\/catalog\s+Pending .*start cancelled: by hand/m);
+    t.match(last, /^shop\/catalog\s+storefront\s+canary\s+Pending .*start cancelled: by hand/m);
     t.match(last, /1 cancelled before starting/);
-  } else t.match(last, /^shop\/catalog\s+RolledBack .*aborted: by hand/m);
+  } else t.match(last, /^shop\/catalog\s+storefront\s+canary\s+RolledBack .*aborted: by hand/m);
+  t.match(last, /^shop\/accounts\s+backoffice\s+blueGreen\s+Succeeded/m, 'the blueGreen workload switched');
   t.match(
-    last,
+    everything,
+    /^ {2}shop\/payments rolled back and blocks its wave; .*shop\/payments\/retry → HTTP 200/m,
+    'the rollback is retried over HTTP once fixed',
+  );
+  t.match(last, /^shop\/payments\s+orders\s+canary\s+Succeeded/m, 'and the retry migrates it');
+  t.match(last, /^Migration prod-upgrade .*\/api\/v1\/migrations\/prod-upgrade$/m);
+  t.match(
+    everything,
     /^ {2}POST .*shop\/checkout\/promote .*HTTP 200/m,
     'the approval call is noted above the board',
   );

@@ -2,7 +2,8 @@
 // rollout in the sandbox scales through the scale subresource and leaves Events in both.
 
 import t from 'tap';
-import { startDemoRuntime } from '../../src/sandbox/demo-runtime.js';
+import { API_VERSION } from '../../src/crd/schema.js';
+import { DEMO_MIGRATION, startDemoRuntime, WAVE_ANNOTATION } from '../../src/sandbox/demo-runtime.js';
 import type { FakeApiServer } from '../../src/sandbox/fake-apiserver.js';
 import { pollUntil } from '../helpers/poll.js';
 
@@ -127,3 +128,51 @@ t.test("a finished rollout's replicas are read again until they settle, then no 
   await controller.tick();
   t.same([(await shown('shop/frontend')).observedAt, (await shown('shop/payments')).observedAt], observedAt);
 });
+
+t.test(
+  "the demo's blueGreen workload asks its loopback smoke test and switches; the WorkloadMigration names its wave",
+  async (t) => {
+    const demo = await startDemoRuntime({
+      workloads: [{ name: 'accounts', rps: 3500, wave: 'backoffice', blueGreen: { bakeTime: '600ms' } }],
+      timings: FAST,
+      crds: true,
+      steps: [5, 25, 50, 100],
+      migration: { waves: ['backoffice'], maxConcurrent: 5 },
+    });
+    t.teardown(() => demo.stop());
+    const home = demo.home;
+    if (!home || !demo.smoke)
+      throw new Error('a blueGreen demo with crds has a home cluster and a smoke endpoint');
+    const wlm = home.server.get(API_VERSION, 'WorkloadMigration', 'shop', 'accounts');
+    t.equal(wlm?.metadata.annotations?.[WAVE_ANNOTATION], 'backoffice');
+    t.match(wlm?.spec, { strategy: 'blueGreen', blueGreen: { bakeTime: '600ms' } });
+    const migration = home.server.get(API_VERSION, 'ClusterMigration', undefined, DEMO_MIGRATION);
+    t.match(migration?.spec, {
+      maxConcurrent: 5,
+      defaults: { blueGreen: { smokeTest: { url: demo.smoke.url } } },
+    });
+    t.match(
+      migration?.spec,
+      { waves: [{ name: 'backoffice' }], onRollback: 'pause' },
+      'its waves, held on a rollback',
+    );
+
+    await demo.runtime.controller.command('shop/accounts', { type: 'start' });
+    const done = await pollUntil(
+      async () => {
+        const state = demo.runtime.controller.get('shop/accounts');
+        return state.phase === 'Succeeded' || state.phase === 'RolledBack' || state.phase === 'Failed'
+          ? state
+          : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 50, what: 'shop/accounts to finish' },
+    );
+    t.equal(done.phase, 'Succeeded', done.reason ?? '');
+    t.same(demo.smoke.asked, ['shop/accounts'], 'the smoke test was asked once, for it');
+    // blueGreen switches at once: no weight between 0 and 100 was ever written.
+    const weights = done.history
+      .filter((entry) => entry.kind === 'step-advanced')
+      .map((entry) => entry.message);
+    t.notMatch(weights.join('\n'), /\b(5|25|50)%/, 'no canary step in its history');
+  },
+);

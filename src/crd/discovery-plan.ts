@@ -11,7 +11,7 @@ import {
   type PodTemplate,
   parityDifferences,
 } from '../rollout/parity.js';
-import { fillRouteTemplate } from './resolve.js';
+import { fillRouteTemplate, type SourceCondition } from './resolve.js';
 import {
   API_VERSION,
   type ClusterMigrationSpec,
@@ -361,4 +361,41 @@ export function discoveryStatus(plan: DiscoveryPlan) {
       .map((entry) => ({ ...entry, differences: entry.differences.slice(0, 32) })),
     parityCount: plan.parity.length,
   };
+}
+
+/** The `Discovered` condition of a migration: what was found, and what keeps some out. */
+export function discoveredCondition(
+  plan: DiscoveryPlan,
+  missingNamespaces: ReadonlySet<string>,
+  oldCluster: string,
+): SourceCondition {
+  if (plan.problem)
+    return { type: 'Discovered', status: 'False', reason: 'RouteTemplateInvalid', message: plan.problem };
+  const counts = [
+    `${plan.selected.length} Deployment${plan.selected.length === 1 ? '' : 's'} selected in the old cluster ${oldCluster}`,
+    ...(plan.teamWritten.length > 0
+      ? [`${plan.teamWritten.length} migrated by their team's own WorkloadMigration`]
+      : []),
+    ...(plan.missingInNew.length > 0
+      ? [`${plan.missingInNew.length} missing in the new cluster (status.missingInNew)`]
+      : []),
+    ...(plan.parity.length > 0 ? [`${plan.parity.length} whose application differs (status.parity)`] : []),
+  ].join(', ');
+  const kept =
+    plan.kept.length > 0
+      ? `; left alone because they have started: ${plan.kept
+          .slice(0, 5)
+          .map((k) => `${k.existing.namespace}/${k.existing.name} (${k.why})`)
+          .join(', ')} (deleting one returns its traffic to the old cluster first)`
+      : '';
+  if (missingNamespaces.size > 0) {
+    const list = [...missingNamespaces].sort().join(', ');
+    return {
+      type: 'Discovered',
+      status: 'False',
+      reason: 'NamespaceMissing',
+      message: `${counts}; the home cluster has no namespace ${list}: a WorkloadMigration lives in its workload's namespace, so create ${missingNamespaces.size > 1 ? 'them' : 'it'} there and the workloads join${kept}`,
+    };
+  }
+  return { type: 'Discovered', status: 'True', reason: 'Discovered', message: `${counts}${kept}` };
 }

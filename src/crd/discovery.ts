@@ -6,43 +6,31 @@
 // Kubernetes versions). Never deploys anything to a cluster; never deletes a WorkloadMigration
 // that has moved traffic.
 
-import { setTimeout as delay } from 'node:timers/promises';
 import { isDeepStrictEqual } from 'node:util';
-import {
-  AppsV1Api,
-  CoreV1Api,
-  CustomObjectsApi,
-  type Informer,
-  type KubeConfig,
-  type KubernetesObject,
-  makeInformer,
-  type ObjectCache,
-  type V1Deployment,
-  VersionApi,
-} from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig, VersionApi } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import { DEFAULT_POLICY } from '../config/defaults.js';
 import { errorMessage } from '../errors.js';
 import type { ClusterPair, ClusterPairs } from '../kube/cluster-pairs.js';
 import { httpStatusOf, isNotFound, KubeCaller, requestOptions } from '../kube/kube-call.js';
-import { type ParityPolicy, type PodTemplate, swappedVersions } from '../rollout/parity.js';
+import { type ParityPolicy, swappedVersions } from '../rollout/parity.js';
 import type { SourcedWorkload, WorkloadChange, WorkloadSource } from '../sources/workload-source.js';
 import { timeoutSignal } from '../timing.js';
 import type { ClusterMigrationStatusWriter } from './cluster-migration-status-writer.js';
 import type { CrWorkloadSource } from './cr-workload-source.js';
 import {
-  type DeploymentView,
   type DiscoveryPlan,
+  discoveredCondition,
   discoveryStatus,
   planDiscovery,
-  type WorkloadMigrationView,
   workloadMigrationObject,
 } from './discovery-plan.js';
+import { deploymentView, WatchedList, workloadMigrationView } from './discovery-watch.js';
 import { homeClusterCaller } from './home-cluster.js';
 import { WORKLOAD_MIGRATION } from './manifests.js';
 import type { MigrationResolution, ProcessSettings, SourceCondition } from './resolve.js';
-import { type ClusterMigrationStatus, GROUP, VERSION, type WorkloadMigrationObject } from './schema.js';
+import { type ClusterMigrationStatus, GROUP, VERSION } from './schema.js';
 
 export interface DiscoveryOptions {
   /** The home cluster: its WorkloadMigrations are created and deleted here. */
@@ -63,7 +51,6 @@ export interface DiscoveryOptions {
 }
 
 type Accepted = Extract<MigrationResolution, { ok: true }>;
-type Watched = Informer<KubernetesObject> & ObjectCache<KubernetesObject>;
 
 const HOLDER = (migration: string) => `discovery:${migration}`;
 const NONE: ReadonlyMap<string, SourcedWorkload> = new Map();
@@ -164,79 +151,6 @@ export class Discovery implements WorkloadSource {
     }
   }
 }
-
-/** One list-and-watch of a cluster's objects, listed again after a failure. */
-class WatchedList {
-  readonly informer: Watched;
-  listed = false;
-  broken: string | undefined;
-  private stopped = false;
-
-  constructor(
-    kubeConfig: KubeConfig,
-    path: string,
-    list: () => Promise<{ items: KubernetesObject[]; metadata?: { resourceVersion?: string } }>,
-    private readonly onChange: () => void,
-    private readonly restartDelayMs: number,
-    private readonly logger: Logger | undefined,
-    private readonly what: string,
-  ) {
-    this.informer = makeInformer<KubernetesObject>(kubeConfig, path, list);
-    for (const event of ['add', 'update', 'delete'] as const) this.informer.on(event, () => this.onChange());
-    this.informer.on('error', (error) => {
-      if (this.stopped) return;
-      this.broken = errorMessage(error);
-      this.logger?.warn({ err: error }, `discovery: the watch of ${this.what} failed; listing again`);
-      this.onChange();
-      void delay(this.restartDelayMs, undefined, { ref: false }).then(() => this.begin());
-    });
-  }
-
-  async begin(): Promise<void> {
-    if (this.stopped) return;
-    const before = this.broken;
-    await this.informer.start();
-    // A failed list reports through 'error' (which schedules the next try).
-    if (this.broken === before) {
-      this.listed = true;
-      this.broken = undefined;
-      this.onChange();
-    }
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    await this.informer.stop();
-  }
-}
-
-const deploymentView = (object: KubernetesObject): DeploymentView => {
-  const deployment = object as V1Deployment;
-  return {
-    namespace: deployment.metadata?.namespace ?? '',
-    name: deployment.metadata?.name ?? '',
-    ...(deployment.metadata?.labels ? { labels: deployment.metadata.labels } : {}),
-    ...(deployment.metadata?.annotations ? { annotations: deployment.metadata.annotations } : {}),
-    ...(deployment.spec?.template ? { template: deployment.spec.template as PodTemplate } : {}),
-  };
-};
-
-const workloadMigrationView = (object: WorkloadMigrationObject): WorkloadMigrationView => {
-  const meta = object.metadata ?? {};
-  const workload = (object.spec as { workload?: { name?: unknown } } | undefined)?.workload?.name;
-  return {
-    namespace: meta.namespace ?? '',
-    name: meta.name ?? '',
-    ...(typeof workload === 'string' ? { workload } : {}),
-    ...(meta.labels ? { labels: meta.labels } : {}),
-    ...(meta.annotations ? { annotations: meta.annotations } : {}),
-    ...(meta.ownerReferences ? { ownerReferences: meta.ownerReferences } : {}),
-    ...(meta.resourceVersion ? { resourceVersion: meta.resourceVersion } : {}),
-    spec: object.spec,
-    ...(object.status?.phase ? { phase: object.status.phase } : {}),
-    ...(object.status?.weight !== undefined ? { weight: object.status.weight } : {}),
-  };
-};
 
 class MigrationWatcher {
   readonly identity: string;
@@ -626,40 +540,4 @@ class MigrationWatcher {
       );
     return missing;
   }
-}
-
-function discoveredCondition(
-  plan: DiscoveryPlan,
-  missingNamespaces: ReadonlySet<string>,
-  oldCluster: string,
-): SourceCondition {
-  if (plan.problem)
-    return { type: 'Discovered', status: 'False', reason: 'RouteTemplateInvalid', message: plan.problem };
-  const counts = [
-    `${plan.selected.length} Deployment${plan.selected.length === 1 ? '' : 's'} selected in the old cluster ${oldCluster}`,
-    ...(plan.teamWritten.length > 0
-      ? [`${plan.teamWritten.length} migrated by their team's own WorkloadMigration`]
-      : []),
-    ...(plan.missingInNew.length > 0
-      ? [`${plan.missingInNew.length} missing in the new cluster (status.missingInNew)`]
-      : []),
-    ...(plan.parity.length > 0 ? [`${plan.parity.length} whose application differs (status.parity)`] : []),
-  ].join(', ');
-  const kept =
-    plan.kept.length > 0
-      ? `; left alone because they have started: ${plan.kept
-          .slice(0, 5)
-          .map((k) => `${k.existing.namespace}/${k.existing.name} (${k.why})`)
-          .join(', ')} (deleting one returns its traffic to the old cluster first)`
-      : '';
-  if (missingNamespaces.size > 0) {
-    const list = [...missingNamespaces].sort().join(', ');
-    return {
-      type: 'Discovered',
-      status: 'False',
-      reason: 'NamespaceMissing',
-      message: `${counts}; the home cluster has no namespace ${list}: a WorkloadMigration lives in its workload's namespace, so create ${missingNamespaces.size > 1 ? 'them' : 'it'} there and the workloads join${kept}`,
-    };
-  }
-  return { type: 'Discovered', status: 'True', reason: 'Discovered', message: `${counts}${kept}` };
 }

@@ -342,6 +342,9 @@ t.test(
       .filter({ hasText: '77.8% of requests on new' })
       .waitFor({ timeout: 90_000 });
     await card.locator('.counts').filter({ hasText: '2 of 3 succeeded' }).waitFor({ timeout: 30_000 });
+    // Leftovers follow the old cluster's replicas, which scale down a little after success, and
+    // the progress figures are written on their own round: wait for them, do not race them.
+    await card.locator('.leftover-count').filter({ hasText: '1 left on old' }).waitFor({ timeout: 30_000 });
     t.equal(await card.locator('.leftover-count').textContent(), '1 left on old');
     t.match(await card.locator('.leftovers li').first().textContent(), /^shop\/payments RolledBack: /);
     t.match(

@@ -21,7 +21,12 @@ t.test('older than 22.19 is refused with the version found; 22.19 and later pass
   t.equal(unsupportedNode(), undefined, `the Node running the tests (${process.versions.node}) passes`);
 });
 
-t.test('package.json says the same requirement and names both commands', async (t) => {
+t.test('package.json says the same requirement and names the three commands', async (t) => {
   t.equal(pkg.engines.node, `>=${REQUIRED_NODE}`);
-  t.same(pkg.bin, { clustershift: 'dist/cli/main.js', 'clustershift-controller': 'dist/main.js' });
+  t.same(pkg.bin, {
+    clustershift: 'dist/cli/main.js',
+    'clustershift-controller': 'dist/main.js',
+    // The CLI as a kubectl plugin (`kubectl clustershift ...`); it runs the same check first.
+    'kubectl-clustershift': 'dist/cli/kubectl-plugin.js',
+  });
 });

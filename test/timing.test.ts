@@ -104,5 +104,12 @@ t.test('budgets are whole request timeouts, named for the work they cover', asyn
   t.equal(budgetMs(2_000, 'actOnDecision'), 6_000);
   t.equal(budgetMs(2_000, 'flush'), 4_000);
   t.equal(budgetMs(2_000, 'loadAtStart'), 12_000);
-  t.same(Object.keys(REQUEST_BUDGETS).sort(), ['actOnDecision', 'flush', 'loadAtStart', 'rereadStore']);
+  t.equal(budgetMs(2_000, 'migrationCall'), 4_000);
+  t.same(Object.keys(REQUEST_BUDGETS).sort(), [
+    'actOnDecision',
+    'flush',
+    'loadAtStart',
+    'migrationCall',
+    'rereadStore',
+  ]);
 });

@@ -152,14 +152,16 @@ t.test('without routeName every http route must name both destinations and all a
 t.test('a missing VirtualService is a RouteNotFoundError naming it and its cluster', async (t) => {
   const { bind } = await setup(t);
   const missing = route({ virtualService: 'nope' });
-  const calls: Array<Promise<unknown>> = [
-    weightOf(bind(missing), signal()),
-    bind(missing).setWeight(5, signal()),
-    bind(missing).verify(signal()),
+  // One call at a time: a call started before its rejection is awaited would reject unhandled.
+  const calls: Array<() => Promise<unknown>> = [
+    () => weightOf(bind(missing), signal()),
+    () => bind(missing).setWeight(5, signal()),
+    () => bind(missing).verify(signal()),
   ];
   for (const call of calls) {
-    await t.rejects(call as Promise<void>, RouteNotFoundError);
-    await t.rejects(call as Promise<void>, {
+    const answer = call();
+    await t.rejects(answer as Promise<void>, RouteNotFoundError);
+    await t.rejects(answer as Promise<void>, {
       message: /VirtualService shop\/nope does not exist in the old cluster/,
     });
   }

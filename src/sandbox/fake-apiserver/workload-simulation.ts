@@ -142,7 +142,9 @@ export class WorkloadSimulation implements StoreHooks {
           this.timers.delete(timer);
           this.settleDue();
         },
-        Math.min(delay, 2 ** 31 - 1),
+        // A timer may fire a millisecond before Date.now() reaches readyAt (libuv's loop time is
+        // cached): firing at the exact delay then settles nothing and arms nothing again.
+        Math.min(delay + 2, 2 ** 31 - 1),
       );
       timer.unref();
       this.timers.add(timer);

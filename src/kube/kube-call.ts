@@ -109,15 +109,21 @@ function retryAfterMs(error: unknown): number | undefined {
     : undefined;
 }
 
-/** undici's fetch fails with a TypeError('fetch failed') whose cause names the socket error. */
+/**
+ * A socket-level failure: undici's request() throws the socket error itself (code ECONNREFUSED,
+ * UND_ERR_SOCKET, ...); fetch() (client-node's watches) a TypeError('fetch failed') whose cause
+ * names it.
+ */
 function isNetworkError(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
-  const cause = (error as { cause?: { code?: unknown } }).cause;
   return (
     (error instanceof TypeError && /fetch failed|terminated/i.test(error.message)) ||
-    (typeof cause?.code === 'string' && /^(E[A-Z]+|UND_ERR_.*)$/.test(cause.code))
+    isSocketCode((error as { code?: unknown }).code) ||
+    isSocketCode((error as { cause?: { code?: unknown } }).cause?.code)
   );
 }
+
+const isSocketCode = (code: unknown) => typeof code === 'string' && /^(E[A-Z]+|UND_ERR_.*)$/.test(code);
 
 function hintFor(status: number | undefined, timedOut: boolean): string {
   if (timedOut || status === undefined || status === 429 || status >= 500) {
@@ -214,7 +220,9 @@ export class KubeCaller {
       : facts.status !== undefined
         ? `HTTP ${facts.status}${reason ? ` ${reason}` : ''}: ${message ?? 'no message'}`
         : errorMessage(error) +
-          (isNetworkError(error) ? ` (${errorMessage((error as { cause?: unknown }).cause)})` : '');
+          (isNetworkError(error) && (error as { cause?: unknown }).cause !== undefined
+            ? ` (${errorMessage((error as { cause?: unknown }).cause)})`
+            : '');
     const tries = facts.tries > 1 ? ` after ${facts.tries} attempts` : '';
     return new KubeError(
       `cluster "${this.cluster}": ${what.verb} ${what.object} failed${tries}: ${problem}; ${hintFor(facts.status, facts.timedOut)}`,

@@ -393,7 +393,7 @@ t.test('an unreachable API server is retried, then a KubeError', async (t) => {
   t.type(error, KubeError);
   t.match(
     error.message,
-    /cluster "new-east": get deployment shop\/web failed after 4 attempts: fetch failed/,
+    /cluster "new-east": get deployment shop\/web failed after 4 attempts: connect ECONNREFUSED 127\.0\.0\.1:\d+; the API server is slow, overloaded or unreachable/,
   );
   t.equal(sleeps.length, 3);
 });

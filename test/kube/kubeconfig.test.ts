@@ -6,12 +6,14 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig, Watch } from '@kubernetes/client-node';
 import t, { type Test } from 'tap';
 import { ConfigError } from '../../src/errors.js';
+import { requestOptions } from '../../src/kube/kube-call.js';
 import { KubeClusterClient } from '../../src/kube/kube-cluster-client.js';
-import { buildKubeConfig, reuseConnections } from '../../src/kube/kubeconfig.js';
+import { API_CONNECTIONS_PER_CLUSTER, buildKubeConfig, reuseConnections } from '../../src/kube/kubeconfig.js';
 import { FakeApiServer } from '../../src/sandbox/fake-apiserver.js';
+import { pollUntil } from '../helpers/poll.js';
 
 function kubeconfigYaml(server: string): string {
   return `apiVersion: v1
@@ -98,11 +100,32 @@ t.test('a bare server URL needs no credentials', async (t) => {
   t.equal(kubeConfig.getCurrentCluster()?.name, 'demo-old');
 });
 
-/** A bare HTTP server answering every request with an empty NamespaceList, counting its TCP connections. */
-async function countingServer(t: Test): Promise<{ url: string; connections: () => number }> {
+interface CountingServer {
+  url: string;
+  connections: () => number;
+  /** The User-Agent of each call answered. */
+  agents: string[];
+  /** Watch requests held open now. */
+  watching: () => number;
+}
+
+/**
+ * A bare HTTP server answering every request with an empty NamespaceList, counting its TCP
+ * connections; a watch request is held open (it streams nothing) until the client goes.
+ */
+async function countingServer(t: Test): Promise<CountingServer> {
   let connections = 0;
-  const server = createServer((_request, response) => {
+  let watching = 0;
+  const agents: string[] = [];
+  const server = createServer((request, response) => {
     response.setHeader('content-type', 'application/json');
+    if (/[?&]watch=true/.test(request.url ?? '')) {
+      watching++;
+      response.on('close', () => watching--);
+      response.flushHeaders();
+      return;
+    }
+    agents.push(String(request.headers['user-agent']));
     response.end(JSON.stringify({ kind: 'NamespaceList', apiVersion: 'v1', metadata: {}, items: [] }));
   });
   server.on('connection', () => connections++);
@@ -117,6 +140,8 @@ async function countingServer(t: Test): Promise<{ url: string; connections: () =
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     connections: () => connections,
+    agents,
+    watching: () => watching,
   };
 }
 
@@ -143,3 +168,46 @@ t.test('a kubeconfig loaded elsewhere (a ClusterMigration Secret) reuses connect
   await listNamespacesTimes(kubeConfig, 10);
   t.ok(server.connections() <= 2, `ten sequential requests, ${server.connections()} connections (at most 2)`);
 });
+
+t.test('a burst of calls to one cluster shares a bounded pool of connections', async (t) => {
+  const server = await countingServer(t);
+  const core = buildKubeConfig({ name: 'burst', server: server.url }).makeApiClient(CoreV1Api);
+  const calls = API_CONNECTIONS_PER_CLUSTER * 4;
+  await Promise.all(Array.from({ length: calls }, () => core.listNamespace()));
+  t.ok(
+    server.connections() <= API_CONNECTIONS_PER_CLUSTER,
+    `${calls} calls at once, ${server.connections()} connections (at most ${API_CONNECTIONS_PER_CLUSTER})`,
+  );
+  t.same(new Set(server.agents), new Set(['clustershift']), 'each call names clustershift as its user agent');
+});
+
+t.test(
+  "watches hold connections of their own: more watches than the calls' pool still leave calls room",
+  async (t) => {
+    const server = await countingServer(t);
+    const kubeConfig = buildKubeConfig({ name: 'watched', server: server.url });
+    const watches = API_CONNECTIONS_PER_CLUSTER + 2;
+    const running = await Promise.all(
+      Array.from({ length: watches }, () =>
+        new Watch(kubeConfig).watch(
+          '/api/v1/namespaces',
+          {},
+          () => undefined,
+          () => undefined,
+        ),
+      ),
+    );
+    t.teardown(() => {
+      for (const watch of running) watch.abort();
+    });
+    await pollUntil(async () => (server.watching() === watches ? true : undefined), {
+      what: `${watches} watches to be open`,
+      timeoutMs: 10_000,
+      intervalMs: 10,
+    });
+    const list = await kubeConfig
+      .makeApiClient(CoreV1Api)
+      .listNamespace({}, requestOptions(AbortSignal.timeout(10_000)));
+    t.equal(list.kind, 'NamespaceList', 'a call is answered while every watch is open');
+  },
+);

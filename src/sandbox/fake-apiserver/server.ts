@@ -84,7 +84,10 @@ export class FakeApiServer {
 
   /** Listen; resolves with the base URL to hand to a client or to `kubectl --server`. */
   async start(): Promise<{ url: string }> {
+    // Like kube-apiserver (Go's net/http: no Keep-Alive hint, idle connections kept ~90 s), not
+    // Node's 5 s default, which makes every client reconnect between 5 s ticks.
     const server = createServer(this.routing.listener());
+    server.keepAliveTimeout = 90_000;
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

@@ -3,8 +3,11 @@
 
 import type { Logger } from 'pino';
 import { RouterError, WeightMismatchError } from '../errors.js';
-import type { Action, RolloutState, RouteSplit } from '../rollout/types.js';
+import type { Action, EventKind, RolloutState, RouteSplit } from '../rollout/types.js';
 import type { WorkloadBinding } from './types.js';
+
+/** Events of a rollout's progress, as opposed to its milestones (start, pause, promote, rollback). */
+const PROGRESS_EVENTS: ReadonlySet<EventKind> = new Set<EventKind>(['StepAdvanced']);
 
 /**
  * Performs actions in order; a weight write is read back and must match (the split read back is
@@ -61,8 +64,12 @@ export async function performActions(
           message: action.message,
           type: action.warning ? 'Warning' : 'Normal',
         } as const;
+        // With a WorkloadMigration to tell the whole story (kubectl describe wlm), the Deployments
+        // in both clusters keep the milestones, not every step: two more Events a step cost more
+        // API calls than the step's status write.
+        const onDeployments = !binding.recordEvent || !PROGRESS_EVENTS.has(action.kind);
         await Promise.all([
-          ...(['old', 'new'] as const).map((cluster) =>
+          ...(onDeployments ? (['old', 'new'] as const) : []).map((cluster) =>
             clusters[cluster].recordEvent(workload.ref, event, signal).catch((error) => {
               log.warn({ cluster, err: error }, 'could not record a Kubernetes event');
             }),

@@ -53,7 +53,7 @@ export interface WorkloadBinding {
   workload: RolloutWorkload;
   clusters: { old: ClusterClient; new: ClusterClient };
   route: RouteHandle;
-  /** Also records each Event here (against the WorkloadMigration), besides both Deployments. */
+  /** Records each Event here too (against the WorkloadMigration); both Deployments then get only the milestones. */
   recordEvent?: (event: KubeEvent, signal: AbortSignal) => Promise<void>;
   /** A ClusterMigration's own limit on its workloads active at once, besides the controller's. */
   pacing?: { migration: string; maxConcurrent: number };

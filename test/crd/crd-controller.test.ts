@@ -67,6 +67,17 @@ t.test('WorkloadMigrations applied with kubectl run in a running clustershift', 
     );
     const describe = await kubectl('describe', 'wlm', 'frontend', '-n', 'shop');
     t.match(describe.stdout, /StepAdvanced/, 'kubectl describe shows the Events recorded against the object');
+    // The Deployments in both clusters keep the milestones; the steps are the WorkloadMigration's.
+    for (const role of ['old', 'new'] as const) {
+      const reasons = demo.clusters.servers[role]
+        .list('v1', 'events', 'shop')
+        .filter(
+          (event) => (event as { involvedObject?: { kind?: string } }).involvedObject?.kind === 'Deployment',
+        )
+        .map((event) => (event as { reason?: string }).reason);
+      t.ok(reasons.includes('Started'), `the ${role} cluster's Deployment has the Started event`);
+      t.notOk(reasons.includes('StepAdvanced'), `the ${role} cluster's Deployment has no StepAdvanced event`);
+    }
   });
 
   await t.test('kubectl delete wlm mid-rollout returns the traffic before the object goes', async (t) => {

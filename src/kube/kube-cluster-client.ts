@@ -9,6 +9,8 @@ import {
   PatchStrategy,
   PolicyV1Api,
   type V1Deployment,
+  type V1PodDisruptionBudgetList,
+  type V1ServiceList,
   type V2HorizontalPodAutoscaler,
   VersionApi,
 } from '@kubernetes/client-node';
@@ -65,6 +67,10 @@ export class KubeClusterClient implements ClusterClient {
   private readonly versionApi: VersionApi;
   private readonly clock: Clock;
   private version: { gitVersion: string; readAt: number } | undefined;
+  private readonly namespaceLists = new Map<
+    string,
+    { listedAt: number; objects: Promise<NamespaceObjects> }
+  >();
 
   constructor(options: KubeClusterClientOptions) {
     this.name = options.name;
@@ -199,17 +205,12 @@ export class KubeClusterClient implements ClusterClient {
   }
 
   async readClusterFacts(ref: WorkloadRef, signal: AbortSignal): Promise<ClusterFacts> {
-    const [version, deployment, services, budgets] = await Promise.all([
+    const [version, deployment, { services, budgets }] = await Promise.all([
       this.gitVersion(signal),
-      this.readDeployment(ref, signal),
-      this.caller.call({ verb: 'list', object: `Services in namespace ${ref.namespace}` }, signal, (s) =>
-        this.core.listNamespacedService({ namespace: ref.namespace }, requestOptions(s)),
-      ),
-      this.caller.call(
-        { verb: 'list', object: `PodDisruptionBudgets in namespace ${ref.namespace}` },
-        signal,
-        (s) => this.policy.listNamespacedPodDisruptionBudget({ namespace: ref.namespace }, requestOptions(s)),
-      ),
+      this.cache
+        ? this.cache.read(ref, signal).then(({ deployment }) => deployment)
+        : this.readDeployment(ref, signal),
+      this.namespaceObjects(ref.namespace, signal),
     ]);
     const labels = deployment?.spec?.template?.metadata?.labels ?? {};
     // A Service without a selector is not the workload's (its endpoints are managed by hand);
@@ -228,6 +229,33 @@ export class KubeClusterClient implements ClusterClient {
       ),
       podDisruptionBudgets: names(budgets.items.filter((budget) => picks(budget.spec?.selector))),
     };
+  }
+
+  /**
+   * The Services and PodDisruptionBudgets of a namespace, listed once for every preflight of
+   * that namespace within NAMESPACE_OBJECTS_TTL_MS (a migration's workloads start together, and
+   * a preflight reads them on each of its ticks): one list a namespace, not one a workload.
+   */
+  private namespaceObjects(namespace: string, signal: AbortSignal): Promise<NamespaceObjects> {
+    const now = this.clock.now();
+    const known = this.namespaceLists.get(namespace);
+    if (known && now - known.listedAt < NAMESPACE_OBJECTS_TTL_MS) return known.objects;
+    const objects = Promise.all([
+      this.caller.call({ verb: 'list', object: `Services in namespace ${namespace}` }, signal, (s) =>
+        this.core.listNamespacedService({ namespace }, requestOptions(s)),
+      ),
+      this.caller.call(
+        { verb: 'list', object: `PodDisruptionBudgets in namespace ${namespace}` },
+        signal,
+        (s) => this.policy.listNamespacedPodDisruptionBudget({ namespace }, requestOptions(s)),
+      ),
+    ]).then(([services, budgets]) => ({ services, budgets }));
+    this.namespaceLists.set(namespace, { listedAt: now, objects });
+    // A failed list is not remembered: the next preflight lists again.
+    objects.catch(() => {
+      if (this.namespaceLists.get(namespace)?.objects === objects) this.namespaceLists.delete(namespace);
+    });
+    return objects;
   }
 
   /** The API server's gitVersion, read at most once a minute (it changes only with an upgrade). */
@@ -307,3 +335,10 @@ function observationOf(
 }
 
 const VERSION_TTL_MS = 60_000;
+/** About one tick: a preflight sees a Service or PDB created since within seconds. */
+const NAMESPACE_OBJECTS_TTL_MS = 5_000;
+
+interface NamespaceObjects {
+  services: V1ServiceList;
+  budgets: V1PodDisruptionBudgetList;
+}

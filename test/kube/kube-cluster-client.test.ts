@@ -132,6 +132,26 @@ t.test(
     t.equal((await client.readClusterFacts(web, signal())).version, 'v1.31.4-eks.2', 'cached');
     clock.advance(60_000);
     t.equal((await client.readClusterFacts(web, signal())).version, 'v1.32.0', 'read again after a minute');
+
+    // The workloads of a namespace starting together share one list of its Services and PDBs.
+    clock.advance(60_000);
+    server.put(deployment('api', 2));
+    server.resetRequestCounts();
+    const api = { namespace: 'shop', name: 'api' };
+    const [forWeb, forApi] = await Promise.all([
+      client.readClusterFacts(web, signal()),
+      client.readClusterFacts(api, signal()),
+    ]);
+    t.same([forWeb.services, forApi.services], [['web'], ['api']], "each workload's own Services");
+    t.equal(server.requestCount({ verb: 'list', resource: 'services' }), 1, 'one list of Services for both');
+    t.equal(server.requestCount({ verb: 'list', resource: 'poddisruptionbudgets' }), 1, 'one list of PDBs');
+    server.put(service('api-canary', { app: 'api' }));
+    clock.advance(5_000);
+    t.same(
+      (await client.readClusterFacts(api, signal())).services,
+      ['api', 'api-canary'],
+      'listed again a tick later: a Service created since is seen',
+    );
   },
 );
 

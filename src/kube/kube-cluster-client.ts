@@ -66,7 +66,7 @@ export class KubeClusterClient implements ClusterClient {
   private readonly policy: PolicyV1Api;
   private readonly versionApi: VersionApi;
   private readonly clock: Clock;
-  private version: { gitVersion: string; readAt: number } | undefined;
+  private version: { gitVersion: Promise<string>; readAt: number } | undefined;
   private readonly namespaceLists = new Map<
     string,
     { listedAt: number; objects: Promise<NamespaceObjects> }
@@ -258,15 +258,24 @@ export class KubeClusterClient implements ClusterClient {
     return objects;
   }
 
-  /** The API server's gitVersion, read at most once a minute (it changes only with an upgrade). */
-  private async gitVersion(signal: AbortSignal): Promise<string> {
+  /**
+   * The API server's gitVersion, read at most once a minute (it changes only with an upgrade);
+   * the preflights of a tick share one read.
+   */
+  private gitVersion(signal: AbortSignal): Promise<string> {
     const now = this.clock.now();
     if (this.version && now - this.version.readAt < VERSION_TTL_MS) return this.version.gitVersion;
-    const info = await this.caller.call({ verb: 'get', object: 'the API server version' }, signal, (s) =>
-      this.versionApi.getCode(requestOptions(s)),
-    );
-    this.version = { gitVersion: info.gitVersion, readAt: now };
-    return info.gitVersion;
+    const gitVersion = this.caller
+      .call({ verb: 'get', object: 'the API server version' }, signal, (s) =>
+        this.versionApi.getCode(requestOptions(s)),
+      )
+      .then((info) => info.gitVersion);
+    this.version = { gitVersion, readAt: now };
+    // A failed read is not remembered: the next preflight reads again.
+    gitVersion.catch(() => {
+      if (this.version?.gitVersion === gitVersion) this.version = undefined;
+    });
+    return gitVersion;
   }
 
   private readDeployment(ref: WorkloadRef, signal: AbortSignal): Promise<V1Deployment | undefined> {

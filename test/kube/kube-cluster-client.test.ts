@@ -145,6 +145,7 @@ t.test(
     t.same([forWeb.services, forApi.services], [['web'], ['api']], "each workload's own Services");
     t.equal(server.requestCount({ verb: 'list', resource: 'services' }), 1, 'one list of Services for both');
     t.equal(server.requestCount({ verb: 'list', resource: 'poddisruptionbudgets' }), 1, 'one list of PDBs');
+    t.equal(server.requestCount({ verb: 'get', resource: '' }), 1, 'one read of the version');
     server.put(service('api-canary', { app: 'api' }));
     clock.advance(5_000);
     t.same(

@@ -1,7 +1,6 @@
 // Where a cluster's credentials come from: a kubeconfig file and context, the pod's service
 // account, or (tests, the demo) a bare http URL with no auth.
 
-import { createHash } from 'node:crypto';
 import type { AgentOptions } from 'node:https';
 import {
   type ApiConstructor,
@@ -98,23 +97,31 @@ export const API_CONNECTIONS_PER_CLUSTER = 32;
  */
 export const IDLE_CONNECTION_MS = 30_000;
 
-/** The TLS settings a dispatcher is built from (file contents as read for this request). */
-function tlsFingerprint(cluster: Cluster | null, options: AgentOptions): string {
-  const hash = createHash('sha256');
-  hash.update(`${cluster?.server ?? ''}\u0000${cluster?.proxyUrl ?? ''}`);
-  for (const field of TLS_FIELDS) {
-    const value = options[field];
-    hash.update(`\u0000${field}=`);
-    if (value === undefined) continue;
-    for (const part of Array.isArray(value) ? value : [value])
-      hash.update(typeof part === 'string' || Buffer.isBuffer(part) ? part : JSON.stringify(part));
-  }
-  return hash.digest('hex');
+/**
+ * The TLS settings a pool is built from (file contents as read for this request), compared by
+ * value on every call: a rotated certificate or CA gets new pools.
+ */
+type TlsSettings = readonly unknown[];
+
+const tlsSettings = (cluster: Cluster | null, options: AgentOptions): TlsSettings => [
+  cluster?.server,
+  cluster?.proxyUrl,
+  ...TLS_FIELDS.map((field) => options[field]),
+];
+
+const sameTls = (a: TlsSettings, b: TlsSettings): boolean =>
+  a.length === b.length && a.every((value, i) => sameValue(value, b[i]));
+
+function sameValue(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (Buffer.isBuffer(a) && Buffer.isBuffer(b)) return a.equals(b);
+  if (Array.isArray(a) && Array.isArray(b)) return sameTls(a, b);
+  return typeof a === 'object' && typeof b === 'object' && JSON.stringify(a) === JSON.stringify(b);
 }
 
 /** A cluster's two pools: calls (bounded) and watches (each holds its connection for its life). */
 interface ClusterAgents {
-  fingerprint: string;
+  tls: TlsSettings;
   calls: Dispatcher;
   watches: Dispatcher;
 }
@@ -157,7 +164,7 @@ export function reuseConnections(kubeConfig: KubeConfig): KubeConfig {
         keepAliveTimeout: IDLE_CONNECTION_MS,
       });
     return {
-      fingerprint: tlsFingerprint(cluster, agentOptions),
+      tls: tlsSettings(cluster, agentOptions),
       calls: pool(API_CONNECTIONS_PER_CLUSTER),
       watches: pool(),
     };
@@ -165,7 +172,7 @@ export function reuseConnections(kubeConfig: KubeConfig): KubeConfig {
   target.createDispatcher = (cluster, agentOptions) => {
     const id = `${cluster?.name ?? ''}\u0000${kubeConfig.getCurrentUser()?.name ?? ''}`;
     const known = agents.get(id);
-    if (known?.fingerprint === tlsFingerprint(cluster, agentOptions)) return known.calls;
+    if (known && sameTls(known.tls, tlsSettings(cluster, agentOptions))) return known.calls;
     const built = build(cluster, agentOptions);
     // Through a proxy: client-node's own Agent, as before (a new one per request).
     if (!built) return create.call(kubeConfig, cluster, agentOptions);

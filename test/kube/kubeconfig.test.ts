@@ -211,3 +211,25 @@ t.test(
     t.equal(list.kind, 'NamespaceList', 'a call is answered while every watch is open');
   },
 );
+
+t.test(
+  'a pool is kept while the TLS settings read for each call stay the same; a rotated CA gets new ones',
+  async (t) => {
+    const kubeConfig = buildKubeConfig({ name: 'rotating', server: 'http://127.0.0.1:1' });
+    const cluster = kubeConfig.getCurrentCluster();
+    // client-node reads the CA (file or data) into a new Buffer on every call.
+    const dispatcherFor = (ca: string) =>
+      (kubeConfig as unknown as { createDispatcher(c: unknown, o: object): object }).createDispatcher(
+        cluster,
+        {
+          ca: Buffer.from(ca),
+          rejectUnauthorized: true,
+        },
+      );
+    const first = dispatcherFor('ca one');
+    t.equal(dispatcherFor('ca one'), first, 'the same CA, read again: the same pool');
+    const rotated = dispatcherFor('ca two');
+    t.not(rotated, first, 'a new CA: a new pool');
+    t.equal(dispatcherFor('ca two'), rotated, 'and that one is kept');
+  },
+);

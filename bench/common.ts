@@ -30,9 +30,29 @@ export function describeMachine(m: Machine): string {
   return `${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, Node ${m.node} (${m.platform})`;
 }
 
-/** The default home of results: bench/results next to this file. */
+/**
+ * Where `npm run bench:scale` compiles the sources to (tsc, as the image's build does): the
+ * controller measured as production runs it, not through tsx's loader and source-mapped stack
+ * traces (which cost about 65 MiB of RSS and some CPU per Error).
+ */
+export const COMPILED_DIR = join('node_modules', '.cache', 'clustershift-bench');
+
+/** The default home of results: the source tree's bench/results, when run compiled too. */
 export function benchDir(): string {
-  return dirname(fileURLToPath(import.meta.url));
+  const here = dirname(fileURLToPath(import.meta.url));
+  return here.endsWith(join(COMPILED_DIR, 'bench')) ? join(here, '..', '..', '..', '..', 'bench') : here;
+}
+
+/**
+ * The node arguments that run a sibling benchmark file in a process of its own the way this one
+ * runs: compiled JavaScript, or TypeScript through tsx (the tests' smoke runs, a quick look).
+ */
+export function siblingProcess(moduleUrl: string, name: string): { file: string; execArgv: string[] } {
+  const compiled = moduleUrl.endsWith('.js');
+  return {
+    file: fileURLToPath(new URL(`./${name}.${compiled ? 'js' : 'ts'}`, moduleUrl)),
+    execArgv: compiled ? [] : ['--import', 'tsx'],
+  };
 }
 
 /** Nearest-rank percentile of unsorted values; 0 for none. */

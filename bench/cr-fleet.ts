@@ -6,7 +6,6 @@
 // the sandbox world plays the routers and Prometheus; everything runs on one virtual clock.
 
 import { type ChildProcess, fork } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { ManualClock } from '../src/clock.js';
 import { type RuntimeConfig, resolveEmbeddedConfig } from '../src/config/load.js';
@@ -17,6 +16,7 @@ import { type SimulatedWorkload, SimulatedWorld } from '../src/sandbox/world.js'
 import type { WorkloadRunner } from '../src/sources/workload-runner.js';
 import { MemoryStateStore } from '../src/state/memory-state-store.js';
 import { MemoryCluster } from '../test/fixtures/memory-cluster.js';
+import { siblingProcess } from './common.js';
 import type { FleetServersSpec, RoleCounts, ServersReply, ServersRequest } from './cr-fleet-servers.js';
 import { fleetWorkloads } from './fleet.js';
 
@@ -71,8 +71,9 @@ export class FleetServers {
   }
 
   static start(): FleetServers {
-    const child = fork(fileURLToPath(new URL('./cr-fleet-servers.ts', import.meta.url)), [], {
-      execArgv: ['--import', 'tsx'],
+    const servers = siblingProcess(import.meta.url, 'cr-fleet-servers');
+    const child = fork(servers.file, [], {
+      execArgv: servers.execArgv,
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     return new FleetServers(child);

@@ -350,7 +350,7 @@ function crSection(results: CrResults): string {
   return [
     '## Scale: ClusterMigrations and WorkloadMigrations',
     '',
-    `\`npm run bench:scale\` on ${describeMachine(results.machine)}, ${results.at.slice(0, 10)}.`,
+    `\`npm run bench:scale\` on ${describeMachine(results.machine)}, ${results.at.slice(0, 10)}; the sources compiled with tsc and run by plain node, as the image runs them.`,
     `The real CR source (informers on the home cluster), WorkloadMigration status store, workload runner and controller; one fake API server per cluster (old and new per ClusterMigration) and one home cluster, over HTTP on loopback, in a separate process so the figures are the controller's alone. Virtual clock, one tick per ${s.tickSeconds}s, the runner's sweep every ${s.sweepSeconds}s; ${s.faultyShare * 100}% of the workloads break at ${s.fault.fromWeight}% in the new cluster. Memory is RSS after a forced GC, the larger of tick 20 and the end. Requests and status writes are per virtual minute from the second minute on; the first minute (every WorkloadMigration started, most of them queued) is the start burst.`,
     '',
     ...results.rows.map((r) => `- **${r.scenario}**: ${r.description}`),

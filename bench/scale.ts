@@ -4,7 +4,6 @@
 // tick, and the virtual time for the whole fleet to finish.
 
 import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { TERMINAL_PHASES } from '../src/rollout/types.js';
 import {
@@ -19,6 +18,7 @@ import {
   round,
   runWhenMain,
   settledRss,
+  siblingProcess,
   writeResults,
 } from './common.js';
 import { buildFleet, fleetWorkloads } from './fleet.js';
@@ -112,11 +112,11 @@ async function runIsolated(
   options: ScaleOptions,
   log: (line: string) => void,
 ): Promise<ScaleRow> {
+  const self = siblingProcess(import.meta.url, 'scale');
   const args = [
     '--expose-gc',
-    '--import',
-    'tsx',
-    fileURLToPath(import.meta.url),
+    ...self.execArgv,
+    self.file,
     '--row-only',
     '--sizes',
     String(size),
@@ -258,7 +258,7 @@ function section(results: ScaleResults): string {
   return [
     '## Scale: N concurrent rollouts',
     '',
-    `\`npm run bench:scale\` on ${describeMachine(results.machine)}, ${results.at.slice(0, 10)}.`,
+    `\`npm run bench:scale\` on ${describeMachine(results.machine)}, ${results.at.slice(0, 10)}; the sources compiled with tsc and run by plain node, as the image runs them.`,
     `Virtual clock, one tick per ${s.tickSeconds}s; ${s.faultyShare * 100}% of the fleet breaks at ${s.faultAtWeight}% in the new cluster.`,
     `Memory is RSS after a forced GC (${results.rows[0]?.memory.afterGc ? 'with' : 'WITHOUT'} --expose-gc) once the whole fleet is active, each size in a fresh process; it includes the built (not listening) HTTP API.`,
     '',
@@ -311,14 +311,8 @@ export async function runCr(options: CrOptions): Promise<CrRow[]> {
 }
 
 async function runCrIsolated(scenario: CrScenario, log: (line: string) => void): Promise<CrRow> {
-  const args = [
-    '--expose-gc',
-    '--import',
-    'tsx',
-    fileURLToPath(import.meta.url),
-    '--cr-row-only',
-    JSON.stringify(scenario),
-  ];
+  const self = siblingProcess(import.meta.url, 'scale');
+  const args = ['--expose-gc', ...self.execArgv, self.file, '--cr-row-only', JSON.stringify(scenario)];
   const child = execFileAsync(process.execPath, args, { maxBuffer: 64 * 1024 * 1024 });
   const { stdout } = await child;
   const lines = stdout.trim().split('\n');

@@ -43,7 +43,7 @@ export interface CallDescription {
   verb: string;
   /** What is acted on, e.g. `deployment shop/web`. */
   object: string;
-  /** Re-run the whole attempt (re-read, re-apply) on 409 Conflict. */
+  /** Re-run the whole attempt (re-read, re-apply) on 409 Conflict, or a JSON patch's failed `test`. */
   retryConflicts?: boolean;
   /** Overrides the caller's per-attempt timeout. */
   timeoutMs?: number;
@@ -125,6 +125,15 @@ function isNetworkError(error: unknown): boolean {
 
 const isSocketCode = (code: unknown) => typeof code === 'string' && /^(E[A-Z]+|UND_ERR_.*)$/.test(code);
 
+/**
+ * A JSON patch whose `test` (of the resourceVersion read) failed: kube-apiserver answers 422
+ * ("testing value /metadata/resourceVersion failed: test failed"), not 409, though it is the
+ * same conflict, to retry with a fresh read.
+ */
+function isFailedPatchTest(status: number | undefined, error: unknown): boolean {
+  return status === 422 && /\btest failed\b/i.test(statusOf(error).message ?? '');
+}
+
 function hintFor(status: number | undefined, timedOut: boolean): string {
   if (timedOut || status === undefined || status === 429 || status >= 500) {
     return "the API server is slow, overloaded or unreachable: check its health and clustershift's network path to it";
@@ -181,7 +190,7 @@ export class KubeCaller {
           timedOut ||
           status === 429 ||
           (status !== undefined && status >= 500) ||
-          (status === 409 && what.retryConflicts === true) ||
+          ((status === 409 || isFailedPatchTest(status, error)) && what.retryConflicts === true) ||
           (status === undefined && isNetworkError(error));
         if (!retryable || tryNumber >= attempts) {
           throw this.failure(what, error, { status, timedOut, timeoutMs, tries: tryNumber });

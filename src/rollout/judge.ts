@@ -184,7 +184,6 @@ function judgeErrorRate(
   input: JudgeInput,
 ): { result: MetricResult; critical: boolean } {
   const { policy } = input;
-  const limits = policy.errorRate;
   const name = 'error-rate';
   if (!window) {
     return {
@@ -192,9 +191,8 @@ function judgeErrorRate(
       critical: false,
     };
   }
-  const rate = (errors: number, requests: number) => (requests > 0 ? errors / requests : null);
-  const newRate = rate(counts.newErrors, counts.newRequests);
-  const oldRate = rate(counts.oldErrors, counts.oldRequests);
+  const newRate = errorRate(counts.newErrors, counts.newRequests);
+  const oldRate = errorRate(counts.oldErrors, counts.oldRequests);
   const result = (verdict: Verdict, reason: string): MetricResult => ({
     name,
     old: oldRate,
@@ -203,28 +201,8 @@ function judgeErrorRate(
     reason,
   });
 
-  // A critical breach is judged on the latest window alone as well as on the step, so a sudden
-  // total failure is caught at once instead of being diluted by the step's healthy start. It is a
-  // point estimate on purpose: at criticalErrorRate (50% by default) over minRequests, noise is
-  // not the question, and errors are worse than load.
-  for (const sample of [window, counts]) {
-    const sampleNew = rate(sample.newErrors, sample.newRequests);
-    const sampleOld = rate(sample.oldErrors, sample.oldRequests) ?? 0;
-    if (
-      sampleNew !== null &&
-      sample.newRequests >= policy.minRequests &&
-      sampleNew >= limits.criticalErrorRate &&
-      sampleNew > sampleOld * limits.maxRatio
-    ) {
-      return {
-        result: result(
-          'fail',
-          `new cluster error rate ${pct(sampleNew)} over ${Math.round(sample.newRequests)} requests (old ${pct(sampleOld)}) reached the critical ${pct(limits.criticalErrorRate)}`,
-        ),
-        critical: true,
-      };
-    }
-  }
+  const breach = criticalBreach([window, counts], policy);
+  if (breach !== undefined) return { result: result('fail', breach), critical: true };
   if (newRate === null || counts.newRequests < policy.minRequests) {
     return {
       result: result(
@@ -234,6 +212,43 @@ function judgeErrorRate(
       critical: false,
     };
   }
+  const { verdict, reason } = errorRateOnEvidence(counts, newRate, oldRate, input);
+  return { result: result(verdict, reason), critical: false };
+}
+
+const errorRate = (errors: number, requests: number) => (requests > 0 ? errors / requests : null);
+
+/**
+ * A critical breach is judged on the latest window alone as well as on the step, so a sudden
+ * total failure is caught at once instead of being diluted by the step's healthy start. It is a
+ * point estimate on purpose: at criticalErrorRate (50% by default) over minRequests, noise is
+ * not the question, and errors are worse than load. Returns the reason, or undefined.
+ */
+function criticalBreach(samples: readonly StepCounts[], policy: AnalysisPolicy): string | undefined {
+  const limits = policy.errorRate;
+  for (const sample of samples) {
+    const sampleNew = errorRate(sample.newErrors, sample.newRequests);
+    const sampleOld = errorRate(sample.oldErrors, sample.oldRequests) ?? 0;
+    if (
+      sampleNew !== null &&
+      sample.newRequests >= policy.minRequests &&
+      sampleNew >= limits.criticalErrorRate &&
+      sampleNew > sampleOld * limits.maxRatio
+    ) {
+      return `new cluster error rate ${pct(sampleNew)} over ${Math.round(sample.newRequests)} requests (old ${pct(sampleOld)}) reached the critical ${pct(limits.criticalErrorRate)}`;
+    }
+  }
+  return undefined;
+}
+
+/** The step's verdict from the anytime-valid evidence over the rollout, once there are enough requests. */
+function errorRateOnEvidence(
+  counts: StepCounts,
+  newRate: number,
+  oldRate: number | null,
+  input: JudgeInput,
+): { verdict: Verdict; reason: string } {
+  const limits = input.policy.errorRate;
   const evidence = runningEvidence({
     evidence: input.evidence ?? EMPTY_EVIDENCE,
     current: counts,
@@ -248,59 +263,55 @@ function judgeErrorRate(
   // maxErrorRate, not a point estimate, so a handful of errors in a small step cannot trip it.
   if (evidence.ceiling >= needed) {
     return {
-      result: result(
-        'fail',
-        `new cluster error rate ${pct(newRate)} is above the ceiling ${pct(limits.maxErrorRate)} with confidence (evidence ${shown(evidence.ceiling)} >= ${shown(needed)})`,
-      ),
-      critical: false,
+      verdict: 'fail',
+      reason: `new cluster error rate ${pct(newRate)} is above the ceiling ${pct(limits.maxErrorRate)} with confidence (evidence ${shown(evidence.ceiling)} >= ${shown(needed)})`,
     };
   }
   if (evidence.worse >= needed) {
     return {
-      result: result(
-        'fail',
-        `${compare}: worse than ${limits.maxRatio}x the old cluster with confidence (evidence over the rollout ${shown(evidence.worse)} >= ${shown(needed)})`,
-      ),
-      critical: false,
+      verdict: 'fail',
+      reason: `${compare}: worse than ${limits.maxRatio}x the old cluster with confidence (evidence over the rollout ${shown(evidence.worse)} >= ${shown(needed)})`,
     };
   }
-  // Not yet shown worse is not shown fine: an estimate beyond the margin holds the step until the
-  // test says fail or the estimate comes back within margin on more requests. Below the absolute
-  // margin (negligibleErrorRate, scaled like the regression bound), a low base rate's few errors
-  // are not "worse".
+  const hold = notYetShownFine({ newRate, oldRate, evidence, needed, compare, input });
+  return hold === undefined
+    ? { verdict: 'pass', reason: compare }
+    : { verdict: 'inconclusive', reason: hold };
+}
+
+/**
+ * Not yet shown worse is not shown fine: why the step holds (the reason), or undefined when the
+ * evidence shows the new cluster fine.
+ */
+function notYetShownFine(judged: {
+  newRate: number;
+  oldRate: number | null;
+  evidence: RunningEvidence;
+  needed: number;
+  /** "new x% vs old y% over n requests", the start of most reasons. */
+  compare: string;
+  input: JudgeInput;
+}): string | undefined {
+  const { newRate, oldRate, evidence, needed, compare } = judged;
+  const limits = judged.input.policy.errorRate;
+  // An estimate beyond the margin holds the step until the test says fail or the estimate comes
+  // back within margin on more requests. Below the absolute margin (negligibleErrorRate, scaled
+  // like the regression bound), a low base rate's few errors are not "worse".
   const allowed = Math.max((oldRate ?? 0) * limits.maxRatio, evidence.bound.rate);
   if (newRate > allowed) {
     const looks =
       oldRate !== null && oldRate > 0
         ? `looks ${(newRate / oldRate).toFixed(1)}x worse than the old cluster`
         : 'looks worse than the old cluster (which shows no errors)';
-    return {
-      result: result(
-        'inconclusive',
-        `${compare}: ${looks}, not yet significant (evidence ${shown(evidence.worse)} of ${shown(needed)}); the margin is ${pct(allowed)}`,
-      ),
-      critical: false,
-    };
+    return `${compare}: ${looks}, not yet significant (evidence ${shown(evidence.worse)} of ${shown(needed)}); the margin is ${pct(allowed)}`;
   }
   if (newRate > limits.maxErrorRate) {
-    return {
-      result: result(
-        'inconclusive',
-        `new cluster error rate ${pct(newRate)} is above the ceiling ${pct(limits.maxErrorRate)}, not yet significant (evidence ${shown(evidence.ceiling)} of ${shown(needed)})`,
-      ),
-      critical: false,
-    };
+    return `new cluster error rate ${pct(newRate)} is above the ceiling ${pct(limits.maxErrorRate)}, not yet significant (evidence ${shown(evidence.ceiling)} of ${shown(needed)})`;
   }
   if (!shownFine(evidence, needed)) {
-    return {
-      result: result(
-        'inconclusive',
-        `${compare}: not yet shown fine: the traffic so far cannot rule out ${regression(evidence)} before ${input.step.nextWeight}% (evidence ${shown(Math.exp(Math.max(evidence.logBelowRatio, evidence.logBelowRate)))} of ${shown(2 * needed)})`,
-      ),
-      critical: false,
-    };
+    return `${compare}: not yet shown fine: the traffic so far cannot rule out ${regression(evidence)} before ${judged.input.step.nextWeight}% (evidence ${shown(Math.exp(Math.max(evidence.logBelowRatio, evidence.logBelowRate)))} of ${shown(2 * needed)})`;
   }
-  return { result: result('pass', compare), critical: false };
+  return undefined;
 }
 
 /**

@@ -1,5 +1,8 @@
 // Kubernetes label selectors (`a=b,c!=d,e in (x,y),!f`) and simple field selectors, for LIST.
 
+import { StatusError } from './status-error.js';
+import type { KubeObject } from './types.js';
+
 /** A selector the fake API server cannot parse; it answers 400 BadRequest, like the real one. */
 export class SelectorError extends Error {}
 
@@ -84,4 +87,29 @@ export function fieldLookup(object: unknown): (path: string) => string {
     if (current === undefined || current === null) return '';
     return typeof current === 'object' ? JSON.stringify(current) : String(current);
   };
+}
+
+/** A request's label and field selectors. */
+export interface QuerySelectors {
+  labels: Requirement[];
+  fields: Requirement[];
+}
+
+/** The `labelSelector` and `fieldSelector` of a LIST or watch; 400 BadRequest when one does not parse. */
+export function querySelectors(query: URLSearchParams): QuerySelectors {
+  try {
+    return {
+      labels: parseSelector(query.get('labelSelector') ?? ''),
+      fields: parseSelector(query.get('fieldSelector') ?? ''),
+    };
+  } catch (error) {
+    throw new StatusError(400, 'BadRequest', `unable to parse selector: ${(error as SelectorError).message}`);
+  }
+}
+
+export function matchesSelectors(selectors: QuerySelectors, object: KubeObject): boolean {
+  return (
+    matchesSelector(selectors.labels, (key) => object.metadata.labels?.[key]) &&
+    matchesSelector(selectors.fields, fieldLookup(object))
+  );
 }

@@ -1,7 +1,7 @@
 // The REST verbs on a resource path: list, create, get, update, patch, delete, and the
 // `/status` and `/scale` subresources.
 
-import { fieldLookup, matchesSelector, parseSelector, type SelectorError } from './label-selector.js';
+import { matchesSelectors, querySelectors } from './label-selector.js';
 import type { ObjectStore } from './object-store.js';
 import { applyPatch } from './patch.js';
 import { type FakeResource, groupVersion, type ResourceRegistry, splitApiVersion } from './resources.js';
@@ -133,22 +133,10 @@ export class ResourceHandlers {
 
   /** A list body, filtered by label and field selectors. */
   list(info: FakeResource, version: string, namespace: string | undefined, query: URLSearchParams) {
-    let labelRequirements: ReturnType<typeof parseSelector>;
-    let fieldRequirements: ReturnType<typeof parseSelector>;
-    try {
-      labelRequirements = parseSelector(query.get('labelSelector') ?? '');
-      fieldRequirements = parseSelector(query.get('fieldSelector') ?? '');
-    } catch (error) {
-      throw new StatusError(
-        400,
-        'BadRequest',
-        `unable to parse selector: ${(error as SelectorError).message}`,
-      );
-    }
+    const selectors = querySelectors(query);
     const items = this.store
       .select(info, namespace)
-      .filter((object) => matchesSelector(labelRequirements, (key) => object.metadata.labels?.[key]))
-      .filter((object) => matchesSelector(fieldRequirements, fieldLookup(object)))
+      .filter((object) => matchesSelectors(selectors, object))
       .map((object) => this.store.present(info, version, object));
     return {
       kind: `${info.kind}List`,
@@ -228,22 +216,17 @@ function checkDeletePreconditions(
   }
   const preconditions = isObject(options) && isObject(options.preconditions) ? options.preconditions : {};
   const { uid, resourceVersion } = preconditions;
-  if (typeof uid === 'string' && uid !== existing.metadata.uid) {
-    throw new StatusError(
+  const failed = (field: 'UID' | 'ResourceVersion', precondition: string, meta: string | undefined) =>
+    new StatusError(
       409,
       'Conflict',
-      `Operation cannot be fulfilled on ${info.resource} "${name}": Precondition failed: UID in precondition: ${uid}, UID in object meta: ${existing.metadata.uid}`,
+      `Operation cannot be fulfilled on ${info.resource} "${name}": Precondition failed: ${field} in precondition: ${precondition}, ${field} in object meta: ${meta}`,
       { name, group: info.group, kind: info.resource },
     );
-  }
-  if (typeof resourceVersion === 'string' && resourceVersion !== existing.metadata.resourceVersion) {
-    throw new StatusError(
-      409,
-      'Conflict',
-      `Operation cannot be fulfilled on ${info.resource} "${name}": Precondition failed: ResourceVersion in precondition: ${resourceVersion}, ResourceVersion in object meta: ${existing.metadata.resourceVersion}`,
-      { name, group: info.group, kind: info.resource },
-    );
-  }
+  if (typeof uid === 'string' && uid !== existing.metadata.uid)
+    throw failed('UID', uid, existing.metadata.uid);
+  if (typeof resourceVersion === 'string' && resourceVersion !== existing.metadata.resourceVersion)
+    throw failed('ResourceVersion', resourceVersion, existing.metadata.resourceVersion);
 }
 
 function scaleOf(object: KubeObject): KubeObject {

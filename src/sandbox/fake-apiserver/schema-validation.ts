@@ -111,8 +111,7 @@ function typeMatches(schema: Schema, value: unknown): boolean {
 
 function validateNode(schema: Schema, value: unknown, old: unknown, path: string, check: SchemaCheck): void {
   const before = check.errors.length;
-  const fail = (reason: string, message: string, field = path) =>
-    check.errors.push({ field, reason, message });
+  const fail: Fail = (reason, message, field = path) => check.errors.push({ field, reason, message });
   if (value === null) {
     if (schema.nullable !== true)
       fail(
@@ -134,83 +133,9 @@ function validateNode(schema: Schema, value: unknown, old: unknown, path: string
       `Unsupported value: ${shown(value)}: supported values: ${schema.enum.map((v) => JSON.stringify(v)).join(', ')}`,
     );
   }
-  if (typeof value === 'string') {
-    const length = [...value].length;
-    if (typeof schema.minLength === 'number' && length < schema.minLength) {
-      fail(
-        'FieldValueInvalid',
-        `Invalid value: ${JSON.stringify(value)}: ${path} in body should be at least ${schema.minLength} chars long`,
-      );
-    }
-    if (typeof schema.maxLength === 'number' && length > schema.maxLength) {
-      fail('FieldValueTooLong', `Too long: may not be longer than ${schema.maxLength}`);
-    }
-    if (typeof schema.pattern === 'string' && !new RegExp(schema.pattern, 'u').test(value)) {
-      fail(
-        'FieldValueInvalid',
-        `Invalid value: ${JSON.stringify(value)}: ${path} in body should match '${schema.pattern}'`,
-      );
-    }
-  }
-  if (typeof value === 'number') {
-    const exclusiveMin = schema.exclusiveMinimum === true;
-    const exclusiveMax = schema.exclusiveMaximum === true;
-    if (
-      typeof schema.minimum === 'number' &&
-      (exclusiveMin ? value <= schema.minimum : value < schema.minimum)
-    ) {
-      fail(
-        'FieldValueInvalid',
-        `Invalid value: ${value}: ${path} in body should be greater than ${exclusiveMin ? '' : 'or equal to '}${schema.minimum}`,
-      );
-    }
-    if (
-      typeof schema.maximum === 'number' &&
-      (exclusiveMax ? value >= schema.maximum : value > schema.maximum)
-    ) {
-      fail(
-        'FieldValueInvalid',
-        `Invalid value: ${value}: ${path} in body should be less than ${exclusiveMax ? '' : 'or equal to '}${schema.maximum}`,
-      );
-    }
-    if (typeof schema.multipleOf === 'number' && value % schema.multipleOf !== 0) {
-      fail(
-        'FieldValueInvalid',
-        `Invalid value: ${value}: ${path} in body should be a multiple of ${schema.multipleOf}`,
-      );
-    }
-  }
-  if (Array.isArray(value)) {
-    if (typeof schema.minItems === 'number' && value.length < schema.minItems) {
-      fail(
-        'FieldValueInvalid',
-        `Invalid value: ${value.length}: ${path} in body should have at least ${schema.minItems} items`,
-      );
-    }
-    if (typeof schema.maxItems === 'number' && value.length > schema.maxItems) {
-      fail('FieldValueTooMany', `Too many: ${value.length}: must have at most ${schema.maxItems} items`);
-    }
-    const listType = schema['x-kubernetes-list-type'];
-    const mapKeys = schema['x-kubernetes-list-map-keys'];
-    if (listType === 'set' || (listType === 'map' && Array.isArray(mapKeys))) {
-      const seen = new Set<string>();
-      value.forEach((item, index) => {
-        const identity =
-          listType === 'set'
-            ? JSON.stringify(item)
-            : JSON.stringify((mapKeys as string[]).map((key) => (isObject(item) ? item[key] : undefined)));
-        if (seen.has(identity))
-          fail('FieldValueDuplicate', `Duplicate value: ${identity}`, `${path}[${index}]`);
-        seen.add(identity);
-      });
-    }
-    if (isObject(schema.items)) {
-      const oldItems = Array.isArray(old) ? old : [];
-      value.forEach((item, index) => {
-        validateNode(schema.items as Schema, item, oldItems[index], `${path}[${index}]`, check);
-      });
-    }
-  }
+  if (typeof value === 'string') validateString(schema, value, path, fail);
+  if (typeof value === 'number') validateNumber(schema, value, path, fail);
+  if (Array.isArray(value)) validateArray(schema, value, old, path, check, fail);
   if (isObject(value)) {
     const properties = (schema.properties ?? {}) as Record<string, Schema>;
     const oldObject = isObject(old) ? old : undefined;
@@ -225,6 +150,96 @@ function validateNode(schema: Schema, value: unknown, old: unknown, path: string
   }
   // Like the real server, rules run on a value whose own schema checks passed.
   if (check.errors.length === before) validateRules(schema, value, old, path, check);
+}
+
+/** Records one field error; `field` defaults to the value's own path. */
+type Fail = (reason: string, message: string, field?: string) => void;
+
+function validateString(schema: Schema, value: string, path: string, fail: Fail): void {
+  const length = [...value].length;
+  if (typeof schema.minLength === 'number' && length < schema.minLength) {
+    fail(
+      'FieldValueInvalid',
+      `Invalid value: ${JSON.stringify(value)}: ${path} in body should be at least ${schema.minLength} chars long`,
+    );
+  }
+  if (typeof schema.maxLength === 'number' && length > schema.maxLength) {
+    fail('FieldValueTooLong', `Too long: may not be longer than ${schema.maxLength}`);
+  }
+  if (typeof schema.pattern === 'string' && !new RegExp(schema.pattern, 'u').test(value)) {
+    fail(
+      'FieldValueInvalid',
+      `Invalid value: ${JSON.stringify(value)}: ${path} in body should match '${schema.pattern}'`,
+    );
+  }
+}
+
+function validateNumber(schema: Schema, value: number, path: string, fail: Fail): void {
+  const exclusiveMin = schema.exclusiveMinimum === true;
+  const exclusiveMax = schema.exclusiveMaximum === true;
+  if (
+    typeof schema.minimum === 'number' &&
+    (exclusiveMin ? value <= schema.minimum : value < schema.minimum)
+  ) {
+    fail(
+      'FieldValueInvalid',
+      `Invalid value: ${value}: ${path} in body should be greater than ${exclusiveMin ? '' : 'or equal to '}${schema.minimum}`,
+    );
+  }
+  if (
+    typeof schema.maximum === 'number' &&
+    (exclusiveMax ? value >= schema.maximum : value > schema.maximum)
+  ) {
+    fail(
+      'FieldValueInvalid',
+      `Invalid value: ${value}: ${path} in body should be less than ${exclusiveMax ? '' : 'or equal to '}${schema.maximum}`,
+    );
+  }
+  if (typeof schema.multipleOf === 'number' && value % schema.multipleOf !== 0) {
+    fail(
+      'FieldValueInvalid',
+      `Invalid value: ${value}: ${path} in body should be a multiple of ${schema.multipleOf}`,
+    );
+  }
+}
+
+function validateArray(
+  schema: Schema,
+  value: unknown[],
+  old: unknown,
+  path: string,
+  check: SchemaCheck,
+  fail: Fail,
+): void {
+  if (typeof schema.minItems === 'number' && value.length < schema.minItems) {
+    fail(
+      'FieldValueInvalid',
+      `Invalid value: ${value.length}: ${path} in body should have at least ${schema.minItems} items`,
+    );
+  }
+  if (typeof schema.maxItems === 'number' && value.length > schema.maxItems) {
+    fail('FieldValueTooMany', `Too many: ${value.length}: must have at most ${schema.maxItems} items`);
+  }
+  const listType = schema['x-kubernetes-list-type'];
+  const mapKeys = schema['x-kubernetes-list-map-keys'];
+  if (listType === 'set' || (listType === 'map' && Array.isArray(mapKeys))) {
+    const seen = new Set<string>();
+    value.forEach((item, index) => {
+      const identity =
+        listType === 'set'
+          ? JSON.stringify(item)
+          : JSON.stringify((mapKeys as string[]).map((key) => (isObject(item) ? item[key] : undefined)));
+      if (seen.has(identity))
+        fail('FieldValueDuplicate', `Duplicate value: ${identity}`, `${path}[${index}]`);
+      seen.add(identity);
+    });
+  }
+  if (isObject(schema.items)) {
+    const oldItems = Array.isArray(old) ? old : [];
+    value.forEach((item, index) => {
+      validateNode(schema.items as Schema, item, oldItems[index], `${path}[${index}]`, check);
+    });
+  }
 }
 
 function validateRules(schema: Schema, value: unknown, old: unknown, path: string, check: SchemaCheck): void {

@@ -6,11 +6,11 @@
 import type { ServerResponse } from 'node:http';
 import type { Clock } from '../../clock.js';
 import type { StoreEvent } from './change-history.js';
-import { fieldLookup, matchesSelector, parseSelector, type SelectorError } from './label-selector.js';
+import { matchesSelectors, type QuerySelectors, querySelectors } from './label-selector.js';
 import type { ObjectStore } from './object-store.js';
 import type { ResourcePath } from './resource-handlers.js';
 import { groupVersion } from './resources.js';
-import { StatusError } from './status-error.js';
+import { StatusError, statusBody } from './status-error.js';
 import { toTable } from './table.js';
 import type { JsonObject, KubeObject } from './types.js';
 import type { OpenWatch } from './watch-faults.js';
@@ -57,130 +57,144 @@ export class WatchHub {
    * a plain response) for a bad selector or resourceVersion.
    */
   prepare(request: WatchRequest): (response: ServerResponse) => void {
-    const { target, query } = request;
-    const { info, version, namespace } = target;
-    let labels: ReturnType<typeof parseSelector>;
-    let fields: ReturnType<typeof parseSelector>;
-    try {
-      labels = parseSelector(query.get('labelSelector') ?? '');
-      fields = parseSelector(query.get('fieldSelector') ?? '');
-    } catch (error) {
-      throw new StatusError(
-        400,
-        'BadRequest',
-        `unable to parse selector: ${(error as SelectorError).message}`,
-      );
-    }
-    if (target.name !== undefined) fields.push({ key: 'metadata.name', op: 'eq', value: target.name });
-    const fromParameter = query.get('resourceVersion') ?? '';
-    const from = fromParameter === '' || fromParameter === '0' ? undefined : Number(fromParameter);
-    if (from !== undefined && !Number.isSafeInteger(from)) {
-      throw new StatusError(400, 'BadRequest', `invalid resource version "${fromParameter}"`);
-    }
-    const sendInitialEvents = query.get('sendInitialEvents') === 'true';
-    const bookmarks = query.get('allowWatchBookmarks') === 'true' || query.get('allowWatchBookmarks') === '1';
-    const timeoutSeconds = Number(query.get('timeoutSeconds') ?? '0');
-    const asTable = /as=Table/.test(request.accept ?? '');
+    const watch = watchParameters(request);
+    return (response) => this.stream(response, watch);
+  }
 
+  private stream(response: ServerResponse, watch: WatchParameters): void {
+    const { info, version, namespace, from } = watch;
+    response.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
+    // Headers now, not with the first event: a client waits for them before it counts as watching.
+    response.flushHeaders();
+    const send = this.eventWriter(response, watch);
     const selected = (object: KubeObject | undefined): boolean =>
       object !== undefined &&
       (namespace === undefined || object.metadata.namespace === namespace) &&
-      matchesSelector(labels, (key) => object.metadata.labels?.[key]) &&
-      matchesSelector(fields, fieldLookup(object));
-
-    return (response) => {
-      response.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
-      // Headers now, not with the first event: a client waits for them before it counts as watching.
-      response.flushHeaders();
-      let headerSent = false;
-      const send = (type: EventType, object: unknown) => {
-        if (response.writableEnded) return;
-        let shown = object;
-        if (asTable && (type === 'ADDED' || type === 'MODIFIED' || type === 'DELETED')) {
-          const table = toTable(info, version, object as JsonObject, {
-            now: this.clock.now(),
-            resourceVersion: this.store.currentResourceVersion(),
-            includeObject: query.get('includeObject'),
-          });
-          // Like the real server: the column definitions come once, with the first event.
-          if (headerSent) table.columnDefinitions = [];
-          headerSent = true;
-          shown = table;
-        }
-        response.write(`${JSON.stringify({ type, object: shown })}\n`);
-      };
-      const present = (object: KubeObject) => this.store.present(info, version, object);
-      const bookmark = (annotations?: Record<string, string>) =>
-        send('BOOKMARK', {
-          kind: info.kind,
-          apiVersion: groupVersion(info.group, version),
-          metadata: {
-            resourceVersion: this.store.currentResourceVersion(),
-            ...(annotations ? { annotations } : {}),
-          },
-        });
-      const deliver = (event: StoreEvent) => {
-        if (event.info.group !== info.group || event.info.resource !== info.resource) return;
-        const now = selected(event.object);
-        const before = event.type === 'MODIFIED' && selected(event.previous);
-        if (event.type === 'ADDED' && now) send('ADDED', present(event.object));
-        else if (event.type === 'DELETED' && selected(event.object)) send('DELETED', present(event.object));
-        else if (event.type === 'MODIFIED') {
-          if (now && before) send('MODIFIED', present(event.object));
-          else if (now) send('ADDED', present(event.object));
-          else if (before) send('DELETED', present(event.object));
-        }
-      };
-
-      if (from !== undefined && !sendInitialEvents) {
-        const changes = this.store.changesSince(from);
-        if (changes === undefined) {
-          send('ERROR', {
-            kind: 'Status',
-            apiVersion: 'v1',
-            metadata: {},
-            status: 'Failure',
-            message: `too old resource version: ${from} (${this.store.currentResourceVersion()})`,
-            reason: 'Expired',
-            code: 410,
-          });
-          response.end();
-          return;
-        }
-        for (const change of changes) deliver(change);
-      } else {
-        for (const object of this.store.select(info, namespace)) {
-          if (selected(object)) send('ADDED', present(object));
-        }
-        if (sendInitialEvents && bookmarks) bookmark({ 'k8s.io/initial-events-end': 'true' });
-      }
-
-      const unsubscribe = this.store.subscribe(deliver);
-      this.open.set(response, {
-        group: info.group,
-        resource: info.resource,
-        fail: (error) => {
-          send('ERROR', {
-            kind: 'Status',
-            apiVersion: 'v1',
-            metadata: {},
-            status: 'Failure',
-            message: error.message,
-            reason: error.reason,
-            code: error.code,
-          });
-          response.end();
+      matchesSelectors(watch.selectors, object);
+    const present = (object: KubeObject) => this.store.present(info, version, object);
+    const bookmark = (annotations?: Record<string, string>) =>
+      send('BOOKMARK', {
+        kind: info.kind,
+        apiVersion: groupVersion(info.group, version),
+        metadata: {
+          resourceVersion: this.store.currentResourceVersion(),
+          ...(annotations ? { annotations } : {}),
         },
       });
-      const timers: NodeJS.Timeout[] = [];
-      if (bookmarks) timers.push(setInterval(() => bookmark(), this.bookmarkIntervalMs));
-      if (timeoutSeconds > 0) timers.push(setTimeout(() => response.end(), timeoutSeconds * 1000));
-      for (const timer of timers) timer.unref();
-      response.on('close', () => {
-        unsubscribe();
-        for (const timer of timers) clearTimeout(timer);
-        this.open.delete(response);
-      });
+    const deliver = (event: StoreEvent) => {
+      if (event.info.group !== info.group || event.info.resource !== info.resource) return;
+      const now = selected(event.object);
+      const before = event.type === 'MODIFIED' && selected(event.previous);
+      if (event.type === 'ADDED' && now) send('ADDED', present(event.object));
+      else if (event.type === 'DELETED' && selected(event.object)) send('DELETED', present(event.object));
+      else if (event.type === 'MODIFIED') {
+        if (now && before) send('MODIFIED', present(event.object));
+        else if (now) send('ADDED', present(event.object));
+        else if (before) send('DELETED', present(event.object));
+      }
+    };
+    const fail = (error: StatusError) => {
+      send('ERROR', statusBody(error));
+      response.end();
+    };
+
+    if (from !== undefined && !watch.sendInitialEvents) {
+      const changes = this.store.changesSince(from);
+      if (changes === undefined) {
+        const current = this.store.currentResourceVersion();
+        fail(new StatusError(410, 'Expired', `too old resource version: ${from} (${current})`));
+        return;
+      }
+      for (const change of changes) deliver(change);
+    } else {
+      for (const object of this.store.select(info, namespace)) {
+        if (selected(object)) send('ADDED', present(object));
+      }
+      if (watch.sendInitialEvents && watch.bookmarks) bookmark({ 'k8s.io/initial-events-end': 'true' });
+    }
+    this.follow(response, watch, { deliver, bookmark, fail });
+  }
+
+  /** Writes one event a line; with `as=Table`, objects as one-row Tables (columns with the first). */
+  private eventWriter(response: ServerResponse, watch: WatchParameters) {
+    let headerSent = false;
+    return (type: EventType, object: unknown) => {
+      if (response.writableEnded) return;
+      let shown = object;
+      if (watch.asTable && (type === 'ADDED' || type === 'MODIFIED' || type === 'DELETED')) {
+        const table = toTable(watch.info, watch.version, object as JsonObject, {
+          now: this.clock.now(),
+          resourceVersion: this.store.currentResourceVersion(),
+          includeObject: watch.includeObject,
+        });
+        // Like the real server: the column definitions come once, with the first event.
+        if (headerSent) table.columnDefinitions = [];
+        headerSent = true;
+        shown = table;
+      }
+      response.write(`${JSON.stringify({ type, object: shown })}\n`);
     };
   }
+
+  /** After the initial events: every later change, bookmarks and the timeout until the stream closes. */
+  private follow(
+    response: ServerResponse,
+    watch: WatchParameters,
+    on: {
+      deliver: (event: StoreEvent) => void;
+      bookmark: () => void;
+      fail: (error: StatusError) => void;
+    },
+  ): void {
+    const unsubscribe = this.store.subscribe(on.deliver);
+    this.open.set(response, { group: watch.info.group, resource: watch.info.resource, fail: on.fail });
+    const timers: NodeJS.Timeout[] = [];
+    if (watch.bookmarks) timers.push(setInterval(() => on.bookmark(), this.bookmarkIntervalMs));
+    if (watch.timeoutSeconds > 0) timers.push(setTimeout(() => response.end(), watch.timeoutSeconds * 1000));
+    for (const timer of timers) timer.unref();
+    response.on('close', () => {
+      unsubscribe();
+      for (const timer of timers) clearTimeout(timer);
+      this.open.delete(response);
+    });
+  }
+}
+
+/** What a watch request asks for, checked before the stream starts. */
+interface WatchParameters {
+  info: ResourcePath['info'];
+  version: string;
+  namespace: string | undefined;
+  selectors: QuerySelectors;
+  /** The resourceVersion to replay changes from; undefined for "now" (a list of what exists). */
+  from: number | undefined;
+  sendInitialEvents: boolean;
+  bookmarks: boolean;
+  timeoutSeconds: number;
+  asTable: boolean;
+  includeObject: string | null;
+}
+
+function watchParameters(request: WatchRequest): WatchParameters {
+  const { target, query } = request;
+  const selectors = querySelectors(query);
+  if (target.name !== undefined)
+    selectors.fields.push({ key: 'metadata.name', op: 'eq', value: target.name });
+  const fromParameter = query.get('resourceVersion') ?? '';
+  const from = fromParameter === '' || fromParameter === '0' ? undefined : Number(fromParameter);
+  if (from !== undefined && !Number.isSafeInteger(from)) {
+    throw new StatusError(400, 'BadRequest', `invalid resource version "${fromParameter}"`);
+  }
+  return {
+    info: target.info,
+    version: target.version,
+    namespace: target.namespace,
+    selectors,
+    from,
+    sendInitialEvents: query.get('sendInitialEvents') === 'true',
+    bookmarks: query.get('allowWatchBookmarks') === 'true' || query.get('allowWatchBookmarks') === '1',
+    timeoutSeconds: Number(query.get('timeoutSeconds') ?? '0'),
+    asTable: /as=Table/.test(request.accept ?? ''),
+    includeObject: query.get('includeObject'),
+  };
 }

@@ -19,6 +19,7 @@ import { createRouteHandles } from '../../src/routers/registry.js';
 import { FakeApiServer, type KubeObject } from '../../src/sandbox/fake-apiserver.js';
 import { MemoryStateStore } from '../../src/state/memory-state-store.js';
 import { checkoutWorld } from '../fixtures/checkout-world.js';
+import { virtualServiceObject } from '../fixtures/kube-objects.js';
 import { TEST_RETRY } from '../helpers/kube-routers.js';
 
 const KEY = 'shop/checkout';
@@ -30,24 +31,11 @@ const httpRoutes = (o: KubeObject) => (o.spec as { http: HttpRoute[] }).http;
 const newWeightOf = (o: KubeObject) =>
   httpRoutes(o).find((r) => r.name === 'primary')!.route[1]!.weight as number;
 
-const VIRTUAL_SERVICE: KubeObject = {
-  apiVersion: 'networking.istio.io/v1',
-  kind: 'VirtualService',
-  metadata: { name: 'checkout', namespace: 'shop' },
-  spec: {
-    hosts: ['checkout'],
-    http: [
-      {
-        name: 'primary',
-        match: [{ uri: { prefix: '/checkout' } }],
-        route: [
-          { destination: { host: 'checkout.east-1' }, weight: 100 },
-          { destination: { host: 'checkout.east-2' }, weight: 0 },
-        ],
-      },
-    ],
-  },
-};
+const VIRTUAL_SERVICE = virtualServiceObject({
+  old: { host: 'checkout.east-1' },
+  new: { host: 'checkout.east-2' },
+  http: { name: 'primary', match: [{ uri: { prefix: '/checkout' } }] },
+});
 
 interface SmokeAnswer {
   status: number;

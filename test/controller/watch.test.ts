@@ -10,29 +10,17 @@ import { resolveConfig } from '../../src/config/load.js';
 import { Controller } from '../../src/controller.js';
 import { KubeClusterClient } from '../../src/kube/kube-cluster-client.js';
 import type { RolloutState } from '../../src/rollout/types.js';
-import { FakeApiServer, type KubeObject } from '../../src/sandbox/fake-apiserver.js';
+import { FakeApiServer } from '../../src/sandbox/fake-apiserver.js';
 import { SimulatedWorld } from '../../src/sandbox/world.js';
 import { MemoryStateStore } from '../../src/state/memory-state-store.js';
+import { deploymentObject } from '../fixtures/kube-objects.js';
 
 const KEY = 'shop/checkout';
 const ref = { namespace: 'shop', name: 'checkout' };
 const READY_DELAY_MS = 30_000;
 
-function deployment(replicas: number): KubeObject {
-  return {
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: { name: 'checkout', namespace: 'shop' },
-    spec: {
-      replicas,
-      selector: { matchLabels: { app: 'checkout' } },
-      template: {
-        metadata: { labels: { app: 'checkout' } },
-        spec: { containers: [{ name: 'app', image: 'shop/checkout:2.4.1' }] },
-      },
-    },
-  };
-}
+const deployment = (replicas: number) =>
+  deploymentObject({ name: 'checkout', replicas, image: 'shop/checkout:2.4.1' });
 
 async function setup(t: Test, options: { isLeader?: () => boolean } = {}) {
   const clock = new ManualClock(1_000_000);

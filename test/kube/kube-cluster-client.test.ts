@@ -9,43 +9,22 @@ import {
   type FakeApiServerOptions,
   type KubeObject,
 } from '../../src/sandbox/fake-apiserver.js';
+import { deploymentObject, hpaObject } from '../fixtures/kube-objects.js';
 
 const web = { namespace: 'shop', name: 'web' };
 
-function deployment(name: string, replicas: number): KubeObject {
-  return {
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: { name, namespace: 'shop' },
-    spec: {
-      replicas,
-      selector: { matchLabels: { app: name } },
-      template: {
-        metadata: { labels: { app: name } },
-        spec: {
-          initContainers: [{ name: 'migrate', image: 'registry.example/migrate:7' }],
-          containers: [
-            { name: 'app', image: 'registry.example/web:1.4' },
-            { name: 'proxy', image: 'registry.example/envoy:1.31' },
-          ],
-        },
-      },
-    },
-  };
-}
+const WEB_POD = {
+  initContainers: [{ name: 'migrate', image: 'registry.example/migrate:7' }],
+  containers: [
+    { name: 'app', image: 'registry.example/web:1.4' },
+    { name: 'proxy', image: 'registry.example/envoy:1.31' },
+  ],
+};
 
-function hpa(name: string, target: string, minReplicas: number, maxReplicas: number): KubeObject {
-  return {
-    apiVersion: 'autoscaling/v2',
-    kind: 'HorizontalPodAutoscaler',
-    metadata: { name, namespace: 'shop' },
-    spec: {
-      minReplicas,
-      maxReplicas,
-      scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: target },
-    },
-  };
-}
+const deployment = (name: string, replicas: number) => deploymentObject({ name, replicas, pod: WEB_POD });
+
+const hpa = (name: string, target: string, minReplicas: number, maxReplicas: number) =>
+  hpaObject({ name, target, minReplicas, maxReplicas });
 
 /** A fake API server and a client for it whose sleeps are recorded instead of waited. */
 async function setup(

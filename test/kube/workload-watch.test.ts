@@ -6,42 +6,14 @@ import t, { type Test } from 'tap';
 import { ManualClock } from '../../src/clock.js';
 import { StaleObservationError } from '../../src/errors.js';
 import { KubeClusterClient } from '../../src/kube/kube-cluster-client.js';
-import {
-  FakeApiServer,
-  type FakeApiServerOptions,
-  type KubeObject,
-} from '../../src/sandbox/fake-apiserver.js';
+import { FakeApiServer, type FakeApiServerOptions } from '../../src/sandbox/fake-apiserver.js';
+import { deploymentObject, hpaObject } from '../fixtures/kube-objects.js';
 
 const web = { namespace: 'shop', name: 'web' };
 
-function deployment(name: string, replicas: number): KubeObject {
-  return {
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: { name, namespace: 'shop' },
-    spec: {
-      replicas,
-      selector: { matchLabels: { app: name } },
-      template: {
-        metadata: { labels: { app: name } },
-        spec: { containers: [{ name: 'app', image: 'web:1' }] },
-      },
-    },
-  };
-}
+const deployment = (name: string, replicas: number) => deploymentObject({ name, replicas });
 
-function hpa(name: string, target: string, minReplicas: number): KubeObject {
-  return {
-    apiVersion: 'autoscaling/v2',
-    kind: 'HorizontalPodAutoscaler',
-    metadata: { name, namespace: 'shop' },
-    spec: {
-      minReplicas,
-      maxReplicas: 10,
-      scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: target },
-    },
-  };
-}
+const hpa = (name: string, target: string, minReplicas: number) => hpaObject({ name, target, minReplicas });
 
 async function setup(t: Test, serverOptions: FakeApiServerOptions = {}) {
   const server = new FakeApiServer(serverOptions);

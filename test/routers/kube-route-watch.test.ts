@@ -8,7 +8,8 @@ import { StaleObservationError } from '../../src/errors.js';
 import { buildKubeConfig } from '../../src/kube/kubeconfig.js';
 import { istioRoute } from '../../src/routers/istio.js';
 import { KubeObjects } from '../../src/routers/kube-objects.js';
-import { FakeApiServer, type KubeObject } from '../../src/sandbox/fake-apiserver.js';
+import { FakeApiServer } from '../../src/sandbox/fake-apiserver.js';
+import { virtualServiceObject } from '../fixtures/kube-objects.js';
 
 const signal = () => AbortSignal.timeout(10_000);
 
@@ -21,24 +22,8 @@ const route: ResolvedRouteOf<'istio'> = {
   newDestination: { host: 'checkout-east-2' },
 };
 
-function virtualService(newWeight: number): KubeObject {
-  return {
-    apiVersion: 'networking.istio.io/v1',
-    kind: 'VirtualService',
-    metadata: { name: 'checkout', namespace: 'shop' },
-    spec: {
-      hosts: ['checkout'],
-      http: [
-        {
-          route: [
-            { destination: { host: 'checkout' }, weight: 100 - newWeight },
-            { destination: { host: 'checkout-east-2' }, weight: newWeight },
-          ],
-        },
-      ],
-    },
-  };
-}
+const virtualService = (newWeight: number) =>
+  virtualServiceObject({ old: { host: 'checkout' }, new: { host: 'checkout-east-2' }, newWeight });
 
 async function setup(t: Test) {
   const server = new FakeApiServer();

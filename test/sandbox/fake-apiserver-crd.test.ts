@@ -3,36 +3,19 @@
 // refuse invalid objects with the real server's words.
 
 import t, { type Test } from 'tap';
-import { FakeApiServer, type KubeObject } from '../../src/sandbox/fake-apiserver.js';
+import type { KubeObject } from '../../src/sandbox/fake-apiserver.js';
 import { migrationCrd } from '../fixtures/migration-crd.js';
-
-interface Answer {
-  status: number;
-  body: Record<string, unknown> & { metadata?: Record<string, unknown> };
-}
+import { startFakeApiServer } from '../helpers/fake-apiserver-http.js';
 
 async function startServer(t: Test) {
-  const server = new FakeApiServer();
-  const { url } = await server.start();
-  t.teardown(() => server.stop());
-  const call = async (
+  const fake = await startFakeApiServer(t);
+  const call = (
     method: string,
     path: string,
     body?: unknown,
     options: { contentType?: string; accept?: string } = {},
-  ): Promise<Answer> => {
-    const headers: Record<string, string> = {};
-    if (body !== undefined) headers['content-type'] = options.contentType ?? 'application/json';
-    if (options.accept) headers.accept = options.accept;
-    const response = await fetch(`${url}${path}`, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(10_000),
-    });
-    return { status: response.status, body: (await response.json()) as Answer['body'] };
-  };
-  return { server, url, call };
+  ) => fake.call(method, path, body, options.contentType, options.accept);
+  return { ...fake, call };
 }
 
 const CRDS = '/apis/apiextensions.k8s.io/v1/customresourcedefinitions';

@@ -5,11 +5,8 @@ import * as k8s from '@kubernetes/client-node';
 import { type CoreV1Api, KubeConfig, makeInformer, type V1ConfigMap } from '@kubernetes/client-node';
 import t, { type Test } from 'tap';
 import { ManualClock } from '../../src/clock.js';
-import {
-  FakeApiServer,
-  type FakeApiServerOptions,
-  type KubeObject,
-} from '../../src/sandbox/fake-apiserver.js';
+import type { FakeApiServerOptions, KubeObject } from '../../src/sandbox/fake-apiserver.js';
+import { startFakeApiServer } from '../helpers/fake-apiserver-http.js';
 
 interface WatchEvent {
   type: string;
@@ -17,18 +14,7 @@ interface WatchEvent {
 }
 
 async function startServer(t: Test, options: FakeApiServerOptions = {}) {
-  const server = new FakeApiServer(options);
-  const { url } = await server.start();
-  t.teardown(() => server.stop());
-  const call = async (method: string, path: string, body?: unknown, contentType = 'application/json') => {
-    const response = await fetch(`${url}${path}`, {
-      method,
-      headers: body === undefined ? {} : { 'content-type': contentType },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(10_000),
-    });
-    return { status: response.status, body: (await response.json()) as KubeObject & Record<string, unknown> };
-  };
+  const { server, url, call } = await startFakeApiServer(t, options);
   /** Open a watch; `next()` resolves with each event in order (bounded by a 10 s deadline). */
   const watch = async (path: string) => {
     const controller = new AbortController();

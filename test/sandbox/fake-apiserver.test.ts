@@ -1,38 +1,15 @@
 // The fake API server answers like a real one for the calls clustershift makes.
 
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { ManualClock } from '../../src/clock.js';
-import {
-  FakeApiServer,
-  type FakeApiServerOptions,
-  type KubeObject,
-} from '../../src/sandbox/fake-apiserver.js';
+import { FakeApiServer, type KubeObject } from '../../src/sandbox/fake-apiserver.js';
+import { deploymentObject } from '../fixtures/kube-objects.js';
 import { schemalessCrd } from '../fixtures/migration-crd.js';
+import { startFakeApiServer } from '../helpers/fake-apiserver-http.js';
 import { pollUntil } from '../helpers/poll.js';
 
-interface Answer {
-  status: number;
-  headers: Headers;
-  body: Record<string, unknown> & { metadata?: Record<string, unknown> };
-}
-
-async function startServer(t: Test, options: FakeApiServerOptions = {}) {
-  const server = new FakeApiServer(options);
-  const { url } = await server.start();
-  t.teardown(() => server.stop());
-  const call = async (method: string, path: string, body?: unknown, contentType = 'application/json') => {
-    const response = await fetch(`${url}${path}`, {
-      method,
-      headers: body === undefined ? {} : { 'content-type': contentType },
-      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-      signal: AbortSignal.timeout(10_000),
-    });
-    const text = await response.text();
-    return { status: response.status, headers: response.headers, body: JSON.parse(text) } as Answer;
-  };
-  return { server, url, call };
-}
+const startServer = startFakeApiServer;
 
 const CM_PATH = '/api/v1/namespaces/shop/configmaps';
 
@@ -47,21 +24,8 @@ function widgetCrd(): KubeObject {
   });
 }
 
-function deployment(name: string, replicas: number, namespace = 'shop'): KubeObject {
-  return {
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: { name, namespace, labels: { app: name } },
-    spec: {
-      replicas,
-      selector: { matchLabels: { app: name } },
-      template: {
-        metadata: { labels: { app: name } },
-        spec: { containers: [{ name: 'app', image: 'registry.example/app:1.0' }] },
-      },
-    },
-  };
-}
+const deployment = (name: string, replicas: number, namespace = 'shop') =>
+  deploymentObject({ name, replicas, namespace, labels: { app: name }, image: 'registry.example/app:1.0' });
 
 t.test('create, read, update, delete a ConfigMap with server-set metadata', async (t) => {
   const { call } = await startServer(t);

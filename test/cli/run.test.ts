@@ -10,6 +10,7 @@ import { registerSecurity } from '../../src/api/security.js';
 import { type CliIo, runCli, USAGE } from '../../src/cli/run.js';
 import { startDemoRuntime } from '../../src/sandbox/demo-runtime.js';
 import { FakeApiServer } from '../../src/sandbox/fake-apiserver.js';
+import { serveOnLoopback } from '../helpers/loopback.js';
 
 const TOKEN = 'op-5c4b3a29180716f5e4d3c2b1a0918273';
 
@@ -26,15 +27,7 @@ async function run(args: string[], extra: Partial<CliIo> = {}) {
 }
 
 async function listen(t: Test, server: HttpServer): Promise<string> {
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(
-    () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  );
-  return `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  return `http://127.0.0.1:${await serveOnLoopback(t, server)}`;
 }
 
 /**

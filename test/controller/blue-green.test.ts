@@ -7,7 +7,6 @@
 // new cluster the share the header's requests would have).
 
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import pino from 'pino';
 import t, { type Test } from 'tap';
 import { resolveConfig } from '../../src/config/load.js';
@@ -21,6 +20,7 @@ import { MemoryStateStore } from '../../src/state/memory-state-store.js';
 import { checkoutWorld } from '../fixtures/checkout-world.js';
 import { virtualServiceObject } from '../fixtures/kube-objects.js';
 import { TEST_RETRY } from '../helpers/kube-routers.js';
+import { serveOnLoopback } from '../helpers/loopback.js';
 
 const KEY = 'shop/checkout';
 const HEADER = { header: 'x-clustershift-new', value: '1', duration: '6s' };
@@ -55,9 +55,7 @@ async function smokeWebhook(t: Test, answer: () => SmokeAnswer) {
       response.writeHead(status, { 'content-type': 'text/plain' }).end(body);
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/smoke`, bodies };
+  return { url: `http://127.0.0.1:${await serveOnLoopback(t, server)}/smoke`, bodies };
 }
 
 async function setup(

@@ -3,7 +3,6 @@
 
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoreV1Api, KubeConfig, Watch } from '@kubernetes/client-node';
@@ -13,6 +12,7 @@ import { requestOptions } from '../../src/kube/kube-call.js';
 import { KubeClusterClient } from '../../src/kube/kube-cluster-client.js';
 import { API_CONNECTIONS_PER_CLUSTER, buildKubeConfig, reuseConnections } from '../../src/kube/kubeconfig.js';
 import { FakeApiServer } from '../../src/sandbox/fake-apiserver.js';
+import { serveOnLoopback } from '../helpers/loopback.js';
 import { pollUntil } from '../helpers/poll.js';
 
 function kubeconfigYaml(server: string): string {
@@ -129,16 +129,9 @@ async function countingServer(t: Test): Promise<CountingServer> {
     response.end(JSON.stringify({ kind: 'NamespaceList', apiVersion: 'v1', metadata: {}, items: [] }));
   });
   server.on('connection', () => connections++);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(
-    () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  );
+  const port = await serveOnLoopback(t, server);
   return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    url: `http://127.0.0.1:${port}`,
     connections: () => connections,
     agents,
     watching: () => watching,

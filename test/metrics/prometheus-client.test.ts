@@ -4,7 +4,6 @@
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -21,6 +20,7 @@ import {
 import { PrometheusClient, type PrometheusClientOptions } from '../../src/metrics/prometheus-client.js';
 import { needBinary } from '../helpers/binaries.js';
 import { scalar, startFakePrometheus, vector } from '../helpers/fake-prometheus.js';
+import { serveOnLoopback } from '../helpers/loopback.js';
 import { freePort } from '../helpers/ports.js';
 import { startPrometheus } from '../helpers/prometheus.js';
 
@@ -320,9 +320,7 @@ t.test('https with a custom CA file', { skip: openssl.skip }, async (t) => {
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(JSON.stringify(scalar('1')));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  const address = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const address = `https://127.0.0.1:${await serveOnLoopback(t, server)}`;
   const trusting = clientFor(t, { address, caFile: cert });
   t.same(await trusting.query('1', { signal: signal() }), { resultType: 'scalar', value: 1 });
   const untrusting = clientFor(t, { address });

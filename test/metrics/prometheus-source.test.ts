@@ -3,7 +3,6 @@
 // HAProxy and Prometheus, that the HAProxy template counts what really went through.
 
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 import t, { type Test } from 'tap';
 import { ManualClock } from '../../src/clock.js';
@@ -26,6 +25,7 @@ import type { MetricsReading, WorkloadRef } from '../../src/rollout/types.js';
 import { needBinary } from '../helpers/binaries.js';
 import { type FakePrometheus, scalar, startFakePrometheus, vector } from '../helpers/fake-prometheus.js';
 import { startHaproxy } from '../helpers/haproxy.js';
+import { serveOnLoopback } from '../helpers/loopback.js';
 import { pollUntil } from '../helpers/poll.js';
 import { startPrometheus } from '../helpers/prometheus.js';
 
@@ -658,17 +658,7 @@ t.test(
         res.end('new');
       }, 200);
     });
-    const listen = async (server: Server) => {
-      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-      t.teardown(
-        () =>
-          new Promise<void>((resolve) => {
-            server.closeAllConnections();
-            server.close(() => resolve());
-          }),
-      );
-      return (server.address() as AddressInfo).port;
-    };
+    const listen = (server: Server) => serveOnLoopback(t, server);
     const proxy = await startHaproxy(t, {
       binary: haproxy.path,
       backends: [

@@ -2,10 +2,10 @@
 // again (bounded), what refuses at once, and that the URL's secret never reaches a message.
 
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import t, { type Test } from 'tap';
 import { webhookSmokeTester } from '../../src/notify/smoke-test.js';
 import { newRolloutState } from '../../src/rollout/state-machine.js';
+import { serveOnLoopback } from '../helpers/loopback.js';
 
 const state = {
   ...newRolloutState({ namespace: 'shop', name: 'checkout' }, 0),
@@ -27,15 +27,7 @@ async function server(t: Test, answers: Array<{ status: number; body?: string } 
       response.writeHead(answer.status).end(answer.body ?? '');
     });
   });
-  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
-  t.teardown(
-    () =>
-      new Promise<void>((resolve) => {
-        http.closeAllConnections();
-        http.close(() => resolve());
-      }),
-  );
-  const port = (http.address() as AddressInfo).port;
+  const port = await serveOnLoopback(t, http);
   return { url: `http://127.0.0.1:${port}/smoke?token=s3cr3t`, host: `127.0.0.1:${port}`, seen };
 }
 

@@ -1,7 +1,6 @@
 // The istio route handle (istioRoute) through @kubernetes/client-node against a real FakeApiServer on loopback.
 
 import { createServer, request as httpRequest } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import t, { type Test } from 'tap';
 import type { ResolvedRouteOf } from '../../src/config/schema.js';
 import { RouteNotFoundError, RouterError } from '../../src/errors.js';
@@ -15,6 +14,7 @@ import {
   withoutServerFields,
   writeStatuses,
 } from '../helpers/kube-routers.js';
+import { serveOnLoopback } from '../helpers/loopback.js';
 
 const route = (extra: Partial<ResolvedRouteOf<'istio'>> = {}): ResolvedRouteOf<'istio'> => ({
   type: 'istio',
@@ -263,15 +263,7 @@ async function withoutIstioV1(t: Test, target: string): Promise<string> {
     );
     incoming.pipe(forwarded);
   });
-  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-  t.teardown(
-    () =>
-      new Promise<void>((resolve) => {
-        proxy.closeAllConnections();
-        proxy.close(() => resolve());
-      }),
-  );
-  return `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+  return `http://127.0.0.1:${await serveOnLoopback(t, proxy)}`;
 }
 
 t.test('falls back to v1beta1 when v1 is not served, and remembers it', async (t) => {

@@ -13,6 +13,7 @@ import t, { type Test } from 'tap';
 import { DASHBOARD_PATHS, dashboardPlugin } from '../../src/api/dashboard.js';
 import { registerSecurity } from '../../src/api/security.js';
 import { DEMO_MIGRATION, startDemoRuntime } from '../../src/sandbox/demo-runtime.js';
+import { MIGRATION_TIMINGS, MIGRATION_WORKLOADS } from '../fixtures/migration-demo.js';
 import { needBinary } from '../helpers/binaries.js';
 import { pollUntil } from '../helpers/poll.js';
 
@@ -22,6 +23,34 @@ const TOKEN = 'op-7e6d5c4b3a2918f7e6d5c4b3a2918f70';
 const WIDE = { width: 1440, height: 900 };
 const NARROW = { width: 375, height: 812 };
 const chromiumBinary = needBinary('chromium', 'apt-get install chromium');
+
+/** Headless Chromium, closed at teardown. */
+async function launchChromium(t: Test, extraArgs: string[] = []) {
+  const browser = await chromium.launch({
+    executablePath: chromiumBinary.path,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--no-first-run',
+      '--disable-background-networking',
+      ...extraArgs,
+    ],
+  });
+  t.teardown(() => browser.close());
+  return browser;
+}
+
+/** The page's script and console errors as they come; the browser's own favicon request is the server's 404. */
+function scriptProblems(page: Page): string[] {
+  const problems: string[] = [];
+  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+  page.on('console', (message) => {
+    if (message.type() === 'error' && !message.location().url.endsWith('/favicon.ico'))
+      problems.push(message.text());
+  });
+  return problems;
+}
 
 t.test('dashboard in headless Chromium', { skip: chromiumBinary.skip }, async (t) => {
   const demo = await startDemoRuntime({
@@ -54,20 +83,7 @@ t.test('dashboard in headless Chromium', { skip: chromiumBinary.skip }, async (t
   for (const workload of demo.config.workloads)
     await demo.runtime.controller.command(workload.key, { type: 'start' });
 
-  const browser = await chromium.launch({
-    executablePath: chromiumBinary.path,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
-  t.teardown(() => browser.close());
+  const browser = await launchChromium(t, ['--disable-quic', '--disable-component-update', '--disable-sync']);
   const context = await browser.newContext({ viewport: WIDE });
   const page = await context.newPage();
   page.setDefaultTimeout(20_000);
@@ -238,26 +254,10 @@ t.test(
       server: { after: [dashboardPlugin()] },
     });
     t.teardown(() => demo.stop());
-    const browser = await chromium.launch({
-      executablePath: chromiumBinary.path,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--no-first-run',
-        '--disable-background-networking',
-      ],
-    });
-    t.teardown(() => browser.close());
+    const browser = await launchChromium(t);
     const page = await browser.newPage();
     page.setDefaultTimeout(20_000);
-    const problems: string[] = [];
-    page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
-    page.on('console', (message) => {
-      // The browser's own favicon request is the server's 404; anything else is a problem.
-      if (message.type() === 'error' && !message.location().url.endsWith('/favicon.ico'))
-        problems.push(message.text());
-    });
+    const problems = scriptProblems(page);
     const statuses: number[] = [];
     page.on('response', (response) => {
       if (new URL(response.url()).pathname === '/api/v1/rollouts') statuses.push(response.status());
@@ -283,42 +283,16 @@ t.test(
   async (t) => {
     const demo = await startDemoRuntime({
       crds: true,
-      workloads: [
-        { name: 'frontend', rps: 40_000 },
-        { name: 'search', rps: 30_000 },
-        { name: 'payments', rps: 20_000, fault: { fromWeight: 5, errorRate: 0.3 } },
-      ],
-      timings: {
-        interval: '50ms',
-        holdTime: '300ms',
-        analysisInterval: '150ms',
-        drainDelay: '150ms',
-        oldScaleDownDelay: '150ms',
-        readyDelayMs: 100,
-      },
+      workloads: MIGRATION_WORKLOADS,
+      timings: MIGRATION_TIMINGS,
       progress: { intervalMs: 200, quietWindowMs: 60_000, trafficWindowMs: 1_000 },
       server: { after: [dashboardPlugin()] },
     });
     t.teardown(() => demo.stop());
-    const browser = await chromium.launch({
-      executablePath: chromiumBinary.path,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--no-first-run',
-        '--disable-background-networking',
-      ],
-    });
-    t.teardown(() => browser.close());
+    const browser = await launchChromium(t);
     const page = await browser.newPage({ viewport: WIDE });
     page.setDefaultTimeout(20_000);
-    const problems: string[] = [];
-    page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
-    page.on('console', (message) => {
-      if (message.type() === 'error' && !message.location().url.endsWith('/favicon.ico'))
-        problems.push(message.text());
-    });
+    const problems = scriptProblems(page);
     mkdirSync(OUTPUT, { recursive: true });
 
     await page.goto(`${demo.address}/`);

@@ -4,20 +4,10 @@
 // out while it follows (or before its first election) are written once it leads.
 
 import t from 'tap';
-import { DEMO_MIGRATION, startDemoRuntime } from '../../src/sandbox/demo-runtime.js';
-import { SandboxClusters } from '../../src/sandbox/sandbox-clusters.js';
+import { DEMO_MIGRATION } from '../../src/sandbox/demo-runtime.js';
 import type { SandboxHome } from '../../src/sandbox/sandbox-home.js';
 import { pollUntil } from '../helpers/poll.js';
-
-const API = 'clustershift.io/v1alpha1';
-const FAST = {
-  interval: '50ms',
-  holdTime: '400ms',
-  analysisInterval: '200ms',
-  drainDelay: '200ms',
-  oldScaleDownDelay: '200ms',
-  readyDelayMs: 150,
-};
+import { API, demoWithSecondPair, followerDemo } from './crd-world.js';
 
 interface Condition {
   type: string;
@@ -38,19 +28,7 @@ const waitFor = <T>(what: string, check: () => T | undefined) =>
 t.test(
   'a missing kubeconfig Secret is a condition on the ClusterMigration and its WorkloadMigrations',
   async (t) => {
-    const demo = await startDemoRuntime({
-      workloads: [{ name: 'frontend', rps: 3000 }],
-      timings: FAST,
-      crds: true,
-    });
-    t.teardown(() => demo.stop());
-    const home = demo.home!;
-    const eu = await SandboxClusters.start({
-      names: { old: 'eu-v1-30', new: 'eu-v1-32' },
-      readyDelayMs: FAST.readyDelayMs,
-      requestTimeoutMs: 5000,
-    });
-    t.teardown(() => eu.stop());
+    const { demo, home, eu } = await demoWithSecondPair(t);
     await eu.addWorkload(
       { namespace: 'bank', name: 'ledger' },
       { oldReplicas: 2, newReplicas: 1, image: 'ledger:1' },
@@ -96,15 +74,7 @@ t.test(
 );
 
 t.test("a follower's conditions are written when it becomes the leader", async (t) => {
-  let leading = false;
-  const demo = await startDemoRuntime({
-    workloads: [{ name: 'checkout', rps: 3000 }],
-    timings: FAST,
-    crds: true,
-    isLeader: () => leading,
-  });
-  t.teardown(() => demo.stop());
-  const home = demo.home!;
+  const { demo, home, lead } = await followerDemo(t);
   home.putWorkloadMigration('shop', 'ghost', 'no-such-migration');
   await waitFor('the follower to know both objects', () =>
     demo.crRuntime?.source.workloads().has('shop/checkout') ? true : undefined,
@@ -115,7 +85,7 @@ t.test("a follower's conditions are written when it becomes the leader", async (
   t.equal(conditionOf(home, 'WorkloadMigration', 'shop', 'ghost', 'Accepted'), undefined);
   t.equal(conditionOf(home, 'WorkloadMigration', 'shop', 'checkout', 'Accepted'), undefined);
 
-  leading = true;
+  lead();
   const ghost = await waitFor('the new leader to write what it worked out as a follower', () =>
     conditionOf(home, 'WorkloadMigration', 'shop', 'ghost', 'Accepted'),
   );

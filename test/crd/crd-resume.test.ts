@@ -3,7 +3,7 @@
 
 import t from 'tap';
 import { type DemoRuntime, startDemoRuntime } from '../../src/sandbox/demo-runtime.js';
-import { FAST, stateOf, waitFor, wlmObject } from './crd-world.js';
+import { FAST, followerDemo, stateOf, waitFor, wlmObject } from './crd-world.js';
 
 t.test(
   'a restarted runtime resumes a WorkloadMigration from its status at the same step and weight',
@@ -60,15 +60,7 @@ t.test(
 );
 
 t.test('of two replicas only the leader writes: a follower starts nothing, then leads', async (t) => {
-  let leading = false;
-  const demo = await startDemoRuntime({
-    workloads: [{ name: 'checkout', rps: 3000 }],
-    timings: FAST,
-    crds: true,
-    isLeader: () => leading,
-  });
-  t.teardown(() => demo.stop());
-  const home = demo.home!;
+  const { demo, home, lead } = await followerDemo(t);
   // The follower lists and watches like the leader; a few sweeps and ticks pass.
   await waitFor('the follower to know the workload', () =>
     demo.crRuntime?.source.workloads().has('shop/checkout') ? true : undefined,
@@ -82,7 +74,7 @@ t.test('of two replicas only the leader writes: a follower starts nothing, then 
   t.same(writes, [], 'a follower writes nothing to the home cluster');
   t.equal(wlmObject(home, 'shop', 'checkout')?.metadata?.finalizers, undefined, 'nor a finalizer');
   t.equal(demo.world.workload('shop/checkout').weight, 0, 'nor moves traffic');
-  leading = true;
+  lead();
   await waitFor('the new leader to start the rollout', () => {
     const state = stateOf(demo, 'shop/checkout');
     return state?.phase === 'Progressing' && state.weight > 0 ? true : undefined;

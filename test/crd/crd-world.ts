@@ -108,3 +108,22 @@ export async function demoWithSecondPair(t: Test) {
   t.teardown(() => eu.stop());
   return { demo, home: demo.home!, eu };
 }
+
+/**
+ * The demo with one workload, shop/checkout, on a replica that follows (lists, watches, writes
+ * nothing) until `lead()`.
+ */
+export async function followerDemo(t: Test) {
+  let leading = false;
+  const demo = await startDemoRuntime({
+    workloads: [{ name: 'checkout', rps: 3000 }],
+    timings: FAST,
+    crds: true,
+    isLeader: () => leading,
+  });
+  t.teardown(() => demo.stop());
+  const lead = () => {
+    leading = true;
+  };
+  return { demo, home: demo.home!, lead };
+}

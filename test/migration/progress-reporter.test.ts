@@ -18,6 +18,7 @@ import { newRolloutState } from '../../src/rollout/draft.js';
 import type { RolloutState } from '../../src/rollout/types.js';
 import { DEMO_MIGRATION, startDemoRuntime } from '../../src/sandbox/demo-runtime.js';
 import type { SourcedWorkload } from '../../src/sources/workload-source.js';
+import { MIGRATION_TIMINGS, MIGRATION_WORKLOADS } from '../fixtures/migration-demo.js';
 import { sandboxConfig } from '../fixtures/rollout.js';
 import { pollUntil } from '../helpers/poll.js';
 
@@ -27,20 +28,8 @@ t.test('a running migration writes its progress into the ClusterMigration status
   const events: MigrationNotification[] = [];
   const demo = await startDemoRuntime({
     crds: true,
-    workloads: [
-      // Busy enough that each check's evidence settles a step in one or two checks.
-      { name: 'frontend', rps: 40_000 },
-      { name: 'search', rps: 30_000 },
-      { name: 'payments', rps: 20_000, fault: { fromWeight: 5, errorRate: 0.3 } },
-    ],
-    timings: {
-      interval: '50ms',
-      holdTime: '300ms',
-      analysisInterval: '150ms',
-      drainDelay: '150ms',
-      oldScaleDownDelay: '150ms',
-      readyDelayMs: 100,
-    },
+    workloads: MIGRATION_WORKLOADS,
+    timings: MIGRATION_TIMINGS,
     progress: { intervalMs: 150, quietWindowMs: 600, trafficWindowMs: 1_000 },
     onMigrationEvent: (notification) => events.push(notification),
   });

@@ -10,16 +10,10 @@ import { runCli } from '../../src/cli/run.js';
 import { API_VERSION } from '../../src/crd/schema.js';
 import type { MigrationNotification } from '../../src/migration/migration-events.js';
 import { type DemoRuntime, startDemoRuntime } from '../../src/sandbox/demo-runtime.js';
+import { MIGRATION_TIMINGS } from '../fixtures/migration-demo.js';
 import { pollUntil } from '../helpers/poll.js';
 
-const FAST = {
-  interval: '50ms',
-  holdTime: '300ms',
-  analysisInterval: '150ms',
-  drainDelay: '150ms',
-  oldScaleDownDelay: '150ms',
-  readyDelayMs: 100,
-};
+const FAST = MIGRATION_TIMINGS;
 
 const waitFor = <T>(what: string, check: () => T | undefined, timeoutMs = 60_000) =>
   pollUntil(async () => check(), { what, timeoutMs, intervalMs: 25 });

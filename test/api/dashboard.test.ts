@@ -11,8 +11,8 @@ import { fileURLToPath } from 'node:url';
 import { chromium, type Page } from 'playwright-core';
 import t, { type Test } from 'tap';
 import { DASHBOARD_PATHS, dashboardPlugin } from '../../src/api/dashboard.js';
-import { registerSecurity } from '../../src/api/security.js';
 import { DEMO_MIGRATION, startDemoRuntime } from '../../src/sandbox/demo-runtime.js';
+import { tokenAuth } from '../fixtures/api-auth.js';
 import { MIGRATION_TIMINGS, MIGRATION_WORKLOADS } from '../fixtures/migration-demo.js';
 import { needBinary } from '../helpers/binaries.js';
 import { pollUntil } from '../helpers/poll.js';
@@ -70,11 +70,7 @@ t.test('dashboard in headless Chromium', { skip: chromiumBinary.skip }, async (t
     },
     server: {
       before: [
-        (app) =>
-          registerSecurity(app, {
-            auth: { enabled: true, tokensEnv: 'TOKENS', openPaths: ['/healthz', ...DASHBOARD_PATHS] },
-            env: { TOKENS: JSON.stringify([{ name: 'browser', role: 'operator', token: TOKEN }]) },
-          }),
+        tokenAuth([{ name: 'browser', role: 'operator', token: TOKEN }], ['/healthz', ...DASHBOARD_PATHS]),
       ],
       after: [dashboardPlugin()],
     },

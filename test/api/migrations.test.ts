@@ -4,10 +4,10 @@
 // the API's error body. Without CRDs the list is empty.
 
 import t from 'tap';
-import { registerSecurity } from '../../src/api/security.js';
 import { API_VERSION } from '../../src/crd/schema.js';
 import { DEMO_MIGRATION, startDemoRuntime } from '../../src/sandbox/demo-runtime.js';
 import type { KubeObject } from '../../src/sandbox/fake-apiserver.js';
+import { tokenAuth } from '../fixtures/api-auth.js';
 import { pollUntil } from '../helpers/poll.js';
 
 const VIEWER = 'view-1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d';
@@ -20,15 +20,7 @@ t.test('the migrations API', async (t) => {
       { name: 'search', rps: 1000 },
     ],
     startController: false,
-    server: {
-      before: [
-        (app) =>
-          registerSecurity(app, {
-            auth: { enabled: true, tokensEnv: 'TOKENS' },
-            env: { TOKENS: JSON.stringify([{ name: 'ci', role: 'viewer', token: VIEWER }]) },
-          }),
-      ],
-    },
+    server: { before: [tokenAuth([{ name: 'ci', role: 'viewer', token: VIEWER }])] },
   });
   t.teardown(() => demo.stop());
   const home = demo.home!;

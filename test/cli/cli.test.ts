@@ -7,11 +7,11 @@ import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import t from 'tap';
-import { registerSecurity } from '../../src/api/security.js';
 import type { RolloutDetail } from '../../src/api/views.js';
 import type { RolloutPhase } from '../../src/rollout/types.js';
 import { type DemoRuntime, startDemoRuntime } from '../../src/sandbox/demo-runtime.js';
 import { FakeApiServer } from '../../src/sandbox/fake-apiserver.js';
+import { tokenAuth } from '../fixtures/api-auth.js';
 import { pollUntil } from '../helpers/poll.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -299,15 +299,7 @@ t.test('the bearer token is sent from --token or CLUSTERSHIFT_TOKEN', async (t) 
     workloads: [{ name: 'frontend', rps: 1000 }],
     timings: FAST,
     startController: false,
-    server: {
-      before: [
-        (app) =>
-          registerSecurity(app, {
-            auth: { enabled: true, tokensEnv: 'TOKENS' },
-            env: { TOKENS: JSON.stringify([{ name: 'ci', role: 'operator', token }]) },
-          }),
-      ],
-    },
+    server: { before: [tokenAuth([{ name: 'ci', role: 'operator', token }])] },
   });
   t.teardown(() => demo.stop());
   const without = await cli(['status', '--server', demo.address]);

@@ -5,10 +5,11 @@
 import t from 'tap';
 import type { MigrationDetail } from '../../src/api/migration-reads.js';
 import { migrationsTable, migrationText, progressBar } from '../../src/cli/migrations.js';
-import { type CliIo, runCli, USAGE } from '../../src/cli/run.js';
+import { type CliIo, USAGE } from '../../src/cli/run.js';
 import { API_VERSION } from '../../src/crd/schema.js';
 import { DEMO_MIGRATION, startDemoRuntime } from '../../src/sandbox/demo-runtime.js';
 import type { KubeObject } from '../../src/sandbox/fake-apiserver.js';
+import { runCliCaptured } from '../fixtures/api-auth.js';
 import { pollUntil } from '../helpers/poll.js';
 
 const NOW = Date.parse('2026-12-01T12:00:00.000Z');
@@ -86,18 +87,8 @@ t.test('the text', async (t) => {
   t.match(text, /Workloads\n {2}WORKLOAD +PHASE +WEIGHT\n {2}pay\/gateway +Progressing +25%/);
 });
 
-async function run(args: string[], extra: Partial<CliIo> = {}) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await runCli(args, {
-    stdout: { write: (text: string) => out.push(text) },
-    stderr: { write: (text: string) => err.push(text) },
-    env: {},
-    now: () => NOW,
-    ...extra,
-  });
-  return { code, stdout: out.join(''), stderr: err.join('') };
-}
+const run = (args: string[], extra: Partial<CliIo> = {}) =>
+  runCliCaptured(args, { now: () => NOW, ...extra });
 
 t.test('against a runtime with a ClusterMigration', async (t) => {
   t.match(USAGE, /migrations +every ClusterMigration/);

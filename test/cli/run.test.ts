@@ -6,25 +6,15 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { connect, createServer, type Socket } from 'node:net';
 import t, { type Test } from 'tap';
 import { COMMANDS } from '../../src/api/commands.js';
-import { registerSecurity } from '../../src/api/security.js';
-import { type CliIo, runCli, USAGE } from '../../src/cli/run.js';
+import { USAGE } from '../../src/cli/run.js';
 import { startDemoRuntime } from '../../src/sandbox/demo-runtime.js';
 import { FakeApiServer } from '../../src/sandbox/fake-apiserver.js';
+import { runCliCaptured, tokenAuth } from '../fixtures/api-auth.js';
 import { serveOnLoopback } from '../helpers/loopback.js';
 
 const TOKEN = 'op-5c4b3a29180716f5e4d3c2b1a0918273';
 
-async function run(args: string[], extra: Partial<CliIo> = {}) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await runCli(args, {
-    stdout: { write: (text: string) => out.push(text) },
-    stderr: { write: (text: string) => err.push(text) },
-    env: {},
-    ...extra,
-  });
-  return { code, stdout: out.join(''), stderr: err.join('') };
-}
+const run = runCliCaptured;
 
 async function listen(t: Test, server: HttpServer): Promise<string> {
   return `http://127.0.0.1:${await serveOnLoopback(t, server)}`;
@@ -122,15 +112,7 @@ t.test('against a clustershift API', async (t) => {
   const demo = await startDemoRuntime({
     workloads: [{ name: 'frontend', rps: 1000 }],
     startController: false,
-    server: {
-      before: [
-        (app) =>
-          registerSecurity(app, {
-            auth: { enabled: true, tokensEnv: 'TOKENS' },
-            env: { TOKENS: JSON.stringify([{ name: 'ci', role: 'operator', token: TOKEN }]) },
-          }),
-      ],
-    },
+    server: { before: [tokenAuth([{ name: 'ci', role: 'operator', token: TOKEN }])] },
   });
   t.teardown(() => demo.stop());
 

@@ -1,6 +1,8 @@
 // Values the chart tests share: what an installer must set, and values the chart must refuse
 // (each with the path values.schema.json reports), checked by ajv and by helm itself.
 
+import { checkoutWorkload } from '../fixtures/checkout-route.js';
+
 type Values = Record<string, unknown>;
 
 /** What the README tells an installer to set: the three values without a usable default. */
@@ -8,18 +10,7 @@ export const INSTALLER_VALUES: Values = {
   clusters: { new: { kubeconfigSecret: 'clustershift-new-cluster' } },
   api: { auth: { existingSecret: 'clustershift-api-tokens' } },
   config: {
-    workloads: [
-      {
-        namespace: 'shop',
-        name: 'checkout',
-        route: {
-          type: 'istio',
-          virtualService: 'checkout',
-          oldDestination: { host: 'checkout.shop.svc.cluster.local' },
-          newDestination: { host: 'checkout.shop.global' },
-        },
-      },
-    ],
+    workloads: [checkoutWorkload()],
   },
 };
 

@@ -5,22 +5,12 @@ import t from 'tap';
 import { DEFAULT_BODY_LIMIT_BYTES } from '../../src/api/security.js';
 import { resolveConfig } from '../../src/config/load.js';
 import { ConfigError } from '../../src/errors.js';
+import { checkoutWorkload } from '../fixtures/checkout-route.js';
 
 const minimal = (api?: unknown) => ({
   clusters: { old: { name: 'old' }, new: { name: 'new' } },
   metrics: { type: 'prometheus', address: 'http://127.0.0.1:9090', template: 'istio' },
-  workloads: [
-    {
-      namespace: 'shop',
-      name: 'checkout',
-      route: {
-        type: 'istio',
-        virtualService: 'checkout',
-        oldDestination: { host: 'checkout.shop.svc.cluster.local' },
-        newDestination: { host: 'checkout.shop.global' },
-      },
-    },
-  ],
+  workloads: [checkoutWorkload()],
   ...(api === undefined ? {} : { api }),
 });
 

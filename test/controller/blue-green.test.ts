@@ -17,6 +17,7 @@ import type { RolloutState } from '../../src/rollout/types.js';
 import { createRouteHandles } from '../../src/routers/registry.js';
 import { FakeApiServer, type KubeObject } from '../../src/sandbox/fake-apiserver.js';
 import { MemoryStateStore } from '../../src/state/memory-state-store.js';
+import { checkoutWorkload } from '../fixtures/checkout-route.js';
 import { checkoutWorld } from '../fixtures/checkout-world.js';
 import { virtualServiceObject } from '../fixtures/kube-objects.js';
 import { TEST_RETRY } from '../helpers/kube-routers.js';
@@ -86,17 +87,13 @@ async function setup(
         scaling: { headroom: 0.2, drainDelay: '2s', oldScaleDownDelay: '3s', readyTimeout: '60s' },
       },
       workloads: [
-        {
-          namespace: 'shop',
-          name: 'checkout',
-          route: {
-            type: 'istio',
-            virtualService: 'checkout',
-            routeName: 'primary',
-            oldDestination: { host: 'checkout.east-1' },
-            newDestination: { host: 'checkout.east-2' },
-          },
-        },
+        checkoutWorkload({
+          type: 'istio',
+          virtualService: 'checkout',
+          routeName: 'primary',
+          oldDestination: { host: 'checkout.east-1' },
+          newDestination: { host: 'checkout.east-2' },
+        }),
       ],
     },
     'test',

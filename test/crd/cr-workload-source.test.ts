@@ -13,6 +13,7 @@ import { buildKubeConfig } from '../../src/kube/kubeconfig.js';
 import { newRolloutState } from '../../src/rollout/state-machine.js';
 import { FakeApiServer, type KubeObject } from '../../src/sandbox/fake-apiserver.js';
 import type { WorkloadChange } from '../../src/sources/workload-source.js';
+import { CHECKOUT_ISTIO_ROUTE } from '../fixtures/checkout-route.js';
 import { pollUntil } from '../helpers/poll.js';
 import { freePort } from '../helpers/ports.js';
 
@@ -22,12 +23,7 @@ const PROCESS: ProcessSettings = {
   metrics: { type: 'prometheus', address: 'http://prometheus:9090', template: 'istio' },
   defaults: { plan: { steps: [10, 50, 100] } },
 };
-const ISTIO = {
-  type: 'istio',
-  virtualService: 'checkout',
-  oldDestination: { host: 'checkout.shop.svc.cluster.local' },
-  newDestination: { host: 'checkout.shop.global' },
-};
+const ISTIO = CHECKOUT_ISTIO_ROUTE;
 
 function migration(name = 'upgrade', spec: Record<string, unknown> = {}): KubeObject {
   return {

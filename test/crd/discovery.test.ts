@@ -17,6 +17,7 @@ import { ClusterPairs } from '../../src/kube/cluster-pairs.js';
 import { buildKubeConfig } from '../../src/kube/kubeconfig.js';
 import { FakeApiServer, type KubeObject } from '../../src/sandbox/fake-apiserver.js';
 import { SandboxHome } from '../../src/sandbox/sandbox-home.js';
+import { CHECKOUT_ISTIO_ROUTE } from '../fixtures/checkout-route.js';
 import { pollUntil } from '../helpers/poll.js';
 
 const API = 'clustershift.io/v1alpha1';
@@ -203,12 +204,7 @@ t.test('a selector creates owned WorkloadMigrations and reports what it cannot',
   t.same(checkout.spec, {
     migration: 'upgrade',
     workload: { name: 'checkout' },
-    route: {
-      type: 'istio',
-      virtualService: 'checkout',
-      oldDestination: { host: 'checkout.shop.svc.cluster.local' },
-      newDestination: { host: 'checkout.shop.global' },
-    },
+    route: CHECKOUT_ISTIO_ROUTE,
   });
   await until('the CR source to run it', () => s.source.workloads().get('shop/checkout'));
   t.match(s.source.workloads().get('shop/checkout')?.route, { virtualService: 'checkout' });

@@ -11,6 +11,7 @@ import { WorkloadMigrationStateStore } from '../../src/crd/workload-migration-st
 import { buildKubeConfig } from '../../src/kube/kubeconfig.js';
 import { newRolloutState } from '../../src/rollout/state-machine.js';
 import { FakeApiServer } from '../../src/sandbox/fake-apiserver.js';
+import { CHECKOUT_ISTIO_ROUTE } from '../fixtures/checkout-route.js';
 import { kubectlFor, needKubectl } from '../helpers/kubectl.js';
 
 const { path: kubectlPath, skip } = needKubectl();
@@ -51,12 +52,7 @@ t.test('kubectl and the clustershift.io CRDs', { skip }, async (t) => {
       spec: {
         migration: 'upgrade',
         workload: { name: 'checkout' },
-        route: {
-          type: 'istio',
-          virtualService: 'checkout',
-          oldDestination: { host: 'checkout.shop.svc.cluster.local' },
-          newDestination: { host: 'checkout.shop.global' },
-        },
+        route: CHECKOUT_ISTIO_ROUTE,
       },
     },
   ]);

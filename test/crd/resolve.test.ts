@@ -14,18 +14,14 @@ import {
 } from '../../src/crd/resolve.js';
 import type { ClusterMigrationObject, WorkloadMigrationObject } from '../../src/crd/schema.js';
 import type { SourcedWorkload } from '../../src/sources/workload-source.js';
+import { CHECKOUT_ISTIO_ROUTE } from '../fixtures/checkout-route.js';
 
 const PROCESS: ProcessSettings = {
   metrics: { type: 'prometheus', address: 'http://prometheus:9090', template: 'istio' },
   defaults: { plan: { steps: [10, 50, 100], holdTime: '2m' }, analysis: { errorRate: { alpha: 0.01 } } },
 };
 
-const ISTIO = {
-  type: 'istio' as const,
-  virtualService: 'checkout',
-  oldDestination: { host: 'checkout.shop.svc.cluster.local' },
-  newDestination: { host: 'checkout.shop.global' },
-};
+const ISTIO = CHECKOUT_ISTIO_ROUTE;
 
 function migration(
   spec: Record<string, unknown> = {},

@@ -3,16 +3,15 @@
 // refuses with the exact series it looked for, and the live route never moves.
 
 import t from 'tap';
-import { expectPhase, stackBinaries, startStack } from '../fixtures/stack.js';
+import { expectPhase, stackTest } from '../fixtures/stack.js';
 
 t.setTimeout(300_000);
-const binaries = stackBinaries();
 
-t.test(
+stackTest(
+  t,
   'an empty prometheus (no series for the workload): preflight refuses, no traffic moves',
-  { skip: binaries.skip },
-  async (t) => {
-    const stack = await startStack(t, { requestsPerSecond: 50, binaries, scrapeHaproxy: false });
+  { requestsPerSecond: 50, scrapeHaproxy: false },
+  async (t, stack) => {
     // The load flows through haproxy all along; only the metrics cannot see it.
     await stack.waitFor('some requests through haproxy', () =>
       stack.load.counts().ok >= 50 ? true : undefined,

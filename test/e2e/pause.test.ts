@@ -3,22 +3,20 @@
 // a workload with too little traffic pauses at its first step and never promotes.
 
 import t from 'tap';
-import { expectPhase, stackBinaries, startStack } from '../fixtures/stack.js';
+import { expectPhase, stackTest } from '../fixtures/stack.js';
 
 // Each scenario starts prometheus and haproxy and runs a rollout in real time.
 t.setTimeout(300_000);
-const binaries = stackBinaries();
 
-t.test(
+stackTest(
+  t,
   'prometheus stops mid-rollout: nothing advances, the rollout pauses with a reason, then continues',
-  { skip: binaries.skip },
-  async (t) => {
-    // A hold long enough that the step cannot be earned while prometheus is shutting down.
-    const stack = await startStack(t, {
-      requestsPerSecond: 100,
-      binaries,
-      policy: { plan: { holdTime: '8s' }, analysis: { inconclusiveLimit: 3 } },
-    });
+  // A hold long enough that the step cannot be earned while prometheus is shutting down.
+  {
+    requestsPerSecond: 100,
+    policy: { plan: { holdTime: '8s' }, analysis: { inconclusiveLimit: 3 } },
+  },
+  async (t, stack) => {
     t.equal((await stack.command('start')).status, 200, 'start is accepted');
     await stack.waitFor('the first step (10%) to be in force', () =>
       stack.state().phase === 'Progressing' && stack.state().weight === 10 ? true : undefined,
@@ -74,16 +72,15 @@ t.test(
   },
 );
 
-t.test(
+stackTest(
+  t,
   'a workload with too little traffic never promotes on insufficient data',
-  { skip: binaries.skip },
-  async (t) => {
-    // 2 requests a second: at 10% the new cluster gets one request every 5s, far from 50 a step.
-    const stack = await startStack(t, {
-      requestsPerSecond: 2,
-      binaries,
-      policy: { analysis: { minRequests: 50, inconclusiveLimit: 3 } },
-    });
+  // 2 requests a second: at 10% the new cluster gets one request every 5s, far from 50 a step.
+  {
+    requestsPerSecond: 2,
+    policy: { analysis: { minRequests: 50, inconclusiveLimit: 3 } },
+  },
+  async (t, stack) => {
     t.equal((await stack.command('start')).status, 200, 'start is accepted');
 
     const paused = await stack.waitForPhase(

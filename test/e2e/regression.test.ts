@@ -4,28 +4,26 @@
 // workload on one stack, each started again with `retry` after its rollback.
 
 import t from 'tap';
-import { expectPhase, stackBinaries, startStack } from '../fixtures/stack.js';
+import { expectPhase, stackTest } from '../fixtures/stack.js';
 
 t.setTimeout(240_000);
-const binaries = stackBinaries();
 const RUNS = 3;
 
-t.test(
+stackTest(
+  t,
   'the new cluster at 3x the old error rate (1% -> 3%) is rolled back in every run',
-  { skip: binaries.skip },
-  async (t) => {
-    // 400 requests/s so that each rollback takes seconds, not minutes: at 25% the new cluster
-    // serves 3 errors/s, and telling 3x from the allowed 1.5x takes a few dozen errors.
-    const stack = await startStack(t, {
-      requestsPerSecond: 400,
-      loadMaxDurationMs: 200_000,
-      binaries,
-      policy: {
-        plan: { steps: [25, 50, 100] },
-        // The production absolute margin: the e2e default (5%) would call 3% negligible.
-        analysis: { errorRate: { negligibleErrorRate: 0.001 } },
-      },
-    });
+  // 400 requests/s so that each rollback takes seconds, not minutes: at 25% the new cluster
+  // serves 3 errors/s, and telling 3x from the allowed 1.5x takes a few dozen errors.
+  {
+    requestsPerSecond: 400,
+    loadMaxDurationMs: 200_000,
+    policy: {
+      plan: { steps: [25, 50, 100] },
+      // The production absolute margin: the e2e default (5%) would call 3% negligible.
+      analysis: { errorRate: { negligibleErrorRate: 0.001 } },
+    },
+  },
+  async (t, stack) => {
     stack.apps.old.setFault({ errorRatio: 0.01 });
     stack.apps.new.setFault({ errorRatio: 0.03 });
 

@@ -5,21 +5,19 @@
 // rollback finishes by itself once the old pods are ready.
 
 import t from 'tap';
-import { expectPhase, NAMESPACE, stackBinaries, startStack, WORKLOAD } from '../fixtures/stack.js';
+import { expectPhase, NAMESPACE, stackTest, WORKLOAD } from '../fixtures/stack.js';
 
 t.setTimeout(300_000);
-const binaries = stackBinaries();
 
-t.test(
+stackTest(
+  t,
   'a stepwise rollback keeps the new cluster until the old one is ready, and reports a shortfall',
-  { skip: binaries.skip },
-  async (t) => {
-    const stack = await startStack(t, {
-      requestsPerSecond: 100,
-      binaries,
-      oldReplicas: 10,
-      policy: { scaling: { oldScaleDown: 'stepwise', readyTimeout: '4s' } },
-    });
+  {
+    requestsPerSecond: 100,
+    oldReplicas: 10,
+    policy: { scaling: { oldScaleDown: 'stepwise', readyTimeout: '4s' } },
+  },
+  async (t, stack) => {
     t.equal((await stack.command('start')).status, 200);
     await stack.waitFor('the 50% step in force with the old cluster shrunk to 6', () =>
       stack.state().weight === 50 && stack.replicas('old') === 6 ? true : undefined,

@@ -2,11 +2,10 @@
 // rolls it back on its own, once for 5xx answers and once for latency alone.
 
 import t, { type Test } from 'tap';
-import { expectPhase, type Stack, stackBinaries, startStack } from '../fixtures/stack.js';
+import { expectPhase, type Stack, stackTest } from '../fixtures/stack.js';
 
 // Each scenario starts prometheus and haproxy and runs a rollout in real time.
 t.setTimeout(300_000);
-const binaries = stackBinaries();
 
 /** After a rollback, the new app gets no more requests while the load goes on. */
 async function newGetsNoTraffic(t: Test, stack: Stack): Promise<void> {
@@ -20,16 +19,15 @@ async function newGetsNoTraffic(t: Test, stack: Stack): Promise<void> {
   t.equal(servedByNew(after), servedByNew(before), 'the new app served none of the next 200 requests');
 }
 
-t.test(
+stackTest(
+  t,
   'the new app starts answering 5xx at 10%: rolled back automatically',
-  { skip: binaries.skip },
-  async (t) => {
-    // A longer hold than the default, so the step cannot pass on checks taken before the fault shows.
-    const stack = await startStack(t, {
-      requestsPerSecond: 100,
-      binaries,
-      policy: { plan: { holdTime: '6s' } },
-    });
+  // A longer hold than the default, so the step cannot pass on checks taken before the fault shows.
+  {
+    requestsPerSecond: 100,
+    policy: { plan: { holdTime: '6s' } },
+  },
+  async (t, stack) => {
     t.equal((await stack.command('start')).status, 200);
     await stack.waitFor('the first step (10%) to be in force', () =>
       stack.state().phase === 'Progressing' && stack.state().weight === 10 ? true : undefined,
@@ -66,11 +64,11 @@ t.test(
   },
 );
 
-t.test(
+stackTest(
+  t,
   'latency alone regresses in the new cluster: rolled back by the latency metric',
-  { skip: binaries.skip },
-  async (t) => {
-    const stack = await startStack(t, { requestsPerSecond: 100, binaries });
+  { requestsPerSecond: 100 },
+  async (t, stack) => {
     // HAProxy's figure is an average over the server's last requests, starting from 0, so it
     // climbs towards the real 400ms as the new server serves; the latency check compares it with
     // the old server's (a few ms) and fails once it is 1.5x and 10ms above.

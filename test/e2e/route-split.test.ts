@@ -5,25 +5,23 @@
 // once the server is back in service.
 
 import t from 'tap';
-import { expectPhase, stackBinaries, startStack, WORKLOAD } from '../fixtures/stack.js';
+import { expectPhase, stackTest, WORKLOAD } from '../fixtures/stack.js';
 import { adminCommand } from '../helpers/haproxy.js';
 
 t.setTimeout(300_000);
-const binaries = stackBinaries();
 
-t.test(
+stackTest(
+  t,
   'a server put in maint mid-rollout is detected and the rollout pauses until it is back',
-  { skip: binaries.skip },
-  async (t) => {
-    // This test is about the split. The latency check is loosened because HAProxy's average for
-    // the new server covers its last 1024 requests, which right after the maint still include the
-    // stretch when it carried all the traffic alone (seen: 30ms vs 9ms, two failed checks, a
-    // rollback in 2 runs of 6 with the defaults).
-    const stack = await startStack(t, {
-      requestsPerSecond: 100,
-      binaries,
-      policy: { plan: { holdTime: '6s' }, analysis: { latency: { maxRatio: 1.5, minDeltaMs: 200 } } },
-    });
+  // This test is about the split. The latency check is loosened because HAProxy's average for
+  // the new server covers its last 1024 requests, which right after the maint still include the
+  // stretch when it carried all the traffic alone (seen: 30ms vs 9ms, two failed checks, a
+  // rollback in 2 runs of 6 with the defaults).
+  {
+    requestsPerSecond: 100,
+    policy: { plan: { holdTime: '6s' }, analysis: { latency: { maxRatio: 1.5, minDeltaMs: 200 } } },
+  },
+  async (t, stack) => {
     const admin = { path: stack.haproxy.adminSocketPath };
     t.equal((await stack.command('start')).status, 200);
     await stack.waitFor('the first step (10%) to be in force', () =>

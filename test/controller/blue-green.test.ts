@@ -7,20 +7,15 @@
 // new cluster the share the header's requests would have).
 
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import pino from 'pino';
 import t, { type Test } from 'tap';
 import { resolveConfig } from '../../src/config/load.js';
-import { Controller } from '../../src/controller.js';
-import { buildKubeConfig } from '../../src/kube/kubeconfig.js';
 import { webhookSmokeTester } from '../../src/notify/smoke-test.js';
 import type { RolloutState } from '../../src/rollout/types.js';
-import { createRouteHandles } from '../../src/routers/registry.js';
 import { FakeApiServer, type KubeObject } from '../../src/sandbox/fake-apiserver.js';
-import { MemoryStateStore } from '../../src/state/memory-state-store.js';
 import { checkoutWorkload } from '../fixtures/checkout-route.js';
-import { checkoutWorld } from '../fixtures/checkout-world.js';
+import { checkoutWorld, controllerFor } from '../fixtures/checkout-world.js';
 import { virtualServiceObject } from '../fixtures/kube-objects.js';
-import { TEST_RETRY } from '../helpers/kube-routers.js';
+import { routesOnOneServer } from '../helpers/kube-routers.js';
 import { serveOnLoopback } from '../helpers/loopback.js';
 
 const KEY = 'shop/checkout';
@@ -103,23 +98,11 @@ async function setup(
     oldReplicas: 5,
     seed: 11,
   });
-  const kubeConfig = buildKubeConfig({ name: 'east-1', server: url });
-  const routes = createRouteHandles({
-    config,
-    kube: { old: kubeConfig, new: kubeConfig },
-    requestTimeoutMs: 5000,
-    kubeRetry: TEST_RETRY,
-    sleep: async () => {},
-  });
-  const controller = new Controller({
-    workloads: config.workloads,
-    settings: config.controller,
+  const controller = controllerFor(config, {
     clusters,
-    routes,
+    routes: routesOnOneServer(config, url),
     metrics: world,
-    store: new MemoryStateStore(),
     clock,
-    logger: pino({ level: 'silent' }),
     // Backoff between attempts recorded, not waited.
     smokeTest: webhookSmokeTester({ sleep: async () => {} }),
   });

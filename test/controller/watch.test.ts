@@ -3,16 +3,14 @@
 // route and the metrics. New pods turning ready write the next weight at once (no tick); a
 // broken watch holds the rollout (no scale, no weight write, no check) until it is synced again.
 
-import pino from 'pino';
 import t, { type Test } from 'tap';
 import { ManualClock } from '../../src/clock.js';
 import { resolveConfig } from '../../src/config/load.js';
-import { Controller } from '../../src/controller.js';
 import { KubeClusterClient } from '../../src/kube/kube-cluster-client.js';
 import type { RolloutState } from '../../src/rollout/types.js';
 import { FakeApiServer } from '../../src/sandbox/fake-apiserver.js';
 import { SimulatedWorld } from '../../src/sandbox/world.js';
-import { MemoryStateStore } from '../../src/state/memory-state-store.js';
+import { controllerFor } from '../fixtures/checkout-world.js';
 import { deploymentObject } from '../fixtures/kube-objects.js';
 
 const KEY = 'shop/checkout';
@@ -67,15 +65,11 @@ async function setup(t: Test, options: { isLeader?: () => boolean } = {}) {
     new: { errorRate: 0.005, p99LatencyMs: 118 },
   });
   const transitions: Array<(after: RolloutState) => void> = [];
-  const controller = new Controller({
-    workloads: config.workloads,
-    settings: config.controller,
+  const controller = controllerFor(config, {
     clusters,
     routes: world.routes([KEY]),
     metrics: world,
-    store: new MemoryStateStore(),
     clock,
-    logger: pino({ level: 'silent' }),
     ...(options.isLeader ? { isLeader: options.isLeader } : {}),
     onTransition: (_before, after) => {
       for (const listener of transitions) listener(after);

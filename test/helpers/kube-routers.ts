@@ -3,9 +3,11 @@
 // instead of waited.
 
 import type { Test } from 'tap';
+import type { Config } from '../../src/config/load.js';
 import type { RetryPolicy } from '../../src/kube/kube-call.js';
 import { buildKubeConfig } from '../../src/kube/kubeconfig.js';
 import { type ClusterObjects, KubeObjects } from '../../src/routers/kube-objects.js';
+import { createRouteHandles } from '../../src/routers/registry.js';
 import type { RouteHandle } from '../../src/routers/router.js';
 import { FakeApiServer, type KubeObject } from '../../src/sandbox/fake-apiserver.js';
 
@@ -51,6 +53,18 @@ export async function startKubeRouterFixture(
 }
 
 /** A signal for one call of a route handle's. */
+/** `config`'s routes bound to one fake API server at `url` playing both clusters; retries not waited. */
+export function routesOnOneServer(config: Config, url: string) {
+  const kubeConfig = buildKubeConfig({ name: 'east-1', server: url });
+  return createRouteHandles({
+    config,
+    kube: { old: kubeConfig, new: kubeConfig },
+    requestTimeoutMs: 5000,
+    kubeRetry: TEST_RETRY,
+    sleep: async () => {},
+  });
+}
+
 export const routeSignal = () => AbortSignal.timeout(20_000);
 
 /** The weight a handle reads back. */

@@ -5,12 +5,10 @@
 import pino from 'pino';
 import t from 'tap';
 import { resolveEmbeddedConfig } from '../../src/config/load.js';
-import { Controller } from '../../src/controller.js';
 import { webhookGate } from '../../src/notify/gate.js';
 import { Notifier } from '../../src/notify/notifier.js';
 import type { RolloutState } from '../../src/rollout/types.js';
-import { MemoryStateStore } from '../../src/state/memory-state-store.js';
-import { checkoutWorld } from '../fixtures/checkout-world.js';
+import { checkoutWorld, controllerFor } from '../fixtures/checkout-world.js';
 import { startReceiver } from './receiver.js';
 
 const KEY = 'shop/checkout';
@@ -51,13 +49,10 @@ t.test('a refusing gate holds the weight; approval holds the final step until pr
   const gateWebhook = config.gates.webhook!;
   const notifier = new Notifier({ config: config.notifications, logger, backoff: { baseMs: 5, maxMs: 20 } });
   t.teardown(() => notifier.close(1000));
-  const controller = new Controller({
-    workloads: config.workloads,
-    settings: config.controller,
+  const controller = controllerFor(config, {
     clusters,
     routes: world.routes([KEY]),
     metrics: world,
-    store: new MemoryStateStore(),
     clock,
     logger,
     gate: webhookGate({ url: gateWebhook.url, timeoutMs: gateWebhook.timeoutMs }),

@@ -7,18 +7,14 @@
 // source: before every tick its weight is set from the route object, so the traffic it reports
 // follows what the router really wrote.
 
-import pino from 'pino';
 import t, { type Test } from 'tap';
 import { resolveConfig } from '../../src/config/load.js';
 import type { RawConfig } from '../../src/config/schema.js';
-import { Controller } from '../../src/controller.js';
-import { buildKubeConfig } from '../../src/kube/kubeconfig.js';
 import type { RolloutState } from '../../src/rollout/types.js';
-import { createRouteHandles } from '../../src/routers/registry.js';
 import { FakeApiServer, type KubeObject } from '../../src/sandbox/fake-apiserver.js';
-import { MemoryStateStore } from '../../src/state/memory-state-store.js';
-import { checkoutWorld } from '../fixtures/checkout-world.js';
-import { TEST_RETRY } from '../helpers/kube-routers.js';
+import { checkoutWorld, controllerFor } from '../fixtures/checkout-world.js';
+import { virtualServiceObject } from '../fixtures/kube-objects.js';
+import { routesOnOneServer } from '../helpers/kube-routers.js';
 
 const KEY = 'shop/checkout';
 const TICK_MS = 1000;
@@ -50,22 +46,10 @@ const CASES: RouterCase[] = [
       oldDestination: { host: 'checkout', subset: 'east-1' },
       newDestination: { host: 'checkout', subset: 'east-2' },
     },
-    object: {
-      apiVersion: 'networking.istio.io/v1',
-      kind: 'VirtualService',
-      metadata: { name: 'checkout', namespace: 'shop' },
-      spec: {
-        hosts: ['checkout'],
-        http: [
-          {
-            route: [
-              { destination: { host: 'checkout', subset: 'east-1' }, weight: 100 },
-              { destination: { host: 'checkout', subset: 'east-2' }, weight: 0 },
-            ],
-          },
-        ],
-      },
-    },
+    object: virtualServiceObject({
+      old: { host: 'checkout', subset: 'east-1' },
+      new: { host: 'checkout', subset: 'east-2' },
+    }),
     extra: [
       {
         apiVersion: 'networking.istio.io/v1',
@@ -178,23 +162,11 @@ async function setup(t: Test, routerCase: RouterCase, newErrorRate: number) {
     seed: 7,
     newErrorRate,
   });
-  const kubeConfig = buildKubeConfig({ name: 'east-1', server: url });
-  const routes = createRouteHandles({
-    config,
-    kube: { old: kubeConfig, new: kubeConfig },
-    requestTimeoutMs: 5000,
-    kubeRetry: TEST_RETRY,
-    sleep: async () => {},
-  });
-  const controller = new Controller({
-    workloads: config.workloads,
-    settings: config.controller,
+  const controller = controllerFor(config, {
     clusters,
-    routes,
+    routes: routesOnOneServer(config, url),
     metrics: world,
-    store: new MemoryStateStore(),
     clock,
-    logger: pino({ level: 'silent' }),
   });
   t.teardown(() => controller.stop());
   await controller.load(AbortSignal.timeout(10_000));

@@ -35,17 +35,19 @@ export class CliError extends Error {
     readonly exitCode: 1 | 2,
   ) {
     super(message);
-    this.name = 'CliError';
+    this.name = new.target.name;
+  }
+}
+
+/** Exit 2: the call got no clustershift answer to report (or never left the command line). */
+class ExitTwoError extends CliError {
+  constructor(message: string) {
+    super(message, 2);
   }
 }
 
 /** Wrong arguments: exit 2 with the usage hint. */
-export class UsageError extends CliError {
-  constructor(message: string) {
-    super(message, 2);
-    this.name = 'UsageError';
-  }
-}
+export class UsageError extends ExitTwoError {}
 
 /** The server answered with an error status: exit 1 with its message and code. */
 export class RefusedError extends CliError {
@@ -60,25 +62,14 @@ export class RefusedError extends CliError {
       `${serverMessage} (HTTP ${status}, ${code}${phase ? `, phase ${phase}` : ''})${hint ? `; ${hint}` : ''}`,
       1,
     );
-    this.name = 'RefusedError';
   }
 }
 
 /** No answer at all (refused connection, DNS, timeout): exit 2; --watch tries again. */
-export class ConnectionError extends CliError {
-  constructor(message: string) {
-    super(message, 2);
-    this.name = 'ConnectionError';
-  }
-}
+export class ConnectionError extends ExitTwoError {}
 
 /** Something answered, but not as a clustershift API does (an HTML page, another API): exit 2. */
-export class NotClustershiftError extends CliError {
-  constructor(message: string) {
-    super(message, 2);
-    this.name = 'NotClustershiftError';
-  }
-}
+export class NotClustershiftError extends ExitTwoError {}
 
 /** The answers this client reads, as the server's response schemas (views.ts, error-body.ts) say. */
 const ListAnswer = Type.Object({ rollouts: Type.Array(RolloutSummarySchema) });

@@ -3,7 +3,7 @@
 // The text is a pure function of the answers and the current time, like render.ts.
 
 import type { MigrationDetail, MigrationSummary } from '../api/migration-reads.js';
-import { formatDuration, table } from './render.js';
+import { formatDuration, table, tableSection } from './render.js';
 
 const BAR_WIDTH = 20;
 
@@ -56,64 +56,49 @@ export function migrationText(m: MigrationDetail, now: number): string {
   out.push(`  old cluster: ${m.decommissionReady ? 'ready to decommission' : 'not ready to decommission'}`);
   if (m.decommissionMessage) out.push(`    ${m.decommissionMessage}`);
 
-  out.push('', 'Waves');
-  if (m.waves.length === 0) out.push('  none (all workloads in one)');
-  else
-    out.push(
-      indent(
-        table(
-          ['WAVE', 'PROGRESS', 'PHASE'],
-          m.waves.map((w) => [
-            `${w.name}${w.name === m.currentWave ? ' *' : ''}`,
-            progressBar(succeeded(w.counts), w.counts.total),
-            w.phase,
-          ]),
-        ),
-      ),
-    );
+  out.push(
+    ...tableSection(
+      'Waves',
+      ['WAVE', 'PROGRESS', 'PHASE'],
+      m.waves.map((w) => [
+        `${w.name}${w.name === m.currentWave ? ' *' : ''}`,
+        progressBar(succeeded(w.counts), w.counts.total),
+        w.phase,
+      ]),
+      'none (all workloads in one)',
+    ),
+  );
 
-  out.push('', `Blockers (${m.blockerCount})`);
-  if (m.blockers.length === 0) out.push('  none');
-  else
-    out.push(
-      indent(
-        table(
-          ['WORKLOAD', 'PHASE', 'WHY'],
-          m.blockers.map((b) => [`${b.namespace}/${b.name}`, b.phase, b.reason]),
-        ),
-      ),
-    );
+  out.push(
+    ...tableSection(
+      `Blockers (${m.blockerCount})`,
+      ['WORKLOAD', 'PHASE', 'WHY'],
+      m.blockers.map((b) => [`${b.namespace}/${b.name}`, b.phase, b.reason]),
+    ),
+  );
   if (m.blockerCount > m.blockers.length) out.push(`  and ${m.blockerCount - m.blockers.length} more`);
 
-  out.push('', `Leftovers in the old cluster (${m.leftoverCount})`);
-  if (m.leftovers.length === 0) out.push('  none');
-  else
-    out.push(
-      indent(
-        table(
-          ['WORKLOAD', 'OLD REPLICAS', 'OLD REQ/S', 'WHY'],
-          m.leftovers.map((l) => [
-            `${l.namespace}/${l.name}`,
-            l.oldReplicas === undefined ? '?' : String(l.oldReplicas),
-            l.oldRequestsPerSecond === undefined ? '-' : String(l.oldRequestsPerSecond),
-            l.reason,
-          ]),
-        ),
-      ),
-    );
+  out.push(
+    ...tableSection(
+      `Leftovers in the old cluster (${m.leftoverCount})`,
+      ['WORKLOAD', 'OLD REPLICAS', 'OLD REQ/S', 'WHY'],
+      m.leftovers.map((l) => [
+        `${l.namespace}/${l.name}`,
+        l.oldReplicas === undefined ? '?' : String(l.oldReplicas),
+        l.oldRequestsPerSecond === undefined ? '-' : String(l.oldRequestsPerSecond),
+        l.reason,
+      ]),
+    ),
+  );
   if (m.leftoverCount > m.leftovers.length) out.push(`  and ${m.leftoverCount - m.leftovers.length} more`);
 
-  out.push('', 'Workloads');
-  if (m.workloads.length === 0) out.push('  none');
-  else
-    out.push(
-      indent(
-        table(
-          ['WORKLOAD', 'PHASE', 'WEIGHT'],
-          m.workloads.map((w) => [w.key, w.phase ?? '-', w.weight === undefined ? '-' : `${w.weight}%`]),
-        ),
-      ),
-    );
+  out.push(
+    ...tableSection(
+      'Workloads',
+      ['WORKLOAD', 'PHASE', 'WEIGHT'],
+      m.workloads.map((w) => [w.key, w.phase ?? '-', w.weight === undefined ? '-' : `${w.weight}%`]),
+    ),
+  );
   return out.join('\n');
 }
 
@@ -123,9 +108,3 @@ function countsText(counts: Record<string, number>): string {
     .map(([phase, n]) => `${n} ${phase}`);
   return parts.length > 0 ? `; ${parts.join(', ')}` : '';
 }
-
-const indent = (text: string) =>
-  text
-    .split('\n')
-    .map((l) => `  ${l}`)
-    .join('\n');

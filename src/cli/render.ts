@@ -130,17 +130,14 @@ export function detailText(rollout: RolloutDetail, now: number): string {
     out.push(indent(table(['AT', 'WEIGHT', 'CHECK', 'METRIC', 'OLD', 'NEW', 'VERDICT', 'WHY'], rows)));
   }
 
-  out.push('', 'Recent history');
-  if (rollout.history.length === 0) out.push('  none yet');
-  else
-    out.push(
-      indent(
-        table(
-          ['AT', 'KIND', 'MESSAGE'],
-          rollout.history.slice(-15).map((h) => [clock(h.at), h.kind, h.message]),
-        ),
-      ),
-    );
+  out.push(
+    ...tableSection(
+      'Recent history',
+      ['AT', 'KIND', 'MESSAGE'],
+      rollout.history.slice(-15).map((h) => [clock(h.at), h.kind, h.message]),
+      'none yet',
+    ),
+  );
   return out.join('\n');
 }
 
@@ -149,3 +146,13 @@ const indent = (text: string) =>
     .split('\n')
     .map((l) => `  ${l}`)
     .join('\n');
+
+/** A titled section's lines: a blank line, the title, then its table indented, or `empty` when it has no rows. */
+export function tableSection(
+  title: string,
+  header: readonly string[],
+  rows: readonly (readonly string[])[],
+  empty = 'none',
+): string[] {
+  return ['', title, rows.length === 0 ? `  ${empty}` : indent(table(header, rows))];
+}

@@ -10,19 +10,15 @@ import { WorkloadMigrationEvents } from '../../src/crd/workload-migration-events
 import { WorkloadMigrationStateStore } from '../../src/crd/workload-migration-state-store.js';
 import { buildKubeConfig } from '../../src/kube/kubeconfig.js';
 import { newRolloutState } from '../../src/rollout/state-machine.js';
-import { FakeApiServer } from '../../src/sandbox/fake-apiserver.js';
 import { CHECKOUT_ISTIO_ROUTE } from '../fixtures/checkout-route.js';
-import { kubectlFor, needKubectl } from '../helpers/kubectl.js';
+import { kubectlOnFakeServer, needKubectl } from '../helpers/kubectl.js';
 
 const { path: kubectlPath, skip } = needKubectl();
 
 const CRDS = join(import.meta.dirname, '../../charts/clustershift/files/crds');
 
 t.test('kubectl and the clustershift.io CRDs', { skip }, async (t) => {
-  const server = new FakeApiServer();
-  const { url } = await server.start();
-  t.teardown(() => server.stop());
-  const kubectl = await kubectlFor(t, kubectlPath, url);
+  const { url, kubectl } = await kubectlOnFakeServer(t, kubectlPath);
   const { apply } = kubectl;
 
   const crds = await kubectl('apply', '-f', CRDS);

@@ -6,6 +6,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Test } from 'tap';
+import { FakeApiServer } from '../../src/sandbox/fake-apiserver.js';
 import { type Binary, needBinary } from './binaries.js';
 
 export interface KubectlRun {
@@ -61,4 +62,12 @@ export async function kubectlFor(
     return run('apply', '-f', path);
   };
   return Object.assign(run, { apply, home, argsFor, env });
+}
+
+/** A fresh fake API server (stopped at teardown) and a kubectl bound to it. */
+export async function kubectlOnFakeServer(t: Pick<Test, 'teardown'>, binary: string) {
+  const server = new FakeApiServer();
+  const { url } = await server.start();
+  t.teardown(() => server.stop());
+  return { server, url, kubectl: await kubectlFor(t, binary, url) };
 }

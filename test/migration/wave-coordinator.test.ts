@@ -13,26 +13,13 @@ import { API_VERSION, type ClusterMigrationObject } from '../../src/crd/schema.j
 import { buildKubeConfig } from '../../src/kube/kubeconfig.js';
 import type { MigrationNotification } from '../../src/migration/migration-events.js';
 import { WaveCoordinator } from '../../src/migration/wave-coordinator.js';
-import type { WaveMember } from '../../src/migration/waves.js';
 import { newRolloutState } from '../../src/rollout/state-machine.js';
-import type { RolloutPhase } from '../../src/rollout/types.js';
 import { FakeApiServer, type KubeObject } from '../../src/sandbox/fake-apiserver.js';
+import { waveMember } from '../fixtures/wave-member.js';
 
 const T0 = Date.UTC(2026, 11, 1, 9, 0, 0);
 
-const member = (
-  key: string,
-  wave: string,
-  phase: RolloutPhase,
-  extra: Partial<WaveMember> = {},
-): WaveMember => ({
-  key,
-  wave,
-  phase,
-  queued: false,
-  unstarted: phase === 'Pending',
-  ...extra,
-});
+const member = waveMember;
 
 async function setup(t: Test, spec: Record<string, unknown> = {}) {
   const server = new FakeApiServer();

@@ -12,7 +12,7 @@ import {
   type WavesInput,
   wavesProblem,
 } from '../../src/migration/waves.js';
-import type { RolloutPhase } from '../../src/rollout/types.js';
+import { waveMember } from '../fixtures/wave-member.js';
 
 const WAVES: WaveDefinition[] = [
   { name: 'canary', selector: { matchLabels: { tier: 'low' } } },
@@ -24,19 +24,7 @@ const WAVES: WaveDefinition[] = [
   { name: 'last', requireApproval: true },
 ];
 
-const member = (
-  key: string,
-  wave: string,
-  phase: RolloutPhase = 'Pending',
-  extra: Partial<WaveMember> = {},
-): WaveMember => ({
-  key,
-  wave,
-  phase,
-  queued: false,
-  unstarted: phase === 'Pending',
-  ...extra,
-});
+const member = waveMember;
 
 const plan = (members: WaveMember[], over: Partial<WavesInput> = {}) =>
   planWaves({

@@ -6,7 +6,7 @@ import { PhaseConflictError } from '../../src/errors.js';
 import { newClusterReplicas, oldClusterReplicas } from '../../src/rollout/scaling.js';
 import type { OperatorCommand } from '../../src/rollout/types.js';
 import { Harness, type MetricsInput } from '../fixtures/harness.js';
-import { cluster, healthyReading, reading, testPolicy } from '../fixtures/rollout.js';
+import { cluster, healthyReading, reading, TEST_SCALING, testPolicy } from '../fixtures/rollout.js';
 
 const policy = testPolicy();
 
@@ -140,16 +140,7 @@ t.test('invariants hold under any sequence of data, drift and operator calls', a
   t.pass('300 random runs kept every invariant');
 });
 
-const stepwisePolicy = testPolicy({
-  scaling: {
-    headroom: 0.2,
-    minReplicas: 1,
-    readyTimeout: '60s',
-    drainDelay: '10s',
-    oldScaleDownDelay: '20s',
-    oldScaleDown: 'stepwise',
-  },
-});
+const stepwisePolicy = testPolicy({ scaling: { ...TEST_SCALING, oldScaleDown: 'stepwise' } });
 
 type SafetyStep =
   | Step

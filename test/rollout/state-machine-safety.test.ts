@@ -11,18 +11,11 @@ import { lowestWeightOldCarries, oldClusterReplicas } from '../../src/rollout/sc
 import { resumeAfterRestart } from '../../src/rollout/state-machine.js';
 import type { Action, MetricsCoverage, RolloutState } from '../../src/rollout/types.js';
 import { Harness, type HarnessOptions, type MetricsInput, VISIBLE_METRICS } from '../fixtures/harness.js';
-import { cluster, healthyReading, reading, testPolicy } from '../fixtures/rollout.js';
+import { cluster, healthyReading, reading, TEST_SCALING, testPolicy } from '../fixtures/rollout.js';
 
 const policy = testPolicy();
-// A section given to testPolicy replaces the fixture's whole section, so each repeats it.
-const FIXTURE_SCALING = {
-  headroom: 0.2,
-  minReplicas: 1,
-  readyTimeout: '60s',
-  drainDelay: '10s',
-  oldScaleDownDelay: '20s',
-};
-const stepwise = testPolicy({ scaling: { ...FIXTURE_SCALING, oldScaleDown: 'stepwise' } });
+// A section given to testPolicy replaces the fixture's whole section: spread the fixture's.
+const stepwise = testPolicy({ scaling: { ...TEST_SCALING, oldScaleDown: 'stepwise' } });
 const healthy = (weight: number) => healthyReading(weight);
 /** 20% errors in the new cluster: failing, but below the critical 50%. */
 const failing = (weight: number) => {

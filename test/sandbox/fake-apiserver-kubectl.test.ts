@@ -6,18 +6,14 @@ import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { FakeApiServer } from '../../src/sandbox/fake-apiserver.js';
 import { migrationCrd, schemalessCrd } from '../fixtures/migration-crd.js';
 import { chartTools, runTool } from '../helpers/helm.js';
-import { kubectlFor, needKubectl } from '../helpers/kubectl.js';
+import { kubectlOnFakeServer, needKubectl } from '../helpers/kubectl.js';
 
 const { path: kubectlPath, skip } = needKubectl();
 
 t.test('kubectl against the fake API server', { skip }, async (t) => {
-  const server = new FakeApiServer();
-  const { url } = await server.start();
-  t.teardown(() => server.stop());
-  const kubectl = await kubectlFor(t, kubectlPath, url);
+  const { server, url, kubectl } = await kubectlOnFakeServer(t, kubectlPath);
   const { home } = kubectl;
 
   server.put({

@@ -55,11 +55,11 @@ export class ClusterMigrationStatusWriter {
   async write(update: ObjectConditions, now: number, signal: AbortSignal): Promise<boolean> {
     const name = update.name;
     const where = `ClusterMigration ${name}`;
-    return this.caller.call(
-      { verb: 'update', object: `status of ${where}`, retryConflicts: true },
+    return this.readThenWrite(
+      name,
+      { verb: 'update', object: `status of ${where}` },
       signal,
-      async (s) => {
-        const object = await this.read(name, s);
+      async (object, s) => {
         if (!object)
           throw new ClustershiftError(`${where} does not exist (deleted?); its status was not written`);
         const before: ClusterMigrationStatus = object.status ?? {};
@@ -158,11 +158,11 @@ export class ClusterMigrationStatusWriter {
     signal: AbortSignal,
   ): Promise<boolean> {
     const where = `ClusterMigration ${name}`;
-    return this.caller.call(
-      { verb: 'update', object: `status of ${where}`, retryConflicts: true },
+    return this.readThenWrite(
+      name,
+      { verb: 'update', object: `status of ${where}` },
       signal,
-      async (s) => {
-        const object = await this.read(name, s);
+      async (object, s) => {
         if (!object) return false;
         const before: ClusterMigrationStatus = object.status ?? {};
         const status: Record<string, unknown> = { ...before };
@@ -190,11 +190,11 @@ export class ClusterMigrationStatusWriter {
     signal: AbortSignal,
   ): Promise<ClusterMigrationObject> {
     const target = migrationTarget(name);
-    return this.caller.call(
-      { verb: 'patch', object: `annotations of ClusterMigration ${name}`, retryConflicts: true },
+    return this.readThenWrite(
+      name,
+      { verb: 'patch', object: `annotations of ClusterMigration ${name}` },
       signal,
-      async (s) => {
-        const object = await this.read(name, s);
+      async (object, s) => {
         if (!object) throw new MigrationNotFoundError(name);
         const before = object.metadata?.annotations;
         const patch = annotationPatch(object.metadata?.resourceVersion, before, change(before ?? {}));
@@ -218,11 +218,11 @@ export class ClusterMigrationStatusWriter {
     signal: AbortSignal,
   ): Promise<boolean> {
     const target = migrationTarget(name);
-    return this.caller.call(
-      { verb: 'update', object: `finalizers of ClusterMigration ${name}`, retryConflicts: true },
+    return this.readThenWrite(
+      name,
+      { verb: 'update', object: `finalizers of ClusterMigration ${name}` },
       signal,
-      async (s) => {
-        const object = await this.read(name, s);
+      async (object, s) => {
         if (!object) return false;
         const finalizers = object.metadata?.finalizers ?? [];
         if (finalizers.includes(finalizer) === present) return present;
@@ -254,6 +254,21 @@ export class ClusterMigrationStatusWriter {
         },
       },
       requestOptions(signal),
+    );
+  }
+
+  /**
+   * One read of ClusterMigration `name` and the write `change` makes of it (given undefined when
+   * the object is gone), retried with a fresh read when the write meets a conflict.
+   */
+  private readThenWrite<T>(
+    name: string,
+    call: { verb: 'update' | 'patch'; object: string },
+    signal: AbortSignal,
+    change: (object: ClusterMigrationObject | undefined, signal: AbortSignal) => Promise<T>,
+  ): Promise<T> {
+    return this.caller.call({ ...call, retryConflicts: true }, signal, async (s) =>
+      change(await this.read(name, s), s),
     );
   }
 

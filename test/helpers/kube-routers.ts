@@ -4,6 +4,7 @@
 
 import type { Test } from 'tap';
 import type { Config } from '../../src/config/load.js';
+import type { ResolvedRouteOf } from '../../src/config/schema.js';
 import type { RetryPolicy } from '../../src/kube/kube-call.js';
 import { buildKubeConfig } from '../../src/kube/kubeconfig.js';
 import { type ClusterObjects, KubeObjects } from '../../src/routers/kube-objects.js';
@@ -64,6 +65,20 @@ export function routesOnOneServer(config: Config, url: string) {
     sleep: async () => {},
   });
 }
+
+/** shop/checkout's HTTPRoute rule `main`: the old Service and the new cluster's ServiceImport. */
+export const checkoutGatewayRoute = (
+  extra: Partial<ResolvedRouteOf<'gatewayApi'>> = {},
+): ResolvedRouteOf<'gatewayApi'> => ({
+  type: 'gatewayApi',
+  cluster: 'old',
+  namespace: 'shop',
+  httpRoute: 'checkout',
+  ruleName: 'main',
+  oldBackend: { name: 'checkout', port: 8080 },
+  newBackend: { name: 'checkout', kind: 'ServiceImport', port: 8080 },
+  ...extra,
+});
 
 export const routeSignal = () => AbortSignal.timeout(20_000);
 

@@ -7,6 +7,7 @@ import { gatewayApiRoute } from '../../src/routers/gateway-api.js';
 import type { KubeObject } from '../../src/sandbox/fake-apiserver.js';
 import {
   CONFLICT_THEN_RETRIED,
+  checkoutGatewayRoute,
   routeSignal as signal,
   startRouteFixture,
   weightOf,
@@ -16,16 +17,7 @@ import {
 
 const API = 'gateway.networking.k8s.io/v1';
 
-const route = (extra: Partial<ResolvedRouteOf<'gatewayApi'>> = {}): ResolvedRouteOf<'gatewayApi'> => ({
-  type: 'gatewayApi',
-  cluster: 'old',
-  namespace: 'shop',
-  httpRoute: 'checkout',
-  ruleName: 'main',
-  oldBackend: { name: 'checkout', port: 8080 },
-  newBackend: { name: 'checkout', kind: 'ServiceImport', port: 8080 },
-  ...extra,
-});
+const route = checkoutGatewayRoute;
 
 function httpRoute(): KubeObject {
   return {

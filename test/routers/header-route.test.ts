@@ -4,24 +4,19 @@
 // object as it was. (Istio's is exercised through the controller in test/controller/blue-green.test.ts.)
 
 import t from 'tap';
-import type { ResolvedRouteOf } from '../../src/config/schema.js';
 import { gatewayApiRoute } from '../../src/routers/gateway-api.js';
 import type { KubeObject } from '../../src/sandbox/fake-apiserver.js';
-import { startKubeRouterFixture, withoutServerFields } from '../helpers/kube-routers.js';
+import {
+  checkoutGatewayRoute,
+  startKubeRouterFixture,
+  withoutServerFields,
+} from '../helpers/kube-routers.js';
 
 const API = 'gateway.networking.k8s.io/v1';
 const signal = () => AbortSignal.timeout(20_000);
 const HEADER = { name: 'x-clustershift-new', value: '1' };
 
-const ROUTE: ResolvedRouteOf<'gatewayApi'> = {
-  type: 'gatewayApi',
-  cluster: 'old',
-  namespace: 'shop',
-  httpRoute: 'checkout',
-  ruleName: 'main',
-  oldBackend: { name: 'checkout', port: 8080 },
-  newBackend: { name: 'checkout', kind: 'ServiceImport', port: 8080 },
-};
+const ROUTE = checkoutGatewayRoute();
 
 const NEW_REF = { group: 'multicluster.x-k8s.io', kind: 'ServiceImport', name: 'checkout', port: 8080 };
 const FILTERS = [

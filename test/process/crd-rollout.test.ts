@@ -12,7 +12,6 @@
 
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -20,27 +19,24 @@ import { FakeApiServer, type WriteRecord } from '../../src/sandbox/fake-apiserve
 import {
   CLUSTER_NAMES,
   ControllerProcess,
-  close,
   HOST,
   isLeaseWrite,
   isScaleWrite,
   isVirtualServiceWrite,
   kubeconfig,
   LEASE,
-  listen,
   NAMESPACE,
   NEW_REPLICAS_AT_START,
   newWeightOf,
   STEPS,
+  scrapedTraffic,
   seedClusters,
   startGate,
-  TrafficModel,
   WORKLOAD,
 } from '../fixtures/stack.js';
 import { locateBinary, needBinary } from '../helpers/binaries.js';
 import { PollAbort, pollUntil } from '../helpers/poll.js';
 import { freePort } from '../helpers/ports.js';
-import { startPrometheus } from '../helpers/prometheus.js';
 
 // Three child processes, one after the other, each loading the whole controller: on a loaded
 // machine that alone can pass the suite's two-minute default.
@@ -111,18 +107,7 @@ t.test(
     }
     seedClusters(servers.old, servers.new);
 
-    const traffic = new TrafficModel(servers.old);
-    t.teardown(() => traffic.stop());
-    const exporter = createServer((_request, response) => {
-      response.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
-      response.end(traffic.exposition());
-    });
-    const exporterPort = await listen(exporter);
-    t.teardown(() => close(exporter));
-    const running = await startPrometheus(t, {
-      binary: prometheus.path,
-      jobs: [{ name: 'istio', targets: [`127.0.0.1:${exporterPort}`] }],
-    });
+    const { prometheus: running } = await scrapedTraffic(t, servers.old, prometheus.path);
     // The gate lets the rollout raise to the kill step only: it parks there with the next raise
     // asked for, so "killed at step k" does not depend on how fast anything runs.
     const gate = await startGate(t, STEPS[KILL_STEP]);

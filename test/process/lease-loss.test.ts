@@ -7,24 +7,21 @@ import t from 'tap';
 import type { WriteRecord } from '../../src/sandbox/fake-apiserver.js';
 import {
   isLeaseWrite,
+  processStackTest,
   routeWeightsWritten,
   START_PATH,
   startPair,
-  startProcessStack,
   untilLeads,
   untilPersisted,
 } from '../fixtures/stack.js';
-import { needBinary } from '../helpers/binaries.js';
 
-const prometheus = needBinary('prometheus');
-
-t.test(
+processStackTest(
+  t,
   'a leader that cannot renew its Lease stops acting before the other replica starts',
-  { skip: prometheus.skip },
-  async (t) => {
-    // New replicas take 1s to get ready: a raise the leader has begun (scaled, weight pending) is
-    // finished about 1s later, inside the renew deadline (2s) that follows the fault.
-    const stack = await startProcessStack(t, { prometheusBinary: prometheus.path, newReadyDelayMs: 1000 });
+  // New replicas take 1s to get ready: a raise the leader has begun (scaled, weight pending) is
+  // finished about 1s later, inside the renew deadline (2s) that follows the fault.
+  { newReadyDelayMs: 1000 },
+  async (t, stack) => {
     const { leader, follower } = await startPair(stack);
     await leader.post(START_PATH);
     await untilPersisted(

@@ -9,28 +9,25 @@ import {
   isVirtualServiceWrite,
   newWeightOf,
   OLD_REPLICAS,
+  processStackTest,
   STEPS,
-  startProcessStack,
   stateOfWrite,
 } from '../fixtures/stack.js';
-import { needBinary } from '../helpers/binaries.js';
 import { pollUntil } from '../helpers/poll.js';
 
-const prometheus = needBinary('prometheus');
 /** The step the controller is killed at (25%); the gate holds the raise to the next one. */
 const KILL_STEP = 1;
 const ROLLOUT_PATH = '/api/v1/rollouts/shop/checkout';
 
-t.test(
+processStackTest(
+  t,
   'a SIGKILLed controller restarts at the same step and weight and finishes the rollout',
-  { skip: prometheus.skip },
-  async (t) => {
-    // The gate allows raises up to the kill step's weight only: the controller parks at that step
-    // with the next raise pending, so "killed at step k" does not depend on how fast anything runs.
-    const stack = await startProcessStack(t, {
-      prometheusBinary: prometheus.path,
-      gateMaxWeight: STEPS[KILL_STEP],
-    });
+  // The gate allows raises up to the kill step's weight only: the controller parks at that step
+  // with the next raise pending, so "killed at step k" does not depend on how fast anything runs.
+  {
+    gateMaxWeight: STEPS[KILL_STEP],
+  },
+  async (t, stack) => {
     const gate = stack.gate!;
     const first = await stack.startController({
       identity: 'clustershift-0',

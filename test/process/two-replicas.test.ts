@@ -8,25 +8,22 @@ import {
   isLeaseWrite,
   isStateWrite,
   LEASE,
+  processStackTest,
   routeWeightsWritten,
   START_PATH,
   STEPS,
   scalesWritten,
   startPair,
-  startProcessStack,
   stateOfWrite,
   untilLeads,
   untilPersisted,
 } from '../fixtures/stack.js';
-import { needBinary } from '../helpers/binaries.js';
 
-const prometheus = needBinary('prometheus');
-
-t.test(
+processStackTest(
+  t,
   'one replica acts, both serve reads, and when the leader is SIGKILLed the other takes over and finishes',
-  { skip: prometheus.skip },
-  async (t) => {
-    const stack = await startProcessStack(t, { prometheusBinary: prometheus.path });
+  {},
+  async (t, stack) => {
     const { leader, follower } = await startPair(stack);
     await leader.post(START_PATH);
     await untilPersisted(stack, 'the rollout to reach its second step', (state) => state.stepIndex >= 1);

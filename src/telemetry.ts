@@ -38,24 +38,14 @@ export class Telemetry {
       registers,
     });
     for (const verdict of ['pass', 'fail', 'inconclusive']) this.checks.inc({ verdict }, 0);
-    this.rollbacks = new Counter({
-      name: 'clustershift_rollbacks_total',
-      help: 'Rollouts that started rolling back',
-      labelNames: ['namespace', 'workload'],
-      registers,
-    });
-    this.promotions = new Counter({
-      name: 'clustershift_promotions_total',
-      help: 'Rollouts promoted to 100%',
-      labelNames: ['namespace', 'workload'],
-      registers,
-    });
-    this.drifts = new Counter({
-      name: 'clustershift_route_drifts_total',
-      help: 'Times a route was found at another weight than written and corrected',
-      labelNames: ['namespace', 'workload'],
-      registers,
-    });
+    const perWorkload = (name: string, help: string) =>
+      new Counter({ name, help, labelNames: ['namespace', 'workload'], registers });
+    this.rollbacks = perWorkload('clustershift_rollbacks_total', 'Rollouts that started rolling back');
+    this.promotions = perWorkload('clustershift_promotions_total', 'Rollouts promoted to 100%');
+    this.drifts = perWorkload(
+      'clustershift_route_drifts_total',
+      'Times a route was found at another weight than written and corrected',
+    );
     this.tickDuration = new Histogram({
       name: 'clustershift_tick_duration_seconds',
       help: 'Wall time of one control-loop tick over every rollout',

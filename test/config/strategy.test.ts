@@ -83,22 +83,12 @@ t.test('canary by default; blueGreen resolves with its defaults in milliseconds'
 
 t.test('a header phase on a router that cannot route by header is refused where it is written', async (t) => {
   for (const [type, route] of Object.entries(ROUTES)) {
-    const own = () =>
-      resolveConfig(
-        file({
-          route,
-          workload: { strategy: 'blueGreen', blueGreen: { headerPhase: { header: 'x-new', value: '1' } } },
-        }),
-        'c.yaml',
-      );
-    const fromDefaults = () =>
-      resolveConfig(
-        file({
-          route,
-          defaults: { strategy: 'blueGreen', blueGreen: { headerPhase: { header: 'x-new', value: '1' } } },
-        }),
-        'c.yaml',
-      );
+    const headerPhase = {
+      strategy: 'blueGreen',
+      blueGreen: { headerPhase: { header: 'x-new', value: '1' } },
+    };
+    const own = () => resolveConfig(file({ route, workload: headerPhase }), 'c.yaml');
+    const fromDefaults = () => resolveConfig(file({ route, defaults: headerPhase }), 'c.yaml');
     if (HEADER_ROUTING[type as keyof typeof HEADER_ROUTING].supported) {
       t.doesNotThrow(own, `${type} takes a header phase`);
       continue;

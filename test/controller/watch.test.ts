@@ -5,12 +5,11 @@
 
 import t, { type Test } from 'tap';
 import { ManualClock } from '../../src/clock.js';
-import { resolveConfig } from '../../src/config/load.js';
 import { KubeClusterClient } from '../../src/kube/kube-cluster-client.js';
 import type { RolloutState } from '../../src/rollout/types.js';
 import { FakeApiServer } from '../../src/sandbox/fake-apiserver.js';
 import { SimulatedWorld } from '../../src/sandbox/world.js';
-import { controllerFor } from '../fixtures/checkout-world.js';
+import { checkoutConfig, controllerFor } from '../fixtures/checkout-world.js';
 import { deploymentObject } from '../fixtures/kube-objects.js';
 
 const KEY = 'shop/checkout';
@@ -37,26 +36,11 @@ async function setup(t: Test, options: { isLeader?: () => boolean } = {}) {
   const clusters = { old: await client('old'), new: await client('new') };
   servers.old.put(deployment(4));
   servers.new.put(deployment(0));
-  const config = resolveConfig(
-    {
-      clusters: { old: { name: 'east-1' }, new: { name: 'east-2' } },
-      controller: { interval: '5s', requestTimeout: '5s', state: { type: 'memory' } },
-      metrics: { type: 'prometheus', address: 'http://127.0.0.1:9', template: 'istio' },
-      defaults: {
-        plan: { steps: [10, 50, 100], holdTime: '5s', minPassingChecks: 2 },
-        analysis: { interval: '2s', latencyWindow: '10s', minRequests: 40, failureLimit: 2 },
-        scaling: { headroom: 0.2, drainDelay: '2s', oldScaleDownDelay: '3s', readyTimeout: '10m' },
-      },
-      workloads: [
-        {
-          namespace: 'shop',
-          name: 'checkout',
-          route: { type: 'smi', trafficSplit: 'checkout', oldService: 'checkout', newService: 'checkout-2' },
-        },
-      ],
-    },
-    'test',
-  );
+  const config = checkoutConfig({
+    route: { type: 'smi', trafficSplit: 'checkout', oldService: 'checkout', newService: 'checkout-2' },
+    interval: '5s',
+    readyTimeout: '10m',
+  });
   const world = new SimulatedWorld({ seed: 7 });
   world.add({
     key: KEY,

@@ -2,14 +2,14 @@
 // the test's own apps, an admin stats socket (unix and TCP) and the built-in Prometheus
 // exporter. Always stopped in the test's teardown.
 
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Test } from 'tap';
 import { PollAbort, pollUntil } from './poll.js';
 import { freePorts } from './ports.js';
-import { ChildServer } from './process.js';
+import { ChildServer, stopAndRemoveAtTeardown } from './process.js';
 
 export interface HaproxyServerSpec {
   name: string;
@@ -83,10 +83,7 @@ export async function startHaproxy(
     );
   };
   const stop = () => server.stop();
-  t.teardown(async () => {
-    await server.stop();
-    await rm(dir, { recursive: true, force: true });
-  });
+  stopAndRemoveAtTeardown(t, server, dir);
   await start();
   return {
     dir,

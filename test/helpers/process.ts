@@ -2,6 +2,8 @@
 // its own pid (SIGTERM, then SIGKILL after a deadline), and killed if the test process exits.
 
 import { type ChildProcess, spawn } from 'node:child_process';
+import { rm } from 'node:fs/promises';
+import type { Test } from 'tap';
 
 const KEPT_OUTPUT_CHARS = 8_000;
 
@@ -103,4 +105,12 @@ export class ChildServer {
     await this.#exited;
     this.#child = undefined;
   }
+}
+
+/** At `t`'s teardown: stop `server`, then remove the directory it ran in. */
+export function stopAndRemoveAtTeardown(t: Pick<Test, 'teardown'>, server: ChildServer, dir: string): void {
+  t.teardown(async () => {
+    await server.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
 }

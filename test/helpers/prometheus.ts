@@ -2,13 +2,13 @@
 // with its storage in a temporary directory. stop() and start() simulate an outage (the data
 // survives it); everything is removed in the test's teardown.
 
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Test } from 'tap';
 import { PollAbort, pollUntil } from './poll.js';
 import { freePort } from './ports.js';
-import { ChildServer } from './process.js';
+import { ChildServer, stopAndRemoveAtTeardown } from './process.js';
 
 export interface ScrapeJob {
   name: string;
@@ -87,10 +87,7 @@ export async function startPrometheus(
       { what: `prometheus on ${url} to be ready`, timeoutMs: 30_000, intervalMs: 100 },
     );
   };
-  t.teardown(async () => {
-    await server.stop();
-    await rm(dir, { recursive: true, force: true });
-  });
+  stopAndRemoveAtTeardown(t, server, dir);
   await start();
   return {
     url,

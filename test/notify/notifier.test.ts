@@ -352,38 +352,20 @@ t.test('sink URLs (secrets) never reach the logs; the sink name and host do', as
 });
 
 t.test('a missing secret is a clear error naming the variable, not a value', async (t) => {
-  t.throws(
-    () =>
-      new Notifier({
-        config: {
-          webhooks: [],
-          slack: [{ name: 'ops', url: { env: 'CS_TEST_NOT_SET' } }],
-          timeoutMs: 1000,
-          retries: 0,
-        },
-        logger: pino({ level: 'silent' }),
-      }),
-    {
-      code: 'CS_CONFIG_INVALID',
-      message: /notifications\.slack sink ops, url: .*CS_TEST_NOT_SET is not set/,
-    },
-  );
+  /** A Notifier whose one Slack sink's URL is read from the environment variable `env`. */
+  const slackFromEnv = (env: string) =>
+    new Notifier({
+      config: { webhooks: [], slack: [{ name: 'ops', url: { env } }], timeoutMs: 1000, retries: 0 },
+      logger: pino({ level: 'silent' }),
+    });
+  t.throws(() => slackFromEnv('CS_TEST_NOT_SET'), {
+    code: 'CS_CONFIG_INVALID',
+    message: /notifications\.slack sink ops, url: .*CS_TEST_NOT_SET is not set/,
+  });
   process.env.CS_TEST_NOT_A_URL = 'xoxb-not-a-url';
   t.teardown(() => {
     delete process.env.CS_TEST_NOT_A_URL;
   });
-  const error = t.throws(
-    () =>
-      new Notifier({
-        config: {
-          webhooks: [],
-          slack: [{ name: 'ops', url: { env: 'CS_TEST_NOT_A_URL' } }],
-          timeoutMs: 1000,
-          retries: 0,
-        },
-        logger: pino({ level: 'silent' }),
-      }),
-    { code: 'CS_CONFIG_INVALID' },
-  ) as Error;
+  const error = t.throws(() => slackFromEnv('CS_TEST_NOT_A_URL'), { code: 'CS_CONFIG_INVALID' }) as Error;
   t.notMatch(error.message, 'xoxb', 'the message does not echo the secret');
 });

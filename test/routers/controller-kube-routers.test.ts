@@ -8,11 +8,10 @@
 // follows what the router really wrote.
 
 import t, { type Test } from 'tap';
-import { resolveConfig } from '../../src/config/load.js';
 import type { RawConfig } from '../../src/config/schema.js';
 import type { RolloutState } from '../../src/rollout/types.js';
 import { FakeApiServer, type KubeObject } from '../../src/sandbox/fake-apiserver.js';
-import { checkoutWorld, controllerFor } from '../fixtures/checkout-world.js';
+import { checkoutConfig, checkoutWorld, controllerFor } from '../fixtures/checkout-world.js';
 import { virtualServiceObject } from '../fixtures/kube-objects.js';
 import { routesOnOneServer } from '../helpers/kube-routers.js';
 
@@ -141,21 +140,7 @@ async function setup(t: Test, routerCase: RouterCase, newErrorRate: number) {
     return server.get(`${group}/${version}`, routerCase.object.kind, 'shop', 'checkout')!;
   };
 
-  const config = resolveConfig(
-    {
-      clusters: { old: { name: 'east-1' }, new: { name: 'east-2' } },
-      controller: { interval: '1s', requestTimeout: '5s', state: { type: 'memory' } },
-      // The production file's shape; the test passes its own metrics source (the simulated world).
-      metrics: { type: 'prometheus', address: 'http://127.0.0.1:9', template: 'istio' },
-      defaults: {
-        plan: { steps: [10, 50, 100], holdTime: '5s', minPassingChecks: 2 },
-        analysis: { interval: '2s', latencyWindow: '10s', minRequests: 40, failureLimit: 2 },
-        scaling: { headroom: 0.2, drainDelay: '2s', oldScaleDownDelay: '3s', readyTimeout: '60s' },
-      },
-      workloads: [{ namespace: 'shop', name: 'checkout', route: routerCase.route }],
-    },
-    'test',
-  );
+  const config = checkoutConfig({ route: routerCase.route, interval: '1s', readyTimeout: '60s' });
   const { clock, clusters, world } = checkoutWorld({
     names: { old: 'east-1', new: 'east-2' },
     oldReplicas: 4,

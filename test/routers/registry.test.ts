@@ -10,6 +10,7 @@ import { AlbRoute } from '../../src/routers/alb.js';
 import { bindRoute, createRouteHandles, routerClients } from '../../src/routers/registry.js';
 import { Route53Route } from '../../src/routers/route53.js';
 import { FakeApiServer } from '../../src/sandbox/fake-apiserver.js';
+import { virtualServiceObject } from '../fixtures/kube-objects.js';
 
 const HEAD = `
 clusters:
@@ -125,21 +126,13 @@ t.test('an unknown route type is rejected when the configuration is validated', 
 
 t.test("a configured Kubernetes route without a namespace uses its workload's", async (t) => {
   const { kube, server } = await kubeFor(t);
-  server.put({
-    apiVersion: 'networking.istio.io/v1',
-    kind: 'VirtualService',
-    metadata: { name: 'checkout', namespace: 'shop' },
-    spec: {
-      http: [
-        {
-          route: [
-            { destination: { host: 'checkout', subset: 'old' }, weight: 75 },
-            { destination: { host: 'checkout', subset: 'new' }, weight: 25 },
-          ],
-        },
-      ],
-    },
-  });
+  server.put(
+    virtualServiceObject({
+      old: { host: 'checkout', subset: 'old' },
+      new: { host: 'checkout', subset: 'new' },
+      newWeight: 25,
+    }),
+  );
   const loaded = config(ISTIO);
   const routes = createRouteHandles({ config: loaded, kube, requestTimeoutMs: 5000 });
   t.same([...routes.keys()], ['shop/checkout'], 'one handle per workload, by key');

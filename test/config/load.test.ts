@@ -4,6 +4,7 @@ import { DEFAULT_POLICY, DEFAULTS } from '../../src/config/defaults.js';
 import { parseConfigText, resolveEmbeddedConfig } from '../../src/config/load.js';
 import { parseDuration } from '../../src/duration.js';
 import { ConfigError } from '../../src/errors.js';
+import { CHECKOUT_SUBSETS_YAML } from '../fixtures/checkout-route.js';
 
 const valid = `clusters:
   old: { name: prod-a }
@@ -12,14 +13,7 @@ metrics:
   type: prometheus
   address: http://prometheus:9090
   template: istio
-workloads:
-  - namespace: shop
-    name: checkout
-    route:
-      type: istio
-      virtualService: checkout
-      oldDestination: { host: checkout, subset: old }
-      newDestination: { host: checkout, subset: new }
+workloads:${CHECKOUT_SUBSETS_YAML}
 `;
 
 t.test('a valid file resolves with every default filled in and is frozen', async (t) => {

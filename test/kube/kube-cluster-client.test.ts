@@ -9,7 +9,7 @@ import {
   type FakeApiServerOptions,
   type KubeObject,
 } from '../../src/sandbox/fake-apiserver.js';
-import { deploymentObject, hpaObject } from '../fixtures/kube-objects.js';
+import { deploymentObject, hpaObject, scaleWrite } from '../fixtures/kube-objects.js';
 
 const web = { namespace: 'shop', name: 'web' };
 
@@ -169,15 +169,7 @@ t.test('scale() writes spec.replicas through the scale subresource with a merge 
   server.put(deployment('web', 2));
   await client.scale(web, 7, signal());
   t.match(server.get('apps/v1', 'Deployment', 'shop', 'web'), { spec: { replicas: 7 } });
-  t.match(server.writes(), [
-    {
-      method: 'PATCH',
-      path: '/apis/apps/v1/namespaces/shop/deployments/web/scale',
-      contentType: 'application/merge-patch+json',
-      body: { spec: { replicas: 7 } },
-      status: 200,
-    },
-  ]);
+  t.match(server.writes(), [scaleWrite('web', 7)]);
 });
 
 t.test('setHpaMinReplicas raises maxReplicas when lower, and restoring leaves max alone', async (t) => {

@@ -186,13 +186,19 @@ t.test(
   },
 );
 
-t.test('tick by tick: a healthy rollout carries its evidence from step to step', async (t) => {
+/** A healthy rollout (1% errors on both sides) run until its 50% step. */
+function healthyAtFifty(): Harness {
   const h = new Harness({ policy, readyLagTicks: 0 });
   h.start();
   h.run(
     (weight) => windowAt(weight, 0.01, 0.01),
     (s) => s.weight === 50,
   );
+  return h;
+}
+
+t.test('tick by tick: a healthy rollout carries its evidence from step to step', async (t) => {
+  const h = healthyAtFifty();
   t.equal(h.state.evidence?.steps.length, 1, 'the 10% step is kept');
   t.match(h.state.evidence?.steps[0], { stepIndex: 0, weight: 10 });
   t.ok((h.state.evidence?.steps[0]?.newRequests ?? 0) > 0);
@@ -206,12 +212,7 @@ t.test('tick by tick: a healthy rollout carries its evidence from step to step',
 });
 
 t.test('a state stored before the evidence field existed still decides (as no evidence)', async (t) => {
-  const h = new Harness({ policy, readyLagTicks: 0 });
-  h.start();
-  h.run(
-    (weight) => windowAt(weight, 0.01, 0.01),
-    (s) => s.weight === 50,
-  );
+  const h = healthyAtFifty();
   const { evidence: _dropped, ...legacy } = h.state;
   const stored = JSON.parse(JSON.stringify(legacy)) as RolloutState;
   t.equal(stored.evidence, undefined);

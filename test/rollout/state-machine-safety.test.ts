@@ -302,12 +302,18 @@ t.test('scaling: the lowest weight the old cluster carries, by the same sizing r
   }
 });
 
+/** A stepwise rollout run healthy to its 50% step and one tick on, the old cluster shrunk for it. */
+function stepwiseAtFifty(): Harness {
+  const h = started({ policy: stepwise });
+  h.run(healthy, (s) => s.weight === 50);
+  h.tick(healthy(50));
+  return h;
+}
+
 t.test(
   'a stepwise rollback keeps the new cluster until the old one is back, and says what is short',
   async (t) => {
-    const h = started({ policy: stepwise });
-    h.run(healthy, (s) => s.weight === 50);
-    h.tick(healthy(50));
+    const h = stepwiseAtFifty();
     t.equal(h.old.replicas, 6, 'the old cluster shrank to ceil(10 x 50% x 1.2) as traffic left');
     t.equal(h.fresh.replicas, 6);
     h.oldReadyCap = 6; // its new pods will not schedule
@@ -413,9 +419,7 @@ t.test(
 t.test(
   'a rollback waiting for the old cluster still watches the new one for a critical breach',
   async (t) => {
-    const h = started({ policy: stepwise });
-    h.run(healthy, (s) => s.weight === 50);
-    h.tick(healthy(50));
+    const h = stepwiseAtFifty();
     h.oldReadyCap = 6;
     tickUntil(h, failing, (s) => s.phase === 'RollingBack');
     for (let i = 0; i < 5; i++) h.tick(failing(50));

@@ -10,6 +10,7 @@ import { AlbRoute } from '../../src/routers/alb.js';
 import { bindRoute, createRouteHandles, routerClients } from '../../src/routers/registry.js';
 import { Route53Route } from '../../src/routers/route53.js';
 import { FakeApiServer } from '../../src/sandbox/fake-apiserver.js';
+import { CHECKOUT_SUBSETS_YAML } from '../fixtures/checkout-route.js';
 import { virtualServiceObject } from '../fixtures/kube-objects.js';
 
 const HEAD = `
@@ -19,14 +20,7 @@ clusters:
 metrics: { type: prometheus, address: http://127.0.0.1:9, template: istio }
 `;
 
-const ISTIO = `
-  - namespace: shop
-    name: checkout
-    route:
-      type: istio
-      virtualService: checkout
-      oldDestination: { host: checkout, subset: old }
-      newDestination: { host: checkout, subset: new }`;
+const ISTIO = CHECKOUT_SUBSETS_YAML;
 
 function config(workloads: string, routers = '') {
   return parseConfigText(`${HEAD}${routers}\nworkloads:${workloads}\n`, 'registry-test.yaml');

@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
+import { scaleWrite } from '../fixtures/kube-objects.js';
 import { migrationCrd, schemalessCrd } from '../fixtures/migration-crd.js';
 import { chartTools, runTool } from '../helpers/helm.js';
 import { kubectlOnFakeServer, needKubectl } from '../helpers/kubectl.js';
@@ -52,15 +53,7 @@ t.test('kubectl against the fake API server', { skip }, async (t) => {
       spec: { replicas: 3 },
       status: { readyReplicas: 3 },
     });
-    t.match(server.writes(), [
-      {
-        method: 'PATCH',
-        path: '/apis/apps/v1/namespaces/shop/deployments/web/scale',
-        contentType: 'application/merge-patch+json',
-        body: { spec: { replicas: 3 } },
-        status: 200,
-      },
-    ]);
+    t.match(server.writes(), [scaleWrite('web', 3)]);
     const after = await kubectl('get', 'deploy', 'web', '-n', 'shop');
     t.match(after.stdout, /^web\s+3\/3\s+3\s+3\s+/m);
   });

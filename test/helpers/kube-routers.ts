@@ -93,6 +93,10 @@ export interface RouteFixture<Route> extends KubeRouterFixture {
   stored(): KubeObject | undefined;
   /** Another writer changes the stored route object just before the next PUT to `pathIncludes`. */
   otherWriterBeforeNextPut(pathIncludes: string, change: (current: KubeObject) => void): void;
+  /** The new-cluster weight `route`'s handle reads back. */
+  readWeight(route: Route): Promise<number>;
+  /** Each write the old cluster's server saw, as [method, status]. */
+  writeStatuses(): unknown[][];
 }
 
 /** What a write met: after otherWriterBeforeNextPut, a 409 and then the retried PUT's 200. */
@@ -130,7 +134,15 @@ export async function startRouteFixture<Route>(
       change(current);
       fixture.server.put(current);
     });
-  return { ...fixture, bind, stored, otherWriterBeforeNextPut };
+  const readWeight = (route: Route) => weightOf(bind(route), routeSignal());
+  return {
+    ...fixture,
+    bind,
+    stored,
+    otherWriterBeforeNextPut,
+    readWeight,
+    writeStatuses: () => writeStatuses(fixture.server),
+  };
 }
 
 /** Everything of an object except what the API server maintains. */

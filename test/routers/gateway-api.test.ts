@@ -10,9 +10,7 @@ import {
   checkoutGatewayRoute,
   routeSignal as signal,
   startRouteFixture,
-  weightOf,
   withoutServerFields,
-  writeStatuses,
 } from '../helpers/kube-routers.js';
 
 const API = 'gateway.networking.k8s.io/v1';
@@ -72,11 +70,11 @@ const setup = (t: Test) =>
   startRouteFixture<ResolvedRouteOf<'gatewayApi'>>(t, { object: httpRoute(), handleFor: gatewayApiRoute });
 
 t.test('every whole percent is written and read back exactly, nothing else changes', async (t) => {
-  const { bind, stored, server } = await setup(t);
-  t.equal(await weightOf(bind(route()), signal()), 0);
+  const { bind, stored, server, readWeight } = await setup(t);
+  t.equal(await readWeight(route()), 0);
   for (let weight = 0; weight <= 100; weight++) {
     await bind(route()).setWeight(weight, signal());
-    t.equal(await weightOf(bind(route()), signal()), weight);
+    t.equal(await readWeight(route()), weight);
     const refs = (stored()!.spec as { rules: Array<{ backendRefs: Array<{ weight: number }> }> }).rules[1]!
       .backendRefs;
     t.ok(refs[0]!.weight + refs[1]!.weight === 100, 'the pair sums to 100, never both 0');
@@ -86,7 +84,7 @@ t.test('every whole percent is written and read back exactly, nothing else chang
 });
 
 t.test('backendRefs match by kind, group, namespace and port; absent weight is 1', async (t) => {
-  const { bind, server } = await setup(t);
+  const { bind, server, readWeight } = await setup(t);
   const object = httpRoute();
   const main = (object.spec as { rules: Array<Record<string, unknown>> }).rules[1]!;
   main.backendRefs = [
@@ -95,7 +93,7 @@ t.test('backendRefs match by kind, group, namespace and port; absent weight is 1
     { group: 'multicluster.x-k8s.io', kind: 'ServiceImport', name: 'checkout', port: 8080 },
   ];
   server.put(object);
-  t.equal(await weightOf(bind(route()), signal()), 50, 'both absent: 1 and 1');
+  t.equal(await readWeight(route()), 50, 'both absent: 1 and 1');
   await bind(route()).setWeight(30, signal());
   const refs = (
     server.get(API, 'HTTPRoute', 'shop', 'checkout')!.spec as { rules: Array<{ backendRefs: unknown[] }> }
@@ -107,13 +105,10 @@ t.test('backendRefs match by kind, group, namespace and port; absent weight is 1
   ]);
 
   // A Service in another namespace must be named with that namespace.
-  await t.rejects(
-    weightOf(bind(route({ oldBackend: { name: 'checkout', namespace: 'legacy' } })), signal()),
-    {
-      name: 'RouteNotFoundError',
-      message: /not the old cluster's Service legacy\/checkout/,
-    },
-  );
+  await t.rejects(readWeight(route({ oldBackend: { name: 'checkout', namespace: 'legacy' } })), {
+    name: 'RouteNotFoundError',
+    message: /not the old cluster's Service legacy\/checkout/,
+  });
   // A ServiceImport without its group is not the multicluster one.
   main.backendRefs = [
     { name: 'checkout', port: 8080 },
@@ -124,63 +119,63 @@ t.test('backendRefs match by kind, group, namespace and port; absent weight is 1
 });
 
 t.test('without ruleName every rule must name both backends', async (t) => {
-  const { bind } = await setup(t);
+  const { bind, readWeight } = await setup(t);
   const all = route();
   delete all.ruleName;
   await t.rejects(bind(all).verify(signal()), {
     name: 'RouteNotFoundError',
     message: /rule static has backendRefs Service cdn-cache:80 but not/,
   });
-  await t.rejects(weightOf(bind(route({ ruleName: 'nope' })), signal()), {
+  await t.rejects(readWeight(route({ ruleName: 'nope' })), {
     name: 'RouteNotFoundError',
     message: /no rule named nope \(its rules: static, main\)/,
   });
 });
 
 t.test('a missing HTTPRoute is a RouteNotFoundError naming it and its cluster', async (t) => {
-  const { bind } = await setup(t);
+  const { bind, readWeight } = await setup(t);
   await t.rejects(bind(route({ httpRoute: 'nope' })).setWeight(5, signal()), {
     name: 'RouteNotFoundError',
     message: /HTTPRoute shop\/nope does not exist in the old cluster/,
   });
-  await t.rejects(weightOf(bind(route({ cluster: 'new' })), signal()), {
+  await t.rejects(readWeight(route({ cluster: 'new' })), {
     name: 'RouteNotFoundError',
     message: /does not exist in the new cluster/,
   });
 });
 
 t.test('a write conflict re-reads and re-applies, keeping the other writer change', async (t) => {
-  const { bind, server, stored, otherWriterBeforeNextPut } = await setup(t);
+  const { bind, stored, otherWriterBeforeNextPut, readWeight, writeStatuses } = await setup(t);
   otherWriterBeforeNextPut('/httproutes/checkout', (current) => {
     (current.spec as { hostnames: string[] }).hostnames.push('pay.example.com');
   });
   await bind(route()).setWeight(10, signal());
-  t.same(writeStatuses(server), CONFLICT_THEN_RETRIED);
+  t.same(writeStatuses(), CONFLICT_THEN_RETRIED);
   t.same((stored()!.spec as { hostnames: string[] }).hostnames, ['checkout.example.com', 'pay.example.com']);
-  t.equal(await weightOf(bind(route()), signal()), 10);
+  t.equal(await readWeight(route()), 10);
 });
 
 t.test('500s and 429s are retried; a RouterError after the limit', async (t) => {
-  const { bind, server, sleeps } = await setup(t);
+  const { bind, server, sleeps, readWeight } = await setup(t);
   server.injectFault({ status: 429, count: 1, method: 'GET', retryAfterSeconds: 2 });
   server.injectFault({ status: 500, count: 1, method: 'PUT' });
   await bind(route()).setWeight(1, signal());
   t.equal(sleeps.length, 2);
   t.ok(sleeps[0]! >= 2000, 'waited at least Retry-After');
   server.injectFault({ status: 500, count: 100, pathIncludes: '/httproutes/' });
-  await t.rejects(weightOf(bind(route()), signal()), { name: 'RouterError', message: /HTTP 500/ });
+  await t.rejects(readWeight(route()), { name: 'RouterError', message: /HTTP 500/ });
   server.clearFaults();
-  t.equal(await weightOf(bind(route()), signal()), 1);
+  t.equal(await readWeight(route()), 1);
 });
 
 t.test('a pair that reads 0 and 0 is an error, never a share', async (t) => {
-  const { bind, server } = await setup(t);
+  const { bind, server, readWeight } = await setup(t);
   const object = httpRoute();
   const refs = (object.spec as { rules: Array<{ backendRefs: Array<{ weight?: number }> }> }).rules[1]!
     .backendRefs;
   refs[0]!.weight = 0;
   server.put(object);
-  await t.rejects(weightOf(bind(route()), signal()), RouterError);
+  await t.rejects(readWeight(route()), RouterError);
   await bind(route()).setWeight(0, signal());
-  t.equal(await weightOf(bind(route()), signal()), 0);
+  t.equal(await readWeight(route()), 0);
 });

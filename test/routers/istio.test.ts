@@ -10,9 +10,7 @@ import {
   CONFLICT_THEN_RETRIED,
   routeSignal as signal,
   startRouteFixture,
-  weightOf,
   withoutServerFields,
-  writeStatuses,
 } from '../helpers/kube-routers.js';
 import { serveOnLoopback } from '../helpers/loopback.js';
 
@@ -93,11 +91,11 @@ const setup = (t: Test, options: { oldUrl?: (url: string) => Promise<string> } =
   });
 
 t.test('every whole percent is written and read back exactly, nothing else changes', async (t) => {
-  const { bind, stored } = await setup(t);
-  t.equal(await weightOf(bind(route()), signal()), 0);
+  const { bind, stored, readWeight } = await setup(t);
+  t.equal(await readWeight(route()), 0);
   for (let weight = 0; weight <= 100; weight++) {
     await bind(route()).setWeight(weight, signal());
-    t.equal(await weightOf(bind(route()), signal()), weight);
+    t.equal(await readWeight(route()), weight);
   }
   // The admin route, labels, annotations, retries and headers: deep-equal to what was seeded.
   t.strictSame(withoutServerFields(stored()), expectedWith(100));
@@ -119,10 +117,10 @@ t.test('writes are PUT replaces carrying the resourceVersion that was read', asy
 });
 
 t.test('without routeName every http route must name both destinations and all are written', async (t) => {
-  const { bind, server } = await setup(t);
+  const { bind, server, readWeight } = await setup(t);
   const all = route({ routeName: undefined });
   delete all.routeName;
-  await t.rejects(weightOf(bind(all), signal()), RouteNotFoundError, 'the admin route lacks them');
+  await t.rejects(readWeight(all), RouteNotFoundError, 'the admin route lacks them');
 
   const twoRoutes = virtualService();
   const http = (twoRoutes.spec as { http: unknown[] }).http;
@@ -133,7 +131,7 @@ t.test('without routeName every http route must name both destinations and all a
   };
   server.put(twoRoutes);
   await bind(all).setWeight(40, signal());
-  t.equal(await weightOf(bind(all), signal()), 40);
+  t.equal(await readWeight(all), 40);
 
   // A person edits one of the two routes: the disagreement is reported, not hidden.
   const edited = server.get('networking.istio.io/v1', 'VirtualService', 'shop', 'checkout')!;
@@ -141,20 +139,20 @@ t.test('without routeName every http route must name both destinations and all a
   editedRoutes[0]!.route[0]!.weight = 90;
   editedRoutes[0]!.route[1]!.weight = 10;
   server.put(edited);
-  await t.rejects(weightOf(bind(all), signal()), {
+  await t.rejects(readWeight(all), {
     name: 'RouterError',
     message: /http route canary-header: 10%, http route primary: 40%/,
   });
   await bind(all).setWeight(40, signal());
-  t.equal(await weightOf(bind(all), signal()), 40, 'the next write makes them agree again');
+  t.equal(await readWeight(all), 40, 'the next write makes them agree again');
 });
 
 t.test('a missing VirtualService is a RouteNotFoundError naming it and its cluster', async (t) => {
-  const { bind } = await setup(t);
+  const { bind, readWeight } = await setup(t);
   const missing = route({ virtualService: 'nope' });
   // One call at a time: a call started before its rejection is awaited would reject unhandled.
   const calls: Array<() => Promise<unknown>> = [
-    () => weightOf(bind(missing), signal()),
+    () => readWeight(missing),
     () => bind(missing).setWeight(5, signal()),
     () => bind(missing).verify(signal()),
   ];
@@ -168,7 +166,7 @@ t.test('a missing VirtualService is a RouteNotFoundError naming it and its clust
 });
 
 t.test('a missing destination is a RouteNotFoundError, and nothing is written', async (t) => {
-  const { bind, server } = await setup(t);
+  const { bind, server, readWeight } = await setup(t);
   const wrong = route({ newDestination: { host: 'checkout.shop.svc.cluster.local', subset: 'east-3' } });
   await t.rejects(bind(wrong).verify(signal()), {
     name: 'RouteNotFoundError',
@@ -176,7 +174,7 @@ t.test('a missing destination is a RouteNotFoundError, and nothing is written', 
       /http route primary routes to .* but not to the new cluster's checkout\.shop\.svc\.cluster\.local subset east-3/,
   });
   await t.rejects(bind(wrong).setWeight(5, signal()), RouteNotFoundError);
-  await t.rejects(weightOf(bind(route({ routeName: 'other' })), signal()), {
+  await t.rejects(readWeight(route({ routeName: 'other' })), {
     name: 'RouteNotFoundError',
     message: /no http route named other \(its routes: admin, primary\)/,
   });
@@ -184,21 +182,21 @@ t.test('a missing destination is a RouteNotFoundError, and nothing is written', 
 });
 
 t.test('a write conflict re-reads and re-applies, keeping the other writer change', async (t) => {
-  const { bind, server, stored, otherWriterBeforeNextPut } = await setup(t);
+  const { bind, stored, otherWriterBeforeNextPut, readWeight, writeStatuses } = await setup(t);
   otherWriterBeforeNextPut('/virtualservices/checkout', (current) => {
     current.metadata.annotations = { ...current.metadata.annotations, 'other-writer': 'was here' };
   });
   await bind(route()).setWeight(10, signal());
-  t.same(writeStatuses(server), CONFLICT_THEN_RETRIED);
+  t.same(writeStatuses(), CONFLICT_THEN_RETRIED);
   t.equal(stored()?.metadata.annotations?.['other-writer'], 'was here');
-  t.equal(await weightOf(bind(route()), signal()), 10);
+  t.equal(await readWeight(route()), 10);
 });
 
 t.test('API errors (500) are retried, then a RouterError after the limit', async (t) => {
-  const { bind, server, sleeps } = await setup(t);
+  const { bind, server, sleeps, readWeight } = await setup(t);
   server.injectFault({ status: 500, count: 2, pathIncludes: '/virtualservices/checkout' });
   await bind(route()).setWeight(5, signal());
-  t.equal(await weightOf(bind(route()), signal()), 5);
+  t.equal(await readWeight(route()), 5);
   t.equal(sleeps.length, 2, 'two backoffs');
 
   server.injectFault({ status: 500, count: 10, pathIncludes: '/virtualservices/checkout' });
@@ -207,15 +205,15 @@ t.test('API errors (500) are retried, then a RouterError after the limit', async
     message: /VirtualService shop\/checkout: .*after 4 attempts: HTTP 500/,
   });
   server.clearFaults();
-  t.equal(await weightOf(bind(route()), signal()), 5, 'the failed write changed nothing');
+  t.equal(await readWeight(route()), 5, 'the failed write changed nothing');
 });
 
 t.test('throttling (429) waits at least Retry-After, then succeeds', async (t) => {
-  const { bind, server, sleeps } = await setup(t);
+  const { bind, server, sleeps, readWeight } = await setup(t);
   server.injectFault({ status: 429, count: 1, method: 'PUT', retryAfterSeconds: 3 });
   await bind(route()).setWeight(50, signal());
   t.same(sleeps, [3000]);
-  t.equal(await weightOf(bind(route()), signal()), 50);
+  t.equal(await readWeight(route()), 50);
 });
 
 t.test('verify checks the DestinationRule subsets', async (t) => {
@@ -231,11 +229,11 @@ t.test('verify checks the DestinationRule subsets', async (t) => {
 });
 
 t.test('a route held by the new cluster is read and written there', async (t) => {
-  const { bind, server, newServer } = await setup(t);
+  const { bind, server, newServer, readWeight } = await setup(t);
   newServer.put(virtualService());
   await bind(route({ cluster: 'new' })).setWeight(30, signal());
-  t.equal(await weightOf(bind(route({ cluster: 'new' })), signal()), 30);
-  t.equal(await weightOf(bind(route()), signal()), 0, "the old cluster's copy is untouched");
+  t.equal(await readWeight(route({ cluster: 'new' })), 30);
+  t.equal(await readWeight(route()), 0, "the old cluster's copy is untouched");
   t.equal(server.writes().length, 0);
 });
 
@@ -267,16 +265,16 @@ async function withoutIstioV1(t: Test, target: string): Promise<string> {
 }
 
 t.test('falls back to v1beta1 when v1 is not served, and remembers it', async (t) => {
-  const { bind, server } = await setup(t, { oldUrl: (url) => withoutIstioV1(t, url) });
-  t.equal(await weightOf(bind(route()), signal()), 0);
+  const { bind, server, readWeight } = await setup(t, { oldUrl: (url) => withoutIstioV1(t, url) });
+  t.equal(await readWeight(route()), 0);
   await bind(route()).setWeight(20, signal());
-  t.equal(await weightOf(bind(route()), signal()), 20);
+  t.equal(await readWeight(route()), 20);
   const writes = server.writes();
   t.equal(writes.length, 1);
   t.match(writes[0]?.path, /^\/apis\/networking\.istio\.io\/v1beta1\//);
   t.equal((writes[0]!.body as KubeObject).apiVersion, 'networking.istio.io/v1beta1');
   // Still a RouteNotFoundError, naming v1 (the first version tried), for a missing object.
-  await t.rejects(weightOf(bind(route({ virtualService: 'nope' })), signal()), RouteNotFoundError);
+  await t.rejects(readWeight(route({ virtualService: 'nope' })), RouteNotFoundError);
 });
 
 // Another route type cannot reach this handle: the registry's factory map types each factory's route.

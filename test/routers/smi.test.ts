@@ -9,9 +9,7 @@ import {
   CONFLICT_THEN_RETRIED,
   routeSignal as signal,
   startRouteFixture,
-  weightOf,
   withoutServerFields,
-  writeStatuses,
 } from '../helpers/kube-routers.js';
 
 const API = 'split.smi-spec.io/v1alpha2';
@@ -47,10 +45,10 @@ const setup = (t: Test) =>
   startRouteFixture<ResolvedRouteOf<'smi'>>(t, { object: trafficSplit(), handleFor: smiRoute });
 
 t.test('every whole percent is written and read back exactly, nothing else changes', async (t) => {
-  const { bind, stored } = await setup(t);
+  const { bind, stored, readWeight } = await setup(t);
   for (let weight = 0; weight <= 100; weight++) {
     await bind(route()).setWeight(weight, signal());
-    t.equal(await weightOf(bind(route()), signal()), weight);
+    t.equal(await readWeight(route()), weight);
   }
   const expected = trafficSplit();
   (expected.spec as { backends: Array<{ weight: number }> }).backends[0]!.weight = 63;
@@ -60,8 +58,8 @@ t.test('every whole percent is written and read back exactly, nothing else chang
 });
 
 t.test('missing object and missing backend are RouteNotFoundErrors', async (t) => {
-  const { bind, server } = await setup(t);
-  await t.rejects(weightOf(bind(route({ trafficSplit: 'nope' })), signal()), {
+  const { bind, server, readWeight } = await setup(t);
+  await t.rejects(readWeight(route({ trafficSplit: 'nope' })), {
     name: 'RouteNotFoundError',
     message: /TrafficSplit shop\/nope does not exist in the old cluster/,
   });
@@ -75,12 +73,12 @@ t.test('missing object and missing backend are RouteNotFoundErrors', async (t) =
 });
 
 t.test('a write conflict re-reads and re-applies, keeping the other writer change', async (t) => {
-  const { bind, server, stored, otherWriterBeforeNextPut } = await setup(t);
+  const { bind, stored, otherWriterBeforeNextPut, writeStatuses } = await setup(t);
   otherWriterBeforeNextPut('/trafficsplits/checkout', (current) => {
     (current.spec as { backends: Array<{ weight: number }> }).backends[2]!.weight = 7;
   });
   await bind(route()).setWeight(60, signal());
-  t.same(writeStatuses(server), CONFLICT_THEN_RETRIED);
+  t.same(writeStatuses(), CONFLICT_THEN_RETRIED);
   t.strictSame((stored()!.spec as { backends: unknown[] }).backends, [
     { service: 'checkout', weight: 40 },
     { service: 'checkout-east', weight: 60 },
@@ -89,29 +87,29 @@ t.test('a write conflict re-reads and re-applies, keeping the other writer chang
 });
 
 t.test('500s are retried, then a RouterError after the limit; 429 honours Retry-After', async (t) => {
-  const { bind, server, sleeps } = await setup(t);
+  const { bind, server, sleeps, readWeight } = await setup(t);
   server.injectFault({ status: 500, count: 3, pathIncludes: '/trafficsplits/' });
   await bind(route()).setWeight(5, signal());
   t.equal(sleeps.length, 3);
   server.injectFault({ status: 500, count: 4, pathIncludes: '/trafficsplits/' });
-  await t.rejects(weightOf(bind(route()), signal()), {
+  await t.rejects(readWeight(route()), {
     name: 'RouterError',
     message: /TrafficSplit shop\/checkout: .*after 4 attempts: HTTP 500/,
   });
   sleeps.length = 0;
   server.injectFault({ status: 429, count: 1, retryAfterSeconds: 4 });
-  t.equal(await weightOf(bind(route()), signal()), 5);
+  t.equal(await readWeight(route()), 5);
   t.same(sleeps, [4000]);
 });
 
 t.test('quantity-string weights (v1alpha1 style) are refused with a reason', async (t) => {
-  const { bind, server } = await setup(t);
+  const { server, readWeight } = await setup(t);
   const object = trafficSplit();
   (object.spec as { backends: Array<{ weight: unknown }> }).backends[0]!.weight = '500m';
   server.put(object);
-  await t.rejects(weightOf(bind(route()), signal()), {
+  await t.rejects(readWeight(route()), {
     name: 'RouterError',
     message: /"500m", expected an integer/,
   });
-  await t.rejects(weightOf(bind({ ...route(), namespace: undefined } as never), signal()), RouterError);
+  await t.rejects(readWeight({ ...route(), namespace: undefined } as never), RouterError);
 });

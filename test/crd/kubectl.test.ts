@@ -17,6 +17,14 @@ const { path: kubectlPath, skip } = needKubectl();
 
 const CRDS = join(import.meta.dirname, '../../charts/clustershift/files/crds');
 
+/** A WorkloadMigration of shop/`name` in the migration `upgrade`, with `spec` over it. */
+const workloadMigration = (name: string, spec: Record<string, unknown>) => ({
+  apiVersion: 'clustershift.io/v1alpha1',
+  kind: 'WorkloadMigration',
+  metadata: { name, namespace: 'shop' },
+  spec: { migration: 'upgrade', workload: { name }, ...spec },
+});
+
 t.test('kubectl and the clustershift.io CRDs', { skip }, async (t) => {
   const { url, kubectl } = await kubectlOnFakeServer(t, kubectlPath);
   const { apply } = kubectl;
@@ -41,16 +49,7 @@ t.test('kubectl and the clustershift.io CRDs', { skip }, async (t) => {
         clusters: { old: { name: 'blue' }, new: { name: 'green', kubeconfigSecret: { name: 'green' } } },
       },
     },
-    {
-      apiVersion: 'clustershift.io/v1alpha1',
-      kind: 'WorkloadMigration',
-      metadata: { name: 'checkout', namespace: 'shop' },
-      spec: {
-        migration: 'upgrade',
-        workload: { name: 'checkout' },
-        route: CHECKOUT_ISTIO_ROUTE,
-      },
-    },
+    workloadMigration('checkout', { route: CHECKOUT_ISTIO_ROUTE }),
   ]);
   t.equal(objects.code, 0, objects.stderr);
 
@@ -105,17 +104,10 @@ t.test('kubectl and the clustershift.io CRDs', { skip }, async (t) => {
   );
 
   const bad = await apply('bad.json', [
-    {
-      apiVersion: 'clustershift.io/v1alpha1',
-      kind: 'WorkloadMigration',
-      metadata: { name: 'broken', namespace: 'shop' },
-      spec: {
-        migration: 'upgrade',
-        workload: { name: 'broken' },
-        route: { type: 'haproxy', backend: 'b', oldServer: 'o', newServer: 'n', virtualService: 'v' },
-        plan: { steps: [10, 50] },
-      },
-    },
+    workloadMigration('broken', {
+      route: { type: 'haproxy', backend: 'b', oldServer: 'o', newServer: 'n', virtualService: 'v' },
+      plan: { steps: [10, 50] },
+    }),
   ]);
   t.not(bad.code, 0);
   t.match(bad.stderr, 'The WorkloadMigration "broken" is invalid');

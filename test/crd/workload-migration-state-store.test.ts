@@ -180,6 +180,18 @@ t.test("the source's conditions: written once, kept by saves, never a false conf
   const { server, makeStore, stored, statusOf } = await setup(t);
   server.put(wlm('checkout'));
   const store = makeStore();
+  /** The source's conditions for shop/checkout at `generation`, written at `at`; whether it wrote. */
+  const writeCheckoutConditions = (
+    generation: number,
+    conditions: Parameters<typeof store.writeConditions>[1]['conditions'],
+    at: number,
+  ) =>
+    store.writeConditions(
+      { namespace: 'shop', name: 'checkout' },
+      { observedGeneration: generation, conditions },
+      at,
+      signal(),
+    );
   const accepted = {
     type: 'Accepted',
     status: 'True' as const,
@@ -187,25 +199,8 @@ t.test("the source's conditions: written once, kept by saves, never a false conf
     message: 'runs with ClusterMigration upgrade',
   };
   server.clearWrites();
-  t.equal(
-    await store.writeConditions(
-      { namespace: 'shop', name: 'checkout' },
-      { observedGeneration: 1, conditions: [accepted] },
-      T0,
-      signal(),
-    ),
-    true,
-  );
-  t.equal(
-    await store.writeConditions(
-      { namespace: 'shop', name: 'checkout' },
-      { observedGeneration: 1, conditions: [accepted] },
-      T0 + 5,
-      signal(),
-    ),
-    false,
-    'unchanged: no write',
-  );
+  t.equal(await writeCheckoutConditions(1, [accepted], T0), true);
+  t.equal(await writeCheckoutConditions(1, [accepted], T0 + 5), false, 'unchanged: no write');
   t.equal(server.writes().length, 1, 'one write for two calls');
   t.match(stored('checkout')?.status, {
     observedGeneration: 1,
@@ -228,15 +223,7 @@ t.test("the source's conditions: written once, kept by saves, never a false conf
     reason: 'SpecChangeRefused',
     message: 'spec.route changed',
   };
-  t.equal(
-    await store.writeConditions(
-      { namespace: 'shop', name: 'checkout' },
-      { observedGeneration: 2, conditions: [refused] },
-      T0 + 10,
-      signal(),
-    ),
-    true,
-  );
+  t.equal(await writeCheckoutConditions(2, [refused], T0 + 10), true);
   await store.save(progressing('checkout', 2, 10), signal());
   t.match((statusOf('checkout') as { conditions: unknown[] }).conditions, [
     { type: 'Accepted', status: 'False', reason: 'SpecChangeRefused', observedGeneration: 2 },

@@ -22,6 +22,22 @@ const MAX_CONDITION_WRITE_FAILURES = 5;
 /** The reason of a pause asked for by a spec, so that only such a pause is lifted by the spec. */
 const SPEC_PAUSE_PREFIX = 'spec.paused';
 
+/**
+ * Whether two states of a rollout agree on all that reconcile and membersOf read of it: then
+ * neither can decide anything new from the change.
+ */
+function sameForRunner(before: RolloutState, after: RolloutState): boolean {
+  return (
+    before.key === after.key &&
+    before.phase === after.phase &&
+    before.queuedAt === after.queuedAt &&
+    (before.history.length === 0) === (after.history.length === 0) &&
+    before.reason === after.reason &&
+    before.pauseCause === after.pauseCause &&
+    before.finishedAt === after.finishedAt
+  );
+}
+
 export interface ObjectRef {
   namespace: string;
   name: string;
@@ -116,7 +132,10 @@ export class WorkloadRunner {
   }
 
   /** For the controller's onTransition: a WorkloadMigration's finalizer and deletion follow its phase. */
-  readonly onTransition = (_before: RolloutState, after: RolloutState): void => {
+  readonly onTransition = (before: RolloutState, after: RolloutState): void => {
+    // Most commits are a check within a step: the pause, the finalizer and the waves read none
+    // of what it changed, and reconciling and planning on each was most of a sweep's work per tick.
+    if (sameForRunner(before, after)) return;
     const workload = this.bound.get(after.key);
     if (workload?.origin.kind === 'WorkloadMigration') this.enqueue(() => this.reconcile(after.key));
     if (workload?.migration) this.evaluateWaves(workload.migration.name);
@@ -140,8 +159,11 @@ export class WorkloadRunner {
   /** A migration's workloads as their rollouts stand, for its waves. */
   membersOf(migration: string): WaveMember[] {
     const members: WaveMember[] = [];
-    for (const [key, workload] of this.bound) {
-      if (workload.migration?.name !== migration) continue;
+    // Only this migration's workloads: a scan of every bound workload per evaluation (one per
+    // transition) made a tick quadratic in the fleet.
+    for (const key of this.boundByMigration.get(migration) ?? []) {
+      const workload = this.bound.get(key);
+      if (!workload) continue;
       const state = this.stateOf(key);
       if (!state) continue;
       const pending = state.phase === 'Pending';

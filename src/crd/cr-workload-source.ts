@@ -82,6 +82,11 @@ const createdAt = (object: WorkloadMigrationObject | undefined): string => {
 
 type Watched = Informer<KubernetesObject> & ObjectCache<KubernetesObject>;
 
+const migrationOf = (object: WorkloadMigrationObject | undefined): string | undefined => {
+  const name = (object?.spec as { migration?: unknown } | undefined)?.migration;
+  return typeof name === 'string' ? name : undefined;
+};
+
 const discovered = (object: WorkloadMigrationObject | undefined): boolean =>
   object !== undefined &&
   isDiscoveredByAny({
@@ -102,6 +107,8 @@ export class CrWorkloadSource implements WorkloadSource {
   private readonly migrations = new Map<string, MigrationResolution>();
   private readonly migrationGeneration = new Map<string, number>();
   private readonly objects = new Map<string, WorkloadMigrationObject>();
+  /** ClusterMigration name -> the keys of the objects in `objects` naming it. */
+  private readonly objectsByMigration = new Map<string, Set<string>>();
   private readonly resolutions = new Map<string, WorkloadResolution>();
   /** Rollout key (namespace/Deployment) -> what runs now, and the object (namespace/name) it comes from. */
   private readonly running = new Map<string, SourcedWorkload>();
@@ -350,8 +357,24 @@ export class CrWorkloadSource implements WorkloadSource {
   }
 
   private resolveMigrationsWorkloads(migration: string): void {
-    for (const [key, object] of this.objects)
-      if ((object.spec as { migration?: unknown } | undefined)?.migration === migration) this.resolve(key);
+    for (const key of [...(this.objectsByMigration.get(migration) ?? [])]) this.resolve(key);
+  }
+
+  /** `objects` and its index by migration, changed together. */
+  private setObject(key: string, object: WorkloadMigrationObject | undefined): void {
+    const before = migrationOf(this.objects.get(key));
+    const after = migrationOf(object);
+    if (before !== after && before !== undefined) {
+      const keys = this.objectsByMigration.get(before);
+      keys?.delete(key);
+      if (keys?.size === 0) this.objectsByMigration.delete(before);
+    }
+    if (object) this.objects.set(key, object);
+    else this.objects.delete(key);
+    if (after === undefined || !object) return;
+    const keys = this.objectsByMigration.get(after) ?? new Set<string>();
+    keys.add(key);
+    this.objectsByMigration.set(after, keys);
   }
 
   private reportMigration(name: string, generation?: number): void {
@@ -360,9 +383,9 @@ export class CrWorkloadSource implements WorkloadSource {
     const observed =
       generation ?? (resolution.ok ? resolution.settings.generation : this.migrationGeneration.get(name));
     if (generation !== undefined) this.migrationGeneration.set(name, generation);
-    const statuses = [...this.objects.values()]
-      .filter((object) => (object.spec as { migration?: unknown } | undefined)?.migration === name)
-      .map((object) => object.status);
+    // Only this migration's objects: every status write of every WorkloadMigration comes here.
+    const statuses: Array<WorkloadMigrationObject['status']> = [];
+    for (const key of this.objectsByMigration.get(name) ?? []) statuses.push(this.objects.get(key)?.status);
     this.report({
       kind: 'ClusterMigration',
       name,
@@ -378,7 +401,7 @@ export class CrWorkloadSource implements WorkloadSource {
   private workloadChanged(object: WorkloadMigrationObject): boolean {
     const key = objectKey(object);
     const before = this.objects.get(key);
-    this.objects.set(key, object);
+    this.setObject(key, object);
     // A status write (ours) bumps resourceVersion, not generation: nothing to resolve again.
     const sameSpec =
       before !== undefined &&
@@ -389,8 +412,10 @@ export class CrWorkloadSource implements WorkloadSource {
       isDeepStrictEqual(before.metadata?.labels, object.metadata?.labels) &&
       isDeepStrictEqual(before.metadata?.annotations, object.metadata?.annotations);
     if (!sameSpec || !this.synced) this.resolve(key);
-    // Its phase may have changed (a status write): the migration's counts follow.
-    this.recount(before, object);
+    // Its phase may have changed (a status write): the migration's counts follow. Most writes
+    // are a check within a step, which leaves the counts as they are.
+    if (migrationOf(before) !== migrationOf(object) || before?.status?.phase !== object.status?.phase)
+      this.recount(before, object);
     return (
       !sameSpec ||
       before?.status?.phase !== object.status?.phase ||
@@ -401,17 +426,13 @@ export class CrWorkloadSource implements WorkloadSource {
   }
 
   private recount(...objects: Array<WorkloadMigrationObject | undefined>): void {
-    const names = new Set(
-      objects
-        .map((object) => (object?.spec as { migration?: unknown } | undefined)?.migration)
-        .filter((name): name is string => typeof name === 'string'),
-    );
+    const names = new Set(objects.map(migrationOf).filter((name): name is string => name !== undefined));
     for (const name of names) this.reportMigration(name);
   }
 
   private workloadGone(object: WorkloadMigrationObject): void {
     const key = objectKey(object);
-    this.objects.delete(key);
+    this.setObject(key, undefined);
     this.reported.delete(key);
     this.resolve(key);
     this.recount(object);

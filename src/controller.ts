@@ -23,7 +23,7 @@ import {
   type WorkloadObservation,
 } from './rollout/types.js';
 import { isTransition } from './state/state-store.js';
-import { budgetMs, type Deadline, deadline, type RequestBudget, timeoutSignal } from './timing.js';
+import { budgetMs, type Deadline, type RequestBudget, SharedDeadlines, timeoutSignal } from './timing.js';
 
 export type {
   ControllerOptions,
@@ -54,6 +54,9 @@ export class Controller {
   private readonly finishedReads: FinishedReplicaReads;
   /** A watched change of a rollout's Deployment or HPA steps it at once (see stepOnChange). */
   private readonly triggers = new StepTriggers({ step: (key) => this.stepOnChange(key) });
+  /** The steps' read deadlines (scopedSignal) and the call deadlines by length (callSignal). */
+  private readonly readDeadlines: SharedDeadlines;
+  private readonly callDeadlines = new Map<number, SharedDeadlines>();
 
   constructor(private readonly options: ControllerOptions) {
     const unrouted = options.workloads.filter((w) => !options.routes.has(w.key)).map((w) => w.key);
@@ -68,6 +71,11 @@ export class Controller {
     }
     // Every rollout's step listens for a stop while its reads run: thousands at once is normal.
     setMaxListeners(0, this.loopAbort.signal);
+    this.readDeadlines = new SharedDeadlines({
+      ms: options.settings.requestTimeoutMs,
+      parent: this.loopAbort.signal,
+      keepsProcessAlive: false,
+    });
     this.finishedReads = new FinishedReplicaReads({
       parallelism: options.settings.parallelism,
       logger: options.logger,
@@ -549,24 +557,27 @@ export class Controller {
     this.options.logger[level]({ ...this.logFields(key), err: error }, message);
   }
 
-  /** One request timeout, or a named budget of them, cut short by stop(). */
+  /**
+   * One request timeout, or a named budget of them, cut short by stop(). Never disposed: the
+   * timer does not keep the process alive, and the rollouts of one moment share it.
+   */
   private callSignal(budget?: RequestBudget): AbortSignal {
     const { requestTimeoutMs } = this.options.settings;
-    return timeoutSignal(
-      budget ? budgetMs(requestTimeoutMs, budget) : requestTimeoutMs,
-      this.loopAbort.signal,
-    );
+    const ms = budget ? budgetMs(requestTimeoutMs, budget) : requestTimeoutMs;
+    let deadlines = this.callDeadlines.get(ms);
+    if (!deadlines) {
+      deadlines = new SharedDeadlines({ ms, parent: this.loopAbort.signal, keepsProcessAlive: false });
+      this.callDeadlines.set(ms, deadlines);
+    }
+    return deadlines.next().signal;
   }
 
   /**
-   * Like callSignal, disposed by the caller once its calls are done (timing.ts says why that is
-   * cheaper at thousands of rollouts per tick).
+   * Like callSignal, disposed by the caller once its calls are done. Every step of a tick asks
+   * for one: a timer, an AbortController and a listener each were a visible share of the tick.
    */
   private scopedSignal(): Deadline {
-    return deadline(this.options.settings.requestTimeoutMs, {
-      parent: this.loopAbort.signal,
-      keepsProcessAlive: false,
-    });
+    return this.readDeadlines.next();
   }
 
   private logFields(key: string) {

@@ -2,6 +2,7 @@
 // Prometheus, webhooks, the CLI): one sleep, one backoff formula, one kind of deadline whose
 // reason is a TimeoutError, and named budgets for work that spans several requests.
 
+import { setMaxListeners } from 'node:events';
 import { setTimeout as delay } from 'node:timers/promises';
 import { TimeoutError } from './errors.js';
 
@@ -58,28 +59,212 @@ export interface DeadlineOptions {
  * were a large share of a tick's CPU and garbage.
  */
 export function deadline(ms: number, options: DeadlineOptions = {}): Deadline {
-  const timeoutMs = Math.max(1, Math.floor(ms));
-  const controller = new AbortController();
-  const parent = options.parent;
-  let expired = false;
-  const onParentAbort = () => controller.abort(parent?.reason);
-  if (parent?.aborted) controller.abort(parent.reason);
-  else parent?.addEventListener('abort', onParentAbort, { once: true });
-  const timer = setTimeout(() => {
-    expired = true;
-    controller.abort(new TimeoutError(options.message ?? `no answer within ${timeoutMs}ms`));
-  }, timeoutMs);
-  if (options.keepsProcessAlive === false) timer.unref();
-  return {
-    signal: controller.signal,
-    get expired() {
-      return expired;
-    },
-    dispose: () => {
-      clearTimeout(timer);
-      parent?.removeEventListener('abort', onParentAbort);
-    },
-  };
+  return new TimerDeadline(Math.max(1, Math.floor(ms)), options);
+}
+
+const ONCE = { once: true } as const;
+
+/**
+ * One deadline. The timer and the parent's abort call into the object itself (a timer argument,
+ * a listener object), not into closures made per deadline: every request and every rollout's
+ * step makes one.
+ */
+class TimerDeadline implements Deadline {
+  private readonly controller = new AbortController();
+  private readonly parent: AbortSignal | undefined;
+  private readonly timer: NodeJS.Timeout | undefined;
+  private readonly message: string;
+  private timedOut = false;
+
+  constructor(timeoutMs: number, options: DeadlineOptions) {
+    this.parent = options.parent;
+    this.message = options.message ?? `no answer within ${timeoutMs}ms`;
+    if (this.parent?.aborted) {
+      this.controller.abort(this.parent.reason);
+      return;
+    }
+    this.parent?.addEventListener('abort', this, ONCE);
+    this.timer = setTimeout(expire, timeoutMs, this);
+    if (options.keepsProcessAlive === false) this.timer.unref();
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  get expired(): boolean {
+    return this.timedOut;
+  }
+
+  /** The timer ran out. */
+  expire(): void {
+    this.timedOut = true;
+    this.parent?.removeEventListener('abort', this);
+    this.controller.abort(new TimeoutError(this.message));
+  }
+
+  /** The parent aborted (EventTarget calls a listener object's handleEvent). */
+  handleEvent(): void {
+    clearTimeout(this.timer);
+    this.controller.abort(this.parent?.reason);
+  }
+
+  dispose(): void {
+    clearTimeout(this.timer);
+    this.parent?.removeEventListener('abort', this);
+  }
+}
+
+function expire(target: { expire(): void }): void {
+  target.expire();
+}
+
+export interface SharedDeadlinesOptions extends DeadlineOptions {
+  /** Each deadline's length (whole ms, at least 1). */
+  ms: number;
+  /**
+   * Deadlines asked for within this long of each other share one timer and one signal: each
+   * ends between `ms` and `ms + windowMs` after it was asked for, never sooner (default: a
+   * hundredth of `ms`, at least 1 ms).
+   */
+  windowMs?: number;
+  /** Milliseconds on a monotonic clock (default performance.now); injected so tests can pin the windows. */
+  now?: () => number;
+}
+
+/**
+ * Deadlines of one length for many callers at once, such as every rollout's step in a tick: the
+ * callers of one window share a timer, an AbortController and one listener on the parent, where
+ * a deadline each cost a tick thousands of them. dispose() of each is still the caller's; a
+ * shared timer keeps the process alive (when asked to) only while a caller has not disposed.
+ */
+export class SharedDeadlines {
+  private readonly ms: number;
+  private readonly windowMs: number;
+  private readonly options: DeadlineOptions;
+  private readonly now: () => number;
+  private current: DeadlineGroup | undefined;
+
+  constructor(options: SharedDeadlinesOptions) {
+    this.ms = Math.max(1, Math.floor(options.ms));
+    this.windowMs = Math.max(1, Math.floor(options.windowMs ?? this.ms / 100));
+    this.options = options;
+    this.now = options.now ?? (() => performance.now());
+  }
+
+  next(): Deadline {
+    const now = this.now();
+    let group = this.current;
+    if (!group || group.ended || now > group.openUntil) {
+      group?.close();
+      group = new DeadlineGroup({
+        timeoutMs: this.ms + this.windowMs,
+        openUntil: now + this.windowMs,
+        message: this.options.message ?? `no answer within ${this.ms}ms`,
+        ...(this.options.parent ? { parent: this.options.parent } : {}),
+        keepsProcessAlive: this.options.keepsProcessAlive ?? true,
+      });
+      this.current = group;
+    }
+    group.join();
+    return new SharedDeadline(group);
+  }
+}
+
+class DeadlineGroup {
+  private readonly controller = new AbortController();
+  private readonly parent: AbortSignal | undefined;
+  private readonly timer: NodeJS.Timeout | undefined;
+  private readonly message: string;
+  private readonly keepsProcessAlive: boolean;
+  readonly openUntil: number;
+  private users = 0;
+  private closed = false;
+  timedOut = false;
+  /** Aborted, or every caller disposed after the window closed: it takes no more callers. */
+  ended = false;
+
+  constructor(options: {
+    timeoutMs: number;
+    openUntil: number;
+    message: string;
+    parent?: AbortSignal;
+    keepsProcessAlive: boolean;
+  }) {
+    this.parent = options.parent;
+    this.message = options.message;
+    this.keepsProcessAlive = options.keepsProcessAlive;
+    this.openUntil = options.openUntil;
+    // Many callers' calls listen on the one signal at once.
+    setMaxListeners(0, this.controller.signal);
+    if (this.parent?.aborted) {
+      this.controller.abort(this.parent.reason);
+      this.ended = true;
+      return;
+    }
+    this.parent?.addEventListener('abort', this, ONCE);
+    this.timer = setTimeout(expire, options.timeoutMs, this);
+    this.timer.unref();
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  join(): void {
+    this.users++;
+    if (this.users === 1 && this.keepsProcessAlive) this.timer?.ref();
+  }
+
+  leave(): void {
+    this.users--;
+    if (this.users > 0) return;
+    if (this.closed) this.end();
+    else this.timer?.unref();
+  }
+
+  /** No caller joins any more (a later one gets a new group). */
+  close(): void {
+    this.closed = true;
+    if (this.users === 0) this.end();
+  }
+
+  expire(): void {
+    this.timedOut = true;
+    this.end();
+    this.controller.abort(new TimeoutError(this.message));
+  }
+
+  handleEvent(): void {
+    this.end();
+    this.controller.abort(this.parent?.reason);
+  }
+
+  private end(): void {
+    this.ended = true;
+    clearTimeout(this.timer);
+    this.parent?.removeEventListener('abort', this);
+  }
+}
+
+class SharedDeadline implements Deadline {
+  private disposed = false;
+
+  constructor(private readonly group: DeadlineGroup) {}
+
+  get signal(): AbortSignal {
+    return this.group.signal;
+  }
+
+  get expired(): boolean {
+    return this.group.timedOut;
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.group.leave();
+  }
 }
 
 /**

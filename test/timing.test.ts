@@ -9,6 +9,7 @@ import {
   budgetMs,
   deadline,
   REQUEST_BUDGETS,
+  SharedDeadlines,
   timeoutSignal,
 } from '../src/timing.js';
 
@@ -112,4 +113,77 @@ t.test('budgets are whole request timeouts, named for the work they cover', asyn
     'migrationCall',
     'rereadStore',
   ]);
+});
+
+t.test('shared deadlines: one signal and one parent listener per window, a new one after it', async (t) => {
+  const parent = new AbortController();
+  let now = 1_000;
+  const deadlines = new SharedDeadlines({ ms: 60_000, windowMs: 100, parent: parent.signal, now: () => now });
+  const first = deadlines.next();
+  now += 99;
+  const second = deadlines.next();
+  t.equal(second.signal, first.signal, 'asked for within the window: the same signal');
+  t.equal(getEventListeners(parent.signal, 'abort').length, 1, 'one listener on the parent for both');
+  now += 2;
+  const third = deadlines.next();
+  t.not(third.signal, first.signal, 'after the window: a signal of its own');
+  t.equal(getEventListeners(parent.signal, 'abort').length, 2);
+  first.dispose();
+  second.dispose();
+  second.dispose();
+  t.equal(
+    getEventListeners(parent.signal, 'abort').length,
+    1,
+    'a closed window whose callers all disposed leaves nothing on the parent',
+  );
+  parent.abort(new Error('stopping'));
+  t.ok(third.signal.aborted, 'the parent aborts the open window');
+  t.equal((third.signal.reason as Error).message, 'stopping');
+  t.notOk(third.expired, 'a parent abort is not a timeout');
+  t.notOk(first.signal.aborted, 'the ended window is not aborted');
+  const after = deadlines.next();
+  t.ok(after.signal.aborted, 'asked for after the parent aborted: aborted at once');
+  t.equal(getEventListeners(parent.signal, 'abort').length, 0);
+});
+
+t.test('a shared deadline times out with a TimeoutError for every caller of its window', async (t) => {
+  const parent = new AbortController();
+  let now = 0;
+  const deadlines = new SharedDeadlines({ ms: 2, windowMs: 1, parent: parent.signal, now: () => now });
+  const a = deadlines.next();
+  const b = deadlines.next();
+  await once(a.signal, 'abort');
+  t.ok(a.expired && b.expired, 'both callers see the time run out');
+  t.type(b.signal.reason, TimeoutError);
+  t.equal(
+    (b.signal.reason as Error).message,
+    'no answer within 2ms',
+    'the length asked for, not the shared timer',
+  );
+  t.equal(getEventListeners(parent.signal, 'abort').length, 0, 'the listener goes with the timer');
+  now += 5;
+  const c = deadlines.next();
+  t.notOk(c.signal.aborted, 'a later window starts afresh');
+  c.dispose();
+  now += 5;
+  const d = deadlines.next();
+  // c's window closed with no caller left: its timer is cleared. A later deadline firing
+  // proves it had its chance.
+  const later = deadline(10);
+  await once(later.signal, 'abort');
+  t.notOk(c.signal.aborted, 'a window whose callers all disposed never fires once it closed');
+  d.dispose();
+});
+
+t.test('a window takes callers up to windowMs after its first one, inclusive', async (t) => {
+  let now = 0;
+  const deadlines = new SharedDeadlines({ ms: 1_000, windowMs: 50, now: () => now });
+  const first = deadlines.next();
+  now += 50;
+  const last = deadlines.next();
+  t.equal(last.signal, first.signal);
+  now += 1;
+  const next = deadlines.next();
+  t.not(next.signal, first.signal, 'one past the window opens a new one');
+  for (const d of [first, last, next]) d.dispose();
 });

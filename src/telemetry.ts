@@ -62,7 +62,9 @@ export class Telemetry {
   /** Records what changed between two versions of a rollout. */
   observe(before: RolloutState | undefined, after: RolloutState): void {
     const labels = { namespace: after.workload.namespace, workload: after.workload.name };
-    this.weight.set(labels, after.weight);
+    // Set on a change only: most commits are a check, and hashing the labels of every rollout's
+    // gauge on each was a visible share of a tick at thousands of rollouts.
+    if (before?.weight !== after.weight) this.weight.set(labels, after.weight);
     if (before?.phase !== after.phase) {
       for (const phase of ROLLOUT_PHASES) this.phase.set({ ...labels, phase }, phase === after.phase ? 1 : 0);
       if (after.phase === 'RollingBack') this.rollbacks.inc(labels);
@@ -70,8 +72,9 @@ export class Telemetry {
     }
     if (before && after.lastCheckAt !== before.lastCheckAt) {
       const since = before.lastCheckAt ?? Number.NEGATIVE_INFINITY;
-      for (const check of after.checks)
-        if (check.at > since) this.checks.inc({ verdict: check.verdict satisfies Verdict });
+      // The records are in time order: only the newest few are new, not the whole log.
+      for (let i = after.checks.length - 1; i >= 0 && after.checks[i]!.at > since; i--)
+        this.checks.inc({ verdict: after.checks[i]!.verdict satisfies Verdict });
     }
     if (before && after.drifts > before.drifts) this.drifts.inc(labels, after.drifts - before.drifts);
   }

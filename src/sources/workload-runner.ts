@@ -134,7 +134,7 @@ export class WorkloadRunner {
   /** For the controller's onTransition: a WorkloadMigration's finalizer and deletion follow its phase. */
   readonly onTransition = (before: RolloutState, after: RolloutState): void => {
     // Most commits are a check within a step: the pause, the finalizer and the waves read none
-    // of what it changed, and reconciling and planning on each was most of a sweep's work per tick.
+    // of what it changed, and reconciling and planning on each was most of the runner's work per tick.
     if (sameForRunner(before, after)) return;
     const workload = this.bound.get(after.key);
     if (workload?.origin.kind === 'WorkloadMigration') this.enqueue(() => this.reconcile(after.key));
@@ -204,8 +204,17 @@ export class WorkloadRunner {
     for (const workload of this.bound.values())
       if (workload.migration) migrations.add(workload.migration.name);
     for (const migration of migrations) this.evaluateWaves(migration);
-    for (const [key, workload] of this.bound)
-      if (workload.origin.kind === 'WorkloadMigration') this.enqueue(() => this.reconcile(key));
+    // Each workload, then each migration's finalizer once: reconcile(key) for each would scan a
+    // migration's workloads for an active one once per workload, quadratic at 250 per migration.
+    const keys: string[] = [];
+    const finalized = new Set<string>();
+    for (const [key, workload] of this.bound) {
+      if (workload.origin.kind !== 'WorkloadMigration') continue;
+      keys.push(key);
+      if (workload.migration) finalized.add(workload.migration.name);
+    }
+    this.enqueueEach(keys, (key) => this.reconcileWorkload(key));
+    this.enqueueEach([...finalized], (migration) => this.reconcileMigration(migration));
   }
 
   /**
@@ -248,6 +257,25 @@ export class WorkloadRunner {
         await run();
       } catch (error) {
         this.options.logger.error({ err: error }, 'a workload change could not be applied');
+      }
+    });
+  }
+
+  /**
+   * `run` for each item, one after the other, as one entry of the queue: as enqueueing each
+   * would, in order and each failure on its own, without a queue entry per item (thousands per
+   * sweep).
+   */
+  private enqueueEach<T>(items: readonly T[], run: (item: T) => Promise<void>): void {
+    if (items.length === 0) return;
+    this.chain = this.chain.then(async () => {
+      for (const item of items) {
+        if (this.stopping.signal.aborted) return;
+        try {
+          await run(item);
+        } catch (error) {
+          this.options.logger.error({ err: error }, 'a workload change could not be applied');
+        }
       }
     });
   }

@@ -42,9 +42,11 @@ export class AdmissionBudget {
   /** Whether this rollout's ClusterMigration has room for one more, and does not hold it (its waves). */
   allows(state: RolloutState): boolean {
     const binding = this.options.bindingOf(state.key);
-    if (binding?.admissible && !binding.admissible(state)) return false;
+    // The count first: a full migration refuses its queued workloads (often thousands) without
+    // asking its waves about each.
     const pacing = binding?.pacing;
-    return !pacing || (this.#activeByMigration.get(pacing.migration) ?? 0) < pacing.maxConcurrent;
+    if (pacing && (this.#activeByMigration.get(pacing.migration) ?? 0) >= pacing.maxConcurrent) return false;
+    return !binding?.admissible || binding.admissible(state);
   }
 
   /** The rollout started: one less room, for the controller and for its migration. */

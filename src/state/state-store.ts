@@ -39,14 +39,21 @@ const checkFields: ReadonlySet<string> = new Set(CHECK_FIELDS);
  */
 export function isTransition(before: RolloutState, after: RolloutState): boolean {
   if (before === after) return false;
-  const keys = new Set([...Object.keys(before), ...Object.keys(after)]);
-  for (const key of keys) {
+  // Every commit of every rollout asks: no arrays or sets of the keys, only two passes over them.
+  for (const key in after) {
     if (checkFields.has(key)) continue;
     const a = before[key as keyof RolloutState];
     const b = after[key as keyof RolloutState];
     if (a === b) continue;
     if (typeof a !== 'object' || typeof b !== 'object' || !isDeepStrictEqual(a, b)) return true;
   }
+  for (const key in before)
+    if (
+      !checkFields.has(key) &&
+      !Object.hasOwn(after, key) &&
+      before[key as keyof RolloutState] !== undefined
+    )
+      return true;
   return false;
 }
 

@@ -66,11 +66,8 @@ export class KubeClusterClient implements ClusterClient {
   private readonly policy: PolicyV1Api;
   private readonly versionApi: VersionApi;
   private readonly clock: Clock;
-  private version: { gitVersion: Promise<string>; readAt: number } | undefined;
-  private readonly namespaceLists = new Map<
-    string,
-    { listedAt: number; objects: Promise<NamespaceObjects> }
-  >();
+  private readonly versions: SharedReads<string>;
+  private readonly namespaceLists: SharedReads<NamespaceObjects>;
 
   constructor(options: KubeClusterClientOptions) {
     this.name = options.name;
@@ -88,6 +85,8 @@ export class KubeClusterClient implements ClusterClient {
     this.policy = kubeConfig.makeApiClient(PolicyV1Api);
     this.versionApi = kubeConfig.makeApiClient(VersionApi);
     this.clock = options.clock ?? systemClock;
+    this.versions = new SharedReads({ clock: this.clock, ttlMs: VERSION_TTL_MS });
+    this.namespaceLists = new SharedReads({ clock: this.clock, ttlMs: NAMESPACE_OBJECTS_TTL_MS });
     this.events = new KubeEventWriter({ core: this.core, caller: this.caller, clock: this.clock });
     this.cache = options.watch
       ? new WorkloadCache({
@@ -237,25 +236,18 @@ export class KubeClusterClient implements ClusterClient {
    * a preflight reads them on each of its ticks): one list a namespace, not one a workload.
    */
   private namespaceObjects(namespace: string, signal: AbortSignal): Promise<NamespaceObjects> {
-    const now = this.clock.now();
-    const known = this.namespaceLists.get(namespace);
-    if (known && now - known.listedAt < NAMESPACE_OBJECTS_TTL_MS) return known.objects;
-    const objects = Promise.all([
-      this.caller.call({ verb: 'list', object: `Services in namespace ${namespace}` }, signal, (s) =>
-        this.core.listNamespacedService({ namespace }, requestOptions(s)),
-      ),
-      this.caller.call(
-        { verb: 'list', object: `PodDisruptionBudgets in namespace ${namespace}` },
-        signal,
-        (s) => this.policy.listNamespacedPodDisruptionBudget({ namespace }, requestOptions(s)),
-      ),
-    ]).then(([services, budgets]) => ({ services, budgets }));
-    this.namespaceLists.set(namespace, { listedAt: now, objects });
-    // A failed list is not remembered: the next preflight lists again.
-    objects.catch(() => {
-      if (this.namespaceLists.get(namespace)?.objects === objects) this.namespaceLists.delete(namespace);
-    });
-    return objects;
+    return this.namespaceLists.get(namespace, () =>
+      Promise.all([
+        this.caller.call({ verb: 'list', object: `Services in namespace ${namespace}` }, signal, (s) =>
+          this.core.listNamespacedService({ namespace }, requestOptions(s)),
+        ),
+        this.caller.call(
+          { verb: 'list', object: `PodDisruptionBudgets in namespace ${namespace}` },
+          signal,
+          (s) => this.policy.listNamespacedPodDisruptionBudget({ namespace }, requestOptions(s)),
+        ),
+      ]).then(([services, budgets]) => ({ services, budgets })),
+    );
   }
 
   /**
@@ -263,19 +255,13 @@ export class KubeClusterClient implements ClusterClient {
    * the preflights of a tick share one read.
    */
   private gitVersion(signal: AbortSignal): Promise<string> {
-    const now = this.clock.now();
-    if (this.version && now - this.version.readAt < VERSION_TTL_MS) return this.version.gitVersion;
-    const gitVersion = this.caller
-      .call({ verb: 'get', object: 'the API server version' }, signal, (s) =>
-        this.versionApi.getCode(requestOptions(s)),
-      )
-      .then((info) => info.gitVersion);
-    this.version = { gitVersion, readAt: now };
-    // A failed read is not remembered: the next preflight reads again.
-    gitVersion.catch(() => {
-      if (this.version?.gitVersion === gitVersion) this.version = undefined;
-    });
-    return gitVersion;
+    return this.versions.get('', () =>
+      this.caller
+        .call({ verb: 'get', object: 'the API server version' }, signal, (s) =>
+          this.versionApi.getCode(requestOptions(s)),
+        )
+        .then((info) => info.gitVersion),
+    );
   }
 
   private readDeployment(ref: WorkloadRef, signal: AbortSignal): Promise<V1Deployment | undefined> {
@@ -350,4 +336,27 @@ const NAMESPACE_OBJECTS_TTL_MS = 5_000;
 interface NamespaceObjects {
   services: V1ServiceList;
   budgets: V1PodDisruptionBudgetList;
+}
+
+/**
+ * Reads shared by their callers for `ttlMs` on the clock: the first caller's load runs and the
+ * others get its promise, in flight or answered; a failed load is forgotten, so the next caller
+ * reads again.
+ */
+class SharedReads<V> {
+  readonly #reads = new Map<string, { readAt: number; value: Promise<V> }>();
+
+  constructor(private readonly options: { clock: Clock; ttlMs: number }) {}
+
+  get(key: string, load: () => Promise<V>): Promise<V> {
+    const now = this.options.clock.now();
+    const known = this.#reads.get(key);
+    if (known && now - known.readAt < this.options.ttlMs) return known.value;
+    const value = load();
+    this.#reads.set(key, { readAt: now, value });
+    value.catch(() => {
+      if (this.#reads.get(key)?.value === value) this.#reads.delete(key);
+    });
+    return value;
+  }
 }

@@ -55,6 +55,23 @@ export function siblingProcess(moduleUrl: string, name: string): { file: string;
   };
 }
 
+/**
+ * The node flags the image starts the controller with (the Dockerfile's ENTRYPOINT, between
+ * node and dist/main.js), so a row process measures the controller as it ships.
+ */
+export function controllerNodeFlags(dockerfile = join(benchDir(), '..', 'Dockerfile')): string[] {
+  const line = readFileSync(dockerfile, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('ENTRYPOINT '));
+  const entrypoint = line ? (JSON.parse(line.slice('ENTRYPOINT '.length)) as unknown) : undefined;
+  const main = Array.isArray(entrypoint) ? entrypoint.findIndex((a) => String(a).endsWith('main.js')) : -1;
+  if (!Array.isArray(entrypoint) || main < 1)
+    throw new Error(
+      `${dockerfile}: no ENTRYPOINT ["node", ...flags, ".../main.js"] to take the node flags from`,
+    );
+  return entrypoint.slice(1, main).map(String);
+}
+
 /** Nearest-rank percentile of unsorted values; 0 for none. */
 export function percentile(values: readonly number[], p: number): number {
   if (values.length === 0) return 0;

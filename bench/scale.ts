@@ -7,6 +7,7 @@ import { execFile } from 'node:child_process';
 import { parseArgs, promisify } from 'node:util';
 import { TERMINAL_PHASES } from '../src/rollout/types.js';
 import {
+  controllerNodeFlags,
   defaultOutput,
   describeMachine,
   type Machine,
@@ -115,6 +116,7 @@ async function runIsolated(
   const self = siblingProcess(import.meta.url, 'scale');
   const args = [
     '--expose-gc',
+    ...controllerNodeFlags(),
     ...self.execArgv,
     self.file,
     '--row-only',
@@ -312,7 +314,14 @@ export async function runCr(options: CrOptions): Promise<CrRow[]> {
 
 async function runCrIsolated(scenario: CrScenario, log: (line: string) => void): Promise<CrRow> {
   const self = siblingProcess(import.meta.url, 'scale');
-  const args = ['--expose-gc', ...self.execArgv, self.file, '--cr-row-only', JSON.stringify(scenario)];
+  const args = [
+    '--expose-gc',
+    ...controllerNodeFlags(),
+    ...self.execArgv,
+    self.file,
+    '--cr-row-only',
+    JSON.stringify(scenario),
+  ];
   const child = execFileAsync(process.execPath, args, { maxBuffer: 64 * 1024 * 1024 });
   const { stdout } = await child;
   const lines = stdout.trim().split('\n');

@@ -11,8 +11,9 @@ import {
   type Informer,
   type KubeConfig,
   type KubernetesObject,
-  makeInformer,
+  ListWatch,
   type ObjectCache,
+  Watch,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { errorMessage, KubeError } from '../errors.js';
@@ -246,15 +247,22 @@ export class CrWorkloadSource implements WorkloadSource {
     handlers: { upsert: (object: T) => boolean; remove: (object: T) => void },
   ): Watched {
     const timeoutMs = this.options.requestTimeoutMs ?? 30_000;
-    const list = async () =>
-      (await this.api.listClusterCustomObject(
+    // WorkloadMigrations are cached trimmed (see cachedWorkloadMigration); ClusterMigrations
+    // whole, their status being what the API shows.
+    const keep = plural === WORKLOAD_MIGRATION.plural ? cachedWorkloadMigration : undefined;
+    const list = async () => {
+      const listed = (await this.api.listClusterCustomObject(
         { group: GROUP, version: VERSION, plural },
         requestOptions(timeoutSignal(timeoutMs)),
       )) as { items: KubernetesObject[]; metadata?: { resourceVersion?: string } };
-    const informer = makeInformer<KubernetesObject>(
-      this.options.kubeConfig,
+      return keep ? { ...listed, items: listed.items.map(keep) } : listed;
+    };
+    const watch = keep ? new KeepingWatch(this.options.kubeConfig, keep) : new Watch(this.options.kubeConfig);
+    const informer = new ListWatch<KubernetesObject>(
       `/apis/${GROUP}/${VERSION}/${plural}`,
+      watch,
       list,
+      false,
     );
     const changed = () => {
       if (this.synced) for (const listener of this.objectListeners) this.guard(listener);
@@ -590,5 +598,54 @@ export class CrWorkloadSource implements WorkloadSource {
 
   private emit(change: WorkloadChange): void {
     for (const listener of this.listeners) listener(change);
+  }
+}
+
+/**
+ * What the cache keeps of a WorkloadMigration: its metadata (without managedFields), its spec,
+ * and of its status only the phase and weight (a migration's counts, discovery's view). The
+ * rollout in the status belongs to the state store, which lists and reads it itself: a copy of
+ * every object's checks, history and conditions here cost kilobytes per WorkloadMigration.
+ */
+export function cachedWorkloadMigration(object: KubernetesObject): KubernetesObject {
+  const { metadata, status, ...rest } = object as WorkloadMigrationObject;
+  const { managedFields: _managedFields, ...meta } = (metadata ?? {}) as { managedFields?: unknown };
+  const kept: Partial<NonNullable<WorkloadMigrationObject['status']>> = {};
+  if (status?.phase !== undefined) kept.phase = status.phase;
+  if (status?.weight !== undefined) kept.weight = status.weight;
+  return {
+    ...rest,
+    ...(metadata ? { metadata: meta } : {}),
+    ...(status ? { status: kept } : {}),
+  } as KubernetesObject;
+}
+
+/** A watch whose objects are passed through `keep` before the informer caches them. */
+class KeepingWatch extends Watch {
+  constructor(
+    config: KubeConfig,
+    private readonly keep: (object: KubernetesObject) => KubernetesObject,
+  ) {
+    super(config);
+  }
+
+  override watch(
+    path: string,
+    queryParams: Record<string, string | number | boolean | undefined>,
+    callback: (phase: string, apiObj: unknown, watchObj?: unknown) => void,
+    done: (err: unknown) => void,
+  ): Promise<AbortController> {
+    return super.watch(
+      path,
+      queryParams,
+      (phase, object, watchObj) =>
+        callback(
+          phase,
+          // ERROR carries a Status, BOOKMARK only a resourceVersion: nothing to trim.
+          phase === 'ERROR' || phase === 'BOOKMARK' ? object : this.keep(object as KubernetesObject),
+          watchObj,
+        ),
+      done,
+    );
   }
 }

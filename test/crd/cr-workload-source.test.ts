@@ -335,6 +335,18 @@ t.test("a ClusterMigration's status: its conditions and its WorkloadMigrations b
     return last?.counts?.progressing === 1 ? last : undefined;
   });
   t.same(update.counts, { total: 2, progressing: 1 });
+  // The object on the server holds the whole rollout; the source's cache, only what it reads.
+  const stored = server.get(API, 'WorkloadMigration', 'shop', 'checkout')?.status as Record<string, unknown>;
+  t.match(stored, {
+    phase: 'Progressing',
+    weight: 0,
+    step: 0,
+    workload: { name: 'checkout' },
+    stepChecks: {},
+  });
+  const cached = [...source.workloadMigrations()].find((o) => o.metadata?.name === 'checkout');
+  t.same(cached?.status, { phase: 'Progressing', weight: 0 }, 'the cache keeps the phase and weight only');
+  t.same(cached?.spec, server.get(API, 'WorkloadMigration', 'shop', 'checkout')?.spec, 'and the spec whole');
   t.equal(await writer.write(update, T0, signal()), true);
   t.equal(await writer.write(update, T0 + 1, signal()), false, 'unchanged: no write');
   t.match(server.get(API, 'ClusterMigration', undefined, 'upgrade')?.status, {

@@ -163,6 +163,8 @@ export class Controller {
     await this.locks.withLock(key, async () => {
       if (!this.bindings.delete(key)) return;
       this.triggers.unwatch(key);
+      const state = this.states.get(key);
+      if (state) this.options.telemetry?.forget(state);
       this.states.delete(key);
       this.live.delete(key);
       this.unsaved.delete(key);

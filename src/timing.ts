@@ -64,6 +64,43 @@ export function deadline(ms: number, options: DeadlineOptions = {}): Deadline {
 
 const ONCE = { once: true } as const;
 
+/** What a parent signal's abort is passed on to. */
+interface Follower {
+  handleEvent(): void;
+}
+
+/**
+ * Per parent signal, one abort listener passing it on to a set of followers, there while any
+ * follower is. EventTarget's addEventListener and removeEventListener walk every listener
+ * already there (to skip a duplicate, to find the one to remove), so a listener each on one
+ * parent (the tick's, shared by every call of every rollout in it) made a tick quadratic in
+ * its calls.
+ */
+const followers = new WeakMap<AbortSignal, { set: Set<Follower>; onAbort: () => void }>();
+
+function follow(parent: AbortSignal, follower: Follower): void {
+  let entry = followers.get(parent);
+  if (!entry) {
+    const set = new Set<Follower>();
+    const onAbort = () => {
+      followers.delete(parent);
+      for (const each of set) each.handleEvent();
+    };
+    entry = { set, onAbort };
+    followers.set(parent, entry);
+    parent.addEventListener('abort', onAbort, ONCE);
+  }
+  entry.set.add(follower);
+}
+
+function unfollow(parent: AbortSignal | undefined, follower: Follower): void {
+  if (!parent) return;
+  const entry = followers.get(parent);
+  if (!entry?.set.delete(follower) || entry.set.size > 0) return;
+  followers.delete(parent);
+  parent.removeEventListener('abort', entry.onAbort);
+}
+
 /**
  * One deadline. The timer and the parent's abort call into the object itself (a timer argument,
  * a listener object), not into closures made per deadline: every request and every rollout's
@@ -83,7 +120,7 @@ class TimerDeadline implements Deadline {
       this.controller.abort(this.parent.reason);
       return;
     }
-    this.parent?.addEventListener('abort', this, ONCE);
+    if (this.parent) follow(this.parent, this);
     this.timer = setTimeout(expire, timeoutMs, this);
     if (options.keepsProcessAlive === false) this.timer.unref();
   }
@@ -99,11 +136,11 @@ class TimerDeadline implements Deadline {
   /** The timer ran out. */
   expire(): void {
     this.timedOut = true;
-    this.parent?.removeEventListener('abort', this);
+    unfollow(this.parent, this);
     this.controller.abort(new TimeoutError(this.message));
   }
 
-  /** The parent aborted (EventTarget calls a listener object's handleEvent). */
+  /** The parent aborted. */
   handleEvent(): void {
     clearTimeout(this.timer);
     this.controller.abort(this.parent?.reason);
@@ -111,7 +148,7 @@ class TimerDeadline implements Deadline {
 
   dispose(): void {
     clearTimeout(this.timer);
-    this.parent?.removeEventListener('abort', this);
+    unfollow(this.parent, this);
   }
 }
 
@@ -202,7 +239,7 @@ class DeadlineGroup {
       this.ended = true;
       return;
     }
-    this.parent?.addEventListener('abort', this, ONCE);
+    if (this.parent) follow(this.parent, this);
     this.timer = setTimeout(expire, options.timeoutMs, this);
     this.timer.unref();
   }
@@ -243,7 +280,7 @@ class DeadlineGroup {
   private end(): void {
     this.ended = true;
     clearTimeout(this.timer);
-    this.parent?.removeEventListener('abort', this);
+    unfollow(this.parent, this);
   }
 }
 

@@ -80,6 +80,23 @@ t.test('dispose removes the parent listener and the timer', async (t) => {
   t.notOk(done.signal.aborted, 'the disposed deadline never fired');
 });
 
+t.test('a thousand deadlines on one parent: one listener on it, and its abort reaches each', async (t) => {
+  const parent = new AbortController();
+  const many = Array.from({ length: 1000 }, () => deadline(60_000, { parent: parent.signal }));
+  t.equal(getEventListeners(parent.signal, 'abort').length, 1, 'one listener, not a thousand');
+  for (const each of many.slice(0, 500)) each.dispose();
+  t.equal(getEventListeners(parent.signal, 'abort').length, 1, 'there while any deadline is');
+  parent.abort(new Error('stopping'));
+  t.equal(many.filter((each) => each.signal.aborted).length, 500, 'every deadline not disposed aborts');
+  t.notOk(many[0]!.signal.aborted, 'a disposed one does not');
+  t.equal((many[999]!.signal.reason as Error).message, 'stopping');
+  for (const each of many) each.dispose();
+  const other = new AbortController();
+  const few = [deadline(60_000, { parent: other.signal }), deadline(60_000, { parent: other.signal })];
+  for (const each of few) each.dispose();
+  t.equal(getEventListeners(other.signal, 'abort').length, 0, 'the last one disposed takes the listener');
+});
+
 t.test('timeoutSignal joins a parent without leaving a listener on it', async (t) => {
   const parent = new AbortController();
   const signal = timeoutSignal(60_000, parent.signal);
@@ -127,7 +144,7 @@ t.test('shared deadlines: one signal and one parent listener per window, a new o
   now += 2;
   const third = deadlines.next();
   t.not(third.signal, first.signal, 'after the window: a signal of its own');
-  t.equal(getEventListeners(parent.signal, 'abort').length, 2);
+  t.equal(getEventListeners(parent.signal, 'abort').length, 1, 'still one listener on the parent for all');
   first.dispose();
   second.dispose();
   second.dispose();

@@ -6,7 +6,7 @@
 
 import { Value } from '@sinclair/typebox/value';
 import { ClustershiftError } from '../errors.js';
-import type { CheckRecord, PauseCause, RolloutPhase, RolloutState } from '../rollout/types.js';
+import type { CheckRecord, HistoryEntry, PauseCause, RolloutPhase, RolloutState } from '../rollout/types.js';
 import { PERSISTED_CHECKS } from '../state/state-store.js';
 import {
   type Condition,
@@ -141,6 +141,40 @@ function checkStatus(check: CheckRecord) {
 }
 
 /**
+ * A log entry's status form, made once per entry: entries are never changed once logged (a
+ * decision copies the log, not its entries), and every save of a rollout wrote its whole
+ * persisted log again, ~60 timestamps formatted per write. Frozen, as status objects share them.
+ */
+function memoized<E extends object, S>(made: WeakMap<E, S>, convert: (entry: E) => S): (entry: E) => S {
+  return (entry) => {
+    let converted = made.get(entry);
+    if (converted === undefined) {
+      converted = deepFreeze(convert(entry));
+      made.set(entry, converted);
+    }
+    return converted;
+  };
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}
+
+const checkEntry = memoized(new WeakMap<CheckRecord, ReturnType<typeof checkStatus>>(), checkStatus);
+const historyEntry = memoized(
+  new WeakMap<HistoryEntry, { time: string; kind: HistoryEntry['kind']; message: string }>(),
+  (entry) => ({
+    time: iso(entry.at),
+    kind: entry.kind,
+    message: entry.message,
+  }),
+);
+
+/**
  * The status for `state`. `previous` is the status as last read or written: its
  * observedGeneration and its conditions of other types stay, and a condition whose status did
  * not change keeps its lastTransitionTime.
@@ -213,10 +247,8 @@ export function toStatus(state: RolloutState, previous?: WorkloadMigrationStatus
         }
       : {}),
     drifts: state.drifts,
-    checks: checks.map(checkStatus),
-    history: state.history
-      .slice(-PERSISTED_HISTORY)
-      .map((entry) => ({ time: iso(entry.at), kind: entry.kind, message: entry.message })),
+    checks: checks.map(checkEntry),
+    history: state.history.slice(-PERSISTED_HISTORY).map(historyEntry),
     creationTime: iso(state.createdAt),
     lastUpdateTime: iso(state.updatedAt),
     ...(state.finishedAt !== undefined ? { completionTime: iso(state.finishedAt) } : {}),

@@ -54,6 +54,8 @@ export class WatchCache<T extends KubernetesObject> {
   /** Whether the first attempt is over (synced once, or failed): readers stop waiting for it then. */
   private firstAttemptOver = false;
   private resourceVersion: string | undefined;
+  /** Bumped on every change to the objects, so a reader can keep what it derived from them. */
+  private changes = 0;
   private request: AbortController | undefined;
   private running: Promise<void> | undefined;
 
@@ -126,6 +128,11 @@ export class WatchCache<T extends KubernetesObject> {
 
   list(): T[] {
     return [...this.objects.values()];
+  }
+
+  /** A number that changes whenever the objects do (a watched change, a list). */
+  get version(): number {
+    return this.changes;
   }
 
   /** `listener` hears every change applied from now on; the returned function stops that. */
@@ -202,6 +209,7 @@ export class WatchCache<T extends KubernetesObject> {
     }
     this.objects.clear();
     for (const [key, object] of fresh) this.objects.set(key, object);
+    this.changes++;
     this.resourceVersion = list.metadata?.resourceVersion ?? '';
     for (const change of changes) this.emit(change);
   }
@@ -236,6 +244,7 @@ export class WatchCache<T extends KubernetesObject> {
         const item = object as T;
         if (type === 'DELETED') this.objects.delete(keyOf(item));
         else this.objects.set(keyOf(item), item);
+        this.changes++;
         this.emit({ type, object: item });
       };
       const onDone = (error: unknown) => {

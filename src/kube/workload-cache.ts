@@ -34,6 +34,11 @@ export interface WorkloadCacheOptions {
 interface NamespaceCaches {
   deployments: WatchCache<V1Deployment>;
   hpas: WatchCache<V2HorizontalPodAutoscaler>;
+  /**
+   * The HPAs by the Deployment they scale, as of `hpas.version`: made again on the first read
+   * after a change, where each read used to copy and scan every HPA of the namespace.
+   */
+  hpaIndex?: { version: number; byTarget: Map<string, V2HorizontalPodAutoscaler> };
 }
 
 export class WorkloadCache {
@@ -59,8 +64,22 @@ export class WorkloadCache {
     await Promise.all([caches.deployments.whenSynced(signal), caches.hpas.whenSynced(signal)]);
     return {
       deployment: caches.deployments.get(ref.namespace, ref.name),
-      hpa: hpaFor(ref, caches.hpas.list()),
+      hpa: this.hpaIndex(caches).get(ref.name),
     };
+  }
+
+  private hpaIndex(caches: NamespaceCaches): Map<string, V2HorizontalPodAutoscaler> {
+    const version = caches.hpas.version;
+    if (caches.hpaIndex?.version === version) return caches.hpaIndex.byTarget;
+    const byTarget = new Map<string, V2HorizontalPodAutoscaler>();
+    for (const hpa of caches.hpas.list()) {
+      const target = scaledDeployment(hpa);
+      if (target === undefined) continue;
+      const held = byTarget.get(target);
+      if (!held || byName(hpa, held) < 0) byTarget.set(target, hpa);
+    }
+    caches.hpaIndex = { version, byTarget };
+    return byTarget;
   }
 
   /** The Deployment as cached, if its namespace's cache is synced now (no wait, no throw). */
@@ -162,13 +181,15 @@ export function hpaFor(
   ref: WorkloadRef,
   hpas: readonly V2HorizontalPodAutoscaler[],
 ): V2HorizontalPodAutoscaler | undefined {
-  return hpas
-    .filter((hpa) => {
-      const target = hpa.spec?.scaleTargetRef;
-      const group = target?.apiVersion?.split('/')[0];
-      return (
-        target?.kind === 'Deployment' && target.name === ref.name && (group === undefined || group === 'apps')
-      );
-    })
-    .sort((a, b) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''))[0];
+  return hpas.filter((hpa) => scaledDeployment(hpa) === ref.name).sort(byName)[0];
 }
+
+/** The name of the Deployment (apps group) an HPA scales, if it scales one. */
+function scaledDeployment(hpa: V2HorizontalPodAutoscaler): string | undefined {
+  const target = hpa.spec?.scaleTargetRef;
+  const group = target?.apiVersion?.split('/')[0];
+  return target?.kind === 'Deployment' && (group === undefined || group === 'apps') ? target.name : undefined;
+}
+
+const byName = (a: V2HorizontalPodAutoscaler, b: V2HorizontalPodAutoscaler) =>
+  (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? '');

@@ -8,6 +8,7 @@ import { StaleObservationError } from '../../src/errors.js';
 import { KubeClusterClient } from '../../src/kube/kube-cluster-client.js';
 import { FakeApiServer, type FakeApiServerOptions } from '../../src/sandbox/fake-apiserver.js';
 import { deploymentObject, hpaObject } from '../fixtures/kube-objects.js';
+import { pollUntil } from '../helpers/poll.js';
 
 const web = { namespace: 'shop', name: 'web' };
 
@@ -89,6 +90,34 @@ t.test('reads come from the namespace watch: one list each, then no request per 
   await raised;
   t.equal(server.requestCount({ verb: 'get' }) + server.requestCount({ verb: 'list' }), 0);
   t.equal(server.requestCount({ verb: 'watch' }), 0, 'the watches stayed open');
+});
+
+t.test("a Deployment's HPA as the watch changes: the first by name, retargeted, deleted", async (t) => {
+  const { server, client, heard } = await setup(t);
+  server.put(deployment('web', 3));
+  server.put(deployment('api', 3));
+  server.put(hpa('web-z', 'web', 4));
+  server.put(hpa('api-hpa', 'api', 2));
+  t.equal((await client.getWorkload(web, signal())).hpa?.name, 'web-z');
+  const earlier = heard(async () => (await client.getWorkload(web, signal())).hpa?.name === 'web-a', 'web-a');
+  server.put(hpa('web-a', 'web', 6));
+  await earlier;
+  t.equal((await client.getWorkload(web, signal())).hpa?.minReplicas, 6, 'two claim it: the first by name');
+  const api = { namespace: 'shop', name: 'api' };
+  t.equal((await client.getWorkload(api, signal())).hpa?.name, 'api-hpa');
+  server.put(hpa('web-a', 'api', 6));
+  const hpaOf = async (ref: { namespace: string; name: string }) =>
+    (await client.getWorkload(ref, signal())).hpa?.name;
+  const until = (what: string, check: () => Promise<boolean>) =>
+    pollUntil(async () => ((await check()) ? true : undefined), { what, timeoutMs: 10_000, intervalMs: 20 });
+  await until('web-a to leave web', async () => (await hpaOf(web)) === 'web-z');
+  t.equal(await hpaOf(api), 'api-hpa', 'retargeted to api: api keeps the first by name');
+  server.remove('autoscaling/v2', 'HorizontalPodAutoscaler', 'shop', 'api-hpa');
+  await until('api-hpa to go', async () => (await hpaOf(api)) === 'web-a');
+  t.pass('deleted: the other claimant scales api');
+  server.remove('autoscaling/v2', 'HorizontalPodAutoscaler', 'shop', 'web-z');
+  await until('web-z to go', async () => (await hpaOf(web)) === undefined);
+  t.pass('web has no HPA left');
 });
 
 t.test('pods turning ready are heard from the watch, with no read', async (t) => {

@@ -11,6 +11,7 @@ import type { ObjectConditions } from '../crd/cr-workload-source.js';
 import { errorMessage } from '../errors.js';
 import { UNASSIGNED_WAVE, type WaveMember } from '../migration/waves.js';
 import { ACTIVE_PHASES, type RolloutState } from '../rollout/types.js';
+import { SharedDeadlines } from '../timing.js';
 import type { SourcedWorkload, WorkloadChange, WorkloadSource } from './workload-source.js';
 
 /** Holds an active WorkloadMigration until its traffic is back on the old cluster. */
@@ -101,9 +102,20 @@ export class WorkloadRunner {
   private chain: Promise<void> = Promise.resolve();
   private sweepTimer: NodeJS.Timeout | undefined;
   private readonly stopping = new AbortController();
+  /**
+   * Each operation's deadline (three request timeouts, or the runner's stop), shared by the
+   * operations of one moment: a start binds thousands of workloads at once, and a timer, signal
+   * and AbortSignal.any registration each stayed alive for the whole timeout.
+   */
+  private readonly deadlines: SharedDeadlines;
 
   constructor(options: WorkloadRunnerOptions) {
     this.options = options;
+    this.deadlines = new SharedDeadlines({
+      ms: options.requestTimeoutMs * 3,
+      parent: this.stopping.signal,
+      keepsProcessAlive: false,
+    });
   }
 
   /**
@@ -151,7 +163,9 @@ export class WorkloadRunner {
     this.evaluating.add(migration);
     this.enqueue(async () => {
       this.evaluating.delete(migration);
-      const startable = await waves.evaluate(migration, this.membersOf(migration), this.signal());
+      const startable = await this.bounded((signal) =>
+        waves.evaluate(migration, this.membersOf(migration), signal),
+      );
       for (const key of startable) this.enqueue(() => this.reconcile(key));
     });
   }
@@ -239,7 +253,7 @@ export class WorkloadRunner {
     try {
       this.migrationFinalized.set(
         name,
-        await finalizers.setFinalizer(name, TRAFFIC_FINALIZER, active, this.signal()),
+        await this.bounded((signal) => finalizers.setFinalizer(name, TRAFFIC_FINALIZER, active, signal)),
       );
     } catch (error) {
       this.migrationFinalized.delete(name);
@@ -280,8 +294,14 @@ export class WorkloadRunner {
     });
   }
 
-  private signal(): AbortSignal {
-    return AbortSignal.any([this.stopping.signal, AbortSignal.timeout(this.options.requestTimeoutMs * 3)]);
+  /** `work` under the next shared deadline, disposed once it is done. */
+  private async bounded<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const deadline = this.deadlines.next();
+    try {
+      return await work(deadline.signal);
+    } finally {
+      deadline.dispose();
+    }
   }
 
   private async apply(change: WorkloadChange): Promise<void> {
@@ -312,7 +332,7 @@ export class WorkloadRunner {
       if (before) this.options.unbind?.(before);
       let binding: WorkloadBinding;
       try {
-        binding = await this.options.bind(workload, this.signal());
+        binding = await this.bounded((signal) => this.options.bind(workload, signal));
       } catch (error) {
         // E.g. the kubeconfig Secret is missing: tried again on every sweep until it binds.
         this.unbound.set(workload.key, workload);
@@ -424,7 +444,9 @@ export class WorkloadRunner {
     if (!finalizers) return;
     const object = `${ref.namespace}/${ref.name}`;
     try {
-      const now = await finalizers.setFinalizer(ref, TRAFFIC_FINALIZER, present, this.signal());
+      const now = await this.bounded((signal) =>
+        finalizers.setFinalizer(ref, TRAFFIC_FINALIZER, present, signal),
+      );
       this.finalized.set(object, now);
     } catch (error) {
       this.finalized.delete(object);
@@ -456,7 +478,7 @@ export class WorkloadRunner {
     const pending = this.pendingConditions.get(pendingKey);
     if (!write || !pending || !this.options.isLeader()) return;
     try {
-      await write(pending.update, this.signal());
+      await this.bounded((signal) => write(pending.update, signal));
       if (this.pendingConditions.get(pendingKey) === pending) this.pendingConditions.delete(pendingKey);
     } catch (error) {
       pending.failures++;

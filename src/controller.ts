@@ -57,6 +57,11 @@ export class Controller {
   /** The steps' read deadlines (scopedSignal) and the call deadlines by length (callSignal). */
   private readonly readDeadlines: SharedDeadlines;
   private readonly callDeadlines = new Map<number, SharedDeadlines>();
+  /**
+   * An operator call's save and actions, not cut short by the loop's stop. Disposed when the call
+   * is done: every workload added starts with one, and a start of thousands left a timer each.
+   */
+  private readonly commandDeadlines: SharedDeadlines;
 
   constructor(private readonly options: ControllerOptions) {
     const unrouted = options.workloads.filter((w) => !options.routes.has(w.key)).map((w) => w.key);
@@ -74,6 +79,10 @@ export class Controller {
     this.readDeadlines = new SharedDeadlines({
       ms: options.settings.requestTimeoutMs,
       parent: this.loopAbort.signal,
+      keepsProcessAlive: false,
+    });
+    this.commandDeadlines = new SharedDeadlines({
+      ms: budgetMs(options.settings.requestTimeoutMs, 'actOnDecision'),
       keepsProcessAlive: false,
     });
     this.finishedReads = new FinishedReplicaReads({
@@ -242,17 +251,22 @@ export class Controller {
         observation,
       );
       if (decision.state === before) return before;
-      const signal = timeoutSignal(budgetMs(this.options.settings.requestTimeoutMs, 'actOnDecision'));
-      // An abort is recorded before the weight is lowered, so a crash mid-way resumes the rollback.
-      await this.save(decision.state, signal);
-      this.commit(before, decision.state);
-      this.options.logger.info({ ...this.logFields(key), command }, `operator ${command.type}`);
-      await this.perform(binding, decision.state, decision.actions, signal).catch((error) =>
-        this.options.logger.error(
-          { ...this.logFields(key), err: error },
-          'action after an operator call failed; the next tick retries',
-        ),
-      );
+      const deadline = this.commandDeadlines.next();
+      try {
+        const { signal } = deadline;
+        // An abort is recorded before the weight is lowered, so a crash mid-way resumes the rollback.
+        await this.save(decision.state, signal);
+        this.commit(before, decision.state);
+        this.options.logger.info({ ...this.logFields(key), command }, `operator ${command.type}`);
+        await this.perform(binding, decision.state, decision.actions, signal).catch((error) =>
+          this.options.logger.error(
+            { ...this.logFields(key), err: error },
+            'action after an operator call failed; the next tick retries',
+          ),
+        );
+      } finally {
+        deadline.dispose();
+      }
       return this.get(key);
     });
   }

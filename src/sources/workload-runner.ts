@@ -82,6 +82,12 @@ export class WorkloadRunner {
   private readonly bound = new Map<string, SourcedWorkload>();
   /** ClusterMigration name -> the keys of its workloads in `bound`. */
   private readonly boundByMigration = new Map<string, Set<string>>();
+  /**
+   * Each workload's wave member as last made: handed out again while nothing in it changed. A
+   * plan is made on every transition of any workload of the migration, and a new member each
+   * for hundreds of unchanged workloads was the most of what a tick kept past a collection.
+   */
+  private readonly members = new Map<string, WaveMember>();
   /** Workloads whose binding failed, retried on each sweep. */
   private readonly unbound = new Map<string, SourcedWorkload>();
   /** ClusterMigration name -> whether our finalizer is on it, as last written. */
@@ -181,15 +187,32 @@ export class WorkloadRunner {
       const state = this.stateOf(key);
       if (!state) continue;
       const pending = state.phase === 'Pending';
-      members.push({
+      const wave = workload.wave ?? UNASSIGNED_WAVE;
+      const queued = pending && state.queuedAt !== undefined;
+      const unstarted = pending && state.queuedAt === undefined && state.history.length === 0;
+      const last = this.members.get(key);
+      if (
+        last?.wave === wave &&
+        last.phase === state.phase &&
+        last.queued === queued &&
+        last.unstarted === unstarted &&
+        last.reason === state.reason &&
+        last.finishedAt === state.finishedAt
+      ) {
+        members.push(last);
+        continue;
+      }
+      const member: WaveMember = {
         key,
-        wave: workload.wave ?? UNASSIGNED_WAVE,
+        wave,
         phase: state.phase,
-        queued: pending && state.queuedAt !== undefined,
-        unstarted: pending && state.queuedAt === undefined && state.history.length === 0,
+        queued,
+        unstarted,
         ...(state.reason !== undefined ? { reason: state.reason } : {}),
         ...(state.finishedAt !== undefined ? { finishedAt: state.finishedAt } : {}),
-      });
+      };
+      this.members.set(key, member);
+      members.push(member);
     }
     return members;
   }
@@ -366,6 +389,7 @@ export class WorkloadRunner {
     }
     if (!workload) {
       this.bound.delete(key);
+      this.members.delete(key);
       return;
     }
     this.bound.set(key, workload);

@@ -6,6 +6,8 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
+import { chartTools, runTool } from '../test/helpers/helm.js';
 
 export interface Machine {
   cpu: string;
@@ -56,10 +58,13 @@ export function siblingProcess(moduleUrl: string, name: string): { file: string;
 }
 
 /**
- * The node flags the image starts the controller with (the Dockerfile's ENTRYPOINT, between
- * node and dist/main.js), so a row process measures the controller as it ships.
+ * The node flags the controller runs with as the chart installs the image: the Dockerfile's
+ * ENTRYPOINT flags (between node and dist/main.js), then the NODE_OPTIONS the chart renders for
+ * its default memory limit (heapPercentOfMemoryLimit of resources.limits.memory), from the real
+ * helm. A row process runs with them, so it measures the controller as it ships.
  */
-export function controllerNodeFlags(dockerfile = join(benchDir(), '..', 'Dockerfile')): string[] {
+export async function controllerNodeFlags(root = join(benchDir(), '..')): Promise<string[]> {
+  const dockerfile = join(root, 'Dockerfile');
   const line = readFileSync(dockerfile, 'utf8')
     .split('\n')
     .find((l) => l.startsWith('ENTRYPOINT '));
@@ -69,7 +74,27 @@ export function controllerNodeFlags(dockerfile = join(benchDir(), '..', 'Dockerf
     throw new Error(
       `${dockerfile}: no ENTRYPOINT ["node", ...flags, ".../main.js"] to take the node flags from`,
     );
-  return entrypoint.slice(1, main).map(String);
+  const chart = join(root, 'charts', 'clustershift');
+  const rendered = await runTool(chartTools().helm, [
+    'template',
+    'clustershift',
+    chart,
+    '-f',
+    join(chart, 'ci', 'crds-values.yaml'),
+    '--show-only',
+    'templates/deployment.yaml',
+  ]);
+  if (rendered.code !== 0) throw new Error(`helm template ${chart} failed: ${rendered.stderr}`);
+  const deployment = parse(rendered.stdout) as {
+    spec: { template: { spec: { containers: Array<{ env?: Array<{ name: string; value?: string }> }> } } };
+  };
+  const nodeOptions = deployment.spec.template.spec.containers[0]?.env?.find(
+    (e) => e.name === 'NODE_OPTIONS',
+  );
+  return [
+    ...entrypoint.slice(1, main).map(String),
+    ...(nodeOptions?.value?.split(/\s+/).filter(Boolean) ?? []),
+  ];
 }
 
 /** Nearest-rank percentile of unsorted values; 0 for none. */

@@ -112,6 +112,8 @@ export interface CrResults {
   at: string;
   machine: Machine;
   settings: CrRunSettings;
+  /** What each scenario's process was started with besides --expose-gc (controllerNodeFlags). */
+  nodeFlags: string[];
   targets: { tickCpuMsMedian: number; rssMiBAt1000: number; rssMiBAt5000: number };
   rows: CrRow[];
 }
@@ -306,12 +308,18 @@ export async function runCrScenario(
   return row;
 }
 
-export function writeCrResults(output: Output, settings: CrRunSettings, rows: CrRow[]): CrResults {
+export function writeCrResults(
+  output: Output,
+  settings: CrRunSettings,
+  rows: CrRow[],
+  nodeFlags: string[],
+): CrResults {
   const results: CrResults = {
     benchmark: 'scale-cr',
     at: new Date().toISOString(),
     machine: machine(),
     settings,
+    nodeFlags,
     targets: { tickCpuMsMedian: 50, rssMiBAt1000: 200, rssMiBAt5000: 400 },
     rows,
   };
@@ -350,7 +358,7 @@ function crSection(results: CrResults): string {
   return [
     '## Scale: ClusterMigrations and WorkloadMigrations',
     '',
-    `\`npm run bench:scale\` on ${describeMachine(results.machine)}, ${results.at.slice(0, 10)}; the sources compiled with tsc and run by plain node, as the image runs them.`,
+    `\`npm run bench:scale\` on ${describeMachine(results.machine)}, ${results.at.slice(0, 10)}; the sources compiled with tsc and run by plain node, as the image runs them${results.nodeFlags.length > 0 ? `, with the flags the image and the chart give node at the chart's default memory limit (\`${results.nodeFlags.join(' ')}\`: the Dockerfile's ENTRYPOINT and the NODE_OPTIONS of \`helm template\`)` : ''}.`,
     `The real CR source (informers on the home cluster), WorkloadMigration status store, workload runner and controller; one fake API server per cluster (old and new per ClusterMigration) and one home cluster, over HTTP on loopback, in a separate process so the figures are the controller's alone. Virtual clock, one tick per ${s.tickSeconds}s, the runner's sweep every ${s.sweepSeconds}s; ${s.faultyShare * 100}% of the workloads break at ${s.fault.fromWeight}% in the new cluster. Memory is RSS after a forced GC, the larger of tick 20 and the end. Requests and status writes are per virtual minute from the second minute on; the first minute (every WorkloadMigration started, most of them queued) is the start burst.`,
     '',
     ...results.rows.map((r) => `- **${r.scenario}**: ${r.description}`),

@@ -69,6 +69,8 @@ export interface ScaleResults {
   at: string;
   machine: Machine;
   settings: { tickSeconds: number; maxVirtualMinutes: number; faultyShare: number; faultAtWeight: number };
+  /** What each size's process was started with besides --expose-gc (controllerNodeFlags). */
+  nodeFlags: string[];
   targets: { tickCpuMsAt1000: number; rssMiBAt1000: number };
   rows: ScaleRow[];
 }
@@ -100,6 +102,7 @@ export async function run(options: ScaleOptions): Promise<ScaleResults> {
       faultyShare: FAULTY_SHARE,
       faultAtWeight: FAULT.fromWeight,
     },
+    nodeFlags: options.isolate ? await controllerNodeFlags() : [],
     targets: { tickCpuMsAt1000: 50, rssMiBAt1000: 200 },
     rows,
   };
@@ -116,7 +119,7 @@ async function runIsolated(
   const self = siblingProcess(import.meta.url, 'scale');
   const args = [
     '--expose-gc',
-    ...controllerNodeFlags(),
+    ...(await controllerNodeFlags()),
     ...self.execArgv,
     self.file,
     '--row-only',
@@ -260,7 +263,7 @@ function section(results: ScaleResults): string {
   return [
     '## Scale: N concurrent rollouts',
     '',
-    `\`npm run bench:scale\` on ${describeMachine(results.machine)}, ${results.at.slice(0, 10)}; the sources compiled with tsc and run by plain node, as the image runs them.`,
+    `\`npm run bench:scale\` on ${describeMachine(results.machine)}, ${results.at.slice(0, 10)}; the sources compiled with tsc and run by plain node, as the image runs them${results.nodeFlags.length > 0 ? ` (\`${results.nodeFlags.join(' ')}\`, as the image and the chart's default memory limit give node)` : ''}.`,
     `Virtual clock, one tick per ${s.tickSeconds}s; ${s.faultyShare * 100}% of the fleet breaks at ${s.faultAtWeight}% in the new cluster.`,
     `Memory is RSS after a forced GC (${results.rows[0]?.memory.afterGc ? 'with' : 'WITHOUT'} --expose-gc) once the whole fleet is active, each size in a fresh process; it includes the built (not listening) HTTP API.`,
     '',
@@ -308,7 +311,7 @@ export async function runCr(options: CrOptions): Promise<CrRow[]> {
     rows.push(
       options.isolate ? await runCrIsolated(scenario, log) : await runCrScenario(scenario, CR_SETTINGS, log),
     );
-  writeCrResults(options.output, CR_SETTINGS, rows);
+  writeCrResults(options.output, CR_SETTINGS, rows, options.isolate ? await controllerNodeFlags() : []);
   return rows;
 }
 
@@ -316,7 +319,7 @@ async function runCrIsolated(scenario: CrScenario, log: (line: string) => void):
   const self = siblingProcess(import.meta.url, 'scale');
   const args = [
     '--expose-gc',
-    ...controllerNodeFlags(),
+    ...(await controllerNodeFlags()),
     ...self.execArgv,
     self.file,
     '--cr-row-only',

@@ -40,6 +40,7 @@ export const BAD_VALUES: ReadonlyArray<[string, Values, string]> = [
     '/securityContext/capabilities/drop',
   ],
   ['a low port', { containerPort: 80 }, '/containerPort'],
+  ['the whole limit to the heap', { heapPercentOfMemoryLimit: 100 }, '/heapPercentOfMemoryLimit'],
   ['an unknown top-level key', { replicas: 3 }, ''],
   ['a bad pull policy', { image: { pullPolicy: 'Sometimes' } }, '/image/pullPolicy'],
   ['a bad Service type', { service: { type: 'ExternalName' } }, '/service/type'],

@@ -341,6 +341,52 @@ t.test('with authentication off, no tokens file is named or mounted', { skip: to
   await t.resolves(checkInProcess(configPath), "the controller's checks pass");
 });
 
+t.test("node's heap limit is a share of the container's memory limit", { skip: tools.skip }, async (t) => {
+  const installer = join(work, 'heap-installer.yaml');
+  writeFileSync(installer, stringifyYaml(INSTALLER_VALUES));
+  const env = async (values: Record<string, unknown>) => {
+    const file = join(work, `heap-${Object.keys(values).length}-${JSON.stringify(values).length}.yaml`);
+    writeFileSync(file, stringifyYaml(values));
+    const result = await template(installer, file);
+    if (result.code !== 0) return { error: result.stderr };
+    const deployment = objectsOf(result.stdout).find((o) => o.kind === 'Deployment') as unknown as {
+      spec: { template: { spec: { containers: Array<{ env?: Array<{ name: string; value?: string }> }> } } };
+    };
+    return { env: deployment.spec.template.spec.containers[0]?.env ?? [] };
+  };
+  t.same(
+    (await env({})).env,
+    [{ name: 'NODE_OPTIONS', value: '--max-old-space-size=307' }],
+    'the default 512Mi: 60%',
+  );
+  t.same(
+    (await env({ resources: { limits: { memory: '1Gi' } } })).env?.[0]?.value,
+    '--max-old-space-size=614',
+  );
+  t.same(
+    (await env({ resources: { limits: { memory: '600M' } } })).env?.[0]?.value,
+    '--max-old-space-size=343',
+  );
+  t.same(
+    (await env({ heapPercentOfMemoryLimit: 75, resources: { limits: { memory: '2Gi' } } })).env?.[0]?.value,
+    '--max-old-space-size=1536',
+  );
+  t.same((await env({ heapPercentOfMemoryLimit: 0 })).env, [], '0: no NODE_OPTIONS, node decides');
+  t.same((await env({ resources: { limits: { memory: null } } })).env, [], 'no memory limit: none either');
+  const extra = await env({ extraEnv: [{ name: 'NODE_OPTIONS', value: '--max-old-space-size=900' }] });
+  t.same(
+    extra.env?.map((e) => e.value),
+    ['--max-old-space-size=307', '--max-old-space-size=900'],
+    "an extraEnv NODE_OPTIONS comes after the chart's, so it wins",
+  );
+  const bad = await env({ resources: { limits: { memory: 'lots' } } });
+  t.match(
+    bad.error,
+    /resources.limits.memory "lots".*heapPercentOfMemoryLimit: 0/,
+    'a limit it cannot read is refused, saying why',
+  );
+});
+
 /** Resources a cluster with the prometheus-operator CRDs serves besides the built-in ones. */
 const SERVICE_MONITOR: FakeResource = {
   group: 'monitoring.coreos.com',

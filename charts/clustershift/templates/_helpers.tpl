@@ -139,3 +139,23 @@ every file it names is mounted.
 {{- $_ := set $config "api" $api }}
 {{- toYaml $config }}
 {{- end }}
+
+{{- /*
+node's heap limit as NODE_OPTIONS: heapPercentOfMemoryLimit of resources.limits.memory, in MiB.
+Empty without a memory limit or with the percent at 0 (node then sizes the heap itself, close to
+the whole limit, so a full heap meets the container's limit before its garbage is collected).
+*/}}
+{{- define "clustershift.nodeOptions" -}}
+{{- $limit := toString (dig "limits" "memory" "" (.Values.resources | default dict)) -}}
+{{- $percent := int (.Values.heapPercentOfMemoryLimit | default 0) -}}
+{{- if and (ne $limit "") (gt $percent 0) -}}
+{{- $number := regexFind "^[0-9]+(\\.[0-9]+)?" $limit -}}
+{{- $unit := trimPrefix $number $limit -}}
+{{- $mibPer := dict "" (divf 1 1048576) "Ki" (divf 1 1024) "Mi" 1 "Gi" 1024 "Ti" 1048576 "k" (divf 1000 1048576) "M" (divf 1000000 1048576) "G" (divf 1000000000 1048576) "T" (divf 1000000000000 1048576) -}}
+{{- if or (eq $number "") (not (hasKey $mibPer $unit)) -}}
+{{- fail (printf "resources.limits.memory %q: heapPercentOfMemoryLimit takes a share of a quantity such as 512Mi or 1Gi; set heapPercentOfMemoryLimit: 0 to leave node's heap limit alone" $limit) -}}
+{{- end -}}
+{{- $mib := floor (divf (mulf (float64 $number) (get $mibPer $unit) $percent) 100) -}}
+--max-old-space-size={{ int $mib }}
+{{- end -}}
+{{- end }}

@@ -58,12 +58,10 @@ export function siblingProcess(moduleUrl: string, name: string): { file: string;
 }
 
 /**
- * The node flags the controller runs with as the chart installs the image: the Dockerfile's
- * ENTRYPOINT flags (between node and dist/main.js), then the NODE_OPTIONS the chart renders for
- * its default memory limit (heapPercentOfMemoryLimit of resources.limits.memory), from the real
- * helm. A row process runs with them, so it measures the controller as it ships.
+ * The node flags the image starts the controller with: the Dockerfile's ENTRYPOINT, between
+ * node and dist/main.js.
  */
-export async function controllerNodeFlags(root = join(benchDir(), '..')): Promise<string[]> {
+export function imageNodeFlags(root = join(benchDir(), '..')): string[] {
   const dockerfile = join(root, 'Dockerfile');
   const line = readFileSync(dockerfile, 'utf8')
     .split('\n')
@@ -74,6 +72,16 @@ export async function controllerNodeFlags(root = join(benchDir(), '..')): Promis
     throw new Error(
       `${dockerfile}: no ENTRYPOINT ["node", ...flags, ".../main.js"] to take the node flags from`,
     );
+  return entrypoint.slice(1, main).map(String);
+}
+
+/**
+ * The node flags the controller runs with as the chart installs the image: the image's, then the
+ * NODE_OPTIONS the chart renders for its default memory limit (heapPercentOfMemoryLimit of
+ * resources.limits.memory), from the real helm. A process holding only the controller (the
+ * fake clusters in another) runs with them, so it measures the controller as it ships.
+ */
+export async function installedNodeFlags(root = join(benchDir(), '..')): Promise<string[]> {
   const chart = join(root, 'charts', 'clustershift');
   const rendered = await runTool(chartTools().helm, [
     'template',
@@ -91,10 +99,7 @@ export async function controllerNodeFlags(root = join(benchDir(), '..')): Promis
   const nodeOptions = deployment.spec.template.spec.containers[0]?.env?.find(
     (e) => e.name === 'NODE_OPTIONS',
   );
-  return [
-    ...entrypoint.slice(1, main).map(String),
-    ...(nodeOptions?.value?.split(/\s+/).filter(Boolean) ?? []),
-  ];
+  return [...imageNodeFlags(root), ...(nodeOptions?.value?.split(/\s+/).filter(Boolean) ?? [])];
 }
 
 /** Nearest-rank percentile of unsorted values; 0 for none. */

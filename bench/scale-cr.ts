@@ -112,7 +112,7 @@ export interface CrResults {
   at: string;
   machine: Machine;
   settings: CrRunSettings;
-  /** What each scenario's process was started with besides --expose-gc (controllerNodeFlags). */
+  /** What each scenario's process was started with besides --expose-gc (installedNodeFlags). */
   nodeFlags: string[];
   targets: { tickCpuMsMedian: number; rssMiBAt1000: number; rssMiBAt5000: number };
   rows: CrRow[];

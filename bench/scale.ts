@@ -7,9 +7,10 @@ import { execFile } from 'node:child_process';
 import { parseArgs, promisify } from 'node:util';
 import { TERMINAL_PHASES } from '../src/rollout/types.js';
 import {
-  controllerNodeFlags,
   defaultOutput,
   describeMachine,
+  imageNodeFlags,
+  installedNodeFlags,
   type Machine,
   machine,
   markdownTable,
@@ -69,7 +70,7 @@ export interface ScaleResults {
   at: string;
   machine: Machine;
   settings: { tickSeconds: number; maxVirtualMinutes: number; faultyShare: number; faultAtWeight: number };
-  /** What each size's process was started with besides --expose-gc (controllerNodeFlags). */
+  /** What each size's process was started with besides --expose-gc (imageNodeFlags). */
   nodeFlags: string[];
   targets: { tickCpuMsAt1000: number; rssMiBAt1000: number };
   rows: ScaleRow[];
@@ -102,7 +103,7 @@ export async function run(options: ScaleOptions): Promise<ScaleResults> {
       faultyShare: FAULTY_SHARE,
       faultAtWeight: FAULT.fromWeight,
     },
-    nodeFlags: options.isolate ? await controllerNodeFlags() : [],
+    nodeFlags: options.isolate ? imageNodeFlags() : [],
     targets: { tickCpuMsAt1000: 50, rssMiBAt1000: 200 },
     rows,
   };
@@ -119,7 +120,7 @@ async function runIsolated(
   const self = siblingProcess(import.meta.url, 'scale');
   const args = [
     '--expose-gc',
-    ...(await controllerNodeFlags()),
+    ...imageNodeFlags(),
     ...self.execArgv,
     self.file,
     '--row-only',
@@ -263,7 +264,7 @@ function section(results: ScaleResults): string {
   return [
     '## Scale: N concurrent rollouts',
     '',
-    `\`npm run bench:scale\` on ${describeMachine(results.machine)}, ${results.at.slice(0, 10)}; the sources compiled with tsc and run by plain node, as the image runs them${results.nodeFlags.length > 0 ? ` (\`${results.nodeFlags.join(' ')}\`, as the image and the chart's default memory limit give node)` : ''}.`,
+    `\`npm run bench:scale\` on ${describeMachine(results.machine)}, ${results.at.slice(0, 10)}; the sources compiled with tsc and run by plain node, as the image runs them${results.nodeFlags.length > 0 ? ` (\`${results.nodeFlags.join(' ')}\`, the image's node flags; no heap limit, as the process also holds the simulated clusters)` : ''}.`,
     `Virtual clock, one tick per ${s.tickSeconds}s; ${s.faultyShare * 100}% of the fleet breaks at ${s.faultAtWeight}% in the new cluster.`,
     `Memory is RSS after a forced GC (${results.rows[0]?.memory.afterGc ? 'with' : 'WITHOUT'} --expose-gc) once the whole fleet is active, each size in a fresh process; it includes the built (not listening) HTTP API.`,
     '',
@@ -311,7 +312,7 @@ export async function runCr(options: CrOptions): Promise<CrRow[]> {
     rows.push(
       options.isolate ? await runCrIsolated(scenario, log) : await runCrScenario(scenario, CR_SETTINGS, log),
     );
-  writeCrResults(options.output, CR_SETTINGS, rows, options.isolate ? await controllerNodeFlags() : []);
+  writeCrResults(options.output, CR_SETTINGS, rows, options.isolate ? await installedNodeFlags() : []);
   return rows;
 }
 
@@ -319,7 +320,7 @@ async function runCrIsolated(scenario: CrScenario, log: (line: string) => void):
   const self = siblingProcess(import.meta.url, 'scale');
   const args = [
     '--expose-gc',
-    ...(await controllerNodeFlags()),
+    ...(await installedNodeFlags()),
     ...self.execArgv,
     self.file,
     '--cr-row-only',

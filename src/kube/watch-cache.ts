@@ -17,6 +17,8 @@ export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED';
 export interface CacheChange<T> {
   type: WatchEventType;
   object: T;
+  /** The object as the cache held it before (MODIFIED, and DELETED of an object it held). */
+  previous?: T;
 }
 
 export interface WatchCacheOptions<T> {
@@ -205,7 +207,7 @@ export class WatchCache<T extends KubernetesObject> {
       const before = this.objects.get(key);
       if (!before) changes.push({ type: 'ADDED', object });
       else if (before.metadata?.resourceVersion !== object.metadata?.resourceVersion)
-        changes.push({ type: 'MODIFIED', object });
+        changes.push({ type: 'MODIFIED', object, previous: before });
     }
     this.objects.clear();
     for (const [key, object] of fresh) this.objects.set(key, object);
@@ -242,10 +244,12 @@ export class WatchCache<T extends KubernetesObject> {
         if (type === 'BOOKMARK') return;
         if (type !== 'ADDED' && type !== 'MODIFIED' && type !== 'DELETED') return;
         const item = object as T;
-        if (type === 'DELETED') this.objects.delete(keyOf(item));
-        else this.objects.set(keyOf(item), item);
+        const key = keyOf(item);
+        const previous = this.objects.get(key);
+        if (type === 'DELETED') this.objects.delete(key);
+        else this.objects.set(key, item);
         this.changes++;
-        this.emit({ type, object: item });
+        this.emit(previous ? { type, object: item, previous } : { type, object: item });
       };
       const onDone = (error: unknown) => {
         ended = true;

@@ -153,7 +153,13 @@ export class WorkloadCache {
       }),
     };
     caches.deployments.onChange(({ object }) => this.tell(namespace, object.metadata?.name));
-    caches.hpas.onChange(({ object }) => this.tell(namespace, object.spec?.scaleTargetRef?.name));
+    caches.hpas.onChange(({ object, previous }) => {
+      const target = object.spec?.scaleTargetRef?.name;
+      this.tell(namespace, target);
+      // Retargeted: the Deployment it scaled before has lost it.
+      const before = previous?.spec?.scaleTargetRef?.name;
+      if (before !== target) this.tell(namespace, before);
+    });
     // A cache turning stale or synced again changes what every workload there may act on.
     for (const cache of [caches.deployments, caches.hpas])
       cache.onSyncChange(() => this.tellNamespace(namespace));

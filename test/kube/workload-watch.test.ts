@@ -105,7 +105,13 @@ t.test("a Deployment's HPA as the watch changes: the first by name, retargeted, 
   t.equal((await client.getWorkload(web, signal())).hpa?.minReplicas, 6, 'two claim it: the first by name');
   const api = { namespace: 'shop', name: 'api' };
   t.equal((await client.getWorkload(api, signal())).hpa?.name, 'api-hpa');
+  const left = heard(
+    async () => (await client.getWorkload(web, signal())).hpa?.name === 'web-z',
+    'web-a left',
+  );
   server.put(hpa('web-a', 'api', 6));
+  await left;
+  t.pass("retargeted away: web's listeners hear it");
   const hpaOf = async (ref: { namespace: string; name: string }) =>
     (await client.getWorkload(ref, signal())).hpa?.name;
   const until = (what: string, check: () => Promise<boolean>) =>

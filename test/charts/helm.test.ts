@@ -368,6 +368,15 @@ t.test("node's heap limit is a share of the container's memory limit", { skip: t
     '--max-old-space-size=343',
   );
   t.same(
+    (await env({ resources: { limits: { memory: 536870912 } } })).env?.[0]?.value,
+    '--max-old-space-size=307',
+    'a number is bytes (helm reads it as a float)',
+  );
+  t.same(
+    (await env({ resources: { limits: { memory: '1e9' } } })).env?.[0]?.value,
+    '--max-old-space-size=572',
+  );
+  t.same(
     (await env({ heapPercentOfMemoryLimit: 75, resources: { limits: { memory: '2Gi' } } })).env?.[0]?.value,
     '--max-old-space-size=1536',
   );

@@ -146,11 +146,14 @@ Empty without a memory limit or with the percent at 0 (node then sizes the heap 
 the whole limit, so a full heap meets the container's limit before its garbage is collected).
 */}}
 {{- define "clustershift.nodeOptions" -}}
-{{- $limit := toString (dig "limits" "memory" "" (.Values.resources | default dict)) -}}
+{{- $raw := dig "limits" "memory" "" (.Values.resources | default dict) -}}
+{{- $limit := toString $raw -}}
 {{- $percent := int (.Values.heapPercentOfMemoryLimit | default 0) -}}
 {{- if and (ne $limit "") (gt $percent 0) -}}
-{{- $number := regexFind "^[0-9]+(\\.[0-9]+)?" $limit -}}
-{{- $unit := trimPrefix $number $limit -}}
+{{- /* A plain number is bytes: a YAML number (helm reads it as a float, 5.36870912e+08) or "1e9". */}}
+{{- $plain := or (kindIs "float64" $raw) (kindIs "int64" $raw) (kindIs "int" $raw) (regexMatch "^[0-9]+(\\.[0-9]+)?([eE][0-9]+)?$" $limit) -}}
+{{- $number := ternary $limit (regexFind "^[0-9]+(\\.[0-9]+)?" $limit) $plain -}}
+{{- $unit := ternary "" (trimPrefix $number $limit) $plain -}}
 {{- $mibPer := dict "" (divf 1 1048576) "Ki" (divf 1 1024) "Mi" 1 "Gi" 1024 "Ti" 1048576 "k" (divf 1000 1048576) "M" (divf 1000000 1048576) "G" (divf 1000000000 1048576) "T" (divf 1000000000000 1048576) -}}
 {{- if or (eq $number "") (not (hasKey $mibPer $unit)) -}}
 {{- fail (printf "resources.limits.memory %q: heapPercentOfMemoryLimit takes a share of a quantity such as 512Mi or 1Gi; set heapPercentOfMemoryLimit: 0 to leave node's heap limit alone" $limit) -}}

@@ -251,9 +251,7 @@ export class Controller {
         observation,
       );
       if (decision.state === before) return before;
-      const deadline = this.commandDeadlines.next();
-      try {
-        const { signal } = deadline;
+      await this.commandDeadlines.run(async (signal) => {
         // An abort is recorded before the weight is lowered, so a crash mid-way resumes the rollback.
         await this.save(decision.state, signal);
         this.commit(before, decision.state);
@@ -264,9 +262,7 @@ export class Controller {
             'action after an operator call failed; the next tick retries',
           ),
         );
-      } finally {
-        deadline.dispose();
-      }
+      });
       return this.get(key);
     });
   }

@@ -206,6 +206,16 @@ export class SharedDeadlines {
     group.join();
     return new SharedDeadline(group);
   }
+
+  /** `work` under the next deadline, disposed once it is done. */
+  async run<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const deadline = this.next();
+    try {
+      return await work(deadline.signal);
+    } finally {
+      deadline.dispose();
+    }
+  }
 }
 
 class DeadlineGroup {

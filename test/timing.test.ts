@@ -163,6 +163,39 @@ t.test('shared deadlines: one signal and one parent listener per window, a new o
   t.equal(getEventListeners(parent.signal, 'abort').length, 0);
 });
 
+t.test('run: the work gets a live deadline, disposed when it ends, thrown or not', async (t) => {
+  const parent = new AbortController();
+  let now = 0;
+  const deadlines = new SharedDeadlines({ ms: 60_000, windowMs: 10, parent: parent.signal, now: () => now });
+  const seen: AbortSignal[] = [];
+  const answer = await deadlines.run(async (signal) => {
+    seen.push(signal);
+    t.notOk(signal.aborted, 'live while the work runs');
+    return 42;
+  });
+  t.equal(answer, 42);
+  now += 20;
+  await t.rejects(
+    deadlines.run(async (signal) => {
+      seen.push(signal);
+      throw new Error('failed');
+    }),
+    /failed/,
+  );
+  now += 20;
+  const open = deadlines.next();
+  parent.abort(new Error('stopping'));
+  // A window whose callers all disposed ended when the next one opened: the parent's abort
+  // no longer reaches it. One not disposed would still be following the parent.
+  t.same(
+    seen.map((signal) => signal.aborted),
+    [false, false],
+    'both runs disposed their deadline',
+  );
+  t.ok(open.signal.aborted, 'the open window still follows the parent');
+  open.dispose();
+});
+
 t.test('a shared deadline times out with a TimeoutError for every caller of its window', async (t) => {
   const parent = new AbortController();
   let now = 0;

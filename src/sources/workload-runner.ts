@@ -169,7 +169,7 @@ export class WorkloadRunner {
     this.evaluating.add(migration);
     this.enqueue(async () => {
       this.evaluating.delete(migration);
-      const startable = await this.bounded((signal) =>
+      const startable = await this.deadlines.run((signal) =>
         waves.evaluate(migration, this.membersOf(migration), signal),
       );
       for (const key of startable) this.enqueue(() => this.reconcile(key));
@@ -276,7 +276,9 @@ export class WorkloadRunner {
     try {
       this.migrationFinalized.set(
         name,
-        await this.bounded((signal) => finalizers.setFinalizer(name, TRAFFIC_FINALIZER, active, signal)),
+        await this.deadlines.run((signal) =>
+          finalizers.setFinalizer(name, TRAFFIC_FINALIZER, active, signal),
+        ),
       );
     } catch (error) {
       this.migrationFinalized.delete(name);
@@ -317,16 +319,6 @@ export class WorkloadRunner {
     });
   }
 
-  /** `work` under the next shared deadline, disposed once it is done. */
-  private async bounded<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    const deadline = this.deadlines.next();
-    try {
-      return await work(deadline.signal);
-    } finally {
-      deadline.dispose();
-    }
-  }
-
   private async apply(change: WorkloadChange): Promise<void> {
     if (change.type === 'remove') {
       this.unbound.delete(change.key);
@@ -355,7 +347,7 @@ export class WorkloadRunner {
       if (before) this.options.unbind?.(before);
       let binding: WorkloadBinding;
       try {
-        binding = await this.bounded((signal) => this.options.bind(workload, signal));
+        binding = await this.deadlines.run((signal) => this.options.bind(workload, signal));
       } catch (error) {
         // E.g. the kubeconfig Secret is missing: tried again on every sweep until it binds.
         this.unbound.set(workload.key, workload);
@@ -468,7 +460,7 @@ export class WorkloadRunner {
     if (!finalizers) return;
     const object = `${ref.namespace}/${ref.name}`;
     try {
-      const now = await this.bounded((signal) =>
+      const now = await this.deadlines.run((signal) =>
         finalizers.setFinalizer(ref, TRAFFIC_FINALIZER, present, signal),
       );
       this.finalized.set(object, now);
@@ -502,7 +494,7 @@ export class WorkloadRunner {
     const pending = this.pendingConditions.get(pendingKey);
     if (!write || !pending || !this.options.isLeader()) return;
     try {
-      await this.bounded((signal) => write(pending.update, signal));
+      await this.deadlines.run((signal) => write(pending.update, signal));
       if (this.pendingConditions.get(pendingKey) === pending) this.pendingConditions.delete(pendingKey);
     } catch (error) {
       pending.failures++;

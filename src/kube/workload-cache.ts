@@ -71,13 +71,7 @@ export class WorkloadCache {
   private hpaIndex(caches: NamespaceCaches): Map<string, V2HorizontalPodAutoscaler> {
     const version = caches.hpas.version;
     if (caches.hpaIndex?.version === version) return caches.hpaIndex.byTarget;
-    const byTarget = new Map<string, V2HorizontalPodAutoscaler>();
-    for (const hpa of caches.hpas.list()) {
-      const target = scaledDeployment(hpa);
-      if (target === undefined) continue;
-      const held = byTarget.get(target);
-      if (!held || byName(hpa, held) < 0) byTarget.set(target, hpa);
-    }
+    const byTarget = hpasByTarget(caches.hpas.list());
     caches.hpaIndex = { version, byTarget };
     return byTarget;
   }
@@ -187,15 +181,19 @@ export function hpaFor(
   ref: WorkloadRef,
   hpas: readonly V2HorizontalPodAutoscaler[],
 ): V2HorizontalPodAutoscaler | undefined {
-  return hpas.filter((hpa) => scaledDeployment(hpa) === ref.name).sort(byName)[0];
+  return hpasByTarget(hpas).get(ref.name);
 }
 
-/** The name of the Deployment (apps group) an HPA scales, if it scales one. */
-function scaledDeployment(hpa: V2HorizontalPodAutoscaler): string | undefined {
-  const target = hpa.spec?.scaleTargetRef;
-  const group = target?.apiVersion?.split('/')[0];
-  return target?.kind === 'Deployment' && (group === undefined || group === 'apps') ? target.name : undefined;
+/** Each Deployment's HPA (see hpaFor), by the Deployment's name. */
+function hpasByTarget(hpas: readonly V2HorizontalPodAutoscaler[]): Map<string, V2HorizontalPodAutoscaler> {
+  const byTarget = new Map<string, V2HorizontalPodAutoscaler>();
+  for (const hpa of hpas) {
+    const target = hpa.spec?.scaleTargetRef;
+    const group = target?.apiVersion?.split('/')[0];
+    if (target?.kind !== 'Deployment' || (group !== undefined && group !== 'apps')) continue;
+    const held = byTarget.get(target.name);
+    if (!held || (hpa.metadata?.name ?? '').localeCompare(held.metadata?.name ?? '') < 0)
+      byTarget.set(target.name, hpa);
+  }
+  return byTarget;
 }
-
-const byName = (a: V2HorizontalPodAutoscaler, b: V2HorizontalPodAutoscaler) =>
-  (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? '');

@@ -308,19 +308,27 @@ export interface CrOptions {
 export async function runCr(options: CrOptions): Promise<CrRow[]> {
   const log = options.log ?? (() => undefined);
   const rows: CrRow[] = [];
+  // helm template once for the run: every scenario runs with the same flags.
+  const nodeFlags = options.isolate ? await installedNodeFlags() : [];
   for (const scenario of options.scenarios)
     rows.push(
-      options.isolate ? await runCrIsolated(scenario, log) : await runCrScenario(scenario, CR_SETTINGS, log),
+      options.isolate
+        ? await runCrIsolated(scenario, nodeFlags, log)
+        : await runCrScenario(scenario, CR_SETTINGS, log),
     );
-  writeCrResults(options.output, CR_SETTINGS, rows, options.isolate ? await installedNodeFlags() : []);
+  writeCrResults(options.output, CR_SETTINGS, rows, nodeFlags);
   return rows;
 }
 
-async function runCrIsolated(scenario: CrScenario, log: (line: string) => void): Promise<CrRow> {
+async function runCrIsolated(
+  scenario: CrScenario,
+  nodeFlags: readonly string[],
+  log: (line: string) => void,
+): Promise<CrRow> {
   const self = siblingProcess(import.meta.url, 'scale');
   const args = [
     '--expose-gc',
-    ...(await installedNodeFlags()),
+    ...nodeFlags,
     ...self.execArgv,
     self.file,
     '--cr-row-only',

@@ -18,6 +18,7 @@ import {
 import type { Logger } from 'pino';
 import { errorMessage, KubeError } from '../errors.js';
 import { requestOptions } from '../kube/kube-call.js';
+import { SetIndex } from '../set-index.js';
 import type {
   MigrationSettings,
   SourcedWorkload,
@@ -109,7 +110,7 @@ export class CrWorkloadSource implements WorkloadSource {
   private readonly migrationGeneration = new Map<string, number>();
   private readonly objects = new Map<string, WorkloadMigrationObject>();
   /** ClusterMigration name -> the keys of the objects in `objects` naming it. */
-  private readonly objectsByMigration = new Map<string, Set<string>>();
+  private readonly objectsByMigration = new SetIndex();
   private readonly resolutions = new Map<string, WorkloadResolution>();
   /** Rollout key (namespace/Deployment) -> what runs now, and the object (namespace/name) it comes from. */
   private readonly running = new Map<string, SourcedWorkload>();
@@ -117,7 +118,7 @@ export class CrWorkloadSource implements WorkloadSource {
   /** The reverse of ownerOf: object key -> the rollout key it runs. */
   private readonly owns = new Map<string, string>();
   /** Rollout key -> the objects whose spec resolves to it. */
-  private readonly claims = new Map<string, Set<string>>();
+  private readonly claims = new SetIndex();
   /** Informers that listed once: an error after that restarts them in the background. */
   private readonly listed = new Set<Watched>();
   /** Kinds whose watch failed and has not listed again yet: what they hold may be stale. */
@@ -365,24 +366,17 @@ export class CrWorkloadSource implements WorkloadSource {
   }
 
   private resolveMigrationsWorkloads(migration: string): void {
-    for (const key of [...(this.objectsByMigration.get(migration) ?? [])]) this.resolve(key);
+    for (const key of [...this.objectsByMigration.get(migration)]) this.resolve(key);
   }
 
   /** `objects` and its index by migration, changed together. */
   private setObject(key: string, object: WorkloadMigrationObject | undefined): void {
     const before = migrationOf(this.objects.get(key));
     const after = migrationOf(object);
-    if (before !== after && before !== undefined) {
-      const keys = this.objectsByMigration.get(before);
-      keys?.delete(key);
-      if (keys?.size === 0) this.objectsByMigration.delete(before);
-    }
+    if (before !== after && before !== undefined) this.objectsByMigration.delete(before, key);
     if (object) this.objects.set(key, object);
     else this.objects.delete(key);
-    if (after === undefined || !object) return;
-    const keys = this.objectsByMigration.get(after) ?? new Set<string>();
-    keys.add(key);
-    this.objectsByMigration.set(after, keys);
+    if (after !== undefined && object) this.objectsByMigration.add(after, key);
   }
 
   private reportMigration(name: string, generation?: number): void {
@@ -393,7 +387,7 @@ export class CrWorkloadSource implements WorkloadSource {
     if (generation !== undefined) this.migrationGeneration.set(name, generation);
     // Only this migration's objects: every status write of every WorkloadMigration comes here.
     const statuses: Array<WorkloadMigrationObject['status']> = [];
-    for (const key of this.objectsByMigration.get(name) ?? []) statuses.push(this.objects.get(key)?.status);
+    for (const key of this.objectsByMigration.get(name)) statuses.push(this.objects.get(key)?.status);
     this.report({
       kind: 'ClusterMigration',
       name,
@@ -470,17 +464,13 @@ export class CrWorkloadSource implements WorkloadSource {
 
   private setResolution(objectKey: string, resolution: WorkloadResolution | undefined): void {
     const before = this.resolutions.get(objectKey);
-    if (before?.ok) this.claims.get(before.workload.key)?.delete(objectKey);
+    if (before?.ok) this.claims.delete(before.workload.key, objectKey);
     if (!resolution) {
       this.resolutions.delete(objectKey);
       return;
     }
     this.resolutions.set(objectKey, resolution);
-    if (resolution.ok) {
-      const claimants = this.claims.get(resolution.workload.key) ?? new Set<string>();
-      claimants.add(objectKey);
-      this.claims.set(resolution.workload.key, claimants);
-    }
+    if (resolution.ok) this.claims.add(resolution.workload.key, objectKey);
   }
 
   /** Resolve one WorkloadMigration again and settle the Deployments it did or does name. */
@@ -515,7 +505,7 @@ export class CrWorkloadSource implements WorkloadSource {
   private settle(rolloutKey: string): void {
     const owner = this.ownerOf.get(rolloutKey);
     const active = this.options.isActive(rolloutKey);
-    const claimants = [...(this.claims.get(rolloutKey) ?? [])]
+    const claimants = [...this.claims.get(rolloutKey)]
       .filter((objectKey) => {
         // An object holding another Deployment's active rollout does not take a second one.
         const other = this.ownedKey(objectKey);

@@ -11,6 +11,7 @@ import type { ObjectConditions } from '../crd/cr-workload-source.js';
 import { errorMessage } from '../errors.js';
 import { UNASSIGNED_WAVE, type WaveMember } from '../migration/waves.js';
 import { ACTIVE_PHASES, type RolloutState } from '../rollout/types.js';
+import { SetIndex } from '../set-index.js';
 import { SharedDeadlines } from '../timing.js';
 import type { SourcedWorkload, WorkloadChange, WorkloadSource } from './workload-source.js';
 
@@ -81,7 +82,7 @@ export class WorkloadRunner {
   /** What each workload is bound with now. */
   private readonly bound = new Map<string, SourcedWorkload>();
   /** ClusterMigration name -> the keys of its workloads in `bound`. */
-  private readonly boundByMigration = new Map<string, Set<string>>();
+  private readonly boundByMigration = new SetIndex();
   /**
    * Each workload's wave member as last made: handed out again while nothing in it changed. A
    * plan is made on every transition of any workload of the migration, and a new member each
@@ -181,7 +182,7 @@ export class WorkloadRunner {
     const members: WaveMember[] = [];
     // Only this migration's workloads: a scan of every bound workload per evaluation (one per
     // transition) made a tick quadratic in the fleet.
-    for (const key of this.boundByMigration.get(migration) ?? []) {
+    for (const key of this.boundByMigration.get(migration)) {
       const workload = this.bound.get(key);
       if (!workload) continue;
       const state = this.stateOf(key);
@@ -265,7 +266,7 @@ export class WorkloadRunner {
     // Only this migration's workloads, and only until one is active: every reconcile of each of
     // thousands of WorkloadMigrations comes here (a scan of all of them made a sweep quadratic).
     let active = false;
-    for (const key of this.boundByMigration.get(name) ?? []) {
+    for (const key of this.boundByMigration.get(name)) {
       const state = this.stateOf(key);
       if (state && ACTIVE_PHASES.has(state.phase)) {
         active = true;
@@ -374,11 +375,7 @@ export class WorkloadRunner {
   /** `bound` and its index by migration, changed together. */
   private setBound(key: string, workload: SourcedWorkload | undefined): void {
     const before = this.bound.get(key)?.migration?.name;
-    if (before !== undefined) {
-      const keys = this.boundByMigration.get(before);
-      keys?.delete(key);
-      if (keys?.size === 0) this.boundByMigration.delete(before);
-    }
+    if (before !== undefined) this.boundByMigration.delete(before, key);
     if (!workload) {
       this.bound.delete(key);
       this.members.delete(key);
@@ -386,10 +383,7 @@ export class WorkloadRunner {
     }
     this.bound.set(key, workload);
     const migration = workload.migration?.name;
-    if (migration === undefined) return;
-    const keys = this.boundByMigration.get(migration) ?? new Set<string>();
-    keys.add(key);
-    this.boundByMigration.set(migration, keys);
+    if (migration !== undefined) this.boundByMigration.add(migration, key);
   }
 
   private stateOf(key: string): RolloutState | undefined {

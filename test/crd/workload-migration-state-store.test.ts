@@ -136,6 +136,23 @@ t.test(
   },
 );
 
+t.test('a metadata write between saves is no conflict; a status written by another is', async (t) => {
+  const { server, makeStore, stored, statusOf } = await setup(t);
+  server.put(wlm('checkout'));
+  const store = makeStore();
+  await store.save(progressing('checkout', 1), signal());
+  // A label (as kubectl label does) moves resourceVersion; the status stays what the store sent.
+  const labelled = stored('checkout') as KubeObject;
+  server.put({ ...labelled, metadata: { ...labelled.metadata, labels: { team: 'shop' } } });
+  await store.save(progressing('checkout', 2, 10), signal());
+  t.match(statusOf('checkout'), { revision: 2, weight: 10 }, 'saved over the metadata write');
+  // Another writer's status: the next save must not overwrite it.
+  const other = stored('checkout') as KubeObject;
+  server.put({ ...other, status: { ...(other.status as object), weight: 50 } } as KubeObject);
+  await t.rejects(store.save(progressing('checkout', 3, 25), signal()), StateConflictError);
+  t.match(statusOf('checkout'), { weight: 50 }, "the other writer's status stands");
+});
+
 t.test('a missing or deleted object is a conflict, with its name', async (t) => {
   const { server, makeStore } = await setup(t);
   const store = makeStore();

@@ -136,7 +136,9 @@ function checkStatus(check: CheckRecord) {
     verdict: check.verdict,
     critical: check.critical,
     reason: check.reason,
-    metrics: check.metrics.map((metric) => ({ ...metric })),
+    // The record's own results, not copies: a state's records are never changed once made, and
+    // a copy per check kept alive as long as the record (50 per rollout) was 7 MiB at 1,000.
+    metrics: check.metrics,
   };
 }
 

@@ -2,7 +2,7 @@
 // of metrics for every rollout whose check is due.
 
 import { errorMessage, StaleObservationError } from '../errors.js';
-import { readClusterFacts } from '../kube/cluster-client.js';
+import { type ClusterClient, readClusterFacts } from '../kube/cluster-client.js';
 import type { MetricsSource } from '../metrics/metrics.js';
 import type { AnalysisPolicy } from '../rollout/policy.js';
 import type { MetricsReading, Observation, RolloutState } from '../rollout/types.js';
@@ -50,9 +50,13 @@ export async function observeWorkload(
       : Promise.resolve(undefined);
   // And both clusters' versions and the objects around the workload (Service, PDB).
   const facts = state.phase === 'Preflight' ? readClusterFacts(clusters, workload.ref, signal) : undefined;
+  // A watching client answers from its synced caches at once; otherwise (a cache not synced
+  // yet, or no watch) the read waits or fails as above.
+  const readWorkload = (what: string, client: ClusterClient) =>
+    client.peekWorkload?.(workload.ref) ?? read(what, (signal) => client.getWorkload(workload.ref, signal));
   const [old, fresh, routeSplit, , metricsCoverage, clusterFacts] = await Promise.all([
-    read('old cluster', (signal) => clusters.old.getWorkload(workload.ref, signal)),
-    read('new cluster', (signal) => clusters.new.getWorkload(workload.ref, signal)),
+    readWorkload('old cluster', clusters.old),
+    readWorkload('new cluster', clusters.new),
     read('route', (signal) => route.getSplit(signal)),
     verify,
     coverage,

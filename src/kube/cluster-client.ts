@@ -13,6 +13,11 @@ export interface ClusterClient {
   readonly name: string;
   /** The workload's replicas, readiness, images and HPA; `exists: false` when it is absent. */
   getWorkload(ref: WorkloadRef, signal: AbortSignal): Promise<WorkloadObservation>;
+  /**
+   * A client that watches: what getWorkload would answer, at once, when its watch caches are
+   * synced now; undefined when getWorkload would have to wait for them (or throw).
+   */
+  peekWorkload?(ref: WorkloadRef): WorkloadObservation | undefined;
   /** Set spec.replicas through the scale subresource. */
   scale(ref: WorkloadRef, replicas: number, signal: AbortSignal): Promise<void>;
   /** Set the HPA's minReplicas, raising maxReplicas to match when it is lower. */

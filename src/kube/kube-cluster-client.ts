@@ -114,6 +114,11 @@ export class KubeClusterClient implements ClusterClient {
     return observationOf(deployment, await this.findHpa(ref, signal));
   }
 
+  peekWorkload(ref: WorkloadRef): WorkloadObservation | undefined {
+    const cached = this.cache?.readSynced(ref);
+    return cached && observationOf(cached.deployment, cached.hpa);
+  }
+
   /** With `watch`: `listener` hears each change of the workload's Deployment or HPA in this cluster. */
   onWorkloadChange(ref: WorkloadRef, listener: () => void): () => void {
     return this.cache?.onChange(ref, listener) ?? (() => {});

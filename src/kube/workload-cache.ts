@@ -41,6 +41,12 @@ interface NamespaceCaches {
   hpaIndex?: { version: number; byTarget: Map<string, V2HorizontalPodAutoscaler> };
 }
 
+/** A workload's Deployment and the HPA scaling it, as its cluster's caches hold them. */
+export interface CachedWorkload {
+  deployment: V1Deployment | undefined;
+  hpa: V2HorizontalPodAutoscaler | undefined;
+}
+
 export class WorkloadCache {
   private readonly options: WorkloadCacheOptions;
   private readonly namespaces = new Map<string, NamespaceCaches>();
@@ -56,12 +62,24 @@ export class WorkloadCache {
    * The workload's Deployment and the HPA targeting it, from the caches. Waits for a namespace's
    * first sync (bounded by `signal`); throws StaleObservationError when a cache is not synced.
    */
-  async read(
-    ref: WorkloadRef,
-    signal: AbortSignal,
-  ): Promise<{ deployment: V1Deployment | undefined; hpa: V2HorizontalPodAutoscaler | undefined }> {
+  async read(ref: WorkloadRef, signal: AbortSignal): Promise<CachedWorkload> {
     const caches = this.caches(ref.namespace);
-    await Promise.all([caches.deployments.whenSynced(signal), caches.hpas.whenSynced(signal)]);
+    if (!caches.deployments.synced || !caches.hpas.synced)
+      await Promise.all([caches.deployments.whenSynced(signal), caches.hpas.whenSynced(signal)]);
+    return this.cached(caches, ref);
+  }
+
+  /**
+   * The same read without waiting, when both caches are synced now (the steady state): each
+   * rollout reads both clusters every tick, and the wait's promises were a tenth of what a tick
+   * allocated at 1,000 rollouts. Undefined when a read would have to wait or throw.
+   */
+  readSynced(ref: WorkloadRef): CachedWorkload | undefined {
+    const caches = this.namespaces.get(ref.namespace);
+    return caches?.deployments.synced && caches.hpas.synced ? this.cached(caches, ref) : undefined;
+  }
+
+  private cached(caches: NamespaceCaches, ref: WorkloadRef): CachedWorkload {
     return {
       deployment: caches.deployments.get(ref.namespace, ref.name),
       hpa: this.hpaIndex(caches).get(ref.name),

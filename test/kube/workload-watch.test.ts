@@ -76,6 +76,8 @@ t.test('reads come from the namespace watch: one list each, then no request per 
     hpa: { name: 'web-hpa', minReplicas: 3, currentReplicas: 3 },
   });
   t.same(client.watchedNamespaces(), ['shop']);
+  // Synced: the same answer at once, without a wait.
+  t.same(client.peekWorkload(web), await client.getWorkload(web, signal()));
   server.resetRequestCounts();
   for (let i = 0; i < 5; i++) await client.getWorkload(web, signal());
   t.equal(server.requestCount({ verb: 'get' }), 0, 'no GET per read');
@@ -207,6 +209,7 @@ t.test('a broken watch is stale at once for readers, and synced again by itself'
   server.breakWatches('horizontalpodautoscalers');
   await stale;
   const started = Date.now();
+  t.equal(client.peekWorkload(web), undefined, 'no answer at once from a stale cache');
   const error = await client.getWorkload(web, signal()).catch((e: unknown) => e);
   t.type(error, StaleObservationError);
   t.match((error as Error).message, /HPAs in namespace shop of cluster "new-east" is not synced/);
@@ -216,19 +219,22 @@ t.test('a broken watch is stale at once for readers, and synced again by itself'
   server.clearFaults();
   await synced;
   t.match(await client.getWorkload(web, signal()), { replicas: 2 });
+  t.match(client.peekWorkload(web), { replicas: 2 });
 });
 
 t.test('the first read of a namespace waits for its first list; close() stops the watches', async (t) => {
   const { server, client } = await setup(t);
   server.put(deployment('web', 2));
   t.equal(server.openWatches(), 0);
+  t.equal(client.peekWorkload(web), undefined, 'nothing watched yet: only the waiting read answers');
   t.match(await client.getWorkload(web, signal()), { replicas: 2 });
   t.equal(server.openWatches(), 2, 'deployments and HPAs of the namespace');
   await client.close();
   // Closing ends the streams from the client side; the server sees them go.
   for (let i = 0; i < 100 && server.openWatches() > 0; i++) await new Promise((r) => setImmediate(r));
   t.equal(server.openWatches(), 0);
-  // A closed client still answers, uncached.
+  // A closed client still answers, uncached (and never at once).
+  t.equal(client.peekWorkload(web), undefined);
   server.resetRequestCounts();
   t.match(await client.getWorkload(web, signal()), { replicas: 2 });
   t.equal(server.requestCount({ verb: 'get', resource: 'deployments' }), 1);

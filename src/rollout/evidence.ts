@@ -82,6 +82,22 @@ function stepFactors(counts: StepCounts, limits: ErrorLimits): { worse: number; 
   return { worse: Math.exp(worse), ceiling: Math.exp(ceiling) };
 }
 
+/**
+ * A completed step's factors, worked out once per step and limits: its counts never change once
+ * kept (withCompletedStep makes a new record), and every check of every later step asked again
+ * (two incomplete-beta integrals each).
+ */
+const completed = new WeakMap<StepCounts, { limits: ErrorLimits; worse: number; ceiling: number }>();
+
+function completedStepFactors(step: StepCounts, limits: ErrorLimits): { worse: number; ceiling: number } {
+  const known = completed.get(step);
+  if (known && known.limits.maxRatio === limits.maxRatio && known.limits.maxErrorRate === limits.maxErrorRate)
+    return known;
+  const factors = stepFactors(step, limits);
+  completed.set(step, { limits, ...factors });
+  return factors;
+}
+
 export interface RunningEvidence {
   /** The rollout's e-value that the new cluster is worse than maxRatio x the old one. */
   worse: number;
@@ -118,7 +134,7 @@ export function runningEvidence(input: {
   const currentIndex = Math.max(0, Math.min(input.stepIndex, weights.length - 1));
   for (let index = 0; index < currentIndex; index++) {
     const step = byIndex.get(index);
-    const factors = step ? stepFactors(step, limits) : { worse: 1, ceiling: 1 };
+    const factors = step ? completedStepFactors(step, limits) : { worse: 1, ceiling: 1 };
     worse = (worse + weightAt(index)) * factors.worse;
     ceiling = (ceiling + weightAt(index)) * factors.ceiling;
   }

@@ -137,7 +137,8 @@ function checkStatus(check: CheckRecord) {
     critical: check.critical,
     reason: check.reason,
     // The record's own results, not copies: a state's records are never changed once made, and
-    // a copy per check kept alive as long as the record (50 per rollout) was 7 MiB at 1,000.
+    // a copy per check lived as long as its record (up to 50 per rollout): 2.8 MiB at 1,000
+    // rollouts 3 minutes in (bench:scale pairs-1000, heap snapshot).
     metrics: check.metrics,
   };
 }

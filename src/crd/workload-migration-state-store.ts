@@ -329,9 +329,9 @@ export class WorkloadMigrationStateStore implements StateStore {
             requestOptions(s),
           ),
       )) as WorkloadMigrationObject;
-      // The server's echo of the status is dropped: at 1,000 rollouts, keeping it until the next
-      // write (a minute or so) was 10 MiB of parsed objects promoted to the old generation per
-      // minute. What was sent is kept instead; its entries are the ones toStatus shares.
+      // The server's echo of the status is dropped: kept until the next write (a minute or so),
+      // the parsed echoes were 9.5 MiB at 1,000 rollouts, all promoted to the old generation.
+      // What was sent is kept instead (3 MiB): its entries are the ones toStatus shares.
       return written.metadata?.resourceVersion ?? '';
     } catch (error) {
       const code = httpStatusOf(error);

@@ -41,6 +41,11 @@ interface NamespaceCaches {
   hpaIndex?: { version: number; byTarget: Map<string, V2HorizontalPodAutoscaler> };
 }
 
+/** Whether a namespace's Deployments and HPAs are both synced now (false when not watched). */
+function bothSynced(caches: NamespaceCaches | undefined): boolean {
+  return (caches?.deployments.synced ?? false) && (caches?.hpas.synced ?? false);
+}
+
 /** A workload's Deployment and the HPA scaling it, as its cluster's caches hold them. */
 export interface CachedWorkload {
   deployment: V1Deployment | undefined;
@@ -64,7 +69,7 @@ export class WorkloadCache {
    */
   async read(ref: WorkloadRef, signal: AbortSignal): Promise<CachedWorkload> {
     const caches = this.caches(ref.namespace);
-    if (!caches.deployments.synced || !caches.hpas.synced)
+    if (!bothSynced(caches))
       await Promise.all([caches.deployments.whenSynced(signal), caches.hpas.whenSynced(signal)]);
     return this.cached(caches, ref);
   }
@@ -76,7 +81,7 @@ export class WorkloadCache {
    */
   readSynced(ref: WorkloadRef): CachedWorkload | undefined {
     const caches = this.namespaces.get(ref.namespace);
-    return caches?.deployments.synced && caches.hpas.synced ? this.cached(caches, ref) : undefined;
+    return caches && bothSynced(caches) ? this.cached(caches, ref) : undefined;
   }
 
   private cached(caches: NamespaceCaches, ref: WorkloadRef): CachedWorkload {
@@ -118,8 +123,7 @@ export class WorkloadCache {
 
   /** Whether the namespace's caches are both synced now. */
   synced(namespace: string): boolean {
-    const caches = this.namespaces.get(namespace);
-    return (caches?.deployments.synced ?? false) && (caches?.hpas.synced ?? false);
+    return bothSynced(this.namespaces.get(namespace));
   }
 
   /** Namespaces watched now (tests, the benchmark). */

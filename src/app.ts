@@ -3,7 +3,6 @@
 // end-to-end tests start the same thing in-process against the real stack.
 
 import { hostname } from 'node:os';
-import type { KubeConfig } from '@kubernetes/client-node';
 import pino, { type Logger } from 'pino';
 import { DASHBOARD_PATHS, dashboardPlugin } from './api/dashboard.js';
 import { withMigrationCommands } from './api/migration-routes.js';
@@ -13,6 +12,7 @@ import { type Clock, systemClock } from './clock.js';
 import type { Config, PrometheusConfig } from './config/load.js';
 import { readSecret } from './config/secrets.js';
 import { CrRuntime } from './crd/cr-runtime.js';
+import type { KubeConfig } from './kube/client-node.js';
 import { ConfigMapStateStore } from './kube/configmap-state-store.js';
 import { KubeClusterClient } from './kube/kube-cluster-client.js';
 import { buildKubeConfig } from './kube/kubeconfig.js';

@@ -3,8 +3,8 @@
 // status, so a 409 is simply read again and retried; conditions of types not named are kept.
 
 import { isDeepStrictEqual } from 'node:util';
-import { CustomObjectsApi, type KubeConfig, PatchStrategy } from '@kubernetes/client-node';
 import { ClustershiftError, MigrationNotFoundError } from '../errors.js';
+import { CustomObjectsApi, type KubeConfig, PatchStrategy } from '../kube/client-node.js';
 import { isNotFound, type KubeCaller, type RetryPolicy, requestOptions } from '../kube/kube-call.js';
 import { annotationPatch } from '../migration/operator-annotations.js';
 import type { Sleep } from '../timing.js';

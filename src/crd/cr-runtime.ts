@@ -3,11 +3,11 @@
 // ClusterMigration's cluster pair, and the runner that feeds the controller. What differs
 // between production and the demo (how a route is bound, the metrics) is passed in.
 
-import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { MigrationDirectory } from '../api/migration-reads.js';
 import type { Clock } from '../clock.js';
 import type { Controller, WorkloadBinding } from '../controller.js';
+import type { KubeConfig } from '../kube/client-node.js';
 import { type ClusterPair, ClusterPairs } from '../kube/cluster-pairs.js';
 import type { MigrationNotification } from '../migration/migration-events.js';
 import { MigrationProgressReporter, type ProgressReporterOptions } from '../migration/progress-reporter.js';

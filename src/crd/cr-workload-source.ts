@@ -6,6 +6,8 @@
 
 import { setTimeout as delay } from 'node:timers/promises';
 import { isDeepStrictEqual } from 'node:util';
+import type { Logger } from 'pino';
+import { errorMessage, KubeError } from '../errors.js';
 import {
   CustomObjectsApi,
   type Informer,
@@ -14,9 +16,7 @@ import {
   ListWatch,
   type ObjectCache,
   Watch,
-} from '@kubernetes/client-node';
-import type { Logger } from 'pino';
-import { errorMessage, KubeError } from '../errors.js';
+} from '../kube/client-node.js';
 import { requestOptions } from '../kube/kube-call.js';
 import { SetIndex } from '../set-index.js';
 import type {

@@ -2,6 +2,8 @@
 // after a failure, and the views of Deployments and WorkloadMigrations the plan is made from.
 
 import { setTimeout as delay } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import { errorMessage } from '../errors.js';
 import {
   type Informer,
   type KubeConfig,
@@ -9,9 +11,7 @@ import {
   makeInformer,
   type ObjectCache,
   type V1Deployment,
-} from '@kubernetes/client-node';
-import type { Logger } from 'pino';
-import { errorMessage } from '../errors.js';
+} from '../kube/client-node.js';
 import type { PodTemplate } from '../rollout/parity.js';
 import type { DeploymentView, WorkloadMigrationView } from './discovery-plan.js';
 import type { WorkloadMigrationObject } from './schema.js';

@@ -7,11 +7,11 @@
 // that has moved traffic.
 
 import { isDeepStrictEqual } from 'node:util';
-import { AppsV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig, VersionApi } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import { DEFAULT_POLICY } from '../config/defaults.js';
 import { errorMessage } from '../errors.js';
+import { AppsV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig, VersionApi } from '../kube/client-node.js';
 import type { ClusterPair, ClusterPairs } from '../kube/cluster-pairs.js';
 import { httpStatusOf, isNotFound, KubeCaller, requestOptions } from '../kube/kube-call.js';
 import { type ParityPolicy, swappedVersions } from '../rollout/parity.js';

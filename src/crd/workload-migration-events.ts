@@ -1,8 +1,8 @@
 // Kubernetes Events recorded against a WorkloadMigration, so `kubectl describe wlm` tells the
 // rollout's story. kubectl finds them by the involved object's kind, name, namespace and uid.
 
-import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { type Clock, systemClock } from '../clock.js';
+import { CoreV1Api, type KubeConfig } from '../kube/client-node.js';
 import type { KubeEvent } from '../kube/cluster-client.js';
 import type { RetryPolicy } from '../kube/kube-call.js';
 import { KubeEventWriter } from '../kube/kube-event-writer.js';

@@ -6,8 +6,8 @@
 // so its writes never make the rollout's next save look like another writer's.
 
 import { isDeepStrictEqual } from 'node:util';
-import { CustomObjectsApi, type KubeConfig, PatchStrategy } from '@kubernetes/client-node';
 import { ClustershiftError, KubeError, StateConflictError } from '../errors.js';
+import { CustomObjectsApi, type KubeConfig, PatchStrategy } from '../kube/client-node.js';
 import {
   httpStatusOf,
   isNotFound,

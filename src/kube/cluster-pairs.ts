@@ -5,11 +5,11 @@
 // the rollouts observe (Deployments, HPAs, route objects); its watches stop when it is dropped.
 
 import { isDeepStrictEqual } from 'node:util';
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { ConfigError, errorMessage } from '../errors.js';
 import { type ClusterObjects, KubeObjects } from '../routers/kube-objects.js';
 import type { ClusterAccess, MigrationSettings } from '../sources/workload-source.js';
+import { CoreV1Api, KubeConfig } from './client-node.js';
 import { KubeCaller, requestOptions } from './kube-call.js';
 import { KubeClusterClient } from './kube-cluster-client.js';
 import { reuseConnections } from './kubeconfig.js';

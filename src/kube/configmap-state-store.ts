@@ -4,12 +4,12 @@
 // and must re-read (load or loadAll) before writing again: a conflict is never retried blindly.
 
 import { createHash } from 'node:crypto';
-import { CoreV1Api, type KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
 import { ClustershiftError, errorMessage, StateConflictError } from '../errors.js';
 import type { RolloutState, WorkloadRef } from '../rollout/types.js';
 import { workloadKey } from '../rollout/types.js';
 import { persistedJson, type StateStore } from '../state/state-store.js';
 import type { Sleep } from '../timing.js';
+import { CoreV1Api, type KubeConfig, type V1ConfigMap } from './client-node.js';
 import { httpStatusOf, isNotFound, KubeCaller, type RetryPolicy, requestOptions } from './kube-call.js';
 
 export interface ConfigMapStateStoreOptions {

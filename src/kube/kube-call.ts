@@ -6,15 +6,15 @@
 // client-node 2 sends requests with undici's fetch and takes the AbortSignal from its
 // RequestContext; a call-time middleware puts ours there, so an abort really cancels the request.
 
+import { ClustershiftError, errorMessage, KubeError } from '../errors.js';
+import { abortableSleep, backoffDelayMs, deadline, type Sleep } from '../timing.js';
 import {
   ApiException,
   type ConfigurationOptions,
   Observable,
   type ObservableMiddleware,
   setHeaderMiddleware,
-} from '@kubernetes/client-node';
-import { ClustershiftError, errorMessage, KubeError } from '../errors.js';
-import { abortableSleep, backoffDelayMs, deadline, type Sleep } from '../timing.js';
+} from './client-node.js';
 
 export interface RetryPolicy {
   /** Tries in all, the first included. */

@@ -1,6 +1,17 @@
 // ClusterClient over @kubernetes/client-node 2: one per cluster, every call with a timeout and
 // retries (see kube-call.ts).
 
+import type { Logger } from 'pino';
+import { type Clock, systemClock } from '../clock.js';
+import { KubeError } from '../errors.js';
+import type { PodTemplate } from '../rollout/parity.js';
+import {
+  type ClusterFacts,
+  type WorkloadObservation,
+  type WorkloadRef,
+  workloadKey,
+} from '../rollout/types.js';
+import { abortableSleep, type Sleep } from '../timing.js';
 import {
   AppsV1Api,
   AutoscalingV2Api,
@@ -13,18 +24,7 @@ import {
   type V1ServiceList,
   type V2HorizontalPodAutoscaler,
   VersionApi,
-} from '@kubernetes/client-node';
-import type { Logger } from 'pino';
-import { type Clock, systemClock } from '../clock.js';
-import { KubeError } from '../errors.js';
-import type { PodTemplate } from '../rollout/parity.js';
-import {
-  type ClusterFacts,
-  type WorkloadObservation,
-  type WorkloadRef,
-  workloadKey,
-} from '../rollout/types.js';
-import { abortableSleep, type Sleep } from '../timing.js';
+} from './client-node.js';
 import type { ClusterClient, KubeEvent } from './cluster-client.js';
 import { isNotFound, KubeCaller, type RetryPolicy, requestOptions } from './kube-call.js';
 import { KubeEventWriter } from './kube-event-writer.js';

@@ -1,8 +1,8 @@
 // Creates Kubernetes Events the way client-go does, for any involved object (a Deployment in a
 // workload cluster, a WorkloadMigration in the home cluster), so `kubectl describe` lists them.
 
-import type { CoreV1Api, CoreV1Event } from '@kubernetes/client-node';
 import type { Clock } from '../clock.js';
+import type { CoreV1Api, CoreV1Event } from './client-node.js';
 import type { KubeEvent } from './cluster-client.js';
 import { httpStatusOf, type KubeCaller, requestOptions } from './kube-call.js';
 

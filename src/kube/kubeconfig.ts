@@ -2,6 +2,8 @@
 // account, or (tests, the demo) a bare http URL with no auth.
 
 import type { AgentOptions } from 'node:https';
+import { Agent, type Dispatcher, request } from 'undici';
+import { ConfigError, errorMessage } from '../errors.js';
 import {
   type ApiConstructor,
   type ApiType,
@@ -14,9 +16,7 @@ import {
   ServerConfiguration,
   setHeaderMiddleware,
   wrapHttpLibrary,
-} from '@kubernetes/client-node';
-import { Agent, type Dispatcher, request } from 'undici';
-import { ConfigError, errorMessage } from '../errors.js';
+} from './client-node.js';
 
 export interface KubeConfigSource {
   /** The cluster's name, for error messages. */

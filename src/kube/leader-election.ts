@@ -8,16 +8,16 @@
 // Another replica takes over only after seeing no change for leaseDuration, which is later, so
 // two replicas never both believe they lead (with clocks that run at the same rate).
 
+import type { Clock } from '../clock.js';
+import { ConfigError } from '../errors.js';
+import { abortableSleep, type Sleep, timeoutSignal } from '../timing.js';
 import {
   CoordinationV1Api,
   type KubeConfig,
   type V1Lease,
   type V1LeaseSpec,
   V1MicroTime,
-} from '@kubernetes/client-node';
-import type { Clock } from '../clock.js';
-import { ConfigError } from '../errors.js';
-import { abortableSleep, type Sleep, timeoutSignal } from '../timing.js';
+} from './client-node.js';
 import { httpStatusOf, isNotFound, KubeCaller, type RetryPolicy, requestOptions } from './kube-call.js';
 
 export interface LeaseElectorOptions {

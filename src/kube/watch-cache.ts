@@ -5,10 +5,10 @@
 // act on what it holds meanwhile (StaleObservationError says why).
 
 import { setTimeout as delay } from 'node:timers/promises';
-import { type KubeConfig, type KubernetesObject, Watch } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { errorMessage, KubeError, StaleObservationError } from '../errors.js';
 import { backoffDelayMs } from '../timing.js';
+import { type KubeConfig, type KubernetesObject, Watch } from './client-node.js';
 import { httpStatusOf } from './kube-call.js';
 
 export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED';

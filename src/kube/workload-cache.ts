@@ -5,15 +5,15 @@
 // namespace rather than per Deployment (a field selector) keeps the watch count small when a
 // namespace holds many workloads.
 
+import type { Logger } from 'pino';
+import type { WorkloadRef } from '../rollout/types.js';
 import type {
   AppsV1Api,
   AutoscalingV2Api,
   KubeConfig,
   V1Deployment,
   V2HorizontalPodAutoscaler,
-} from '@kubernetes/client-node';
-import type { Logger } from 'pino';
-import type { WorkloadRef } from '../rollout/types.js';
+} from './client-node.js';
 import type { KubeCaller } from './kube-call.js';
 import { requestOptions } from './kube-call.js';
 import { WatchCache } from './watch-cache.js';

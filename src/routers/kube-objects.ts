@@ -3,9 +3,9 @@
 // KubeCaller's (src/kube/kube-call.ts); this file adds the custom-object calls and turns its
 // KubeErrors into router errors: 404 -> RouteNotFoundError, anything else -> RouterError.
 
-import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { ClustershiftError, KubeError, RouteNotFoundError, RouterError } from '../errors.js';
+import { CustomObjectsApi, type KubeConfig } from '../kube/client-node.js';
 import { KubeCaller, type RetryPolicy, requestOptions } from '../kube/kube-call.js';
 import { WatchCache } from '../kube/watch-cache.js';
 import type { Sleep } from '../timing.js';

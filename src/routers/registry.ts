@@ -4,10 +4,10 @@
 
 import { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { Route53Client } from '@aws-sdk/client-route-53';
-import type { KubeConfig } from '@kubernetes/client-node';
 import type { Config } from '../config/load.js';
 import type { ResolvedRoute, ResolvedRouteOf, RouterType } from '../config/schema.js';
 import { RouterError } from '../errors.js';
+import type { KubeConfig } from '../kube/client-node.js';
 import type { RetryPolicy } from '../kube/kube-call.js';
 import type { Sleep } from '../timing.js';
 import { AlbRoute } from './alb.js';

@@ -2,31 +2,28 @@
 // forward action of a listener's default action or of one listener rule, and whether each
 // target group has a healthy target to take its share.
 
-import {
-  type Action,
-  DescribeListenersCommand,
-  DescribeRulesCommand,
-  DescribeTargetHealthCommand,
-  type ElasticLoadBalancingV2Client,
-  ModifyListenerCommand,
-  ModifyRuleCommand,
-  type TargetGroupTuple,
-  type TargetHealthDescription,
+import type {
+  Action,
+  ElasticLoadBalancingV2Client,
+  TargetGroupTuple,
+  TargetHealthDescription,
 } from '@aws-sdk/client-elastic-load-balancing-v2';
 import type { RouteOf } from '../config/schema.js';
 import { RouteNotFoundError, RouterError } from '../errors.js';
 import type { ClusterRole, RouteSplit } from '../rollout/types.js';
 import type { Sleep } from '../timing.js';
 import { AwsApiCaller, type AwsErrorShape, type AwsRetryPolicy } from './aws-call.js';
+import { type Elbv2Sdk, loadElbv2Sdk, pendingClient } from './aws-sdk.js';
 import { checkWholePercent, type RouteHandle, splitWith } from './router.js';
 
 export interface AlbRouteOptions {
   route: RouteOf<'alb'>;
   /**
    * The SDK client for routers.aws.region. Build it with `maxAttempts: 1`: this router retries
-   * throttling itself, and the SDK's own retries would multiply the time a call can take.
+   * throttling itself, and the SDK's own retries would multiply the time a call can take. A
+   * promise (the registry's, which loads the SDK on first use) is awaited by the first call.
    */
-  client: ElasticLoadBalancingV2Client;
+  client: ElasticLoadBalancingV2Client | Promise<ElasticLoadBalancingV2Client>;
   requestTimeoutMs: number;
   retry?: AwsRetryPolicy;
   sleep?: Sleep;
@@ -60,7 +57,7 @@ interface ClusterForward {
 export class AlbRoute implements RouteHandle {
   readonly description: string;
   readonly #route: AlbRouteConfig;
-  readonly #client: ElasticLoadBalancingV2Client;
+  readonly #client: Promise<ElasticLoadBalancingV2Client>;
   readonly #aws: AwsApiCaller;
 
   constructor(options: AlbRouteOptions) {
@@ -68,7 +65,7 @@ export class AlbRoute implements RouteHandle {
     this.description = options.route.ruleArn
       ? `ALB listener rule ${options.route.ruleArn}`
       : `ALB listener ${options.route.listenerArn} (default action)`;
-    this.#client = options.client;
+    this.#client = pendingClient(options.client);
     this.#aws = new AwsApiCaller({
       requestTimeoutMs: options.requestTimeoutMs,
       ...(options.retry ? { retry: options.retry } : {}),
@@ -130,6 +127,12 @@ export class AlbRoute implements RouteHandle {
     this.#findClusterForward(alb, await this.#readActions(alb, signal));
   }
 
+  /** One SDK call, once the client and the SDK's commands are loaded. */
+  async #call<T>(send: (client: ElasticLoadBalancingV2Client, sdk: Elbv2Sdk) => Promise<T>): Promise<T> {
+    const [client, sdk] = await Promise.all([this.#client, loadElbv2Sdk()]);
+    return send(client, sdk);
+  }
+
   /** Why the target group cannot take traffic (no healthy target), or undefined when it can. */
   async #unhealthyReason(targetGroupArn: string, signal: AbortSignal): Promise<string | undefined> {
     const output = await this.#aws.send(
@@ -138,9 +141,11 @@ export class AlbRoute implements RouteHandle {
         permission: 'elasticloadbalancing:DescribeTargetHealth',
         target: this.description,
         send: (abortSignal) =>
-          this.#client.send(new DescribeTargetHealthCommand({ TargetGroupArn: targetGroupArn }), {
-            abortSignal,
-          }),
+          this.#call((client, sdk) =>
+            client.send(new sdk.DescribeTargetHealthCommand({ TargetGroupArn: targetGroupArn }), {
+              abortSignal,
+            }),
+          ),
         classify: (error) => notFound(this.#route, this.description, error),
       },
       signal,
@@ -167,7 +172,9 @@ export class AlbRoute implements RouteHandle {
           permission: 'elasticloadbalancing:DescribeRules',
           target,
           send: (abortSignal) =>
-            this.#client.send(new DescribeRulesCommand({ RuleArns: [ruleArn] }), { abortSignal }),
+            this.#call((client, sdk) =>
+              client.send(new sdk.DescribeRulesCommand({ RuleArns: [ruleArn] }), { abortSignal }),
+            ),
           classify: (error) => notFound(alb, target, error),
         },
         signal,
@@ -182,9 +189,11 @@ export class AlbRoute implements RouteHandle {
         permission: 'elasticloadbalancing:DescribeListeners',
         target,
         send: (abortSignal) =>
-          this.#client.send(new DescribeListenersCommand({ ListenerArns: [alb.listenerArn] }), {
-            abortSignal,
-          }),
+          this.#call((client, sdk) =>
+            client.send(new sdk.DescribeListenersCommand({ ListenerArns: [alb.listenerArn] }), {
+              abortSignal,
+            }),
+          ),
         classify: (error) => notFound(alb, target, error),
       },
       signal,
@@ -204,7 +213,9 @@ export class AlbRoute implements RouteHandle {
           permission: 'elasticloadbalancing:ModifyRule',
           target,
           send: (abortSignal) =>
-            this.#client.send(new ModifyRuleCommand({ RuleArn: ruleArn, Actions: actions }), { abortSignal }),
+            this.#call((client, sdk) =>
+              client.send(new sdk.ModifyRuleCommand({ RuleArn: ruleArn, Actions: actions }), { abortSignal }),
+            ),
           classify: (error) => notFound(alb, target, error),
         },
         signal,
@@ -217,9 +228,11 @@ export class AlbRoute implements RouteHandle {
         permission: 'elasticloadbalancing:ModifyListener',
         target,
         send: (abortSignal) =>
-          this.#client.send(
-            new ModifyListenerCommand({ ListenerArn: alb.listenerArn, DefaultActions: actions }),
-            { abortSignal },
+          this.#call((client, sdk) =>
+            client.send(
+              new sdk.ModifyListenerCommand({ ListenerArn: alb.listenerArn, DefaultActions: actions }),
+              { abortSignal },
+            ),
           ),
         classify: (error) => notFound(alb, target, error),
       },

@@ -2,8 +2,8 @@
 // a RouteHandle at wiring time. The shared clients (the Kubernetes custom-object clients, the
 // HAProxy runtime API, the AWS SDK clients) are built once, and only when a route needs them.
 
-import { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
-import { Route53Client } from '@aws-sdk/client-route-53';
+import type { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
+import type { Route53Client } from '@aws-sdk/client-route-53';
 import type { Config } from '../config/load.js';
 import type { ResolvedRoute, ResolvedRouteOf, RouterType } from '../config/schema.js';
 import { RouterError } from '../errors.js';
@@ -11,6 +11,7 @@ import type { KubeConfig } from '../kube/client-node.js';
 import type { RetryPolicy } from '../kube/kube-call.js';
 import type { Sleep } from '../timing.js';
 import { AlbRoute } from './alb.js';
+import { loadElbv2Sdk, loadRoute53Sdk } from './aws-sdk.js';
 import { gatewayApiRoute } from './gateway-api.js';
 import { HaproxyRuntimeApi, haproxyRoute } from './haproxy.js';
 import { istioRoute } from './istio.js';
@@ -37,8 +38,9 @@ export interface RouterRegistryDeps {
 export interface RouterClients {
   kube(): ClusterObjects;
   haproxy(): HaproxyRuntimeApi;
-  elbv2(): ElasticLoadBalancingV2Client;
-  route53(): Route53Client;
+  /** The AWS clients: the region is checked at once, the SDK is loaded in the background. */
+  elbv2(): ElasticLoadBalancingV2Client | Promise<ElasticLoadBalancingV2Client>;
+  route53(): Route53Client | Promise<Route53Client>;
   requestTimeoutMs: number;
 }
 
@@ -96,10 +98,16 @@ export function routerClients(deps: RouterRegistryDeps): RouterClients {
       return new HaproxyRuntimeApi({ socket: haproxy.socket, timeoutMs: deps.requestTimeoutMs });
     }),
     // maxAttempts 1: the AWS routers retry throttling themselves; SDK retries would multiply the time.
-    elbv2: once(
-      () => deps.aws?.elbv2 ?? new ElasticLoadBalancingV2Client({ region: awsRegion(deps), maxAttempts: 1 }),
-    ),
-    route53: once(() => deps.aws?.route53 ?? new Route53Client({ region: awsRegion(deps), maxAttempts: 1 })),
+    elbv2: once(() => {
+      if (deps.aws?.elbv2) return deps.aws.elbv2;
+      const region = awsRegion(deps);
+      return loadElbv2Sdk().then((sdk) => new sdk.ElasticLoadBalancingV2Client({ region, maxAttempts: 1 }));
+    }),
+    route53: once(() => {
+      if (deps.aws?.route53) return deps.aws.route53;
+      const region = awsRegion(deps);
+      return loadRoute53Sdk().then((sdk) => new sdk.Route53Client({ region, maxAttempts: 1 }));
+    }),
   };
 }
 

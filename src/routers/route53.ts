@@ -1,13 +1,10 @@
 // AWS Route 53 router: the weights of a pair of weighted records (same name and type, one
 // SetIdentifier per cluster) in one hosted zone.
 
-import {
-  ChangeResourceRecordSetsCommand,
-  GetChangeCommand,
-  ListResourceRecordSetsCommand,
-  type ListResourceRecordSetsCommandInput,
-  type ResourceRecordSet,
-  type Route53Client,
+import type {
+  ListResourceRecordSetsCommandInput,
+  ResourceRecordSet,
+  Route53Client,
 } from '@aws-sdk/client-route-53';
 import { type Clock, systemClock } from '../clock.js';
 import type { RouteOf } from '../config/schema.js';
@@ -15,6 +12,7 @@ import { RouteNotFoundError, RouterError, TimeoutError } from '../errors.js';
 import type { RouteSplit } from '../rollout/types.js';
 import { abortableSleep, type Sleep } from '../timing.js';
 import { AwsApiCaller, type AwsErrorShape, type AwsRetryPolicy } from './aws-call.js';
+import { loadRoute53Sdk, pendingClient, type Route53Sdk } from './aws-sdk.js';
 import { checkWholePercent, type RouteHandle, weightsOnly } from './router.js';
 
 /** How to wait for a change to reach every Route 53 name server (GetChange says INSYNC). */
@@ -35,9 +33,10 @@ export interface Route53RouteOptions {
   route: RouteOf<'route53'>;
   /**
    * The SDK client. Build it with `maxAttempts: 1`: this router retries throttling itself,
-   * and the SDK's own retries would multiply the time a call can take.
+   * and the SDK's own retries would multiply the time a call can take. A promise (the
+   * registry's, which loads the SDK on first use) is awaited by the first call.
    */
-  client: Route53Client;
+  client: Route53Client | Promise<Route53Client>;
   /** Timeout of each API call (not of the wait for INSYNC: see `sync`). */
   requestTimeoutMs: number;
   retry?: AwsRetryPolicy;
@@ -81,7 +80,7 @@ const MAX_PAGES = 100;
 export class Route53Route implements RouteHandle {
   readonly description: string;
   readonly #route: Route53RouteConfig;
-  readonly #client: Route53Client;
+  readonly #client: Promise<Route53Client>;
   readonly #aws: AwsApiCaller;
   readonly #sync: Route53SyncPolicy;
   readonly #sleep: Sleep;
@@ -93,7 +92,7 @@ export class Route53Route implements RouteHandle {
     this.description =
       `Route 53 record ${r53.recordName} ${r53.recordType} in zone ${r53.hostedZoneId} ` +
       `(set identifiers ${r53.oldSetIdentifier}/${r53.newSetIdentifier})`;
-    this.#client = options.client;
+    this.#client = pendingClient(options.client);
     this.#aws = new AwsApiCaller({
       requestTimeoutMs: options.requestTimeoutMs,
       // PriorRequestNotComplete: the zone's previous change is still being applied.
@@ -138,20 +137,22 @@ export class Route53Route implements RouteHandle {
         permission: 'route53:ChangeResourceRecordSets',
         target,
         send: (abortSignal) =>
-          this.#client.send(
-            new ChangeResourceRecordSetsCommand({
-              HostedZoneId: r53.hostedZoneId,
-              ChangeBatch: {
-                Comment: `clustershift: new-cluster weight ${weight}%`,
-                // One batch, so Route 53 applies both records or neither. The records are
-                // written back whole (TTL, values or alias, health check, ...), only Weight changes.
-                Changes: [
-                  { Action: 'UPSERT', ResourceRecordSet: { ...oldRecord, Weight: oldWeight } },
-                  { Action: 'UPSERT', ResourceRecordSet: { ...newRecord, Weight: newWeight } },
-                ],
-              },
-            }),
-            { abortSignal },
+          this.#call((client, sdk) =>
+            client.send(
+              new sdk.ChangeResourceRecordSetsCommand({
+                HostedZoneId: r53.hostedZoneId,
+                ChangeBatch: {
+                  Comment: `clustershift: new-cluster weight ${weight}%`,
+                  // One batch, so Route 53 applies both records or neither. The records are
+                  // written back whole (TTL, values or alias, health check, ...), only Weight changes.
+                  Changes: [
+                    { Action: 'UPSERT', ResourceRecordSet: { ...oldRecord, Weight: oldWeight } },
+                    { Action: 'UPSERT', ResourceRecordSet: { ...newRecord, Weight: newWeight } },
+                  ],
+                },
+              }),
+              { abortSignal },
+            ),
           ),
         classify: (error) => zoneNotFound(r53, target, error),
       },
@@ -165,6 +166,12 @@ export class Route53Route implements RouteHandle {
 
   async verify(signal: AbortSignal): Promise<void> {
     await this.#readPair(this.#route, signal);
+  }
+
+  /** One SDK call, once the client and the SDK's commands are loaded. */
+  async #call<T>(send: (client: Route53Client, sdk: Route53Sdk) => Promise<T>): Promise<T> {
+    const [client, sdk] = await Promise.all([this.#client, loadRoute53Sdk()]);
+    return send(client, sdk);
   }
 
   async #readPair(r53: Route53RouteConfig, signal: AbortSignal): Promise<RecordPair> {
@@ -217,7 +224,10 @@ export class Route53Route implements RouteHandle {
           operation: 'ListResourceRecordSets',
           permission: 'route53:ListResourceRecordSets',
           target,
-          send: (abortSignal) => this.#client.send(new ListResourceRecordSetsCommand(input), { abortSignal }),
+          send: (abortSignal) =>
+            this.#call((client, sdk) =>
+              client.send(new sdk.ListResourceRecordSetsCommand(input), { abortSignal }),
+            ),
           classify: (error) => zoneNotFound(r53, target, error),
         },
         signal,
@@ -261,7 +271,10 @@ export class Route53Route implements RouteHandle {
           operation: 'GetChange',
           permission: 'route53:GetChange',
           target,
-          send: (abortSignal) => this.#client.send(new GetChangeCommand({ Id: changeId }), { abortSignal }),
+          send: (abortSignal) =>
+            this.#call((client, sdk) =>
+              client.send(new sdk.GetChangeCommand({ Id: changeId }), { abortSignal }),
+            ),
         },
         signal,
       );

@@ -264,7 +264,7 @@ function section(results: ScaleResults): string {
   return [
     '## Scale: N concurrent rollouts',
     '',
-    `\`npm run bench:scale\` on ${describeMachine(results.machine)}, ${results.at.slice(0, 10)}; the sources compiled with tsc and run by plain node, as the image runs them${results.nodeFlags.length > 0 ? ` (\`${results.nodeFlags.join(' ')}\`, the image's node flags; no heap limit, as the process also holds the simulated clusters)` : ''}.`,
+    `\`npm run bench:scale\` on ${describeMachine(results.machine)}, ${results.at.slice(0, 10)}; the sources compiled with tsc (client-node bundled by build/bundle-client-node.mjs) and run by plain node, as the image runs them${results.nodeFlags.length > 0 ? ` (\`${results.nodeFlags.join(' ')}\`, the image's node flags; no heap limit, as the process also holds the simulated clusters)` : ''}.`,
     `Virtual clock, one tick per ${s.tickSeconds}s; ${s.faultyShare * 100}% of the fleet breaks at ${s.faultAtWeight}% in the new cluster.`,
     `Memory is RSS after a forced GC (${results.rows[0]?.memory.afterGc ? 'with' : 'WITHOUT'} --expose-gc) once the whole fleet is active, each size in a fresh process; it includes the built (not listening) HTTP API.`,
     '',

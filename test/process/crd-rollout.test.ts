@@ -1,5 +1,5 @@
-// The Kubernetes-native way, the hard way: two replicas of the production process (src/main.ts)
-// with crds.enabled, three fake API servers (home, old, new), the chart's CRDs applied with real
+// The Kubernetes-native way, the hard way: two replicas of the production process as the image
+// runs it (dist/main.js from build/build.mjs, client-node bundled) with crds.enabled, three fake API servers (home, old, new), the chart's CRDs applied with real
 // `kubectl apply -f`, and the ClusterMigration, its kubeconfig Secrets and a WorkloadMigration
 // applied with kubectl too. The rollout starts, `kubectl get wlm -A` shows it, only the leader
 // writes; the leader is SIGKILLed at a step and started again: whoever leads next resumes from
@@ -35,6 +35,7 @@ import {
   WORKLOAD,
 } from '../fixtures/stack.js';
 import { locateBinary, needBinary } from '../helpers/binaries.js';
+import { buildController } from '../helpers/build.js';
 import { PollAbort, pollUntil } from '../helpers/poll.js';
 import { freePort } from '../helpers/ports.js';
 
@@ -106,6 +107,7 @@ t.test(
       t.teardown(() => servers[cluster].stop());
     }
     seedClusters(servers.old, servers.new);
+    const entry = await buildController(t);
 
     const { prometheus: running } = await scrapedTraffic(t, servers.old, prometheus.path);
     // The gate lets the rollout raise to the kill step only: it parks there with the next raise
@@ -172,6 +174,7 @@ t.test(
         url: `http://127.0.0.1:${port}`,
         configPath,
         env: { [TOKEN_ENV]: token },
+        entry,
       });
       t.teardown(() => replica.stop());
       started.push(replica);

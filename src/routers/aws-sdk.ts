@@ -1,7 +1,8 @@
-// The AWS SDK clients, loaded when an AWS route first calls AWS rather than when the controller
-// starts: the two clients and their @smithy dependencies are ~10 MiB of RSS that a controller
-// with no alb or route53 route never uses. Each module is imported once; a failed import stays
-// failed (the package is missing from the install, which no retry mends).
+// The AWS SDK clients, imported when a route of their kind is bound (the registry builds its
+// client then) or first called, not when the controller starts: the two clients and their
+// @smithy dependencies are ~10 MiB of RSS that a controller with no alb or route53 route never
+// uses. Each module is imported once; a failed import stays failed (the package is missing from
+// the install, which no retry mends) and fails that route's calls.
 
 export type Elbv2Sdk = typeof import('@aws-sdk/client-elastic-load-balancing-v2');
 export type Route53Sdk = typeof import('@aws-sdk/client-route-53');

@@ -38,7 +38,7 @@ export interface RouterRegistryDeps {
 export interface RouterClients {
   kube(): ClusterObjects;
   haproxy(): HaproxyRuntimeApi;
-  /** The AWS clients: the region is checked at once, the SDK is loaded in the background. */
+  /** The AWS clients: the region is checked at once; the SDK is imported then, in the background. */
   elbv2(): ElasticLoadBalancingV2Client | Promise<ElasticLoadBalancingV2Client>;
   route53(): Route53Client | Promise<Route53Client>;
   requestTimeoutMs: number;

@@ -1,5 +1,5 @@
-// The AWS SDK is loaded when an AWS route first needs it: starting the controller loads none of
-// it, and the registry's AWS clients, once loaded, are the SDK's for routers.aws.region.
+// The AWS SDK is imported only for an AWS route: starting the controller loads none of it, and
+// the registry's AWS clients, once loaded, are the SDK's for routers.aws.region.
 
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
@@ -45,7 +45,7 @@ t.test('starting the controller loads no AWS SDK module', async (t) => {
   t.strictSame(
     packages.filter((name) => name.startsWith('@aws-sdk/')),
     [],
-    'no @aws-sdk package until an AWS route calls AWS',
+    'no @aws-sdk package without an AWS route',
   );
 });
 

@@ -3,7 +3,7 @@
 // clients and watches work against an API server.
 
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
@@ -11,6 +11,7 @@ import t, { type Test } from 'tap';
 import ts from 'typescript';
 import * as source from '../../src/kube/client-node.js';
 import { FakeApiServer } from '../../src/sandbox/fake-apiserver.js';
+import { repositoryTempDir } from '../helpers/build.js';
 import { pollUntil } from '../helpers/poll.js';
 
 const run = promisify(execFile);
@@ -19,10 +20,7 @@ const script = join(root, 'build', 'bundle-client-node.mjs');
 
 async function bundleInto(t: Test): Promise<string> {
   // Inside the repository, so the bundle's shared dependencies (undici) resolve as in dist/.
-  const cache = join(root, 'node_modules', '.cache');
-  await mkdir(cache, { recursive: true });
-  const directory = await mkdtemp(join(cache, 'bundle-client-node-'));
-  t.teardown(() => rm(directory, { recursive: true, force: true }));
+  const directory = await repositoryTempDir(t, 'bundle-client-node-');
   const { outputText } = ts.transpileModule(
     await readFile(join(root, 'src', 'kube', 'client-node.ts'), 'utf8'),
     { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } },

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // Replaces a compiled kube/client-node.js (a re-export of the parts of @kubernetes/client-node
 // that clustershift uses) with one file holding just those parts, tree-shaken and minified by
-// esbuild. Run by build.mjs (`npm run build`) and by `npm run bench:scale` on its compiled
-// copy, so the benchmark measures what the image runs.
+// esbuild. Run by build.mjs, for `npm run build` and for `npm run bench:scale`'s compiled copy,
+// so the benchmark measures what the image runs.
 //
 //   node build/bundle-client-node.mjs dist/kube/client-node.js
 //

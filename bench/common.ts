@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { chartTools, runTool } from '../test/helpers/helm.js';
+import { imageEnv as imageEnvOf, imageNodeFlags as imageNodeFlagsOf } from '../test/helpers/image.js';
 
 export interface Machine {
   cpu: string;
@@ -57,22 +58,16 @@ export function siblingProcess(moduleUrl: string, name: string): { file: string;
   };
 }
 
-/**
- * The node flags the image starts the controller with: the Dockerfile's ENTRYPOINT, between
- * node and dist/main.js.
- */
-export function imageNodeFlags(root = join(benchDir(), '..')): string[] {
-  const dockerfile = join(root, 'Dockerfile');
-  const line = readFileSync(dockerfile, 'utf8')
-    .split('\n')
-    .find((l) => l.startsWith('ENTRYPOINT '));
-  const entrypoint = line ? (JSON.parse(line.slice('ENTRYPOINT '.length)) as unknown) : undefined;
-  const main = Array.isArray(entrypoint) ? entrypoint.findIndex((a) => String(a).endsWith('main.js')) : -1;
-  if (!Array.isArray(entrypoint) || main < 1)
-    throw new Error(
-      `${dockerfile}: no ENTRYPOINT ["node", ...flags, ".../main.js"] to take the node flags from`,
-    );
-  return entrypoint.slice(1, main).map(String);
+/** The node flags the image starts the controller with (test/helpers/image.ts). */
+export const imageNodeFlags = (root = join(benchDir(), '..')): string[] => imageNodeFlagsOf(root);
+
+/** The environment the image sets (test/helpers/image.ts). */
+export const imageEnv = (root = join(benchDir(), '..')): Record<string, string> => imageEnvOf(root);
+
+/** The image's environment as the results' README line says it; nothing when there is none. */
+export function envText(env: Record<string, string>): string {
+  const pairs = Object.entries(env).map(([name, value]) => `${name}=${value}`);
+  return pairs.length > 0 ? `, in the image's environment (\`${pairs.join(' ')}\`)` : '';
 }
 
 /**

@@ -9,6 +9,7 @@ import { TERMINAL_PHASES } from '../src/rollout/types.js';
 import type { RequestCount } from '../src/sandbox/fake-apiserver/request-log.js';
 import {
   describeMachine,
+  envText,
   type Machine,
   machine,
   markdownTable,
@@ -114,6 +115,8 @@ export interface CrResults {
   settings: CrRunSettings;
   /** What each scenario's process was started with besides --expose-gc (installedNodeFlags). */
   nodeFlags: string[];
+  /** The environment the image sets, given to each scenario's process (imageEnv). */
+  env: Record<string, string>;
   targets: { tickCpuMsMedian: number; rssMiBAt1000: number; rssMiBAt5000: number };
   rows: CrRow[];
 }
@@ -312,14 +315,15 @@ export function writeCrResults(
   output: Output,
   settings: CrRunSettings,
   rows: CrRow[],
-  nodeFlags: string[],
+  started: { nodeFlags: string[]; env: Record<string, string> },
 ): CrResults {
   const results: CrResults = {
     benchmark: 'scale-cr',
     at: new Date().toISOString(),
     machine: machine(),
     settings,
-    nodeFlags,
+    nodeFlags: started.nodeFlags,
+    env: started.env,
     targets: { tickCpuMsMedian: 50, rssMiBAt1000: 200, rssMiBAt5000: 400 },
     rows,
   };
@@ -358,7 +362,7 @@ function crSection(results: CrResults): string {
   return [
     '## Scale: ClusterMigrations and WorkloadMigrations',
     '',
-    `\`npm run bench:scale\` on ${describeMachine(results.machine)}, ${results.at.slice(0, 10)}; the sources compiled with tsc (client-node bundled by build/bundle-client-node.mjs) and run by plain node, as the image runs them${results.nodeFlags.length > 0 ? `, with the flags the image and the chart give node at the chart's default memory limit (\`${results.nodeFlags.join(' ')}\`: the Dockerfile's ENTRYPOINT and the NODE_OPTIONS of \`helm template\`)` : ''}.`,
+    `\`npm run bench:scale\` on ${describeMachine(results.machine)}, ${results.at.slice(0, 10)}; the sources compiled with tsc (client-node bundled by build/bundle-client-node.mjs) and run by plain node, as the image runs them${results.nodeFlags.length > 0 ? `, with the flags the image and the chart give node at the chart's default memory limit (\`${results.nodeFlags.join(' ')}\`: the Dockerfile's ENTRYPOINT and the NODE_OPTIONS of \`helm template\`)` : ''}${envText(results.env)}.`,
     `The real CR source (informers on the home cluster), WorkloadMigration status store, workload runner and controller; one fake API server per cluster (old and new per ClusterMigration) and one home cluster, over HTTP on loopback, in a separate process so the figures are the controller's alone. Virtual clock, one tick per ${s.tickSeconds}s, the runner's sweep every ${s.sweepSeconds}s; ${s.faultyShare * 100}% of the workloads break at ${s.fault.fromWeight}% in the new cluster. Memory is RSS after a forced GC, the larger of tick 20 and the end. Requests and status writes are per virtual minute from the second minute on; the first minute (every WorkloadMigration started, most of them queued) is the start burst.`,
     '',
     ...results.rows.map((r) => `- **${r.scenario}**: ${r.description}`),

@@ -9,6 +9,8 @@ import { TERMINAL_PHASES } from '../src/rollout/types.js';
 import {
   defaultOutput,
   describeMachine,
+  envText,
+  imageEnv,
   imageNodeFlags,
   installedNodeFlags,
   type Machine,
@@ -72,6 +74,8 @@ export interface ScaleResults {
   settings: { tickSeconds: number; maxVirtualMinutes: number; faultyShare: number; faultAtWeight: number };
   /** What each size's process was started with besides --expose-gc (imageNodeFlags). */
   nodeFlags: string[];
+  /** The environment the image sets, given to each size's process (imageEnv). */
+  env: Record<string, string>;
   targets: { tickCpuMsAt1000: number; rssMiBAt1000: number };
   rows: ScaleRow[];
 }
@@ -104,6 +108,7 @@ export async function run(options: ScaleOptions): Promise<ScaleResults> {
       faultAtWeight: FAULT.fromWeight,
     },
     nodeFlags: options.isolate ? imageNodeFlags() : [],
+    env: options.isolate ? imageEnv() : {},
     targets: { tickCpuMsAt1000: 50, rssMiBAt1000: 200 },
     rows,
   };
@@ -131,7 +136,10 @@ async function runIsolated(
     '--max-virtual-minutes',
     String(options.maxVirtualMinutes),
   ];
-  const { stdout } = await execFileAsync(process.execPath, args, { maxBuffer: 64 * 1024 * 1024 });
+  const { stdout } = await execFileAsync(process.execPath, args, {
+    maxBuffer: 64 * 1024 * 1024,
+    env: { ...process.env, ...imageEnv() },
+  });
   const lines = stdout.trim().split('\n');
   for (const line of lines.slice(0, -1)) log(line);
   return JSON.parse(lines.at(-1) ?? '') as ScaleRow;
@@ -264,7 +272,7 @@ function section(results: ScaleResults): string {
   return [
     '## Scale: N concurrent rollouts',
     '',
-    `\`npm run bench:scale\` on ${describeMachine(results.machine)}, ${results.at.slice(0, 10)}; the sources compiled with tsc (client-node bundled by build/bundle-client-node.mjs) and run by plain node, as the image runs them${results.nodeFlags.length > 0 ? ` (\`${results.nodeFlags.join(' ')}\`, the image's node flags; no heap limit, as the process also holds the simulated clusters)` : ''}.`,
+    `\`npm run bench:scale\` on ${describeMachine(results.machine)}, ${results.at.slice(0, 10)}; the sources compiled with tsc (client-node bundled by build/bundle-client-node.mjs) and run by plain node, as the image runs them${results.nodeFlags.length > 0 ? ` (\`${results.nodeFlags.join(' ')}\`, the image's node flags; no heap limit, as the process also holds the simulated clusters)` : ''}${envText(results.env)}.`,
     `Virtual clock, one tick per ${s.tickSeconds}s; ${s.faultyShare * 100}% of the fleet breaks at ${s.faultAtWeight}% in the new cluster.`,
     `Memory is RSS after a forced GC (${results.rows[0]?.memory.afterGc ? 'with' : 'WITHOUT'} --expose-gc) once the whole fleet is active, each size in a fresh process; it includes the built (not listening) HTTP API.`,
     '',
@@ -310,19 +318,21 @@ export async function runCr(options: CrOptions): Promise<CrRow[]> {
   const rows: CrRow[] = [];
   // helm template once for the run: every scenario runs with the same flags.
   const nodeFlags = options.isolate ? await installedNodeFlags() : [];
+  const env = options.isolate ? imageEnv() : {};
   for (const scenario of options.scenarios)
     rows.push(
       options.isolate
-        ? await runCrIsolated(scenario, nodeFlags, log)
+        ? await runCrIsolated(scenario, nodeFlags, env, log)
         : await runCrScenario(scenario, CR_SETTINGS, log),
     );
-  writeCrResults(options.output, CR_SETTINGS, rows, nodeFlags);
+  writeCrResults(options.output, CR_SETTINGS, rows, { nodeFlags, env });
   return rows;
 }
 
 async function runCrIsolated(
   scenario: CrScenario,
   nodeFlags: readonly string[],
+  env: Record<string, string>,
   log: (line: string) => void,
 ): Promise<CrRow> {
   const self = siblingProcess(import.meta.url, 'scale');
@@ -334,7 +344,10 @@ async function runCrIsolated(
     '--cr-row-only',
     JSON.stringify(scenario),
   ];
-  const child = execFileAsync(process.execPath, args, { maxBuffer: 64 * 1024 * 1024 });
+  const child = execFileAsync(process.execPath, args, {
+    maxBuffer: 64 * 1024 * 1024,
+    env: { ...process.env, ...env },
+  });
   const { stdout } = await child;
   const lines = stdout.trim().split('\n');
   for (const line of lines.slice(0, -1)) log(line);

@@ -415,7 +415,6 @@ export class Controller {
       observation = await this.observe(binding, before, reads.signal);
       const reading = readings.get(key);
       if (reading) observation.metrics = reading;
-      if (this.options.gate) observation.gated = true;
       if (this.options.gate && before.pendingWeight !== undefined && observation.new) {
         if (observation.new.readyReplicas >= (before.newReplicasTarget ?? 0)) {
           observation.gateRefusal = await this.options

@@ -54,11 +54,10 @@ export function raiseWhenReady(draft: Draft, obs: Observation, policy: RolloutPo
     }
     return;
   }
-  // With a gate, a raise decided in this very decision waits for the next tick: the controller
-  // asks the gate only about a raise that was already pending when it observed, so writing it now
-  // would skip the gate (seen once a withdrawn raise was earned again with the replicas already
-  // ready). Without one there is nothing to wait for: the raise and its step are one write.
-  if (obs.gated && state.pendingSince === draft.now) return;
+  // A raise decided in this very decision waits for the next tick: the controller asks the gate
+  // only about a raise that was already pending when it observed, so writing it now would skip
+  // the gate (seen once a withdrawn raise was earned again with the replicas already ready).
+  if (state.pendingSince === draft.now) return;
   if (obs.gateRefusal !== undefined) {
     const last = state.history[state.history.length - 1];
     const message = `gate held the step to ${pending}%: ${obs.gateRefusal}`;

@@ -159,12 +159,6 @@ export interface Observation {
   metrics?: MetricsReading | { error: string };
   /** Set when a gate webhook refused the next traffic increase. */
   gateRefusal?: string;
-  /**
-   * A gate webhook is configured. The controller asks it only about a raise already pending when
-   * it observed, so a raise decided in this decision waits a tick for its answer; without a gate,
-   * a raise whose replicas are ready is written in the decision that earns it.
-   */
-  gated?: boolean;
   /** Preflight only: what the metrics see of the workload, or why they could not be asked. */
   metricsCoverage?: MetricsCoverage | { error: string };
   /** Preflight only, from clients that read them: each cluster's version and related objects. */

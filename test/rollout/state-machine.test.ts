@@ -50,46 +50,6 @@ t.test('a step needs its hold time and its passing checks', async (t) => {
   t.ok(checksAt10.length >= 2, 'at least minPassingChecks passing checks at 10%');
 });
 
-t.test(
-  'a raise whose replicas are ready is one decision without a gate; with one it waits a tick to be asked',
-  async (t) => {
-    // The new cluster already has the replicas for every weight: nothing to wait for but the gate.
-    const walk = (gated: boolean) => {
-      const h = new Harness({ policy, new: { replicas: 20, readyReplicas: 20 }, readyLagTicks: 0 });
-      h.start();
-      h.run(healthy, (s) => s.weight === 10);
-      const pendingTicks: number[] = [];
-      const raises: Array<{ weight: number; pendingBefore: number | undefined }> = [];
-      for (let i = 0; i < 500 && h.state.phase === 'Progressing'; i++) {
-        const pendingBefore = h.state.pendingWeight;
-        const actions = h.tick(healthy(h.state.weight), gated ? { gated: true } : {});
-        for (const a of actions) if (a.type === 'setWeight') raises.push({ weight: a.weight, pendingBefore });
-        if (h.state.pendingWeight !== undefined && h.state.phase === 'Progressing') pendingTicks.push(h.now);
-      }
-      return { raises, pendingTicks };
-    };
-    const ungated = walk(false);
-    t.same(
-      ungated.raises.map((r) => r.weight),
-      [50],
-      'the step to 50% is written (then 100% is the promotion)',
-    );
-    t.equal(ungated.raises[0]?.pendingBefore, undefined, 'in the decision that earned it');
-    t.same(ungated.pendingTicks, [], 'no decision left a raise pending');
-    const gated = walk(true);
-    t.same(
-      gated.raises.map((r) => r.weight),
-      [50],
-    );
-    t.equal(
-      gated.raises[0]?.pendingBefore,
-      50,
-      'with a gate, the raise was pending when the gate could be asked',
-    );
-    t.equal(gated.pendingTicks.length, 1, 'for one tick');
-  },
-);
-
 t.test('preflight refuses to start and touches no traffic', async (t) => {
   const cases: Array<[string, ConstructorParameters<typeof Harness>[0], RegExp]> = [
     ['missing in new', { policy, new: { exists: false } }, /does not exist in the new cluster/],

@@ -18,11 +18,12 @@ import {
   type Action,
   type Observation,
   type OperatorCommand,
+  type RaisedFrom,
   type RolloutState,
   TERMINAL_PHASES,
   type WorkloadObservation,
 } from './rollout/types.js';
-import { isTransition } from './state/state-store.js';
+import { isTransition, isWrittenAhead } from './state/state-store.js';
 import { budgetMs, type Deadline, type RequestBudget, SharedDeadlines, timeoutSignal } from './timing.js';
 
 export type {
@@ -453,6 +454,29 @@ export class Controller {
       await this.perform(binding, decision.state, decision.actions, signal).catch((error) => {
         this.noteError(key, error);
       });
+      return;
+    }
+    const raise = decision.actions.find((action) => action.type === 'setWeight' && action.reason === 'step');
+    if (isWrittenAhead(before, decision.state, raise?.type === 'setWeight' ? raise.weight : undefined)) {
+      // Write-ahead, one write a step: the step is recorded, with where it came from, before the
+      // route is written; a restart that finds the route still there undoes it (correctDrift).
+      const raisedFrom: RaisedFrom = {
+        weight: before.weight,
+        stepIndex: before.stepIndex,
+        ...(before.pendingByOperator ? { byOperator: true } : {}),
+      };
+      await this.save({ ...decision.state, raisedFrom }, signal);
+      report.stateWrites++;
+      // Either way the store holds the mark until the next write (at the latest, at stop).
+      this.unsaved.add(key);
+      try {
+        await this.perform(binding, decision.state, decision.actions, signal);
+      } catch (error) {
+        // Memory keeps the step not taken; the next tick observes the route and decides again.
+        this.noteError(key, error);
+        return;
+      }
+      this.commit(before, decision.state);
       return;
     }
     try {

@@ -313,6 +313,7 @@ export const HISTORY_KINDS = [
   'scaled',
   'weight-set',
   'step-advanced',
+  'step-undone',
   'drift-corrected',
   'paused',
   'resumed',
@@ -362,6 +363,16 @@ export const WorkloadMigrationStatusSchema = closed({
   ),
   pendingSince: Type.Optional(Time('since when the next weight waits')),
   pendingByOperator: Type.Optional(Type.Boolean({ description: "the next weight is an operator's promote" })),
+  raisedFrom: Type.Optional(
+    closed(
+      {
+        weight: Type.Integer({ minimum: 0, maximum: 100, description: 'the weight raised from, percent' }),
+        step: Type.Integer({ minimum: 0, description: 'the step raised from, counted from 1' }),
+        byOperator: Type.Optional(Type.Boolean({ description: "the raise was an operator's promote" })),
+      },
+      'the step this status was written ahead of (before the route write): a controller that finds the route still at this weight undoes the step instead of writing the route',
+    ),
+  ),
   pauseCause: Type.Optional(
     Type.Union(
       (['operator', 'inconclusive', 'not-ready', 'approval', 'gate', 'route-split'] as const).map((cause) =>

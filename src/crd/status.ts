@@ -32,6 +32,7 @@ export const STATUS_FIELD_OF = {
   pendingWeight: 'pendingWeight',
   pendingSince: 'pendingSince',
   pendingByOperator: 'pendingByOperator',
+  raisedFrom: 'raisedFrom',
   stepStartedAt: 'stepStartTime',
   holdSince: 'holdSince',
   rollbackCritical: 'rollbackCritical',
@@ -212,6 +213,15 @@ export function toStatus(state: RolloutState, previous?: WorkloadMigrationStatus
     ...(state.pendingWeight !== undefined ? { pendingWeight: state.pendingWeight } : {}),
     ...(state.pendingSince !== undefined ? { pendingSince: iso(state.pendingSince) } : {}),
     ...(state.pendingByOperator !== undefined ? { pendingByOperator: state.pendingByOperator } : {}),
+    ...(state.raisedFrom !== undefined
+      ? {
+          raisedFrom: {
+            weight: state.raisedFrom.weight,
+            step: state.raisedFrom.stepIndex + 1,
+            ...(state.raisedFrom.byOperator ? { byOperator: true } : {}),
+          },
+        }
+      : {}),
     ...(state.pauseCause !== undefined ? { pauseCause: state.pauseCause } : {}),
     stepStartTime: iso(state.stepStartedAt),
     ...(state.holdSince !== undefined ? { holdSince: iso(state.holdSince) } : {}),
@@ -313,6 +323,15 @@ export function fromStatus(status: unknown, where: string): RolloutState | undef
     ...(s.pendingWeight !== undefined ? { pendingWeight: s.pendingWeight } : {}),
     ...(s.pendingSince !== undefined ? { pendingSince: ms(s.pendingSince) } : {}),
     ...(s.pendingByOperator !== undefined ? { pendingByOperator: s.pendingByOperator } : {}),
+    ...(s.raisedFrom !== undefined
+      ? {
+          raisedFrom: {
+            weight: s.raisedFrom.weight,
+            stepIndex: s.raisedFrom.step - 1,
+            ...(s.raisedFrom.byOperator ? { byOperator: true } : {}),
+          },
+        }
+      : {}),
     stepStartedAt: ms(s.stepStartTime!),
     ...(s.holdSince !== undefined ? { holdSince: ms(s.holdSince) } : {}),
     ...(s.rollbackCritical !== undefined ? { rollbackCritical: s.rollbackCritical } : {}),

@@ -14,8 +14,10 @@ import type { CheckRecord, MetricsReading, Observation, RolloutState } from './t
  * we were about to write means that write happened (e.g. just before a crash): adopt it.
  */
 export function correctDrift(draft: Draft, obs: Observation): void {
+  if (obs.routeWeight === undefined) return;
+  if (draft.state.raisedFrom !== undefined) settleWrittenAhead(draft, obs.routeWeight);
   const { state } = draft;
-  if (obs.routeWeight === undefined || obs.routeWeight === state.weight) return;
+  if (obs.routeWeight === state.weight) return;
   if (
     state.pendingWeight !== undefined &&
     obs.routeWeight === state.pendingWeight &&
@@ -30,6 +32,36 @@ export function correctDrift(draft: Draft, obs: Observation): void {
   const message = `route showed ${obs.routeWeight}% instead of ${state.weight}%; re-applied ${state.weight}%`;
   draft.record('drift-corrected', message);
   draft.event('DriftCorrected', message, true);
+}
+
+/**
+ * A state read back with `raisedFrom` was written ahead of its step's route write, and the
+ * controller that wrote it stopped before it knew how the route write went. The route says: at
+ * the new weight, the step happened; anywhere else, it did not, and the step is undone (the
+ * weight and step it came from, the hold starting again) rather than finished by writing the
+ * route here: a restart never moves traffic. An operator's promote stays pending; a raise the
+ * checks earned is earned again.
+ */
+function settleWrittenAhead(draft: Draft, routeWeight: number): void {
+  const { state } = draft;
+  const from = state.raisedFrom;
+  if (from === undefined) return;
+  draft.unset('raisedFrom');
+  if (routeWeight === state.weight) return;
+  const to = state.weight;
+  draft.set('weight', from.weight);
+  draft.set('stepIndex', from.stepIndex);
+  draft.set('stepStartedAt', draft.now);
+  if (from.byOperator) {
+    draft.set('pendingWeight', to);
+    draft.set('pendingSince', draft.now);
+    draft.set('pendingByOperator', true);
+  }
+  restartHold(draft);
+  draft.record(
+    'step-undone',
+    `the step to ${to}% was recorded but the route shows ${routeWeight}% (the controller stopped before writing it): back at the ${from.weight}% step, ${from.byOperator ? 'the promote pending again' : 'its hold and passing checks starting again'}`,
+  );
 }
 
 export function analyse(draft: Draft, obs: Observation, policy: RolloutPolicy): void {

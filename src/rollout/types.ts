@@ -219,6 +219,7 @@ export type HistoryKind =
   | 'scaled'
   | 'weight-set'
   | 'step-advanced'
+  | 'step-undone'
   | 'drift-corrected'
   | 'paused'
   | 'resumed'
@@ -255,6 +256,14 @@ export interface RolloutEvidence {
   readonly steps: ReadonlyArray<StepCounts & { stepIndex: number; weight: number }>;
 }
 
+/** Where a step's raise came from, kept in the state written ahead of the route write. */
+export interface RaisedFrom {
+  weight: number;
+  stepIndex: number;
+  /** The raise was an operator's promote: undone, it is pending again rather than earned again. */
+  byOperator?: boolean;
+}
+
 export interface RolloutState {
   key: string;
   workload: WorkloadRef;
@@ -270,6 +279,13 @@ export interface RolloutState {
   pendingSince?: number;
   /** The pending raise was asked for by an operator's promote, not earned by checks. */
   pendingByOperator?: boolean;
+  /**
+   * Set in a state written ahead of a step's route write: the weight and step it raises from.
+   * A controller that finds the route still at `weight` (it stopped between the two writes)
+   * undoes the step rather than write the route itself; one that finds the new weight drops it.
+   * Never in a state held in memory once the route carries the raise.
+   */
+  raisedFrom?: RaisedFrom;
   stepStartedAt: number;
   /**
    * Where the step's hold (plan.holdTime) began: the step's start, or the first check with data

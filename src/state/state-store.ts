@@ -28,9 +28,52 @@ const CHECK_FIELDS = [
   'checks',
   'updatedAt',
   'revision',
+  // Only ever written with the step it marks (writeAhead); dropped in memory without a write.
+  'raisedFrom',
 ] as const satisfies ReadonlyArray<keyof RolloutState>;
 
 const checkFields: ReadonlySet<string> = new Set(CHECK_FIELDS);
+
+/**
+ * A canary step's raise just earned by checks (pendingWeight) is kept in memory and written with
+ * the next transition: the replicas asked for, or the step itself, which is written ahead of its
+ * route write (isWrittenAhead). A restart that loses it earns it again at the same step, which
+ * only delays the step. Written at once: an operator's promote, a promotion or a blue-green
+ * switch (their raises are written after the route, so the pending raise must be stored first),
+ * and a pending raise withdrawn (a stored raise must not outlive the checks that took it back).
+ */
+const EARNED_RAISE_FIELDS: ReadonlySet<string> = new Set(['pendingWeight', 'pendingSince']);
+const earnsRaise = (before: RolloutState, after: RolloutState) =>
+  before.phase === 'Progressing' &&
+  after.phase === 'Progressing' &&
+  after.blueGreen === undefined &&
+  before.pendingWeight === undefined &&
+  after.pendingWeight !== undefined &&
+  !after.pendingByOperator;
+
+/**
+ * Whether the step from `before` to `after` is written ahead of its route write: a canary step's
+ * raise (Progressing, not blue-green), which completes in the decision that writes the route.
+ * The state written carries `raisedFrom`, so a controller that stops between the two writes
+ * and finds the route still at the old weight undoes the step (correctDrift) instead of moving
+ * traffic itself. Promotions, blue-green switches and rollbacks keep their own order.
+ */
+export function isWrittenAhead(
+  before: RolloutState,
+  after: RolloutState,
+  raisedTo: number | undefined,
+): boolean {
+  return (
+    raisedTo !== undefined &&
+    before.phase === 'Progressing' &&
+    after.phase === 'Progressing' &&
+    before.blueGreen === undefined &&
+    after.blueGreen === undefined &&
+    after.pendingWeight === undefined &&
+    after.weight === raisedTo &&
+    raisedTo > before.weight
+  );
+}
 
 /**
  * Whether `after` differs from `before` in anything a restart must resume from exactly: phase,
@@ -39,9 +82,10 @@ const checkFields: ReadonlySet<string> = new Set(CHECK_FIELDS);
  */
 export function isTransition(before: RolloutState, after: RolloutState): boolean {
   if (before === after) return false;
+  const earned = earnsRaise(before, after);
   // Every commit of every rollout asks: no arrays or sets of the keys, only two passes over them.
   for (const key in after) {
-    if (checkFields.has(key)) continue;
+    if (checkFields.has(key) || (earned && EARNED_RAISE_FIELDS.has(key))) continue;
     const a = before[key as keyof RolloutState];
     const b = after[key as keyof RolloutState];
     if (a === b) continue;

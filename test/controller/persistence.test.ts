@@ -104,3 +104,80 @@ t.test('a restarted controller resumes at the same weight and holds the step aga
     'a whole hold after the first check since the restart',
   );
 });
+
+t.test(
+  'a step is written ahead of its route write; a controller gone between the two is undone at restart, not finished',
+  async (t) => {
+    const key = 'shop/checkout';
+    let dieBeforeRouteWriteAt: number | undefined;
+    const routeWrites: number[] = [];
+    const storedAtRouteWrite: Array<RolloutState | undefined> = [];
+    const rt = await sandboxRuntime({
+      names: ['checkout'],
+      route: (_key, simulated) => ({
+        ...simulated,
+        description: simulated.description,
+        setWeight: async (weight, signal) => {
+          storedAtRouteWrite.push(await stored(rt.store, key));
+          // The process dies here: the state is written, the route is not.
+          if (weight === dieBeforeRouteWriteAt) throw new Error('controller killed before the route write');
+          routeWrites.push(weight);
+          await simulated.setWeight(weight, signal);
+        },
+      }),
+    });
+    await rt.controller.command(key, { type: 'start' });
+    for (let i = 0; i < 200 && rt.controller.get(key).weight !== 10; i++) await rt.run(1);
+    t.equal(rt.controller.get(key).weight, 10);
+    const atTen = storedAtRouteWrite.at(-1);
+    t.match(
+      atTen,
+      { weight: 10, raisedFrom: { weight: 0, stepIndex: -1 } },
+      'the step stored before the route write',
+    );
+
+    dieBeforeRouteWriteAt = 50;
+    for (let i = 0; i < 200 && storedAtRouteWrite.at(-1)?.weight !== 50; i++) await rt.run(1);
+    t.match(
+      await stored(rt.store, key),
+      { weight: 50, stepIndex: 1, raisedFrom: { weight: 10, stepIndex: 0 } },
+      'the store holds the 50% step, marked as written ahead',
+    );
+    t.equal(rt.controller.get(key).weight, 10, 'memory keeps the step not taken');
+    t.same(routeWrites, [10], 'the route never got 50%');
+
+    // No stop (it would write memory's state): a new controller reads what the dead one left.
+    dieBeforeRouteWriteAt = undefined;
+    const restarted = new Controller({
+      workloads: rt.config.workloads,
+      settings: rt.config.controller,
+      clusters: { old: rt.old, new: rt.fresh },
+      routes: new Map([[key, rt.world.routeFor(key)]]),
+      metrics: rt.world,
+      store: rt.store,
+      clock: rt.clock,
+      logger: pino({ level: 'silent' }),
+    });
+    await restarted.load(AbortSignal.timeout(5000));
+    t.teardown(() => restarted.stop());
+    rt.clock.advance(1000);
+    await restarted.tick();
+    const undone = restarted.get(key);
+    t.match(undone, { phase: 'Progressing', weight: 10, stepIndex: 0 });
+    t.equal(undone.raisedFrom, undefined);
+    t.match(undone.history.at(-1), { kind: 'step-undone' });
+    t.equal(
+      (await rt.world.routeFor(key).getSplit(AbortSignal.timeout(1000))).weight,
+      10,
+      'traffic did not move',
+    );
+    t.match(await stored(rt.store, key), { weight: 10, stepIndex: 0 }, 'the undo is written');
+    t.equal((await stored(rt.store, key))?.raisedFrom, undefined);
+
+    for (let i = 0; i < 200 && restarted.get(key).weight === 10; i++) {
+      rt.clock.advance(1000);
+      await restarted.tick();
+    }
+    t.equal(restarted.get(key).weight, 50, 'the step is earned again and taken');
+  },
+);

@@ -42,6 +42,7 @@ function everyField(): RolloutState {
     pendingWeight: 50,
     pendingSince: T0 + 1_000,
     pendingByOperator: true,
+    raisedFrom: { weight: 10, stepIndex: 1, byOperator: true },
     stepStartedAt: T0 + 2_000,
     holdSince: T0 + 2_500,
     rollbackCritical: true,

@@ -206,6 +206,75 @@ t.test('a route already at the pending weight is adopted, not reverted (crash af
   t.equal(h.state.pendingWeight, undefined);
 });
 
+t.test(
+  'a step written ahead of its route write is undone, not finished, when the route never got it',
+  async (t) => {
+    // A rollout at 10% (step 1) whose raise to 50% (step 2) was recorded with where it came from,
+    // then the controller stopped before writing the route: the state read back, as at a restart.
+    const stepped = () => {
+      const h = new Harness({ policy, readyLagTicks: 0 });
+      h.start();
+      h.run(healthy, (s) => s.weight === 10);
+      h.state = {
+        ...h.state,
+        stepIndex: 1,
+        weight: 50,
+        holdSince: h.now,
+        passedChecks: 0,
+        raisedFrom: { weight: 10, stepIndex: 0 },
+      };
+      return h;
+    };
+
+    const h = stepped();
+    t.equal(h.routeWeight, 10);
+    const actions = h.tick();
+    t.same(
+      actions.filter((a) => a.type === 'setWeight'),
+      [],
+      'no route write: a restart never moves traffic',
+    );
+    t.equal(h.state.weight, 10, 'back at the weight the route carries');
+    t.equal(h.state.stepIndex, 0);
+    t.equal(h.state.raisedFrom, undefined);
+    t.equal(h.state.pendingWeight, undefined, 'a raise the checks earned is earned again');
+    t.equal(h.state.holdSince, undefined, 'the hold starts again');
+    t.match(h.state.history.at(-1), {
+      kind: 'step-undone',
+      message: /step to 50% was recorded but the route shows 10%/,
+    });
+    const undoneAt = h.now;
+    h.run(healthy, (s) => s.weight === 50);
+    t.ok(h.now - undoneAt >= 10_000, 'the 50% step is earned again: held at least holdTime');
+
+    const applied = stepped();
+    applied.routeWeight = 50; // the route write happened: the step stands
+    t.same(
+      applied.tick().filter((a) => a.type === 'setWeight'),
+      [],
+    );
+    t.equal(applied.state.weight, 50);
+    t.equal(applied.state.stepIndex, 1);
+    t.equal(applied.state.raisedFrom, undefined, 'the mark is dropped');
+    t.notOk(applied.state.history.some((e) => e.kind === 'step-undone'));
+
+    const elsewhere = stepped();
+    elsewhere.routeWeight = 30; // neither: undone, and the route repaired to the step in force
+    t.same(
+      elsewhere.tick().filter((a) => a.type === 'setWeight'),
+      [{ type: 'setWeight', weight: 10, reason: 'drift' }],
+    );
+    t.equal(elsewhere.state.weight, 10);
+
+    const promoted = stepped();
+    promoted.state = { ...promoted.state, raisedFrom: { weight: 10, stepIndex: 0, byOperator: true } };
+    promoted.tick();
+    t.equal(promoted.state.weight, 10);
+    t.equal(promoted.state.pendingWeight, 50, "an operator's promote stays pending");
+    t.equal(promoted.state.pendingByOperator, true);
+  },
+);
+
 t.test('an HPA-owned workload is scaled through minReplicas and restored at the end', async (t) => {
   const h = new Harness({
     policy,

@@ -34,26 +34,34 @@ export async function observeWorkload(
       deps.onReadError(workload.key, error, what);
       return undefined;
     });
-  let routeError: string | undefined;
-  const verify =
-    state.phase === 'Preflight'
-      ? route.verify(signal).catch((error: unknown) => {
-          routeError = errorMessage(error);
-        })
-      : Promise.resolve();
-  // Preflight asks whether the judge would see the workload at all, before traffic moves.
-  const coverage =
-    state.phase === 'Preflight'
-      ? deps.metrics
-          .coverage({ workload: workload.ref, windowMs: workload.policy.analysis.latencyWindowMs }, signal)
-          .catch((error: unknown) => ({ error: errorMessage(error) }))
-      : Promise.resolve(undefined);
-  // And both clusters' versions and the objects around the workload (Service, PDB).
-  const facts = state.phase === 'Preflight' ? readClusterFacts(clusters, workload.ref, signal) : undefined;
   // A watching client answers from its synced caches at once; otherwise (a cache not synced
   // yet, or no watch) the read waits or fails as above.
   const readWorkload = (what: string, client: ClusterClient) =>
     client.peekWorkload?.(workload.ref) ?? read(what, (signal) => client.getWorkload(workload.ref, signal));
+  if (state.phase !== 'Preflight') {
+    // Every tick of every active rollout: only the three reads, answered from caches when watched.
+    const old = readWorkload('old cluster', clusters.old);
+    const fresh = readWorkload('new cluster', clusters.new);
+    const routeSplit = await read('route', (signal) => route.getSplit(signal));
+    const observation: Observation = {
+      old: old instanceof Promise ? await old : old,
+      new: fresh instanceof Promise ? await fresh : fresh,
+      routeWeight: routeSplit?.weight,
+    };
+    if (routeSplit) observation.routeSplit = routeSplit;
+    if (stale) observation.stale = stale;
+    return observation;
+  }
+  // Preflight: whether the route names both sides, whether the judge would see the workload at
+  // all before traffic moves, and both clusters' versions and the objects around the workload.
+  let routeError: string | undefined;
+  const verify = route.verify(signal).catch((error: unknown) => {
+    routeError = errorMessage(error);
+  });
+  const coverage = deps.metrics
+    .coverage({ workload: workload.ref, windowMs: workload.policy.analysis.latencyWindowMs }, signal)
+    .catch((error: unknown) => ({ error: errorMessage(error) }));
+  const facts = readClusterFacts(clusters, workload.ref, signal);
   const [old, fresh, routeSplit, , metricsCoverage, clusterFacts] = await Promise.all([
     readWorkload('old cluster', clusters.old),
     readWorkload('new cluster', clusters.new),

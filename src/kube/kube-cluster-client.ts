@@ -116,7 +116,7 @@ export class KubeClusterClient implements ClusterClient {
 
   peekWorkload(ref: WorkloadRef): WorkloadObservation | undefined {
     const cached = this.cache?.readSynced(ref);
-    return cached && observationOf(cached.deployment, cached.hpa);
+    return cached && cachedObservationOf(cached.deployment, cached.hpa);
   }
 
   /** With `watch`: `listener` hears each change of the workload's Deployment or HPA in this cluster. */
@@ -303,6 +303,32 @@ export class KubeClusterClient implements ClusterClient {
 }
 
 /** What the controller sees of a Deployment (absent: `exists: false`) and the HPA targeting it. */
+/**
+ * Per watched Deployment object (a watch event replaces it, never changes it), its observation
+ * with the HPA it was made with: every tick peeks every rollout's workload in both clusters, and
+ * made afresh each time they were a good share of a tick's garbage. Frozen: shared by every read.
+ */
+const observed = new WeakMap<
+  V1Deployment,
+  { hpa: V2HorizontalPodAutoscaler | undefined; observation: WorkloadObservation }
+>();
+const MISSING: WorkloadObservation = Object.freeze(observationOf(undefined, undefined));
+
+function cachedObservationOf(
+  deployment: V1Deployment | undefined,
+  hpa: V2HorizontalPodAutoscaler | undefined,
+): WorkloadObservation {
+  if (!deployment) return MISSING;
+  const known = observed.get(deployment);
+  if (known && known.hpa === hpa) return known.observation;
+  const observation = observationOf(deployment, hpa);
+  Object.freeze(observation.images);
+  if (observation.hpa) Object.freeze(observation.hpa);
+  Object.freeze(observation);
+  observed.set(deployment, { hpa, observation });
+  return observation;
+}
+
 function observationOf(
   deployment: V1Deployment | undefined,
   hpa: V2HorizontalPodAutoscaler | undefined,

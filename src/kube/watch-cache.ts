@@ -36,6 +36,8 @@ export interface WatchCacheOptions<T> {
   maxRestartDelayMs?: number;
   /** A watch with no data (not even a bookmark) for this long is presumed dead and watched again (default 5 min). */
   idleTimeoutMs?: number;
+  /** What the cache keeps of each object listed or watched (client-go's SetTransform); all of it by default. */
+  keep?: (object: T) => T;
   logger?: Logger;
 }
 
@@ -200,7 +202,8 @@ export class WatchCache<T extends KubernetesObject> {
     ]);
     const list = await this.options.list(signal);
     const fresh = new Map<string, T>();
-    for (const item of list.items ?? []) fresh.set(keyOf(item), item);
+    const keep = this.options.keep;
+    for (const item of list.items ?? []) fresh.set(keyOf(item), keep ? keep(item) : item);
     const changes: CacheChange<T>[] = [];
     for (const [key, object] of this.objects) if (!fresh.has(key)) changes.push({ type: 'DELETED', object });
     for (const [key, object] of fresh) {
@@ -243,7 +246,7 @@ export class WatchCache<T extends KubernetesObject> {
         if (meta?.resourceVersion) this.resourceVersion = meta.resourceVersion;
         if (type === 'BOOKMARK') return;
         if (type !== 'ADDED' && type !== 'MODIFIED' && type !== 'DELETED') return;
-        const item = object as T;
+        const item = this.options.keep ? this.options.keep(object as T) : (object as T);
         const key = keyOf(item);
         const previous = this.objects.get(key);
         if (type === 'DELETED') this.objects.delete(key);

@@ -151,6 +151,7 @@ export class WorkloadCache {
     caches = {
       deployments: new WatchCache<V1Deployment>({
         ...common,
+        keep: keptDeployment,
         description: `deployments in namespace ${namespace} of cluster "${cluster}"`,
         path: `/apis/apps/v1/namespaces/${namespace}/deployments`,
         list: (signal) =>
@@ -218,4 +219,29 @@ function hpasByTarget(hpas: readonly V2HorizontalPodAutoscaler[]): Map<string, V
       byTarget.set(target.name, hpa);
   }
   return byTarget;
+}
+
+/** kubectl apply's copy of the whole object, in an annotation. */
+const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
+
+/**
+ * What the cache keeps of a Deployment: all but metadata.managedFields and kubectl apply's copy
+ * of the object. A real API server sends both with every Deployment (kilobytes each, more than
+ * the rest of a small Deployment), for every workload of two clusters, and nothing here reads
+ * them: observations, events and preflight read the spec, status, uid and resourceVersion.
+ */
+export function keptDeployment(deployment: V1Deployment): V1Deployment {
+  const metadata = deployment.metadata;
+  if (
+    !metadata ||
+    (metadata.managedFields === undefined && metadata.annotations?.[LAST_APPLIED] === undefined)
+  )
+    return deployment;
+  const { managedFields: _managedFields, annotations, ...rest } = metadata;
+  const kept: NonNullable<V1Deployment['metadata']> = rest;
+  if (annotations) {
+    const { [LAST_APPLIED]: _lastApplied, ...others } = annotations;
+    if (Object.keys(others).length > 0) kept.annotations = others;
+  }
+  return { ...deployment, metadata: kept };
 }

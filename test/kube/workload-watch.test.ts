@@ -239,3 +239,51 @@ t.test('the first read of a namespace waits for its first list; close() stops th
   t.match(await client.getWorkload(web, signal()), { replicas: 2 });
   t.equal(server.requestCount({ verb: 'get', resource: 'deployments' }), 1);
 });
+
+t.test(
+  'the cache keeps a Deployment without its managedFields and kubectl apply copy, listed or watched',
+  async (t) => {
+    const { server, client, heard } = await setup(t);
+    const withBookkeeping = (replicas: number) => {
+      const object = deployment('web', replicas);
+      return {
+        ...object,
+        metadata: {
+          ...object.metadata,
+          annotations: {
+            'kubectl.kubernetes.io/last-applied-configuration': JSON.stringify(object),
+            'team.example.com/owner': 'shop',
+          },
+          managedFields: [
+            {
+              manager: 'kubectl-client-side-apply',
+              operation: 'Update',
+              apiVersion: 'apps/v1',
+              fieldsType: 'FieldsV1',
+              fieldsV1: { 'f:spec': {} },
+            },
+          ],
+        },
+      };
+    };
+    server.put(withBookkeeping(3));
+    t.match(await client.getWorkload(web, signal()), { exists: true, replicas: 3 });
+    const listed = client.cachedDeployment(web);
+    t.equal(listed?.metadata?.managedFields, undefined, 'listed: no managedFields');
+    t.same(
+      listed?.metadata?.annotations,
+      { 'team.example.com/owner': 'shop' },
+      'listed: other annotations kept',
+    );
+    t.equal(listed?.spec?.replicas, 3);
+
+    const changed = heard(() => client.cachedDeployment(web)?.spec?.replicas === 5, 'the watched change');
+    server.put(withBookkeeping(5));
+    await changed;
+    const watched = client.cachedDeployment(web);
+    t.equal(watched?.metadata?.managedFields, undefined, 'watched: no managedFields');
+    t.same(watched?.metadata?.annotations, { 'team.example.com/owner': 'shop' });
+    t.ok(watched?.metadata?.uid && watched.metadata.resourceVersion, 'uid and resourceVersion kept');
+    t.match(await client.getWorkload(web, signal()), { replicas: 5, images: { app: 'web:1' } });
+  },
+);

@@ -49,9 +49,14 @@ const clock = new ManualClock();
 let home: SandboxHome | undefined;
 const pairs: Array<{ old: FakeApiServer; new: FakeApiServer }> = [];
 
+/**
+ * A Deployment as a real API server sends it after `kubectl apply`: besides the object, kubectl's
+ * copy of it in an annotation and the managedFields of the two writers (kubectl, and the
+ * controller manager's status updates). The controller's watch caches should not keep them.
+ */
 const deployment = (namespace: string, name: string, replicas: number) => {
   const labels = { app: name };
-  return {
+  const applied = {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
     metadata: { name, namespace, labels },
@@ -64,7 +69,106 @@ const deployment = (namespace: string, name: string, replicas: number) => {
       },
     },
   };
+  const time = new Date(START_OF_BOOKKEEPING).toISOString().replace(/\.\d+Z$/, 'Z');
+  return {
+    ...applied,
+    metadata: {
+      ...applied.metadata,
+      annotations: {
+        'deployment.kubernetes.io/revision': '1',
+        'kubectl.kubernetes.io/last-applied-configuration': `${JSON.stringify(applied)}\n`,
+      },
+      managedFields: [
+        {
+          manager: 'kubectl-client-side-apply',
+          operation: 'Update',
+          apiVersion: 'apps/v1',
+          time,
+          fieldsType: 'FieldsV1',
+          fieldsV1: {
+            'f:metadata': {
+              'f:annotations': { '.': {}, 'f:kubectl.kubernetes.io/last-applied-configuration': {} },
+              'f:labels': { '.': {}, 'f:app': {} },
+            },
+            'f:spec': {
+              'f:progressDeadlineSeconds': {},
+              'f:replicas': {},
+              'f:revisionHistoryLimit': {},
+              'f:selector': {},
+              'f:strategy': {
+                'f:rollingUpdate': { '.': {}, 'f:maxSurge': {}, 'f:maxUnavailable': {} },
+                'f:type': {},
+              },
+              'f:template': {
+                'f:metadata': { 'f:labels': { '.': {}, 'f:app': {} } },
+                'f:spec': {
+                  'f:containers': {
+                    'k:{"name":"app"}': {
+                      '.': {},
+                      'f:image': {},
+                      'f:imagePullPolicy': {},
+                      'f:name': {},
+                      'f:resources': {},
+                      'f:terminationMessagePath': {},
+                      'f:terminationMessagePolicy': {},
+                    },
+                  },
+                  'f:dnsPolicy': {},
+                  'f:restartPolicy': {},
+                  'f:schedulerName': {},
+                  'f:securityContext': {},
+                  'f:terminationGracePeriodSeconds': {},
+                },
+              },
+            },
+          },
+        },
+        {
+          manager: 'kube-controller-manager',
+          operation: 'Update',
+          apiVersion: 'apps/v1',
+          time,
+          fieldsType: 'FieldsV1',
+          fieldsV1: {
+            'f:metadata': { 'f:annotations': { 'f:deployment.kubernetes.io/revision': {} } },
+            'f:status': {
+              'f:availableReplicas': {},
+              'f:conditions': {
+                '.': {},
+                'k:{"type":"Available"}': {
+                  '.': {},
+                  'f:lastTransitionTime': {},
+                  'f:lastUpdateTime': {},
+                  'f:message': {},
+                  'f:reason': {},
+                  'f:status': {},
+                  'f:type': {},
+                },
+                'k:{"type":"Progressing"}': {
+                  '.': {},
+                  'f:lastTransitionTime': {},
+                  'f:lastUpdateTime': {},
+                  'f:message': {},
+                  'f:reason': {},
+                  'f:status': {},
+                  'f:type': {},
+                },
+              },
+              'f:observedGeneration': {},
+              'f:readyReplicas': {},
+              'f:replicas': {},
+              'f:updatedReplicas': {},
+            },
+          },
+          subresource: 'status',
+        },
+      ],
+    },
+  };
 };
+
+/** When the fleet's objects were applied (their managedFields' time). */
+const START_OF_BOOKKEEPING = Date.UTC(2025, 11, 31);
 
 async function setup(spec: FleetServersSpec): Promise<{ homeUrl: string }> {
   clock.set(spec.startAt);
@@ -85,7 +189,21 @@ async function setup(spec: FleetServersSpec): Promise<{ homeUrl: string }> {
     }
     home.putMigration(migration.name, migration.clusters, migration.spec);
     for (const workload of migration.workloads)
-      home.putWorkloadMigration(workload.namespace, workload.name, migration.name);
+      home.putWorkloadMigration(
+        workload.namespace,
+        workload.name,
+        migration.name,
+        {},
+        {
+          // As `kubectl apply` leaves it (the cache should not keep it).
+          'kubectl.kubernetes.io/last-applied-configuration': `${JSON.stringify({
+            apiVersion: 'clustershift.io/v1alpha1',
+            kind: 'WorkloadMigration',
+            metadata: { name: workload.name, namespace: workload.namespace },
+            spec: { migration: migration.name, workload: { name: workload.name } },
+          })}\n`,
+        },
+      );
   }
   return { homeUrl: home.url };
 }

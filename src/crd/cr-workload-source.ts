@@ -18,6 +18,7 @@ import {
   Watch,
 } from '../kube/client-node.js';
 import { requestOptions } from '../kube/kube-call.js';
+import { withoutBookkeeping } from '../kube/watch-cache.js';
 import { SetIndex } from '../set-index.js';
 import type {
   MigrationSettings,
@@ -592,14 +593,19 @@ export class CrWorkloadSource implements WorkloadSource {
 }
 
 /**
- * What the cache keeps of a WorkloadMigration: its metadata (without managedFields), its spec,
+ * What the cache keeps of a WorkloadMigration: its metadata (without managedFields and kubectl
+ * apply's copy of the object), its spec,
  * and of its status only the phase and weight (a migration's counts, discovery's view). The
  * rollout in the status belongs to the state store, which lists and reads it itself: a copy of
  * every object's checks, history and conditions here cost kilobytes per WorkloadMigration.
  */
 export function cachedWorkloadMigration(object: KubernetesObject): KubernetesObject {
   const { metadata, status, ...rest } = object as WorkloadMigrationObject;
-  const { managedFields: _managedFields, ...meta } = (metadata ?? {}) as { managedFields?: unknown };
+  const meta = withoutBookkeeping(
+    (metadata ?? {}) as NonNullable<WorkloadMigrationObject['metadata']> & {
+      managedFields?: unknown;
+    },
+  );
   const kept: Partial<NonNullable<WorkloadMigrationObject['status']>> = {};
   if (status?.phase !== undefined) kept.phase = status.phase;
   if (status?.weight !== undefined) kept.weight = status.weight;

@@ -333,3 +333,29 @@ export class WatchCache<T extends KubernetesObject> {
     }
   }
 }
+
+/** kubectl apply's copy of the whole object, in an annotation. */
+const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
+
+interface Bookkept {
+  managedFields?: unknown;
+  annotations?: Record<string, string>;
+}
+
+/**
+ * An object's metadata without what a real API server and kubectl apply keep for themselves:
+ * managedFields and the last-applied copy of the whole object (kilobytes each, often more than
+ * the rest of the object). For watch caches (client-go's SetTransform does the same), which
+ * read neither; the same metadata when there is nothing to drop.
+ */
+export function withoutBookkeeping<M extends Bookkept>(metadata: M): M {
+  if (metadata.managedFields === undefined && metadata.annotations?.[LAST_APPLIED] === undefined)
+    return metadata;
+  const { managedFields: _managedFields, annotations, ...rest } = metadata;
+  const kept = rest as M;
+  if (annotations) {
+    const { [LAST_APPLIED]: _lastApplied, ...others } = annotations;
+    if (Object.keys(others).length > 0) kept.annotations = others;
+  }
+  return kept;
+}

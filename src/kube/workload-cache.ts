@@ -16,7 +16,7 @@ import type {
 } from './client-node.js';
 import type { KubeCaller } from './kube-call.js';
 import { requestOptions } from './kube-call.js';
-import { WatchCache } from './watch-cache.js';
+import { WatchCache, withoutBookkeeping } from './watch-cache.js';
 
 export interface WorkloadCacheOptions {
   /** The cluster's name, for messages. */
@@ -221,27 +221,12 @@ function hpasByTarget(hpas: readonly V2HorizontalPodAutoscaler[]): Map<string, V
   return byTarget;
 }
 
-/** kubectl apply's copy of the whole object, in an annotation. */
-const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
-
 /**
- * What the cache keeps of a Deployment: all but metadata.managedFields and kubectl apply's copy
- * of the object. A real API server sends both with every Deployment (kilobytes each, more than
- * the rest of a small Deployment), for every workload of two clusters, and nothing here reads
- * them: observations, events and preflight read the spec, status, uid and resourceVersion.
+ * What the cache keeps of a Deployment: all but its bookkeeping (withoutBookkeeping), sent with
+ * every Deployment of two clusters: observations, events and preflight read the spec, status,
+ * labels, uid and resourceVersion.
  */
 export function keptDeployment(deployment: V1Deployment): V1Deployment {
-  const metadata = deployment.metadata;
-  if (
-    !metadata ||
-    (metadata.managedFields === undefined && metadata.annotations?.[LAST_APPLIED] === undefined)
-  )
-    return deployment;
-  const { managedFields: _managedFields, annotations, ...rest } = metadata;
-  const kept: NonNullable<V1Deployment['metadata']> = rest;
-  if (annotations) {
-    const { [LAST_APPLIED]: _lastApplied, ...others } = annotations;
-    if (Object.keys(others).length > 0) kept.annotations = others;
-  }
-  return { ...deployment, metadata: kept };
+  const metadata = deployment.metadata && withoutBookkeeping(deployment.metadata);
+  return metadata === deployment.metadata ? deployment : { ...deployment, metadata };
 }

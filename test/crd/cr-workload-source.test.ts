@@ -5,7 +5,11 @@
 import { CustomObjectsApi } from '@kubernetes/client-node';
 import t, { type Test } from 'tap';
 import { ClusterMigrationStatusWriter } from '../../src/crd/cluster-migration-status-writer.js';
-import { CrWorkloadSource, type ObjectConditions } from '../../src/crd/cr-workload-source.js';
+import {
+  CrWorkloadSource,
+  cachedWorkloadMigration,
+  type ObjectConditions,
+} from '../../src/crd/cr-workload-source.js';
 import { clusterMigrationCrd, workloadMigrationCrd } from '../../src/crd/manifests.js';
 import type { ProcessSettings } from '../../src/crd/resolve.js';
 import { WorkloadMigrationStateStore } from '../../src/crd/workload-migration-state-store.js';
@@ -395,4 +399,46 @@ t.test('a watch that breaks is reported, resumed, and what changed meanwhile arr
   server.put(wlm('orders'));
   await waitFor('a change after recovery', () => source.workloads().get('shop/orders'));
   t.pass('followed again after the break');
+});
+
+t.test('the cache keeps a WorkloadMigration without its bookkeeping or its rollout', async (t) => {
+  const applied = {
+    apiVersion: API,
+    kind: 'WorkloadMigration',
+    metadata: { name: 'checkout', namespace: 'shop' },
+  };
+  const kept = cachedWorkloadMigration({
+    ...applied,
+    metadata: {
+      ...applied.metadata,
+      uid: 'u-1',
+      resourceVersion: '7',
+      generation: 2,
+      annotations: {
+        'kubectl.kubernetes.io/last-applied-configuration': JSON.stringify(applied),
+        'team.example.com/owner': 'payments',
+      },
+      managedFields: [{ manager: 'kubectl-client-side-apply', operation: 'Update' }],
+    },
+    spec: { migration: 'upgrade', workload: { name: 'checkout' } },
+    status: { phase: 'Progressing', weight: 10, step: 2, checks: [], history: [] },
+  } as never) as KubeObject;
+  t.same(kept.metadata, {
+    name: 'checkout',
+    namespace: 'shop',
+    uid: 'u-1',
+    resourceVersion: '7',
+    generation: 2,
+    annotations: { 'team.example.com/owner': 'payments' },
+  });
+  t.same(kept.spec, { migration: 'upgrade', workload: { name: 'checkout' } });
+  t.same(kept.status, { phase: 'Progressing', weight: 10 }, 'of the status, the phase and weight');
+  const onlyApplied = cachedWorkloadMigration({
+    ...applied,
+    metadata: {
+      ...applied.metadata,
+      annotations: { 'kubectl.kubernetes.io/last-applied-configuration': '{}' },
+    },
+  } as never) as KubeObject;
+  t.equal(onlyApplied.metadata?.annotations, undefined, 'no annotations left: none kept');
 });

@@ -49,6 +49,17 @@ const clock = new ManualClock();
 let home: SandboxHome | undefined;
 const pairs: Array<{ old: FakeApiServer; new: FakeApiServer }> = [];
 
+/** A Deployment condition's fields, as managedFields list them. */
+const CONDITION_FIELDS = {
+  '.': {},
+  'f:lastTransitionTime': {},
+  'f:lastUpdateTime': {},
+  'f:message': {},
+  'f:reason': {},
+  'f:status': {},
+  'f:type': {},
+};
+
 /**
  * A Deployment as a real API server sends it after `kubectl apply`: besides the object, kubectl's
  * copy of it in an annotation and the managedFields of the two writers (kubectl, and the
@@ -135,24 +146,8 @@ const deployment = (namespace: string, name: string, replicas: number) => {
               'f:availableReplicas': {},
               'f:conditions': {
                 '.': {},
-                'k:{"type":"Available"}': {
-                  '.': {},
-                  'f:lastTransitionTime': {},
-                  'f:lastUpdateTime': {},
-                  'f:message': {},
-                  'f:reason': {},
-                  'f:status': {},
-                  'f:type': {},
-                },
-                'k:{"type":"Progressing"}': {
-                  '.': {},
-                  'f:lastTransitionTime': {},
-                  'f:lastUpdateTime': {},
-                  'f:message': {},
-                  'f:reason': {},
-                  'f:status': {},
-                  'f:type': {},
-                },
+                'k:{"type":"Available"}': CONDITION_FIELDS,
+                'k:{"type":"Progressing"}': CONDITION_FIELDS,
               },
               'f:observedGeneration': {},
               'f:readyReplicas': {},

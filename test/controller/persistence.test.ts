@@ -14,6 +14,20 @@ async function stored(store: { loadAll(signal: AbortSignal): Promise<RolloutStat
   return states.find((s) => s.key === key);
 }
 
+/** A second controller on the same store, clusters and route: what a restart of the process makes. */
+function restartedController(rt: Awaited<ReturnType<typeof sandboxRuntime>>, key: string): Controller {
+  return new Controller({
+    workloads: rt.config.workloads,
+    settings: rt.config.controller,
+    clusters: { old: rt.old, new: rt.fresh },
+    routes: new Map([[key, rt.world.routeFor(key)]]),
+    metrics: rt.world,
+    store: rt.store,
+    clock: rt.clock,
+    logger: pino({ level: 'silent' }),
+  });
+}
+
 t.test('checks are not written one by one; the store is always resumable', async (t) => {
   const rt = await sandboxRuntime({ names: ['checkout'] });
   t.teardown(() => rt.controller.stop());
@@ -74,16 +88,7 @@ t.test('a restarted controller resumes at the same weight and holds the step aga
   await rt.controller.stop();
 
   rt.clock.advance(30_000); // 30s without any controller
-  const restarted = new Controller({
-    workloads: rt.config.workloads,
-    settings: rt.config.controller,
-    clusters: { old: rt.old, new: rt.fresh },
-    routes: new Map([[key, rt.world.routeFor(key)]]),
-    metrics: rt.world,
-    store: rt.store,
-    clock: rt.clock,
-    logger: pino({ level: 'silent' }),
-  });
+  const restarted = restartedController(rt, key);
   await restarted.load(AbortSignal.timeout(5000));
   t.teardown(() => restarted.stop());
   const resumed = restarted.get(key);
@@ -148,16 +153,7 @@ t.test(
 
     // No stop (it would write memory's state): a new controller reads what the dead one left.
     dieBeforeRouteWriteAt = undefined;
-    const restarted = new Controller({
-      workloads: rt.config.workloads,
-      settings: rt.config.controller,
-      clusters: { old: rt.old, new: rt.fresh },
-      routes: new Map([[key, rt.world.routeFor(key)]]),
-      metrics: rt.world,
-      store: rt.store,
-      clock: rt.clock,
-      logger: pino({ level: 'silent' }),
-    });
+    const restarted = restartedController(rt, key);
     await restarted.load(AbortSignal.timeout(5000));
     t.teardown(() => restarted.stop());
     rt.clock.advance(1000);

@@ -473,6 +473,10 @@ export class Controller {
         await this.perform(binding, decision.state, decision.actions, signal);
       } catch (error) {
         // Memory keeps the step not taken; the next tick observes the route and decides again.
+        // A revision past the one written: the next write of it (at stop, or of the next
+        // decision) must be newer than the step in the store, which a store guarding by revision
+        // would otherwise take for another writer's.
+        this.states.set(key, { ...before, revision: decision.state.revision + 1 });
         this.noteError(key, error);
         return;
       }

@@ -150,6 +150,10 @@ t.test(
     );
     t.equal(rt.controller.get(key).weight, 10, 'memory keeps the step not taken');
     t.same(routeWrites, [10], 'the route never got 50%');
+    t.ok(
+      rt.controller.get(key).revision > (await stored(rt.store, key))!.revision,
+      'memory is newer than the step it did not take: its next write is not taken for another writer',
+    );
 
     // No stop (it would write memory's state): a new controller reads what the dead one left.
     dieBeforeRouteWriteAt = undefined;

@@ -456,8 +456,11 @@ export class Controller {
       });
       return;
     }
-    const raise = decision.actions.find((action) => action.type === 'setWeight' && action.reason === 'step');
-    if (isWrittenAhead(before, decision.state, raise?.type === 'setWeight' ? raise.weight : undefined)) {
+    const raise = decision.actions.find(
+      (action): action is Extract<Action, { type: 'setWeight' }> =>
+        action.type === 'setWeight' && action.reason === 'step',
+    );
+    if (isWrittenAhead(before, decision.state, raise?.weight)) {
       // Write-ahead, one write a step: the step is recorded, with where it came from, before the
       // route is written; a restart that finds the route still there undoes it (correctDrift).
       const raisedFrom: RaisedFrom = {

@@ -6,7 +6,7 @@ import { evidenceOf } from './evidence.js';
 import { type JudgeResult, judge } from './judge.js';
 import type { RolloutPolicy } from './policy.js';
 import { startRollback } from './rollback.js';
-import type { CheckRecord, MetricsReading, Observation, RolloutState } from './types.js';
+import type { CheckRecord, MetricsReading, Observation, RaisedFrom, RolloutState } from './types.js';
 
 /**
  * Level-triggered: if the route no longer carries the weight we wrote (a router reload, a
@@ -15,7 +15,8 @@ import type { CheckRecord, MetricsReading, Observation, RolloutState } from './t
  */
 export function correctDrift(draft: Draft, obs: Observation): void {
   if (obs.routeWeight === undefined) return;
-  if (draft.state.raisedFrom !== undefined) settleWrittenAhead(draft, obs.routeWeight);
+  if (draft.state.raisedFrom !== undefined)
+    settleWrittenAhead(draft, draft.state.raisedFrom, obs.routeWeight);
   const { state } = draft;
   if (obs.routeWeight === state.weight) return;
   if (
@@ -42,13 +43,10 @@ export function correctDrift(draft: Draft, obs: Observation): void {
  * route here: a restart never moves traffic. An operator's promote stays pending; a raise the
  * checks earned is earned again.
  */
-function settleWrittenAhead(draft: Draft, routeWeight: number): void {
-  const { state } = draft;
-  const from = state.raisedFrom;
-  if (from === undefined) return;
+function settleWrittenAhead(draft: Draft, from: RaisedFrom, routeWeight: number): void {
   draft.unset('raisedFrom');
-  if (routeWeight === state.weight) return;
-  const to = state.weight;
+  const to = draft.state.weight;
+  if (routeWeight === to) return;
   draft.set('weight', from.weight);
   draft.set('stepIndex', from.stepIndex);
   draft.set('stepStartedAt', draft.now);

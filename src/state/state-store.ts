@@ -28,7 +28,7 @@ const CHECK_FIELDS = [
   'checks',
   'updatedAt',
   'revision',
-  // Only ever written with the step it marks (writeAhead); dropped in memory without a write.
+  // Only ever written with the step it marks (isWrittenAhead); dropped in memory without a write.
   'raisedFrom',
 ] as const satisfies ReadonlyArray<keyof RolloutState>;
 
@@ -43,10 +43,14 @@ const checkFields: ReadonlySet<string> = new Set(CHECK_FIELDS);
  * and a pending raise withdrawn (a stored raise must not outlive the checks that took it back).
  */
 const EARNED_RAISE_FIELDS: ReadonlySet<string> = new Set(['pendingWeight', 'pendingSince']);
+
+/** A canary rollout taking its steps: Progressing, not blue-green. */
+const canaryStepping = (state: RolloutState) =>
+  state.phase === 'Progressing' && state.blueGreen === undefined;
+
 const earnsRaise = (before: RolloutState, after: RolloutState) =>
-  before.phase === 'Progressing' &&
-  after.phase === 'Progressing' &&
-  after.blueGreen === undefined &&
+  canaryStepping(before) &&
+  canaryStepping(after) &&
   before.pendingWeight === undefined &&
   after.pendingWeight !== undefined &&
   !after.pendingByOperator;
@@ -65,10 +69,8 @@ export function isWrittenAhead(
 ): boolean {
   return (
     raisedTo !== undefined &&
-    before.phase === 'Progressing' &&
-    after.phase === 'Progressing' &&
-    before.blueGreen === undefined &&
-    after.blueGreen === undefined &&
+    canaryStepping(before) &&
+    canaryStepping(after) &&
     after.pendingWeight === undefined &&
     after.weight === raisedTo &&
     raisedTo > before.weight
